@@ -1,0 +1,150 @@
+//! Binary bytes as PostgreSQL large objects: written chunk by chunk inside the
+//! resource's transaction (so an aborted upload leaves nothing behind) and read
+//! back chunk by chunk, so no request holds several copies of a large body.
+
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, PooledConnection};
+use diesel::sql_types::{BigInt, Binary, Integer, Oid};
+use sha2::{Digest, Sha256};
+
+use crate::schema::binary_content;
+use crate::tx::Tx;
+use crate::StoreError;
+
+/// Size of the pieces moved between the server and PostgreSQL.
+pub const CHUNK_SIZE: usize = 1024 * 1024;
+
+/// What is known about stored bytes without reading them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryMeta {
+    pub content_type: String,
+    pub size: i64,
+    pub sha256: Vec<u8>,
+}
+
+impl Tx<'_> {
+    /// Streams `chunks` into a new large object and records it as the bytes of
+    /// `Binary/{id}` version `version_id`. Fails with `TooLarge` as soon as more
+    /// than `limit` bytes arrived; the transaction then rolls everything back.
+    pub fn write_binary<I>(
+        &mut self,
+        id: &str,
+        version_id: i64,
+        content_type: &str,
+        chunks: I,
+        limit: u64,
+    ) -> Result<BinaryMeta, StoreError>
+    where
+        I: IntoIterator<Item = Result<Vec<u8>, String>>,
+    {
+        let oid: u32 = diesel::select(sql::<Oid>("lo_create(0)")).get_result(self.conn)?;
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        for chunk in chunks {
+            let chunk = chunk.map_err(StoreError::UploadAborted)?;
+            if chunk.is_empty() {
+                continue;
+            }
+            size += chunk.len() as u64;
+            if size > limit {
+                return Err(StoreError::TooLarge { limit });
+            }
+            hasher.update(&chunk);
+            diesel::sql_query("SELECT lo_put($1, $2, $3)")
+                .bind::<Oid, _>(oid)
+                .bind::<BigInt, _>((size - chunk.len() as u64) as i64)
+                .bind::<Binary, _>(&chunk)
+                .execute(self.conn)?;
+        }
+        let meta = BinaryMeta {
+            content_type: content_type.to_string(),
+            size: size as i64,
+            sha256: hasher.finalize().to_vec(),
+        };
+        diesel::insert_into(binary_content::table)
+            .values((
+                binary_content::id.eq(id),
+                binary_content::version_id.eq(version_id),
+                binary_content::content_type.eq(&meta.content_type),
+                binary_content::size.eq(meta.size),
+                binary_content::sha256.eq(&meta.sha256),
+                binary_content::data.eq(oid),
+            ))
+            .execute(self.conn)?;
+        Ok(meta)
+    }
+}
+
+/// Reads the bytes of one Binary version in chunks over a pooled connection.
+pub struct BinaryReader {
+    conn: PooledConnection<ConnectionManager<PgConnection>>,
+    oid: u32,
+    offset: i64,
+    pub meta: BinaryMeta,
+}
+
+impl BinaryReader {
+    pub(crate) fn open(
+        mut conn: PooledConnection<ConnectionManager<PgConnection>>,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<Self>, StoreError> {
+        let row = binary_content::table
+            .filter(binary_content::id.eq(id))
+            .filter(binary_content::version_id.eq(version_id))
+            .select((
+                binary_content::content_type,
+                binary_content::size,
+                binary_content::sha256,
+                binary_content::data,
+            ))
+            .first::<(String, i64, Vec<u8>, u32)>(&mut conn)
+            .optional()?;
+        Ok(row.map(|(content_type, size, sha256, oid)| BinaryReader {
+            conn,
+            oid,
+            offset: 0,
+            meta: BinaryMeta {
+                content_type,
+                size,
+                sha256,
+            },
+        }))
+    }
+
+    /// The next chunk, or `None` at the end.
+    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.offset >= self.meta.size {
+            return Ok(None);
+        }
+        let len = (self.meta.size - self.offset).min(CHUNK_SIZE as i64);
+        let chunk: Vec<u8> = diesel::select(
+            sql::<Binary>("lo_get(")
+                .bind::<Oid, _>(self.oid)
+                .sql(", ")
+                .bind::<BigInt, _>(self.offset)
+                .sql(", ")
+                .bind::<Integer, _>(len as i32)
+                .sql(")"),
+        )
+        .get_result(&mut self.conn)?;
+        if chunk.is_empty() {
+            return Err(StoreError::Internal(format!(
+                "large object {} ended at {} of {} bytes",
+                self.oid, self.offset, self.meta.size
+            )));
+        }
+        self.offset += chunk.len() as i64;
+        Ok(Some(chunk))
+    }
+
+    /// All remaining bytes at once, for small binaries and FHIR renderings.
+    pub fn read_to_end(&mut self) -> Result<Vec<u8>, StoreError> {
+        let mut all = Vec::with_capacity((self.meta.size - self.offset).max(0) as usize);
+        while let Some(chunk) = self.next_chunk()? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all)
+    }
+}

@@ -1,0 +1,17 @@
+//! PostgreSQL adapter of fhirledger: the versioned resource store (diesel over a
+//! blocking r2d2 pool), Binary bytes as streamed large objects, embedded
+//! migrations, and private clusters for `fhirledger dev` and the tests.
+
+mod binary;
+pub mod cluster;
+mod error;
+mod migrate;
+mod schema;
+mod store;
+mod tx;
+
+pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
+pub use error::StoreError;
+pub use migrate::run_migrations;
+pub use store::{PgStore, PoolConfig};
+pub use tx::{Criterion, HistoryPage, Method, StoredVersion, Tx, WriteOutcome};

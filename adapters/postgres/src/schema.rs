@@ -1,0 +1,43 @@
+//! diesel table definitions matching `migrations/`.
+
+diesel::table! {
+    resources (resource_type, id) {
+        resource_type -> Text,
+        id -> Text,
+        version_id -> BigInt,
+        last_updated -> Timestamptz,
+        deleted -> Bool,
+    }
+}
+
+diesel::table! {
+    resource_versions (resource_type, id, version_id) {
+        seq -> BigInt,
+        resource_type -> Text,
+        id -> Text,
+        version_id -> BigInt,
+        last_updated -> Timestamptz,
+        method -> Text,
+        content -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    resource_identifiers (resource_type, id, system, value) {
+        resource_type -> Text,
+        id -> Text,
+        system -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    binary_content (id, version_id) {
+        id -> Text,
+        version_id -> BigInt,
+        content_type -> Text,
+        size -> BigInt,
+        sha256 -> Binary,
+        data -> Oid,
+    }
+}

@@ -1,0 +1,172 @@
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+
+use crate::tx::{self, Criterion, HistoryPage, StoredVersion, Tx};
+use crate::{run_migrations, BinaryReader, StoreError};
+
+/// Sizing of the connection pool.
+#[derive(Debug, Clone)]
+pub struct PoolConfig {
+    pub max_size: u32,
+    pub connection_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_size: 16,
+            connection_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+/// The resource store. Cheap to clone; every method blocks the calling
+/// thread, so async callers run them on a blocking thread pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// How often a transaction that lost a serialization race is retried.
+const MAX_ATTEMPTS: usize = 5;
+
+impl PgStore {
+    /// Opens a pool to `url` and checks that a connection can be made.
+    pub fn connect(url: &str, config: &PoolConfig) -> Result<Self, StoreError> {
+        let manager = ConnectionManager::<PgConnection>::new(url);
+        let pool = Pool::builder()
+            .max_size(config.max_size)
+            .connection_timeout(config.connection_timeout)
+            .build(manager)
+            .map_err(|e| StoreError::Cluster(format!("cannot open the pool: {e}")))?;
+        Ok(PgStore { pool })
+    }
+
+    fn conn(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
+        Ok(self.pool.get()?)
+    }
+
+    /// Applies pending migrations.
+    pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
+        run_migrations(&mut *self.conn()?)
+    }
+
+    /// The newest version of a resource (a delete marker when it was deleted).
+    pub fn read(&self, resource_type: &str, id: &str) -> Result<Option<StoredVersion>, StoreError> {
+        tx::read_current(&mut *self.conn()?, resource_type, id)
+    }
+
+    /// One specific version of a resource.
+    pub fn vread(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        tx::read_version(&mut *self.conn()?, resource_type, id, version_id)
+    }
+
+    /// A page of history, newest first. `resource_type`/`id` narrow it to a
+    /// type or an instance; `before_seq` is the cursor of the previous page.
+    pub fn history(
+        &self,
+        resource_type: Option<&str>,
+        id: Option<&str>,
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        before_seq: Option<i64>,
+        count: i64,
+    ) -> Result<HistoryPage, StoreError> {
+        tx::history(
+            &mut *self.conn()?,
+            resource_type,
+            id,
+            since,
+            before_seq,
+            count,
+        )
+    }
+
+    /// Ids of live resources of a type matching every criterion.
+    pub fn find(
+        &self,
+        resource_type: &str,
+        criteria: &[Criterion],
+    ) -> Result<Vec<String>, StoreError> {
+        tx::find(&mut *self.conn()?, resource_type, criteria)
+    }
+
+    /// Opens a reader over the bytes of a Binary version.
+    pub fn binary_reader(
+        &self,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<BinaryReader>, StoreError> {
+        BinaryReader::open(self.conn()?, id, version_id)
+    }
+
+    /// Runs `work` in one database transaction: everything it writes commits
+    /// together or not at all. A transaction that loses a serialization race
+    /// with a concurrent writer is retried from the start.
+    pub fn transaction<T, E, F>(&self, mut work: F) -> Result<T, E>
+    where
+        F: FnMut(&mut Tx<'_>) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let mut conn = self.conn().map_err(E::from)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut outcome: Option<Result<T, E>> = None;
+            let result = conn.transaction::<(), TxAbort, _>(|c| {
+                let mut tx = Tx::new(c);
+                match work(&mut tx) {
+                    Ok(value) => {
+                        outcome = Some(Ok(value));
+                        Ok(())
+                    }
+                    Err(e) => {
+                        outcome = Some(Err(e));
+                        Err(TxAbort::Work)
+                    }
+                }
+            });
+            match result {
+                Ok(()) | Err(TxAbort::Work) => {
+                    return outcome.unwrap_or_else(|| {
+                        Err(E::from(StoreError::Internal(
+                            "transaction produced no outcome".into(),
+                        )))
+                    })
+                }
+                Err(TxAbort::Db(e)) => {
+                    let err = StoreError::Database(e);
+                    if err.is_retryable() && attempt < MAX_ATTEMPTS {
+                        tracing::debug!(
+                            attempt,
+                            "retrying a transaction after a serialization failure"
+                        );
+                        continue;
+                    }
+                    return Err(E::from(err));
+                }
+            }
+        }
+    }
+}
+
+/// Why a diesel transaction closure stopped: the caller's work failed (its
+/// error is kept aside) or the database failed (commit, for example).
+enum TxAbort {
+    Work,
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for TxAbort {
+    fn from(e: diesel::result::Error) -> Self {
+        TxAbort::Db(e)
+    }
+}

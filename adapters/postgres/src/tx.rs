@@ -1,0 +1,523 @@
+//! Reads and writes of versioned resources, usable inside one transaction.
+//!
+//! Concurrency control rests on the `resources` row of each logical
+//! resource: an update or delete bumps its version with a single
+//! `UPDATE ... RETURNING`, which row-locks it, so concurrent writers queue up
+//! and each gets its own version; with `If-Match` the expected version is part
+//! of the `WHERE` clause and exactly one of several racing writers matches.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use diesel::PgConnection;
+
+use crate::schema::{resource_identifiers, resource_versions, resources};
+use crate::StoreError;
+
+/// How a version came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Post,
+    Put,
+    Delete,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+        }
+    }
+
+    fn parse(s: &str) -> Method {
+        match s {
+            "POST" => Method::Post,
+            "DELETE" => Method::Delete,
+            _ => Method::Put,
+        }
+    }
+}
+
+/// One stored version of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredVersion {
+    pub seq: i64,
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: DateTime<Utc>,
+    pub method: Method,
+    /// Canonical FHIR JSON with meta set; `None` for a delete.
+    pub content: Option<String>,
+}
+
+impl StoredVersion {
+    pub fn is_deleted(&self) -> bool {
+        self.method == Method::Delete
+    }
+}
+
+/// A page of history entries, newest first, and the cursor of the next page.
+#[derive(Debug, Clone)]
+pub struct HistoryPage {
+    pub entries: Vec<StoredVersion>,
+    pub next_before_seq: Option<i64>,
+}
+
+/// Whether an update created the resource or added a version.
+#[derive(Debug, Clone)]
+pub enum WriteOutcome {
+    Created(StoredVersion),
+    Updated(StoredVersion),
+}
+
+impl WriteOutcome {
+    pub fn version(&self) -> &StoredVersion {
+        match self {
+            WriteOutcome::Created(v) | WriteOutcome::Updated(v) => v,
+        }
+    }
+}
+
+/// A match condition of conditional interactions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Criterion {
+    Id(String),
+    /// `system|value`; `None` system matches any system.
+    Identifier {
+        system: Option<String>,
+        value: String,
+    },
+}
+
+type VersionRow = (
+    i64,
+    String,
+    String,
+    i64,
+    DateTime<Utc>,
+    String,
+    Option<String>,
+);
+
+fn to_version(row: VersionRow) -> StoredVersion {
+    let (seq, resource_type, id, version_id, last_updated, method, content) = row;
+    StoredVersion {
+        seq,
+        resource_type,
+        id,
+        version_id,
+        last_updated,
+        method: Method::parse(&method),
+        content,
+    }
+}
+
+macro_rules! version_columns {
+    () => {
+        (
+            resource_versions::seq,
+            resource_versions::resource_type,
+            resource_versions::id,
+            resource_versions::version_id,
+            resource_versions::last_updated,
+            resource_versions::method,
+            resource_versions::content,
+        )
+    };
+}
+
+pub(crate) fn read_current(
+    conn: &mut PgConnection,
+    resource_type: &str,
+    id: &str,
+) -> Result<Option<StoredVersion>, StoreError> {
+    let row = resource_versions::table
+        .filter(resource_versions::resource_type.eq(resource_type))
+        .filter(resource_versions::id.eq(id))
+        .order(resource_versions::version_id.desc())
+        .select(version_columns!())
+        .first::<VersionRow>(conn)
+        .optional()?;
+    Ok(row.map(to_version))
+}
+
+pub(crate) fn read_version(
+    conn: &mut PgConnection,
+    resource_type: &str,
+    id: &str,
+    version_id: i64,
+) -> Result<Option<StoredVersion>, StoreError> {
+    let row = resource_versions::table
+        .filter(resource_versions::resource_type.eq(resource_type))
+        .filter(resource_versions::id.eq(id))
+        .filter(resource_versions::version_id.eq(version_id))
+        .select(version_columns!())
+        .first::<VersionRow>(conn)
+        .optional()?;
+    Ok(row.map(to_version))
+}
+
+pub(crate) fn history(
+    conn: &mut PgConnection,
+    resource_type: Option<&str>,
+    id: Option<&str>,
+    since: Option<DateTime<Utc>>,
+    before_seq: Option<i64>,
+    count: i64,
+) -> Result<HistoryPage, StoreError> {
+    let mut query = resource_versions::table
+        .select(version_columns!())
+        .order(resource_versions::seq.desc())
+        .limit(count + 1)
+        .into_boxed();
+    if let Some(t) = resource_type {
+        query = query.filter(resource_versions::resource_type.eq(t));
+    }
+    if let Some(i) = id {
+        query = query.filter(resource_versions::id.eq(i));
+    }
+    if let Some(s) = since {
+        query = query.filter(resource_versions::last_updated.ge(s));
+    }
+    if let Some(b) = before_seq {
+        query = query.filter(resource_versions::seq.lt(b));
+    }
+    let mut entries: Vec<StoredVersion> = query
+        .load::<VersionRow>(conn)?
+        .into_iter()
+        .map(to_version)
+        .collect();
+    let next_before_seq = if entries.len() as i64 > count {
+        entries.truncate(count as usize);
+        entries.last().map(|e| e.seq)
+    } else {
+        None
+    };
+    Ok(HistoryPage {
+        entries,
+        next_before_seq,
+    })
+}
+
+pub(crate) fn find(
+    conn: &mut PgConnection,
+    resource_type: &str,
+    criteria: &[Criterion],
+) -> Result<Vec<String>, StoreError> {
+    let mut query = resources::table
+        .filter(resources::resource_type.eq(resource_type))
+        .filter(resources::deleted.eq(false))
+        .select(resources::id)
+        .order(resources::id)
+        .into_boxed();
+    for criterion in criteria {
+        match criterion {
+            Criterion::Id(id) => query = query.filter(resources::id.eq(id.clone())),
+            Criterion::Identifier { system, value } => {
+                let mut sub = resource_identifiers::table
+                    .filter(resource_identifiers::resource_type.eq(resource_type.to_string()))
+                    .filter(resource_identifiers::value.eq(value.clone()))
+                    .select(resource_identifiers::id)
+                    .into_boxed();
+                if let Some(system) = system {
+                    sub = sub.filter(resource_identifiers::system.eq(system.clone()));
+                }
+                query = query.filter(resources::id.eq_any(sub));
+            }
+        }
+    }
+    Ok(query.load::<String>(conn)?)
+}
+
+/// Truncated to what PostgreSQL stores, so the time in the JSON and in the
+/// row are the same instant.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// A transaction's handle on the store.
+pub struct Tx<'c> {
+    pub(crate) conn: &'c mut PgConnection,
+}
+
+impl<'c> Tx<'c> {
+    pub(crate) fn new(conn: &'c mut PgConnection) -> Self {
+        Tx { conn }
+    }
+
+    pub fn read(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        read_current(self.conn, resource_type, id)
+    }
+
+    pub fn find(
+        &mut self,
+        resource_type: &str,
+        criteria: &[Criterion],
+    ) -> Result<Vec<String>, StoreError> {
+        find(self.conn, resource_type, criteria)
+    }
+
+    /// Serialises conditional interactions on the same criteria until this
+    /// transaction ends, so two conditional creates cannot both create.
+    pub fn lock_criteria(&mut self, resource_type: &str, key: &str) -> Result<(), StoreError> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind::<Text, _>(format!("{resource_type}?{key}"))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Creates version 1 of a new resource with a fresh id. `render` gets the
+    /// version id and timestamp and returns the JSON to store.
+    pub fn create(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        identifiers: &[(Option<String>, String)],
+        render: impl FnOnce(i64, DateTime<Utc>) -> String,
+    ) -> Result<StoredVersion, StoreError> {
+        let ts = now();
+        diesel::insert_into(resources::table)
+            .values((
+                resources::resource_type.eq(resource_type),
+                resources::id.eq(id),
+                resources::version_id.eq(1i64),
+                resources::last_updated.eq(ts),
+                resources::deleted.eq(false),
+            ))
+            .execute(self.conn)?;
+        self.append_version(
+            resource_type,
+            id,
+            1,
+            ts,
+            Method::Post,
+            Some(render(1, ts)),
+            identifiers,
+        )
+    }
+
+    /// Adds a version to a resource, or creates it with the given id when it
+    /// never existed (update-as-create). With `if_match`, only the writer that
+    /// saw the current version succeeds.
+    pub fn update(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+        identifiers: &[(Option<String>, String)],
+        render: impl FnOnce(i64, DateTime<Utc>) -> String,
+    ) -> Result<WriteOutcome, StoreError> {
+        let ts = now();
+        if if_match.is_none() {
+            let inserted = diesel::insert_into(resources::table)
+                .values((
+                    resources::resource_type.eq(resource_type),
+                    resources::id.eq(id),
+                    resources::version_id.eq(1i64),
+                    resources::last_updated.eq(ts),
+                    resources::deleted.eq(false),
+                ))
+                .on_conflict_do_nothing()
+                .execute(self.conn)?;
+            if inserted == 1 {
+                let v = self.append_version(
+                    resource_type,
+                    id,
+                    1,
+                    ts,
+                    Method::Put,
+                    Some(render(1, ts)),
+                    identifiers,
+                )?;
+                return Ok(WriteOutcome::Created(v));
+            }
+        }
+        let version = self.bump(resource_type, id, if_match, ts, false)?;
+        let v = self.append_version(
+            resource_type,
+            id,
+            version,
+            ts,
+            Method::Put,
+            Some(render(version, ts)),
+            identifiers,
+        )?;
+        Ok(WriteOutcome::Updated(v))
+    }
+
+    /// Deletes a resource by adding a delete marker version. Returns `None`
+    /// when there was nothing live to delete.
+    pub fn delete(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let ts = now();
+        let bumped = diesel::update(
+            resources::table
+                .filter(resources::resource_type.eq(resource_type))
+                .filter(resources::id.eq(id))
+                .filter(resources::deleted.eq(false)),
+        )
+        .set((
+            resources::version_id.eq(resources::version_id + 1),
+            resources::last_updated.eq(ts),
+            resources::deleted.eq(true),
+        ))
+        .returning(resources::version_id)
+        .get_result::<i64>(self.conn)
+        .optional()?;
+        let Some(version) = bumped else {
+            if let Some(expected) = if_match {
+                return Err(self.conflict(resource_type, id, expected)?);
+            }
+            return Ok(None);
+        };
+        if let Some(expected) = if_match {
+            if version - 1 != expected {
+                return Err(StoreError::VersionConflict {
+                    expected,
+                    current: version - 1,
+                });
+            }
+        }
+        let v = self.append_version(resource_type, id, version, ts, Method::Delete, None, &[])?;
+        Ok(Some(v))
+    }
+
+    /// Increments the version of an existing resource (creating the row for a
+    /// guarded update of a missing resource is a conflict).
+    fn bump(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+        ts: DateTime<Utc>,
+        deleted: bool,
+    ) -> Result<i64, StoreError> {
+        let target = resources::table
+            .filter(resources::resource_type.eq(resource_type))
+            .filter(resources::id.eq(id));
+        let set = (
+            resources::version_id.eq(resources::version_id + 1),
+            resources::last_updated.eq(ts),
+            resources::deleted.eq(deleted),
+        );
+        let bumped = match if_match {
+            Some(expected) => diesel::update(target.filter(resources::version_id.eq(expected)))
+                .set(set)
+                .returning(resources::version_id)
+                .get_result::<i64>(self.conn)
+                .optional()?,
+            None => diesel::update(target)
+                .set(set)
+                .returning(resources::version_id)
+                .get_result::<i64>(self.conn)
+                .optional()?,
+        };
+        match (bumped, if_match) {
+            (Some(v), _) => Ok(v),
+            (None, Some(expected)) => Err(self.conflict(resource_type, id, expected)?),
+            (None, None) => Err(StoreError::Internal(format!(
+                "{resource_type}/{id} vanished during its update"
+            ))),
+        }
+    }
+
+    fn conflict(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        expected: i64,
+    ) -> Result<StoreError, StoreError> {
+        let current = resources::table
+            .filter(resources::resource_type.eq(resource_type))
+            .filter(resources::id.eq(id))
+            .select(resources::version_id)
+            .first::<i64>(self.conn)
+            .optional()?;
+        Ok(match current {
+            Some(current) => StoreError::VersionConflict { expected, current },
+            None => StoreError::VersionConflictMissing { expected },
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append_version(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+        ts: DateTime<Utc>,
+        method: Method,
+        content: Option<String>,
+        identifiers: &[(Option<String>, String)],
+    ) -> Result<StoredVersion, StoreError> {
+        let seq = diesel::insert_into(resource_versions::table)
+            .values((
+                resource_versions::resource_type.eq(resource_type),
+                resource_versions::id.eq(id),
+                resource_versions::version_id.eq(version_id),
+                resource_versions::last_updated.eq(ts),
+                resource_versions::method.eq(method.as_str()),
+                resource_versions::content.eq(content.as_deref()),
+            ))
+            .returning(resource_versions::seq)
+            .get_result::<i64>(self.conn)?;
+        self.index_identifiers(resource_type, id, version_id, identifiers)?;
+        Ok(StoredVersion {
+            seq,
+            resource_type: resource_type.to_string(),
+            id: id.to_string(),
+            version_id,
+            last_updated: ts,
+            method,
+            content,
+        })
+    }
+
+    /// Replaces the identifier rows of a resource with those of its newest
+    /// version (none after a delete).
+    fn index_identifiers(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+        identifiers: &[(Option<String>, String)],
+    ) -> Result<(), StoreError> {
+        if version_id > 1 {
+            diesel::delete(
+                resource_identifiers::table
+                    .filter(resource_identifiers::resource_type.eq(resource_type))
+                    .filter(resource_identifiers::id.eq(id)),
+            )
+            .execute(self.conn)?;
+        }
+        if identifiers.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<_> = identifiers
+            .iter()
+            .map(|(system, value)| {
+                (
+                    resource_identifiers::resource_type.eq(resource_type),
+                    resource_identifiers::id.eq(id),
+                    resource_identifiers::system.eq(system.as_deref().unwrap_or("")),
+                    resource_identifiers::value.eq(value.as_str()),
+                )
+            })
+            .collect();
+        diesel::insert_into(resource_identifiers::table)
+            .values(&rows)
+            .execute(self.conn)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,276 @@
+//! The store against a real private PostgreSQL cluster.
+
+use std::sync::{Arc, Barrier, OnceLock};
+
+use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
+use fhirledger_postgres::{Criterion, PgStore, PoolConfig, StoreError, WriteOutcome};
+
+/// One cluster for this test binary, in a temp dir the postgres account can reach.
+fn store() -> &'static PgStore {
+    static STORE: OnceLock<PgStore> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("fhirledger-store-test")
+            .tempdir_in("/tmp")
+            .expect("a temp dir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("temp dir permissions");
+        let cluster = PrivateCluster::start(&ClusterConfig::new(dir.path().join("db")))
+            .expect("cluster starts")
+            .stop_at_exit(Some(dir.keep()));
+        let store =
+            PgStore::connect(&cluster.database_url(), &PoolConfig::default()).expect("pool");
+        store.migrate().expect("migrations apply");
+        store
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", rand_suffix())
+}
+
+fn rand_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+fn body(id: &str, v: i64) -> String {
+    format!(r#"{{"resourceType":"Patient","id":"{id}","meta":{{"versionId":"{v}"}}}}"#)
+}
+
+#[test]
+fn create_then_read_returns_version_one() {
+    let s = store();
+    let id = unique("p");
+    let created = s
+        .transaction(|tx| tx.create("Patient", &id, &[], |v, _| body(&id, v)))
+        .expect("created");
+    assert_eq!(created.version_id, 1);
+    let read = s.read("Patient", &id).expect("read").expect("exists");
+    assert_eq!(read.version_id, 1);
+    assert_eq!(read.content.as_deref(), Some(body(&id, 1).as_str()));
+}
+
+#[test]
+fn if_match_lets_exactly_one_racer_win() {
+    let s = store();
+    let id = unique("race");
+    s.transaction(|tx| tx.create("Patient", &id, &[], |v, _| body(&id, v)))
+        .expect("created");
+    let barrier = Arc::new(Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, id, barrier) = (s.clone(), id.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                s.transaction(|tx| tx.update("Patient", &id, Some(1), &[], |v, _| body(&id, v)))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    let winners = results.iter().filter(|r| r.is_ok()).count();
+    let conflicts = results
+        .iter()
+        .filter(|r| {
+            matches!(
+                r,
+                Err(StoreError::VersionConflict {
+                    expected: 1,
+                    current: 2
+                })
+            )
+        })
+        .count();
+    assert_eq!((winners, conflicts), (1, 7));
+}
+
+#[test]
+fn concurrent_updates_without_if_match_all_land() {
+    let s = store();
+    let id = unique("nolost");
+    s.transaction(|tx| tx.create("Patient", &id, &[], |v, _| body(&id, v)))
+        .expect("created");
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (s, id) = (s.clone(), id.clone());
+            std::thread::spawn(move || {
+                for _ in 0..10 {
+                    s.transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))
+                        .expect("update");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("thread");
+    }
+    let current = s.read("Patient", &id).expect("read").expect("exists");
+    assert_eq!(current.version_id, 81);
+    let history = s
+        .history(Some("Patient"), Some(&id), None, None, 1000)
+        .expect("history");
+    let versions: Vec<i64> = history.entries.iter().map(|e| e.version_id).collect();
+    assert_eq!(versions, (1..=81).rev().collect::<Vec<_>>());
+}
+
+#[test]
+fn update_creates_missing_and_delete_leaves_history() {
+    let s = store();
+    let id = unique("uac");
+    let first = s
+        .transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))
+        .expect("update-as-create");
+    assert!(matches!(first, WriteOutcome::Created(_)));
+    let deleted = s
+        .transaction(|tx| tx.delete("Patient", &id, None))
+        .expect("delete")
+        .expect("something deleted");
+    assert_eq!(deleted.version_id, 2);
+    assert!(s
+        .read("Patient", &id)
+        .expect("read")
+        .expect("marker")
+        .is_deleted());
+    assert!(s.vread("Patient", &id, 1).expect("vread").is_some());
+    assert!(s
+        .transaction(|tx| tx.delete("Patient", &id, None))
+        .expect("again")
+        .is_none());
+}
+
+#[test]
+fn a_failed_transaction_leaves_nothing() {
+    let s = store();
+    let id = unique("rollback");
+    let result: Result<(), StoreError> = s.transaction(|tx| {
+        tx.create("Patient", &id, &[(None, id.clone())], |v, _| body(&id, v))?;
+        Err(StoreError::Internal("the caller changed its mind".into()))
+    });
+    assert!(result.is_err());
+    assert!(s.read("Patient", &id).expect("read").is_none());
+    assert!(s
+        .find(
+            "Patient",
+            &[Criterion::Identifier {
+                system: None,
+                value: id.clone()
+            }]
+        )
+        .expect("find")
+        .is_empty());
+}
+
+#[test]
+fn identifiers_follow_the_current_version() {
+    let s = store();
+    let id = unique("ident");
+    let value = unique("mrn");
+    let sys = Some("urn:sys".to_string());
+    s.transaction(|tx| {
+        tx.create("Patient", &id, &[(sys.clone(), value.clone())], |v, _| {
+            body(&id, v)
+        })
+    })
+    .expect("created");
+    let by_system = Criterion::Identifier {
+        system: sys.clone(),
+        value: value.clone(),
+    };
+    let any_system = Criterion::Identifier {
+        system: None,
+        value: value.clone(),
+    };
+    assert_eq!(
+        s.find("Patient", &[by_system.clone()]).expect("find"),
+        vec![id.clone()]
+    );
+    assert_eq!(
+        s.find("Patient", &[any_system.clone()]).expect("find"),
+        vec![id.clone()]
+    );
+    s.transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))
+        .expect("updated without identifier");
+    assert!(s.find("Patient", &[any_system]).expect("find").is_empty());
+}
+
+#[test]
+fn history_pages_by_cursor_without_gaps() {
+    let s = store();
+    let id = unique("hist");
+    s.transaction(|tx| tx.create("Patient", &id, &[], |v, _| body(&id, v)))
+        .expect("created");
+    for _ in 0..6 {
+        s.transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))
+            .expect("update");
+    }
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s
+            .history(Some("Patient"), Some(&id), None, cursor, 3)
+            .expect("page");
+        seen.extend(page.entries.iter().map(|e| e.version_id));
+        match page.next_before_seq {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, vec![7, 6, 5, 4, 3, 2, 1]);
+}
+
+#[test]
+fn binary_bytes_round_trip_in_chunks() {
+    let s = store();
+    let id = unique("bin");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let chunks: Vec<Result<Vec<u8>, String>> =
+        data.chunks(700_000).map(|c| Ok(c.to_vec())).collect();
+    let meta = s
+        .transaction(|tx| {
+            let v = tx.create("Binary", &id, &[], |v, _| body(&id, v))?;
+            tx.write_binary(
+                &id,
+                v.version_id,
+                "application/pdf",
+                chunks.clone(),
+                10_000_000,
+            )
+        })
+        .expect("stored");
+    assert_eq!(meta.size, 3_000_000);
+    let mut reader = s
+        .binary_reader(&id, 1)
+        .expect("reader")
+        .expect("bytes exist");
+    assert_eq!(reader.meta.content_type, "application/pdf");
+    assert_eq!(reader.read_to_end().expect("bytes"), data);
+}
+
+#[test]
+fn an_oversized_upload_rolls_back() {
+    let s = store();
+    let id = unique("big");
+    let result = s.transaction(|tx| {
+        let v = tx.create("Binary", &id, &[], |v, _| body(&id, v))?;
+        tx.write_binary(
+            &id,
+            v.version_id,
+            "text/plain",
+            vec![Ok(vec![1u8; 600]), Ok(vec![2u8; 600])],
+            1000,
+        )
+    });
+    assert!(matches!(result, Err(StoreError::TooLarge { limit: 1000 })));
+    assert!(s.read("Binary", &id).expect("read").is_none());
+}

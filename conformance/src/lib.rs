@@ -1,0 +1,28 @@
+//! Test harness: a private PostgreSQL cluster and a running fhirledger server.
+//!
+//! Every test binary under `tests/` starts (lazily, once) its own server
+//! against its own private cluster, then drives it over HTTP the way a real
+//! client would. Nothing is left running when the binary exits: the server
+//! child dies with the process (`PR_SET_PDEATHSIG`) and an `atexit` hook stops
+//! it gracefully, stops the cluster and removes its temporary directory.
+//!
+//! Run: `cargo test -p conformance` (builds the server first when
+//! `FHIRLEDGER_BIN` is not set). Needs the PostgreSQL server binaries
+//! (`initdb`, `pg_ctl`; see `FHIRLEDGER_PG_BIN_DIR`) unless
+//! `FHIRLEDGER_TEST_DATABASE_URL` is given. `tests/fuzz.rs` reads
+//! `FHIRLEDGER_FUZZ_SEED` and `FHIRLEDGER_FUZZ_REQUESTS`.
+//!
+//! Environment:
+//! - `FHIRLEDGER_BIN`: the server binary to run (default: build it with cargo).
+//! - `FHIRLEDGER_TEST_DATABASE_URL`: use this database instead of a private cluster.
+//! - `FHIRLEDGER_TEST_LOG`: `FHIRLEDGER_LOG` filter for the server (default `info`).
+
+pub mod examples;
+pub mod fhir;
+pub mod http;
+pub mod raw;
+pub mod server;
+
+pub use fhir::*;
+pub use http::*;
+pub use server::{server, small_limit_server, TestServer, SMALL_BODY_LIMIT};

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Quick start: runs `fhirledger dev` (a release build, a private PostgreSQL
+# cluster under ./.fhirledger, the server on http://127.0.0.1:8080).
+# Extra arguments go to `fhirledger dev`, e.g. ./dev.sh --bind 127.0.0.1:9090
+set -euo pipefail
+cd "$(dirname "$0")"
+. deploy/host-deps.sh
+ensure_host_deps
+cargo build --release --locked -p fhirledger
+exec ./target/release/fhirledger dev "$@"

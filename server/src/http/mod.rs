@@ -1,0 +1,8 @@
+//! HTTP plumbing shared by the routes: content negotiation, FHIR error
+//! answers, request headers (`Prefer`, `If-Match`) and resource responses.
+
+pub mod body;
+pub mod error;
+pub mod negotiate;
+pub mod preconditions;
+pub mod respond;

@@ -1,0 +1,9 @@
+//! The fhirledger server: HTTP routes, the request pipeline and the CLI's
+//! commands. FHIR rules live in `fhir-profiles`, storage in the adapters.
+
+pub mod app;
+pub mod config;
+pub mod http;
+pub mod routes;
+pub mod run;
+pub mod service;

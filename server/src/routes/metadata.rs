@@ -1,0 +1,87 @@
+//! `GET /fhir/metadata`: the CapabilityStatement, derived from the routes
+//! this module set registers so that it cannot claim more than is served.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{SecondsFormat, Utc};
+use fhir_profiles::capability::{
+    capability_statement, ResourceCapability, ServerCapabilities, SystemInteraction,
+    TypeInteraction,
+};
+use fhir_profiles::resource_types::HOSTED;
+
+use crate::app::AppState;
+use crate::http::negotiate::response_format;
+use crate::http::respond::resource_body;
+use crate::routes::respond;
+
+/// Interactions every hosted type supports.
+const FULL: &[TypeInteraction] = &[
+    TypeInteraction::Read,
+    TypeInteraction::Vread,
+    TypeInteraction::Update,
+    TypeInteraction::Delete,
+    TypeInteraction::HistoryInstance,
+    TypeInteraction::HistoryType,
+    TypeInteraction::Create,
+];
+
+/// AuditEvents are written by the server only.
+const READ_ONLY: &[TypeInteraction] = &[
+    TypeInteraction::Read,
+    TypeInteraction::Vread,
+    TypeInteraction::HistoryInstance,
+    TypeInteraction::HistoryType,
+];
+
+/// Builds the CapabilityStatement for a FHIR base URL.
+pub fn build_capabilities(fhir_base: &str) -> serde_json::Value {
+    let resources = HOSTED
+        .iter()
+        .map(|t| {
+            let writable = *t != "AuditEvent";
+            ResourceCapability {
+                resource_type: t.to_string(),
+                interactions: if writable {
+                    FULL.to_vec()
+                } else {
+                    READ_ONLY.to_vec()
+                },
+                versioning: "versioned-update",
+                read_history: true,
+                update_create: writable,
+                conditional_create: writable,
+                conditional_update: writable,
+                conditional_read: "not-supported",
+                conditional_delete: if writable { "single" } else { "not-supported" },
+                search_params: Vec::new(),
+                documentation: None,
+            }
+        })
+        .collect();
+    capability_statement(&ServerCapabilities {
+        fhir_base_url: fhir_base.to_string(),
+        software_name: "fhirledger".into(),
+        software_version: env!("CARGO_PKG_VERSION").into(),
+        formats: vec![
+            "application/fhir+json".into(),
+            "application/fhir+xml".into(),
+            "json".into(),
+            "xml".into(),
+        ],
+        resources,
+        system_interactions: vec![SystemInteraction::HistorySystem],
+        security: None,
+        date: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+    })
+}
+
+pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let result = response_format(&req).and_then(|format| {
+        let (ct, body) = resource_body(&state.capability, format)?;
+        Ok(HttpResponse::build(StatusCode::OK)
+            .insert_header(("Content-Type", ct))
+            .body(body))
+    });
+    respond(&req, result)
+}

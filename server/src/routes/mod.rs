@@ -1,0 +1,120 @@
+//! The FHIR REST routes under `/fhir`. Specific paths are registered before
+//! the generic `{type}/{id}` ones, because actix matches in order.
+
+mod binary;
+mod history;
+mod instance;
+mod metadata;
+mod type_level;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use fhir_profiles::resource_types::{is_hosted, is_r4_resource_type};
+
+use crate::http::error::ApiError;
+use crate::http::negotiate::error_format;
+
+pub use metadata::build_capabilities;
+
+/// Registers every route.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/fhir/metadata")
+            .route(web::get().to(metadata::metadata))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/_history")
+            .route(web::get().to(history::system_history))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/{type}/_history")
+            .route(web::get().to(history::type_history))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/{type}/{id}/_history/{vid}")
+            .route(web::get().to(instance::vread))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/{type}/{id}/_history")
+            .route(web::get().to(history::instance_history))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/{type}/{id}")
+            .route(web::get().to(instance::read))
+            .route(web::head().to(instance::read))
+            .route(web::put().to(instance::update))
+            .route(web::delete().to(instance::delete))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/{type}")
+            .route(web::post().to(type_level::create))
+            .route(web::put().to(type_level::conditional_update))
+            .route(web::delete().to(type_level::conditional_delete))
+            .default_service(web::to(not_allowed)),
+    )
+    .default_service(web::to(not_found));
+}
+
+/// Unwraps a handler result into a response, rendering errors as
+/// OperationOutcomes in the negotiated format.
+pub(crate) fn respond(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    result.unwrap_or_else(|e| e.respond(error_format(req)))
+}
+
+async fn not_allowed(req: HttpRequest) -> HttpResponse {
+    let err = match req.match_info().get("type") {
+        Some(t) if !is_hosted(t) => unknown_type(t),
+        _ => ApiError::method_not_allowed(format!(
+            "{} is not supported on {}",
+            req.method(),
+            req.path()
+        )),
+    };
+    err.respond(error_format(&req))
+}
+
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    ApiError::not_found(format!("nothing is served at {}", req.path())).respond(error_format(&req))
+}
+
+fn unknown_type(t: &str) -> ApiError {
+    if is_r4_resource_type(t) {
+        ApiError::not_found(format!("resource type {t} is not hosted by this server"))
+    } else {
+        ApiError::not_found(format!("'{t}' is not a FHIR R4 resource type"))
+    }
+}
+
+/// 404 unless this server hosts the type.
+pub(crate) fn check_type(t: &str) -> Result<(), ApiError> {
+    if is_hosted(t) {
+        Ok(())
+    } else {
+        Err(unknown_type(t))
+    }
+}
+
+/// Only the server writes AuditEvents.
+pub(crate) fn check_writable(t: &str) -> Result<(), ApiError> {
+    check_type(t)?;
+    if t == "AuditEvent" {
+        return Err(ApiError::method_not_allowed(
+            "AuditEvents are recorded by the server itself; clients cannot write them",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs blocking store work off the async workers.
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+where
+    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    T: Send + 'static,
+{
+    web::block(work).await?
+}

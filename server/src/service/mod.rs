@@ -1,0 +1,8 @@
+//! FHIR interactions in terms of the store, independent of HTTP, so the REST
+//! routes (and later batch/transaction Bundles) share one implementation.
+
+pub mod prepare;
+pub mod write;
+
+pub use prepare::{prepare, BinaryPayload, Prepared};
+pub use write::{conditional_delete, create, delete, update, CreateOutcome, UpdateTarget};
