@@ -192,11 +192,13 @@ fn identifiers_follow_the_current_version() {
         value: value.clone(),
     };
     assert_eq!(
-        s.find("Patient", &[by_system.clone()]).expect("find"),
+        s.find("Patient", std::slice::from_ref(&by_system))
+            .expect("find"),
         vec![id.clone()]
     );
     assert_eq!(
-        s.find("Patient", &[any_system.clone()]).expect("find"),
+        s.find("Patient", std::slice::from_ref(&any_system))
+            .expect("find"),
         vec![id.clone()]
     );
     s.transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))

@@ -79,10 +79,9 @@ async fn pump_payload(
             Ok(bytes) => {
                 total += bytes.len() as u64;
                 buffer.extend_from_slice(&bytes);
-                if buffer.len() >= CHUNK_SIZE || total > limit {
-                    if tx.send(Ok(buffer.split().to_vec())).await.is_err() || total > limit {
-                        return;
-                    }
+                let flush = buffer.len() >= CHUNK_SIZE || total > limit;
+                if flush && (tx.send(Ok(buffer.split().to_vec())).await.is_err() || total > limit) {
+                    return;
                 }
             }
             Err(e) => {
