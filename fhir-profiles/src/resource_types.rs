@@ -1,5 +1,8 @@
 //! Which resource types exist in R4, and which of them this server hosts.
 
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
 /// Types this server hosts, in CapabilityStatement order.
 pub const HOSTED: &[&str] = &[
     "DocumentReference",
@@ -23,7 +26,14 @@ pub fn is_hosted(t: &str) -> bool {
 /// Every R4 resource type name (generated from CodeSystem-resource-types.json), to tell
 /// "unknown type" (404) from "not hosted" (also 404 but different message).
 pub fn is_r4_resource_type(t: &str) -> bool {
-    !t.is_empty() && R4_RESOURCE_TYPES.lines().any(|line| line == t)
+    // Asked for every reference and contained resource: a set, not a scan.
+    static TYPES: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
+        R4_RESOURCE_TYPES
+            .lines()
+            .filter(|l| !l.is_empty())
+            .collect()
+    });
+    TYPES.contains(t)
 }
 
 #[cfg(test)]

@@ -2,11 +2,15 @@
 //! graceful shutdown (actix stops on SIGTERM/SIGINT after in-flight
 //! requests finish).
 
+use std::sync::Arc;
+
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use fhirledger_postgres::PgStore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::config::ServerConfig;
+use crate::http::error::ApiError;
 use crate::routes;
 
 /// What every handler can reach.
@@ -17,6 +21,30 @@ pub struct AppState {
     pub max_body_bytes: u64,
     /// The CapabilityStatement, built once from what the server implements.
     pub capability: serde_json::Value,
+    /// One permit per pooled connection. Requests queue here in FIFO order
+    /// instead of piling blocking threads onto the pool, whose wake-ups are
+    /// not fair: that kept throughput but gave some reads second-long tails.
+    pub db_slots: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// Runs blocking database work once a connection slot is free.
+    pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
+    where
+        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let _slot = self.db_slot().await?;
+        web::block(work).await?
+    }
+
+    /// Waits for a connection slot, for work that is started by other means.
+    pub async fn db_slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        self.db_slots
+            .acquire()
+            .await
+            .map_err(|_| ApiError::internal("the server is shutting down"))
+    }
 }
 
 /// Serves until a shutdown signal arrives.
@@ -30,6 +58,7 @@ pub async fn serve(
         fhir_base: config.fhir_base(),
         max_body_bytes: config.max_body_bytes,
         capability: routes::build_capabilities(&config.fhir_base()),
+        db_slots: Arc::new(Semaphore::new(config.db_pool_size as usize)),
     });
     let mut server = HttpServer::new(move || {
         App::new()

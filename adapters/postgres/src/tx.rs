@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::Text;
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
 
 use crate::schema::{resource_identifiers, resource_versions, resources};
@@ -315,7 +315,23 @@ impl<'c> Tx<'c> {
         render: impl FnOnce(i64, DateTime<Utc>) -> String,
     ) -> Result<WriteOutcome, StoreError> {
         let ts = now();
+        // The common case is an update of an existing resource: try that
+        // first. Only when there is no row does update-as-create insert one;
+        // losing that insert to a concurrent creator means the row exists now,
+        // so the version bump below then succeeds.
         if if_match.is_none() {
+            if let Some(version) = self.try_bump(resource_type, id, None, ts)? {
+                let v = self.append_version(
+                    resource_type,
+                    id,
+                    version,
+                    ts,
+                    Method::Put,
+                    Some(render(version, ts)),
+                    identifiers,
+                )?;
+                return Ok(WriteOutcome::Updated(v));
+            }
             let inserted = diesel::insert_into(resources::table)
                 .values((
                     resources::resource_type.eq(resource_type),
@@ -339,7 +355,7 @@ impl<'c> Tx<'c> {
                 return Ok(WriteOutcome::Created(v));
             }
         }
-        let version = self.bump(resource_type, id, if_match, ts, false)?;
+        let version = self.bump(resource_type, id, if_match, ts)?;
         let v = self.append_version(
             resource_type,
             id,
@@ -401,17 +417,34 @@ impl<'c> Tx<'c> {
         id: &str,
         if_match: Option<i64>,
         ts: DateTime<Utc>,
-        deleted: bool,
     ) -> Result<i64, StoreError> {
+        match (self.try_bump(resource_type, id, if_match, ts)?, if_match) {
+            (Some(v), _) => Ok(v),
+            (None, Some(expected)) => Err(self.conflict(resource_type, id, expected)?),
+            (None, None) => Err(StoreError::Internal(format!(
+                "{resource_type}/{id} vanished during its update"
+            ))),
+        }
+    }
+
+    /// Bumps the version (and revives a deleted resource); `None` when no row
+    /// matched (missing, or not at the `if_match` version).
+    fn try_bump(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+        ts: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
         let target = resources::table
             .filter(resources::resource_type.eq(resource_type))
             .filter(resources::id.eq(id));
         let set = (
             resources::version_id.eq(resources::version_id + 1),
             resources::last_updated.eq(ts),
-            resources::deleted.eq(deleted),
+            resources::deleted.eq(false),
         );
-        let bumped = match if_match {
+        Ok(match if_match {
             Some(expected) => diesel::update(target.filter(resources::version_id.eq(expected)))
                 .set(set)
                 .returning(resources::version_id)
@@ -422,14 +455,7 @@ impl<'c> Tx<'c> {
                 .returning(resources::version_id)
                 .get_result::<i64>(self.conn)
                 .optional()?,
-        };
-        match (bumped, if_match) {
-            (Some(v), _) => Ok(v),
-            (None, Some(expected)) => Err(self.conflict(resource_type, id, expected)?),
-            (None, None) => Err(StoreError::Internal(format!(
-                "{resource_type}/{id} vanished during its update"
-            ))),
-        }
+        })
     }
 
     fn conflict(
@@ -450,6 +476,10 @@ impl<'c> Tx<'c> {
         })
     }
 
+    /// Inserts a version and replaces the identifier rows of the resource
+    /// with those of this version, in one statement (one round trip): the
+    /// CTEs all see the snapshot before the statement, so the delete removes
+    /// only the old rows.
     #[allow(clippy::too_many_arguments)]
     fn append_version(
         &mut self,
@@ -461,20 +491,37 @@ impl<'c> Tx<'c> {
         content: Option<String>,
         identifiers: &[(Option<String>, String)],
     ) -> Result<StoredVersion, StoreError> {
-        let seq = diesel::insert_into(resource_versions::table)
-            .values((
-                resource_versions::resource_type.eq(resource_type),
-                resource_versions::id.eq(id),
-                resource_versions::version_id.eq(version_id),
-                resource_versions::last_updated.eq(ts),
-                resource_versions::method.eq(method.as_str()),
-                resource_versions::content.eq(content.as_deref()),
-            ))
-            .returning(resource_versions::seq)
-            .get_result::<i64>(self.conn)?;
-        self.index_identifiers(resource_type, id, version_id, identifiers)?;
+        #[derive(QueryableByName)]
+        struct Seq {
+            #[diesel(sql_type = BigInt)]
+            seq: i64,
+        }
+        let systems: Vec<&str> = identifiers
+            .iter()
+            .map(|(s, _)| s.as_deref().unwrap_or(""))
+            .collect();
+        let values: Vec<&str> = identifiers.iter().map(|(_, v)| v.as_str()).collect();
+        let row = diesel::sql_query(
+            "WITH old_identifiers AS ( \
+                 DELETE FROM resource_identifiers \
+                 WHERE $3 > 1 AND resource_type = $1 AND id = $2), \
+             new_identifiers AS ( \
+                 INSERT INTO resource_identifiers (resource_type, id, system, value) \
+                 SELECT $1, $2, s, v FROM unnest($7::text[], $8::text[]) AS t(s, v)) \
+             INSERT INTO resource_versions (resource_type, id, version_id, last_updated, method, content) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+        )
+        .bind::<Text, _>(resource_type)
+        .bind::<Text, _>(id)
+        .bind::<BigInt, _>(version_id)
+        .bind::<Timestamptz, _>(ts)
+        .bind::<Text, _>(method.as_str())
+        .bind::<Nullable<Text>, _>(content.as_deref())
+        .bind::<Array<Text>, _>(&systems)
+        .bind::<Array<Text>, _>(&values)
+        .get_result::<Seq>(self.conn)?;
         Ok(StoredVersion {
-            seq,
+            seq: row.seq,
             resource_type: resource_type.to_string(),
             id: id.to_string(),
             version_id,
@@ -482,42 +529,5 @@ impl<'c> Tx<'c> {
             method,
             content,
         })
-    }
-
-    /// Replaces the identifier rows of a resource with those of its newest
-    /// version (none after a delete).
-    fn index_identifiers(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-        version_id: i64,
-        identifiers: &[(Option<String>, String)],
-    ) -> Result<(), StoreError> {
-        if version_id > 1 {
-            diesel::delete(
-                resource_identifiers::table
-                    .filter(resource_identifiers::resource_type.eq(resource_type))
-                    .filter(resource_identifiers::id.eq(id)),
-            )
-            .execute(self.conn)?;
-        }
-        if identifiers.is_empty() {
-            return Ok(());
-        }
-        let rows: Vec<_> = identifiers
-            .iter()
-            .map(|(system, value)| {
-                (
-                    resource_identifiers::resource_type.eq(resource_type),
-                    resource_identifiers::id.eq(id),
-                    resource_identifiers::system.eq(system.as_deref().unwrap_or("")),
-                    resource_identifiers::value.eq(value.as_str()),
-                )
-            })
-            .collect();
-        diesel::insert_into(resource_identifiers::table)
-            .values(&rows)
-            .execute(self.conn)?;
-        Ok(())
     }
 }

@@ -43,3 +43,9 @@ pub fn validate_resource(resource: &Value) -> Vec<Issue> {
     issues.extend(walk::check(resource));
     issues
 }
+
+/// `validate_resource` for a value that came out of `format::parse_resource`, which already
+/// ran the structural checks: the rules only, without walking the structure a second time.
+pub fn validate_parsed(resource: &Value) -> Vec<Issue> {
+    walk::check(resource)
+}

@@ -17,7 +17,6 @@ use crate::http::negotiate::{
     accept_items, fhir_format_of, is_fhir_mime, query_param, response_format,
 };
 use crate::http::respond::{resource_body, versioned};
-use crate::routes::blocking;
 use crate::routes::instance::prepared_body;
 use crate::service::write::ChunkSource;
 use crate::service::{BinaryPayload, Prepared};
@@ -53,12 +52,13 @@ where
     let limit = state.max_body_bytes;
     if !is_raw_upload(req, rt) {
         let prepared = prepared_body(req, rt, payload, limit).await?;
-        return blocking(move || op(store, prepared, None)).await;
+        return state.db(move || op(store, prepared, None)).await;
     }
     check_declared_length(req, limit)?;
     let prepared = raw_binary(req, req.match_info().get("id"))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, String>>(4);
     let source: ChunkSource = Box::new(std::iter::from_fn(move || rx.blocking_recv()));
+    let _slot = state.db_slot().await?;
     let job = web::block(move || op(store, prepared, Some(source)));
     let pump = pump_payload(payload, tx, limit);
     let (result, ()) = tokio::join!(job, pump);
@@ -178,14 +178,15 @@ pub(crate) async fn serve_binary(
     }
     let store = state.store.clone();
     let (id, version) = (v.id.clone(), v.version_id);
-    let bytes = blocking(move || {
-        let mut reader = store
-            .binary_reader(&id, version)?
-            .ok_or_else(|| ApiError::internal("the bytes of this Binary are missing"))?;
-        let bytes = reader.read_to_end()?;
-        Ok((bytes, reader.meta))
-    })
-    .await?;
+    let bytes = state
+        .db(move || {
+            let mut reader = store
+                .binary_reader(&id, version)?
+                .ok_or_else(|| ApiError::internal("the bytes of this Binary are missing"))?;
+            let bytes = reader.read_to_end()?;
+            Ok((bytes, reader.meta))
+        })
+        .await?;
     let (data, meta) = bytes;
     if wants_resource {
         let format = response_format(req)?;

@@ -13,7 +13,7 @@ use crate::http::error::ApiError;
 use crate::http::negotiate::{form_pairs, response_format};
 use crate::http::preconditions::prefer_values;
 use crate::http::respond::{etag, resource_body};
-use crate::routes::{blocking, check_type, respond};
+use crate::routes::{check_type, respond};
 
 const DEFAULT_COUNT: i64 = 20;
 const MAX_COUNT: i64 = 1000;
@@ -138,15 +138,16 @@ async fn history(
         params.cursor,
         params.count,
     );
-    let page = blocking(move || {
-        if let (Some(t), Some(i)) = (&qrt, &qid) {
-            if store.read(t, i)?.is_none() {
-                return Err(ApiError::not_found(format!("{t}/{i} does not exist")));
+    let page = state
+        .db(move || {
+            if let (Some(t), Some(i)) = (&qrt, &qid) {
+                if store.read(t, i)?.is_none() {
+                    return Err(ApiError::not_found(format!("{t}/{i} does not exist")));
+                }
             }
-        }
-        Ok(store.history(qrt.as_deref(), qid.as_deref(), since, cursor, count)?)
-    })
-    .await?;
+            Ok(store.history(qrt.as_deref(), qid.as_deref(), since, cursor, count)?)
+        })
+        .await?;
     let path = match (&rt, &id) {
         (Some(t), Some(i)) => format!("{t}/{i}/_history"),
         (Some(t), None) => format!("{t}/_history"),

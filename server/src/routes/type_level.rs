@@ -11,7 +11,7 @@ use crate::http::preconditions::{if_match, if_none_exist, parse_criteria, return
 use crate::http::respond::write_response;
 use crate::routes::binary::run_write;
 use crate::routes::instance::{delete_response, write_outcome_response};
-use crate::routes::{blocking, check_writable, respond};
+use crate::routes::{check_writable, respond};
 use crate::service::{self, CreateOutcome, UpdateTarget};
 
 pub async fn create(
@@ -110,6 +110,8 @@ async fn conditional_delete_inner(
     let preference = return_preference(req);
     let criteria = parse_criteria(req.query_string())?;
     let store = state.store.clone();
-    let deleted = blocking(move || service::conditional_delete(&store, &rt, &criteria)).await?;
+    let deleted = state
+        .db(move || service::conditional_delete(&store, &rt, &criteria))
+        .await?;
     Ok(delete_response(deleted.as_ref(), format, preference))
 }

@@ -6,7 +6,7 @@ use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use fhir_profiles::format::{parse_resource, FhirFormat};
 use fhir_profiles::outcome::{has_errors, Issue, IssueType};
-use fhir_profiles::validate::{identifiers, validate_resource};
+use fhir_profiles::validate::{identifiers, validate_parsed};
 use serde_json::{Map, Value};
 
 use crate::http::error::ApiError;
@@ -76,7 +76,8 @@ pub fn prepare_value(resource_type: &str, mut resource: Value) -> Result<Prepare
             .at("resourceType")],
         ));
     }
-    let issues = validate_resource(&resource);
+    // `parse_resource` already checked the structure; only the rules remain.
+    let issues = validate_parsed(&resource);
     if has_errors(&issues) {
         return Err(ApiError::with_issues(
             StatusCode::UNPROCESSABLE_ENTITY,
