@@ -20,6 +20,10 @@ pub struct ServerConfig {
     /// Connections in the database pool.
     #[arg(long, env = "FHIRLEDGER_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,
+    /// Reads allowed in the database at once (default: twice the CPU cores).
+    /// Reads are CPU-bound: more of them at once only lengthens the tail.
+    #[arg(long, env = "FHIRLEDGER_DB_READ_CONCURRENCY")]
+    pub db_read_concurrency: Option<usize>,
     /// HTTP worker threads (defaults to the number of CPU cores).
     #[arg(long, env = "FHIRLEDGER_WORKERS")]
     pub workers: Option<usize>,
@@ -32,6 +36,17 @@ impl ServerConfig {
             Some(url) => url.trim_end_matches('/').to_string(),
             None => format!("http://{}", self.bind),
         }
+    }
+
+    /// How many reads may use the database at once.
+    pub fn read_concurrency(&self) -> usize {
+        self.db_read_concurrency
+            .unwrap_or_else(|| {
+                2 * std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(2)
+            })
+            .clamp(1, self.db_pool_size.max(1) as usize)
     }
 
     /// The FHIR base URL: `{public base}/fhir`.

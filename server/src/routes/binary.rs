@@ -179,7 +179,7 @@ pub(crate) async fn serve_binary(
     let store = state.store.clone();
     let (id, version) = (v.id.clone(), v.version_id);
     let bytes = state
-        .db(move || {
+        .db_read(move || {
             let mut reader = store
                 .binary_reader(&id, version)?
                 .ok_or_else(|| ApiError::internal("the bytes of this Binary are missing"))?;

@@ -139,7 +139,7 @@ async fn history(
         params.count,
     );
     let page = state
-        .db(move || {
+        .db_read(move || {
             if let (Some(t), Some(i)) = (&qrt, &qid) {
                 if store.read(t, i)?.is_none() {
                     return Err(ApiError::not_found(format!("{t}/{i} does not exist")));

@@ -56,7 +56,7 @@ async fn read_version(
     let store = state.store.clone();
     let (qrt, qid) = (rt.clone(), id.clone());
     let found = state
-        .db(move || {
+        .db_read(move || {
             Ok(match version {
                 None => store.read(&qrt, &qid)?,
                 Some(v) => store.vread(&qrt, &qid, v)?,
