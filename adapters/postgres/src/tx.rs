@@ -283,15 +283,11 @@ impl<'c> Tx<'c> {
         render: impl FnOnce(i64, DateTime<Utc>) -> String,
     ) -> Result<StoredVersion, StoreError> {
         let ts = now();
-        diesel::insert_into(resources::table)
-            .values((
-                resources::resource_type.eq(resource_type),
-                resources::id.eq(id),
-                resources::version_id.eq(1i64),
-                resources::last_updated.eq(ts),
-                resources::deleted.eq(false),
-            ))
-            .execute(self.conn)?;
+        if !self.insert_row(resource_type, id, ts)? {
+            return Err(StoreError::Internal(format!(
+                "{resource_type}/{id} already exists"
+            )));
+        }
         self.append_version(
             resource_type,
             id,
@@ -315,47 +311,7 @@ impl<'c> Tx<'c> {
         render: impl FnOnce(i64, DateTime<Utc>) -> String,
     ) -> Result<WriteOutcome, StoreError> {
         let ts = now();
-        // The common case is an update of an existing resource: try that
-        // first. Only when there is no row does update-as-create insert one;
-        // losing that insert to a concurrent creator means the row exists now,
-        // so the version bump below then succeeds.
-        if if_match.is_none() {
-            if let Some(version) = self.try_bump(resource_type, id, None, ts)? {
-                let v = self.append_version(
-                    resource_type,
-                    id,
-                    version,
-                    ts,
-                    Method::Put,
-                    Some(render(version, ts)),
-                    identifiers,
-                )?;
-                return Ok(WriteOutcome::Updated(v));
-            }
-            let inserted = diesel::insert_into(resources::table)
-                .values((
-                    resources::resource_type.eq(resource_type),
-                    resources::id.eq(id),
-                    resources::version_id.eq(1i64),
-                    resources::last_updated.eq(ts),
-                    resources::deleted.eq(false),
-                ))
-                .on_conflict_do_nothing()
-                .execute(self.conn)?;
-            if inserted == 1 {
-                let v = self.append_version(
-                    resource_type,
-                    id,
-                    1,
-                    ts,
-                    Method::Put,
-                    Some(render(1, ts)),
-                    identifiers,
-                )?;
-                return Ok(WriteOutcome::Created(v));
-            }
-        }
-        let version = self.bump(resource_type, id, if_match, ts)?;
+        let (version, created) = self.put_version(resource_type, id, if_match, ts)?;
         let v = self.append_version(
             resource_type,
             id,
@@ -365,7 +321,55 @@ impl<'c> Tx<'c> {
             Some(render(version, ts)),
             identifiers,
         )?;
-        Ok(WriteOutcome::Updated(v))
+        Ok(if created {
+            WriteOutcome::Created(v)
+        } else {
+            WriteOutcome::Updated(v)
+        })
+    }
+
+    /// The version a PUT writes, and whether it creates the resource. The
+    /// common case is an update of an existing resource, so that is tried
+    /// first; only when there is no row does update-as-create insert one.
+    /// Losing that insert to a concurrent creator means the row exists now,
+    /// so the version bump after it succeeds.
+    fn put_version(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+        ts: DateTime<Utc>,
+    ) -> Result<(i64, bool), StoreError> {
+        if if_match.is_none() {
+            if let Some(version) = self.try_bump(resource_type, id, None, ts)? {
+                return Ok((version, false));
+            }
+            if self.insert_row(resource_type, id, ts)? {
+                return Ok((1, true));
+            }
+        }
+        Ok((self.bump(resource_type, id, if_match, ts)?, false))
+    }
+
+    /// Inserts the `resources` row of a new resource at version 1; false
+    /// when a row with that id already exists.
+    fn insert_row(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        ts: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let inserted = diesel::insert_into(resources::table)
+            .values((
+                resources::resource_type.eq(resource_type),
+                resources::id.eq(id),
+                resources::version_id.eq(1i64),
+                resources::last_updated.eq(ts),
+                resources::deleted.eq(false),
+            ))
+            .on_conflict_do_nothing()
+            .execute(self.conn)?;
+        Ok(inserted == 1)
     }
 
     /// Deletes a resource by adding a delete marker version. Returns `None`
