@@ -2,8 +2,6 @@
 //! graceful shutdown (actix stops on SIGTERM/SIGINT after in-flight
 //! requests finish).
 
-use std::sync::Arc;
-
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use fhirledger_postgres::PgStore;
@@ -24,12 +22,12 @@ pub struct AppState {
     /// One permit per pooled connection. Requests queue here in FIFO order
     /// instead of piling blocking threads onto the pool, whose wake-ups are
     /// not fair: that kept throughput but gave some reads second-long tails.
-    pub db_slots: Arc<Semaphore>,
+    pub db_slots: Semaphore,
     /// Reads additionally queue here. Writes mostly wait for their commit to
     /// reach the disk and gain from many connections (group commit); reads
     /// only need CPU, and on two cores sixteen of them at once made some wait
     /// for hundreds of milliseconds.
-    pub read_slots: Arc<Semaphore>,
+    pub read_slots: Semaphore,
 }
 
 impl AppState {
@@ -49,21 +47,22 @@ impl AppState {
         F: FnOnce() -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
-        let _read = self
-            .read_slots
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal("the server is shutting down"))?;
+        let _read = permit(&self.read_slots).await?;
         self.db(work).await
     }
 
     /// Waits for a connection slot, for work that is started by other means.
     pub async fn db_slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        self.db_slots
-            .acquire()
-            .await
-            .map_err(|_| ApiError::internal("the server is shutting down"))
+        permit(&self.db_slots).await
     }
+}
+
+/// A permit of `slots`; the semaphore only closes when the server stops.
+async fn permit(slots: &Semaphore) -> Result<SemaphorePermit<'_>, ApiError> {
+    slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the server is shutting down"))
 }
 
 /// Serves until a shutdown signal arrives.
@@ -77,8 +76,8 @@ pub async fn serve(
         fhir_base: config.fhir_base(),
         max_body_bytes: config.max_body_bytes,
         capability: routes::build_capabilities(&config.fhir_base()),
-        db_slots: Arc::new(Semaphore::new(config.db_pool_size as usize)),
-        read_slots: Arc::new(Semaphore::new(config.read_concurrency())),
+        db_slots: Semaphore::new(config.db_pool_size as usize),
+        read_slots: Semaphore::new(config.read_concurrency()),
     });
     let mut server = HttpServer::new(move || {
         App::new()

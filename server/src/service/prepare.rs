@@ -60,8 +60,9 @@ pub fn prepare(resource_type: &str, body: &[u8], format: FhirFormat) -> Result<P
     prepare_value(resource_type, resource)
 }
 
-/// The same for an already parsed canonical resource.
-pub fn prepare_value(resource_type: &str, mut resource: Value) -> Result<Prepared, ApiError> {
+/// The same for a resource that `parse_resource` produced (it relies on the
+/// structural checks having run there).
+fn prepare_value(resource_type: &str, mut resource: Value) -> Result<Prepared, ApiError> {
     let actual = resource
         .get("resourceType")
         .and_then(Value::as_str)
