@@ -9,6 +9,7 @@ pub mod format;
 pub mod ids;
 pub mod outcome;
 pub mod resource_types;
+pub mod search;
 pub mod summary;
 pub mod validate;
 

@@ -2,9 +2,11 @@
 //! the generic `{type}/{id}` ones, because actix matches in order.
 
 mod binary;
+mod bundle;
 mod history;
 mod instance;
 mod metadata;
+mod search;
 mod type_level;
 
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -18,6 +20,11 @@ pub use metadata::build_capabilities;
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
+        web::resource("/fhir")
+            .route(web::post().to(bundle::process))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/fhir/metadata")
             .route(web::get().to(metadata::metadata))
             .default_service(web::to(not_allowed)),
@@ -30,6 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/fhir/{type}/_history")
             .route(web::get().to(history::type_history))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/{type}/_search")
+            .route(web::post().to(search::search_post))
             .default_service(web::to(not_allowed)),
     )
     .service(
@@ -52,6 +64,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(
         web::resource("/fhir/{type}")
+            .route(web::get().to(search::search_get))
             .route(web::post().to(type_level::create))
             .route(web::put().to(type_level::conditional_update))
             .route(web::delete().to(type_level::conditional_delete))
