@@ -2,6 +2,7 @@
 //! routes (and later batch/transaction Bundles) share one implementation.
 
 pub mod prepare;
+pub mod search;
 pub mod write;
 
 pub use prepare::{prepare, BinaryPayload, Prepared};
