@@ -5,6 +5,7 @@
 mod binary;
 pub mod cluster;
 mod error;
+mod index;
 mod migrate;
 mod schema;
 mod store;
@@ -14,4 +15,4 @@ pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use error::StoreError;
 pub use migrate::run_migrations;
 pub use store::{PgStore, PoolConfig};
-pub use tx::{Criterion, HistoryPage, Method, StoredVersion, Tx, WriteOutcome};
+pub use tx::{identifier_rows, Criterion, HistoryPage, Method, StoredVersion, Tx, WriteOutcome};

@@ -7,6 +7,7 @@ diesel::table! {
         version_id -> BigInt,
         last_updated -> Timestamptz,
         deleted -> Bool,
+        res_id -> BigInt,
     }
 }
 
@@ -19,15 +20,6 @@ diesel::table! {
         last_updated -> Timestamptz,
         method -> Text,
         content -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
-    resource_identifiers (resource_type, id, system, value) {
-        resource_type -> Text,
-        id -> Text,
-        system -> Text,
-        value -> Text,
     }
 }
 

@@ -8,10 +8,12 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
+use fhir_profiles::search::{param_key, IndexRows, TokenIndex};
 
-use crate::schema::{resource_identifiers, resource_versions, resources};
+use crate::index::{bind_index_rows, INDEX_WRITE_CTES};
+use crate::schema::{resource_versions, resources};
 use crate::StoreError;
 
 /// How a version came to be.
@@ -207,29 +209,62 @@ pub(crate) fn find(
     resource_type: &str,
     criteria: &[Criterion],
 ) -> Result<Vec<String>, StoreError> {
-    let mut query = resources::table
-        .filter(resources::resource_type.eq(resource_type))
-        .filter(resources::deleted.eq(false))
-        .select(resources::id)
-        .order(resources::id)
-        .into_boxed();
+    let mut sql = String::from(
+        "SELECT r.id FROM resources r WHERE r.resource_type = $1 AND NOT r.deleted",
+    );
+    let mut texts: Vec<String> = vec![resource_type.to_string()];
     for criterion in criteria {
         match criterion {
-            Criterion::Id(id) => query = query.filter(resources::id.eq(id.clone())),
+            Criterion::Id(id) => {
+                texts.push(id.clone());
+                sql.push_str(&format!(" AND r.id = ${}", texts.len()));
+            }
             Criterion::Identifier { system, value } => {
-                let mut sub = resource_identifiers::table
-                    .filter(resource_identifiers::resource_type.eq(resource_type.to_string()))
-                    .filter(resource_identifiers::value.eq(value.clone()))
-                    .select(resource_identifiers::id)
-                    .into_boxed();
-                if let Some(system) = system {
-                    sub = sub.filter(resource_identifiers::system.eq(system.clone()));
-                }
-                query = query.filter(resources::id.eq_any(sub));
+                texts.push(value.clone());
+                let value_at = texts.len();
+                let system_clause = match system {
+                    Some(system) => {
+                        texts.push(system.clone());
+                        format!(" AND t.system = ${}", texts.len())
+                    }
+                    None => String::new(),
+                };
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM search_token t WHERE t.res_id = r.res_id \
+                     AND t.key = {} AND t.code = ${value_at}{system_clause})",
+                    param_key(resource_type, "identifier")
+                ));
             }
         }
     }
-    Ok(query.load::<String>(conn)?)
+    sql.push_str(" ORDER BY r.id");
+    let mut query = diesel::sql_query(sql).into_boxed();
+    for t in texts {
+        query = query.bind::<Text, _>(t);
+    }
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    Ok(query.load::<Id>(conn)?.into_iter().map(|r| r.id).collect())
+}
+
+/// Index rows holding just the identifiers, for callers that have nothing else indexed.
+pub fn identifier_rows(resource_type: &str, identifiers: &[(Option<String>, String)]) -> IndexRows {
+    let key = param_key(resource_type, "identifier");
+    IndexRows {
+        tokens: identifiers
+            .iter()
+            .map(|(system, value)| TokenIndex {
+                key,
+                system: system.clone(),
+                code: Some(value.clone()),
+                text: None,
+            })
+            .collect(),
+        ..IndexRows::default()
+    }
 }
 
 /// Truncated to what PostgreSQL stores, so the time in the JSON and in the
@@ -282,21 +317,31 @@ impl<'c> Tx<'c> {
         identifiers: &[(Option<String>, String)],
         render: impl FnOnce(i64, DateTime<Utc>) -> String,
     ) -> Result<StoredVersion, StoreError> {
+        let index = identifier_rows(resource_type, identifiers);
+        self.create_indexed(resource_type, id, &index, render)
+    }
+
+    /// Creates version 1 of a new resource with a fresh id, found by `index`.
+    pub fn create_indexed(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        index: &IndexRows,
+        render: impl FnOnce(i64, DateTime<Utc>) -> String,
+    ) -> Result<StoredVersion, StoreError> {
         let ts = now();
-        if !self.insert_row(resource_type, id, ts)? {
+        let Some(res_id) = self.insert_row(resource_type, id, ts)? else {
             return Err(StoreError::Internal(format!(
                 "{resource_type}/{id} already exists"
             )));
-        }
-        self.append_version(
-            resource_type,
-            id,
-            1,
+        };
+        let version = NewVersion {
+            res_id,
+            version_id: 1,
             ts,
-            Method::Post,
-            Some(render(1, ts)),
-            identifiers,
-        )
+            method: Method::Post,
+        };
+        self.append_version(resource_type, id, version, Some(render(1, ts)), index)
     }
 
     /// Adds a version to a resource, or creates it with the given id when it
@@ -310,17 +355,29 @@ impl<'c> Tx<'c> {
         identifiers: &[(Option<String>, String)],
         render: impl FnOnce(i64, DateTime<Utc>) -> String,
     ) -> Result<WriteOutcome, StoreError> {
+        let index = identifier_rows(resource_type, identifiers);
+        self.update_indexed(resource_type, id, if_match, &index, render)
+    }
+
+    /// [`Tx::update`] of a version found by `index`.
+    pub fn update_indexed(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        if_match: Option<i64>,
+        index: &IndexRows,
+        render: impl FnOnce(i64, DateTime<Utc>) -> String,
+    ) -> Result<WriteOutcome, StoreError> {
         let ts = now();
-        let (version, created) = self.put_version(resource_type, id, if_match, ts)?;
-        let v = self.append_version(
-            resource_type,
-            id,
-            version,
+        let (bumped, created) = self.put_version(resource_type, id, if_match, ts)?;
+        let version = NewVersion {
+            res_id: bumped.res_id,
+            version_id: bumped.version_id,
             ts,
-            Method::Put,
-            Some(render(version, ts)),
-            identifiers,
-        )?;
+            method: Method::Put,
+        };
+        let content = render(bumped.version_id, ts);
+        let v = self.append_version(resource_type, id, version, Some(content), index)?;
         Ok(if created {
             WriteOutcome::Created(v)
         } else {
@@ -339,27 +396,33 @@ impl<'c> Tx<'c> {
         id: &str,
         if_match: Option<i64>,
         ts: DateTime<Utc>,
-    ) -> Result<(i64, bool), StoreError> {
+    ) -> Result<(Bumped, bool), StoreError> {
         if if_match.is_none() {
-            if let Some(version) = self.try_bump(resource_type, id, None, ts)? {
-                return Ok((version, false));
+            if let Some(bumped) = self.try_bump(resource_type, id, None, ts)? {
+                return Ok((bumped, false));
             }
-            if self.insert_row(resource_type, id, ts)? {
-                return Ok((1, true));
+            if let Some(res_id) = self.insert_row(resource_type, id, ts)? {
+                return Ok((
+                    Bumped {
+                        version_id: 1,
+                        res_id,
+                    },
+                    true,
+                ));
             }
         }
         Ok((self.bump(resource_type, id, if_match, ts)?, false))
     }
 
-    /// Inserts the `resources` row of a new resource at version 1; false
-    /// when a row with that id already exists.
+    /// Inserts the `resources` row of a new resource at version 1 and returns
+    /// its row key; `None` when a row with that id already exists.
     fn insert_row(
         &mut self,
         resource_type: &str,
         id: &str,
         ts: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
-        let inserted = diesel::insert_into(resources::table)
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(diesel::insert_into(resources::table)
             .values((
                 resources::resource_type.eq(resource_type),
                 resources::id.eq(id),
@@ -368,12 +431,14 @@ impl<'c> Tx<'c> {
                 resources::deleted.eq(false),
             ))
             .on_conflict_do_nothing()
-            .execute(self.conn)?;
-        Ok(inserted == 1)
+            .returning(resources::res_id)
+            .get_result::<i64>(self.conn)
+            .optional()?)
     }
 
-    /// Deletes a resource by adding a delete marker version. Returns `None`
-    /// when there was nothing live to delete.
+    /// Deletes a resource by adding a delete marker version and removing its
+    /// index rows, so no search finds it. Returns `None` when there was
+    /// nothing live to delete.
     pub fn delete(
         &mut self,
         resource_type: &str,
@@ -392,24 +457,30 @@ impl<'c> Tx<'c> {
             resources::last_updated.eq(ts),
             resources::deleted.eq(true),
         ))
-        .returning(resources::version_id)
-        .get_result::<i64>(self.conn)
+        .returning((resources::version_id, resources::res_id))
+        .get_result::<(i64, i64)>(self.conn)
         .optional()?;
-        let Some(version) = bumped else {
+        let Some((version_id, res_id)) = bumped else {
             if let Some(expected) = if_match {
                 return Err(self.conflict(resource_type, id, expected)?);
             }
             return Ok(None);
         };
         if let Some(expected) = if_match {
-            if version - 1 != expected {
+            if version_id - 1 != expected {
                 return Err(StoreError::VersionConflict {
                     expected,
-                    current: version - 1,
+                    current: version_id - 1,
                 });
             }
         }
-        let v = self.append_version(resource_type, id, version, ts, Method::Delete, None, &[])?;
+        let version = NewVersion {
+            res_id,
+            version_id,
+            ts,
+            method: Method::Delete,
+        };
+        let v = self.append_version(resource_type, id, version, None, &IndexRows::default())?;
         Ok(Some(v))
     }
 
@@ -421,7 +492,7 @@ impl<'c> Tx<'c> {
         id: &str,
         if_match: Option<i64>,
         ts: DateTime<Utc>,
-    ) -> Result<i64, StoreError> {
+    ) -> Result<Bumped, StoreError> {
         match (self.try_bump(resource_type, id, if_match, ts)?, if_match) {
             (Some(v), _) => Ok(v),
             (None, Some(expected)) => Err(self.conflict(resource_type, id, expected)?),
@@ -439,7 +510,7 @@ impl<'c> Tx<'c> {
         id: &str,
         if_match: Option<i64>,
         ts: DateTime<Utc>,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<Bumped>, StoreError> {
         let target = resources::table
             .filter(resources::resource_type.eq(resource_type))
             .filter(resources::id.eq(id));
@@ -448,18 +519,20 @@ impl<'c> Tx<'c> {
             resources::last_updated.eq(ts),
             resources::deleted.eq(false),
         );
-        Ok(match if_match {
+        let returned = (resources::version_id, resources::res_id);
+        let row = match if_match {
             Some(expected) => diesel::update(target.filter(resources::version_id.eq(expected)))
                 .set(set)
-                .returning(resources::version_id)
-                .get_result::<i64>(self.conn)
+                .returning(returned)
+                .get_result::<(i64, i64)>(self.conn)
                 .optional()?,
             None => diesel::update(target)
                 .set(set)
-                .returning(resources::version_id)
-                .get_result::<i64>(self.conn)
+                .returning(returned)
+                .get_result::<(i64, i64)>(self.conn)
                 .optional()?,
-        })
+        };
+        Ok(row.map(|(version_id, res_id)| Bumped { version_id, res_id }))
     }
 
     fn conflict(
@@ -480,58 +553,60 @@ impl<'c> Tx<'c> {
         })
     }
 
-    /// Inserts a version and replaces the identifier rows of the resource
+    /// Inserts a version and replaces the search-index rows of the resource
     /// with those of this version, in one statement (one round trip): the
-    /// CTEs all see the snapshot before the statement, so the delete removes
+    /// CTEs all see the snapshot before the statement, so the deletes remove
     /// only the old rows.
-    #[allow(clippy::too_many_arguments)]
     fn append_version(
         &mut self,
         resource_type: &str,
         id: &str,
-        version_id: i64,
-        ts: DateTime<Utc>,
-        method: Method,
+        version: NewVersion,
         content: Option<String>,
-        identifiers: &[(Option<String>, String)],
+        index: &IndexRows,
     ) -> Result<StoredVersion, StoreError> {
         #[derive(QueryableByName)]
         struct Seq {
             #[diesel(sql_type = BigInt)]
             seq: i64,
         }
-        let systems: Vec<&str> = identifiers
-            .iter()
-            .map(|(s, _)| s.as_deref().unwrap_or(""))
-            .collect();
-        let values: Vec<&str> = identifiers.iter().map(|(_, v)| v.as_str()).collect();
-        let row = diesel::sql_query(
-            "WITH old_identifiers AS ( \
-                 DELETE FROM resource_identifiers \
-                 WHERE $3 > 1 AND resource_type = $1 AND id = $2), \
-             new_identifiers AS ( \
-                 INSERT INTO resource_identifiers (resource_type, id, system, value) \
-                 SELECT $1, $2, s, v FROM unnest($7::text[], $8::text[]) AS t(s, v)) \
+        let sql = format!(
+            "WITH {INDEX_WRITE_CTES} \
              INSERT INTO resource_versions (resource_type, id, version_id, last_updated, method, content) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-        )
-        .bind::<Text, _>(resource_type)
-        .bind::<Text, _>(id)
-        .bind::<BigInt, _>(version_id)
-        .bind::<Timestamptz, _>(ts)
-        .bind::<Text, _>(method.as_str())
-        .bind::<Nullable<Text>, _>(content.as_deref())
-        .bind::<Array<Text>, _>(&systems)
-        .bind::<Array<Text>, _>(&values)
-        .get_result::<Seq>(self.conn)?;
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq"
+        );
+        let query = diesel::sql_query(sql)
+            .into_boxed()
+            .bind::<Text, _>(resource_type)
+            .bind::<Text, _>(id)
+            .bind::<BigInt, _>(version.version_id)
+            .bind::<Timestamptz, _>(version.ts)
+            .bind::<Text, _>(version.method.as_str())
+            .bind::<Nullable<Text>, _>(content.clone())
+            .bind::<BigInt, _>(version.res_id);
+        let row = bind_index_rows(query, index).get_result::<Seq>(self.conn)?;
         Ok(StoredVersion {
             seq: row.seq,
             resource_type: resource_type.to_string(),
             id: id.to_string(),
-            version_id,
-            last_updated: ts,
-            method,
+            version_id: version.version_id,
+            last_updated: version.ts,
+            method: version.method,
             content,
         })
     }
+}
+
+/// The row key and new version number of a bumped resource.
+struct Bumped {
+    version_id: i64,
+    res_id: i64,
+}
+
+/// What a new version row records besides its content.
+struct NewVersion {
+    res_id: i64,
+    version_id: i64,
+    ts: DateTime<Utc>,
+    method: Method,
 }
