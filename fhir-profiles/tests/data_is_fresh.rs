@@ -18,6 +18,19 @@ fn embedded_data_matches_the_official_definitions() {
         Ok(files) => files,
         Err(e) => panic!("generator failed: {e}"),
     };
+    let names: Vec<&str> = files.iter().map(|f| f.name).collect();
+    for expected in [
+        "resource-types.txt",
+        "elements.json",
+        "profiles.json",
+        "valuesets.json",
+        "search-parameters.json",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "generator no longer makes {expected}"
+        );
+    }
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data");
     for file in files {
         let stored = std::fs::read_to_string(data.join(file.name)).unwrap_or_default();

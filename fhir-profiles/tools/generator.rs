@@ -55,6 +55,7 @@ pub struct Generated {
 /// Builds every file of `data/` from the reference data directory (`.../shared/fhir-r4`).
 pub fn generate(fhir_r4: &Path) -> Result<Vec<Generated>> {
     let schema = read_json(&fhir_r4.join("fhir.schema.json"))?;
+    let search_parameters = read_json(&fhir_r4.join("search-parameters.json"))?;
     let terminology = Terminology::load(&fhir_r4.join("terminology"))?;
     let mut profiles = Vec::new();
     for name in PROFILED {
@@ -77,6 +78,10 @@ pub fn generate(fhir_r4: &Path) -> Result<Vec<Generated>> {
         Generated {
             name: "valuesets.json",
             text: value_sets(&profiles, &terminology, &schema)?,
+        },
+        Generated {
+            name: "search-parameters.json",
+            text: search_params(&search_parameters)?,
         },
     ])
 }
@@ -501,6 +506,207 @@ impl Terminology {
         );
         Ok(codes)
     }
+}
+
+/// Per hosted type, every official search parameter with an expression whose `base` names the
+/// type, its expression narrowed to that type's alternatives; plus the `Resource` parameters
+/// with an expression (`_id`, `_lastUpdated`, ...), rewritten from `Resource.` to the type.
+/// Sorted by type, then code; one parameter per line.
+fn search_params(bundle: &Value) -> Result<String> {
+    let entries: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .ok_or("search-parameters.json has no entry")?
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    let by_url: BTreeMap<&str, &Value> = entries
+        .iter()
+        .filter_map(|r| Some((r["url"].as_str()?, *r)))
+        .collect();
+    let mut types: BTreeMap<&str, BTreeMap<String, Value>> = BTreeMap::new();
+    for &t in fhir_profiles::resource_types::HOSTED {
+        let params = types.entry(t).or_default();
+        for r in &entries {
+            let Some(expression) = narrowed_expression(r, t) else {
+                continue;
+            };
+            let code = r["code"].as_str().ok_or("search parameter without code")?;
+            let url = r["url"].as_str().ok_or_else(|| format!("{code}: no url"))?;
+            let mut out = Map::new();
+            out.insert("code".into(), json!(code));
+            out.insert("type".into(), r["type"].clone());
+            out.insert("url".into(), json!(url));
+            out.insert("expression".into(), json!(expression));
+            let mut targets = strings(&r["target"]);
+            targets.sort_unstable();
+            if !targets.is_empty() {
+                out.insert("target".into(), json!(targets));
+            }
+            let components = components(r, t, &expression, &by_url)?;
+            if !components.is_empty() {
+                out.insert("component".into(), Value::Array(components));
+            }
+            let description = r["description"].as_str().unwrap_or_default();
+            out.insert("description".into(), json!(first_sentence(description, t)));
+            if params
+                .insert(code.to_string(), Value::Object(out))
+                .is_some()
+            {
+                return Err(format!("{t}: search parameter {code} defined twice"));
+            }
+        }
+    }
+    let mut text = String::from("{\n");
+    for (i, (t, params)) in types.iter().enumerate() {
+        if i > 0 {
+            text.push_str(",\n");
+        }
+        text.push_str(&format!("{}:[\n", json!(t)));
+        for (j, p) in params.values().enumerate() {
+            if j > 0 {
+                text.push_str(",\n");
+            }
+            text.push_str(&serde_json::to_string(p).map_err(|e| e.to_string())?);
+        }
+        text.push_str("\n]");
+    }
+    text.push_str("\n}\n");
+    Ok(text)
+}
+
+/// The expression of search parameter `r` as it applies to type `t`: `Resource.` rewritten to
+/// `t.` for the Resource-level parameters; for the others, the top-level ` | ` alternatives
+/// that start with `t.` or `(t.`. `None` when `r` does not apply to `t` or has no expression.
+fn narrowed_expression(r: &Value, t: &str) -> Option<String> {
+    let expression = r["expression"].as_str()?;
+    let bases = strings(&r["base"]);
+    let (from, to) = if bases.iter().any(|b| b == "Resource") {
+        ("Resource", t)
+    } else if bases.iter().any(|b| b == t) {
+        (t, t)
+    } else {
+        return None;
+    };
+    let parts: Vec<String> = split_union(expression)
+        .into_iter()
+        .filter_map(|part| {
+            let (open, rest) = match part.strip_prefix('(') {
+                Some(rest) => ("(", rest),
+                None => ("", part),
+            };
+            let path = rest.strip_prefix(from)?.strip_prefix('.')?;
+            Some(format!("{open}{to}.{path}"))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" | "))
+}
+
+/// The top-level ` | ` alternatives of a FHIRPath expression (outside parentheses and quotes).
+fn split_union(expression: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0usize, false, 0usize);
+    let bytes = expression.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' if quoted => i += 1,
+            b'\'' => quoted = !quoted,
+            b'(' if !quoted => depth += 1,
+            b')' if !quoted => depth = depth.saturating_sub(1),
+            b' ' if !quoted && depth == 0 && expression[i..].starts_with(" | ") => {
+                parts.push(expression[start..i].trim());
+                i += 3;
+                start = i;
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    parts.push(expression[start..].trim());
+    parts
+}
+
+/// The components of a composite parameter: the code of the parameter each is searched like
+/// (from its `definition` URL) and its expression. R4 swaps the definitions of
+/// DocumentReference `relationship` (`code` is defined as `relatesto`, `target` as `relation`):
+/// a component whose full path is exactly another component definition's expression takes
+/// that definition's code.
+fn components(
+    r: &Value,
+    t: &str,
+    expression: &str,
+    by_url: &BTreeMap<&str, &Value>,
+) -> Result<Vec<Value>> {
+    let code = r["code"].as_str().unwrap_or_default();
+    let mut defs = Vec::new();
+    for c in r["component"].as_array().into_iter().flatten() {
+        let url = c["definition"]
+            .as_str()
+            .ok_or_else(|| format!("{t}.{code}: component without definition"))?;
+        let def = by_url
+            .get(strip_version(url))
+            .ok_or_else(|| format!("{t}.{code}: component {url} is not defined"))?;
+        let def_code = def["code"]
+            .as_str()
+            .ok_or_else(|| format!("{url}: no code"))?;
+        let sub = c["expression"]
+            .as_str()
+            .ok_or_else(|| format!("{t}.{code}: component without expression"))?;
+        defs.push((def_code, narrowed_expression(def, t), sub));
+    }
+    Ok(defs
+        .iter()
+        .map(|(def_code, _, sub)| {
+            let full = format!("{expression}.{sub}");
+            let code = defs
+                .iter()
+                .find(|(_, e, _)| e.as_deref() == Some(full.as_str()))
+                .map_or(*def_code, |(c, _, _)| *c);
+            json!({"code": code, "expression": sub})
+        })
+        .collect())
+}
+
+/// The first sentence of a description; of a "Multiple Resources" one, that of type `t`'s line.
+fn first_sentence(description: &str, t: &str) -> String {
+    let prefix = format!("* [{t}](");
+    let text = description
+        .lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix(&prefix)
+                .and_then(|rest| rest.split_once("): "))
+                .map(|(_, d)| d)
+        })
+        .unwrap_or(description);
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    // The first ". " outside parentheses ends the sentence (not the one in "(e.g. ...)").
+    let mut depth = 0i32;
+    for (i, c) in line.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            '.' if depth == 0 && line[i + 1..].starts_with(' ') => {
+                return line[..=i].to_string();
+            }
+            _ => {}
+        }
+    }
+    line.to_string()
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(str::to_string)
+        .collect()
 }
 
 /// Every code of a CodeSystem, including nested concepts.

@@ -101,6 +101,19 @@ impl Elements {
         self.primitives.get(name)
     }
 
+    /// A complex type with its name as stored in the tables (so `'static` for the loaded
+    /// tables), for code that keeps type names.
+    pub(crate) fn complex_entry(&self, name: &str) -> Option<(&str, &ComplexType)> {
+        self.types.get_key_value(name).map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// A primitive type with its name as stored in the tables.
+    pub(crate) fn primitive_entry(&self, name: &str) -> Option<(&str, &Primitive)> {
+        self.primitives
+            .get_key_value(name)
+            .map(|(k, v)| (k.as_str(), v))
+    }
+
     #[cfg(test)]
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let patterns = self

@@ -23,9 +23,38 @@ pub fn normalize_string(s: &str) -> String {
     out
 }
 
+/// The most bytes of text an index row stores per value (codes, systems, strings, URLs, ids),
+/// which keeps PostgreSQL btree entries well under their size limit.
+pub const MAX_INDEX_BYTES: usize = 512;
+
+/// `s` cut to at most [`MAX_INDEX_BYTES`] bytes at a char boundary. Extraction stores every
+/// text value cut like this, and search values are cut the same way before they are compared.
+pub fn truncate_for_index(s: &str) -> &str {
+    if s.len() <= MAX_INDEX_BYTES {
+        return s;
+    }
+    let mut end = MAX_INDEX_BYTES;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 #[cfg(test)]
 mod tests {
-    use super::normalize_string;
+    use super::{normalize_string, truncate_for_index, MAX_INDEX_BYTES};
+
+    #[test]
+    fn truncates_at_a_char_boundary() {
+        assert_eq!(truncate_for_index("short"), "short");
+        let exact = "a".repeat(MAX_INDEX_BYTES);
+        assert_eq!(truncate_for_index(&exact), exact);
+        let long = "b".repeat(MAX_INDEX_BYTES + 10);
+        assert_eq!(truncate_for_index(&long).len(), MAX_INDEX_BYTES);
+        // 'é' is two bytes: 511 ASCII bytes then 'é' would end at 513.
+        let split = format!("{}é", "c".repeat(MAX_INDEX_BYTES - 1));
+        assert_eq!(truncate_for_index(&split), "c".repeat(MAX_INDEX_BYTES - 1));
+    }
 
     #[test]
     fn folds_case_accents_and_spaces() {
