@@ -7,6 +7,7 @@ pub mod cluster;
 mod error;
 mod index;
 mod migrate;
+mod reindex;
 mod schema;
 mod search;
 mod store;

@@ -49,7 +49,7 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    fn conn(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
+    pub(crate) fn conn(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
         Ok(self.pool.get()?)
     }
 

@@ -14,7 +14,7 @@ use fhir_profiles::search::{param_key, IndexRows, TokenIndex};
 
 use fhir_profiles::search::query::SearchRequest;
 
-use crate::index::{bind_index_rows, INDEX_WRITE_CTES};
+use crate::index::{bind_index_rows, index_write_ctes};
 use crate::schema::{resource_versions, resources};
 use crate::search::SearchPage;
 use crate::StoreError;
@@ -578,9 +578,10 @@ impl<'c> Tx<'c> {
             seq: i64,
         }
         let sql = format!(
-            "WITH {INDEX_WRITE_CTES} \
+            "WITH {} \
              INSERT INTO resource_versions (resource_type, id, version_id, last_updated, method, content) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq"
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+            index_write_ctes()
         );
         let query = diesel::sql_query(sql)
             .into_boxed()
