@@ -1,3 +1,4 @@
+DROP TABLE search_index_state;
 DROP TABLE search_uri;
 DROP TABLE search_reference;
 DROP TABLE search_date;

@@ -61,3 +61,10 @@ CREATE INDEX search_uri_value ON search_uri (key, uri, res_id);
 
 -- Identifiers are now token rows of each type's `identifier` parameter.
 DROP TABLE resource_identifiers;
+
+-- Which generation of the index rows the database holds: the server rebuilds them when its
+-- extraction rules (the search-parameter registry) differ from those that wrote them.
+CREATE TABLE search_index_state (
+    singleton  BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+    generation TEXT NOT NULL
+);

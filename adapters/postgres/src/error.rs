@@ -21,6 +21,8 @@ pub enum StoreError {
     Connection(#[from] diesel::ConnectionError),
     #[error("migration failed: {0}")]
     Migration(String),
+    #[error("'{0}' is not a paging cursor of this search")]
+    InvalidCursor(String),
     #[error("storage invariant broken: {0}")]
     Internal(String),
     #[error("private PostgreSQL cluster: {0}")]

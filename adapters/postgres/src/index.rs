@@ -11,24 +11,39 @@ use fhir_profiles::search::IndexRows;
 /// CTEs that replace the index rows of the resource whose row key is `$7` (its new
 /// version is `$3`; version 1 has no old rows to delete) with the arrays bound from `$8`
 /// on by [`bind_index_rows`].
-pub(crate) const INDEX_WRITE_CTES: &str = "\
-    old_tokens AS (DELETE FROM search_token WHERE $3 > 1 AND res_id = $7), \
-    old_strings AS (DELETE FROM search_string WHERE $3 > 1 AND res_id = $7), \
-    old_dates AS (DELETE FROM search_date WHERE $3 > 1 AND res_id = $7), \
-    old_references AS (DELETE FROM search_reference WHERE $3 > 1 AND res_id = $7), \
-    old_uris AS (DELETE FROM search_uri WHERE $3 > 1 AND res_id = $7), \
-    new_tokens AS (INSERT INTO search_token (res_id, key, system, code, text) \
-        SELECT $7, k, s, c, t FROM unnest($8::int4[], $9::text[], $10::text[], $11::text[]) AS u(k, s, c, t)), \
-    new_strings AS (INSERT INTO search_string (res_id, key, normalized, exact) \
-        SELECT $7, k, n, e FROM unnest($12::int4[], $13::text[], $14::text[]) AS u(k, n, e)), \
-    new_dates AS (INSERT INTO search_date (res_id, key, low, high) \
-        SELECT $7, k, l, h FROM unnest($15::int4[], $16::timestamptz[], $17::timestamptz[]) AS u(k, l, h)), \
-    new_references AS (INSERT INTO search_reference (res_id, key, target_type, target_id, url) \
-        SELECT $7, k, t, i, u FROM unnest($18::int4[], $19::text[], $20::text[], $21::text[]) AS u(k, t, i, u)), \
-    new_uris AS (INSERT INTO search_uri (res_id, key, uri) \
-        SELECT $7, k, u FROM unnest($22::int4[], $23::text[]) AS u(k, u))";
+pub(crate) fn index_write_ctes() -> String {
+    index_ctes("$3", "$7", 8)
+}
 
-/// Binds `$8` to `$23` of [`INDEX_WRITE_CTES`].
+/// The same CTEs with the version at `version`, the row key at `res_id` and the 16 arrays
+/// bound from parameter number `first_array` on.
+pub(crate) fn index_ctes(version: &str, res_id: &str, first_array: usize) -> String {
+    let a = |i: usize| format!("${}", first_array + i);
+    format!(
+        "old_tokens AS (DELETE FROM search_token WHERE {version} > 1 AND res_id = {res_id}), \
+         old_strings AS (DELETE FROM search_string WHERE {version} > 1 AND res_id = {res_id}), \
+         old_dates AS (DELETE FROM search_date WHERE {version} > 1 AND res_id = {res_id}), \
+         old_references AS (DELETE FROM search_reference WHERE {version} > 1 AND res_id = {res_id}), \
+         old_uris AS (DELETE FROM search_uri WHERE {version} > 1 AND res_id = {res_id}), \
+         new_tokens AS (INSERT INTO search_token (res_id, key, system, code, text) \
+             SELECT {res_id}, k, s, c, t FROM unnest({}::int4[], {}::text[], {}::text[], {}::text[]) AS u(k, s, c, t)), \
+         new_strings AS (INSERT INTO search_string (res_id, key, normalized, exact) \
+             SELECT {res_id}, k, n, e FROM unnest({}::int4[], {}::text[], {}::text[]) AS u(k, n, e)), \
+         new_dates AS (INSERT INTO search_date (res_id, key, low, high) \
+             SELECT {res_id}, k, l, h FROM unnest({}::int4[], {}::timestamptz[], {}::timestamptz[]) AS u(k, l, h)), \
+         new_references AS (INSERT INTO search_reference (res_id, key, target_type, target_id, url) \
+             SELECT {res_id}, k, t, i, u FROM unnest({}::int4[], {}::text[], {}::text[], {}::text[]) AS u(k, t, i, u)), \
+         new_uris AS (INSERT INTO search_uri (res_id, key, uri) \
+             SELECT {res_id}, k, u FROM unnest({}::int4[], {}::text[]) AS u(k, u))",
+        a(0), a(1), a(2), a(3),
+        a(4), a(5), a(6),
+        a(7), a(8), a(9),
+        a(10), a(11), a(12), a(13),
+        a(14), a(15)
+    )
+}
+
+/// Binds the 16 arrays of [`index_ctes`], in order.
 pub(crate) fn bind_index_rows<'a>(
     query: BoxedSqlQuery<'a, Pg, SqlQuery>,
     index: &IndexRows,

@@ -7,12 +7,15 @@ pub mod cluster;
 mod error;
 mod index;
 mod migrate;
+mod reindex;
 mod schema;
+mod search;
 mod store;
 mod tx;
 
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use error::StoreError;
 pub use migrate::run_migrations;
+pub use search::{Found, SearchPage};
 pub use store::{PgStore, PoolConfig};
 pub use tx::{identifier_rows, Criterion, HistoryPage, Method, StoredVersion, Tx, WriteOutcome};

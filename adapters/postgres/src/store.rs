@@ -3,6 +3,9 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 
+use fhir_profiles::search::query::SearchRequest;
+
+use crate::search::{self, SearchPage};
 use crate::tx::{self, Criterion, HistoryPage, StoredVersion, Tx};
 use crate::{run_migrations, BinaryReader, StoreError};
 
@@ -46,7 +49,7 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    fn conn(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
+    pub(crate) fn conn(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
         Ok(self.pool.get()?)
     }
 
@@ -97,6 +100,11 @@ impl PgStore {
         criteria: &[Criterion],
     ) -> Result<Vec<String>, StoreError> {
         tx::find(&mut *self.conn()?, resource_type, criteria)
+    }
+
+    /// One page of a search, with its includes and the total asked for.
+    pub fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        search::search(&mut *self.conn()?, request)
     }
 
     /// Opens a reader over the bytes of a Binary version.

@@ -12,8 +12,11 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
 use fhir_profiles::search::{param_key, IndexRows, TokenIndex};
 
-use crate::index::{bind_index_rows, INDEX_WRITE_CTES};
+use fhir_profiles::search::query::SearchRequest;
+
+use crate::index::{bind_index_rows, index_write_ctes};
 use crate::schema::{resource_versions, resources};
+use crate::search::SearchPage;
 use crate::StoreError;
 
 /// How a version came to be.
@@ -209,9 +212,8 @@ pub(crate) fn find(
     resource_type: &str,
     criteria: &[Criterion],
 ) -> Result<Vec<String>, StoreError> {
-    let mut sql = String::from(
-        "SELECT r.id FROM resources r WHERE r.resource_type = $1 AND NOT r.deleted",
-    );
+    let mut sql =
+        String::from("SELECT r.id FROM resources r WHERE r.resource_type = $1 AND NOT r.deleted");
     let mut texts: Vec<String> = vec![resource_type.to_string()];
     for criterion in criteria {
         match criterion {
@@ -297,6 +299,11 @@ impl<'c> Tx<'c> {
         criteria: &[Criterion],
     ) -> Result<Vec<String>, StoreError> {
         find(self.conn, resource_type, criteria)
+    }
+
+    /// One page of a search, seeing this transaction's writes.
+    pub fn search(&mut self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
+        crate::search::search(self.conn, request)
     }
 
     /// Serialises conditional interactions on the same criteria until this
@@ -571,9 +578,10 @@ impl<'c> Tx<'c> {
             seq: i64,
         }
         let sql = format!(
-            "WITH {INDEX_WRITE_CTES} \
+            "WITH {} \
              INSERT INTO resource_versions (resource_type, id, version_id, last_updated, method, content) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq"
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+            index_write_ctes()
         );
         let query = diesel::sql_query(sql)
             .into_boxed()

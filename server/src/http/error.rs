@@ -109,6 +109,9 @@ impl From<StoreError> for ApiError {
                 ApiError::precondition_failed(e.to_string())
             }
             StoreError::TooLarge { limit } => ApiError::too_large(limit),
+            StoreError::InvalidCursor(_) => ApiError::bad_request(format!(
+                "{e}; follow the next/previous links of the search as given"
+            )),
             StoreError::UploadAborted(reason) => {
                 ApiError::bad_request(format!("the upload was aborted: {reason}"))
             }

@@ -1,0 +1,303 @@
+//! Search: a parsed [`SearchRequest`] becomes one SQL statement over `resources` with an
+//! `EXISTS` per criterion, keyset-paged on the sort keys and the row key, joined to the
+//! current versions' content; `_include`/`_revinclude` follow the reference index.
+
+mod binds;
+mod criteria;
+mod cursor;
+mod include;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
+use diesel::PgConnection;
+use fhir_profiles::search::query::{SearchRequest, SortField, SortKey, TotalMode};
+use fhir_profiles::search::ParamType;
+use fhir_profiles::summary::SummaryMode;
+
+use crate::search::binds::{Bind, Sql};
+use crate::search::criteria::{predicate, table_of};
+use crate::search::cursor::Cursor;
+use crate::StoreError;
+
+/// The current version of a resource a search returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Found {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: DateTime<Utc>,
+    /// Canonical FHIR JSON with meta set.
+    pub content: String,
+}
+
+/// One page of a search.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPage {
+    /// The matches of this page, in order.
+    pub matches: Vec<Found>,
+    /// Resources added by `_include` and `_revinclude`.
+    pub included: Vec<Found>,
+    /// Cursor of the following page, when there is one.
+    pub next: Option<String>,
+    /// Cursor of the preceding page, when this is not the first.
+    pub previous: Option<String>,
+    /// The number of matches, when asked for (exact or estimated as asked).
+    pub total: Option<u64>,
+}
+
+#[derive(QueryableByName)]
+struct PageRow {
+    #[diesel(sql_type = BigInt)]
+    res_id: i64,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = BigInt)]
+    version_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    last_updated: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    content: Option<String>,
+    #[diesel(sql_type = Array<Nullable<Text>>)]
+    keys: Vec<Option<String>>,
+}
+
+/// Runs a search: its page (from `request.cursor`), its includes and the total asked for.
+pub(crate) fn search(
+    conn: &mut PgConnection,
+    request: &SearchRequest,
+) -> Result<SearchPage, StoreError> {
+    let cursor = request
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c, request.sort.len()))
+        .transpose()?;
+    let count_only = request.summary == Some(SummaryMode::Count);
+    let mut page = SearchPage::default();
+    if !count_only && request.count > 0 {
+        fill_page(conn, request, cursor.as_ref(), &mut page)?;
+        page.included = include::included(conn, request, &page.matches)?;
+    }
+    let total_mode = match request.total {
+        Some(mode) => mode,
+        None if count_only => TotalMode::Accurate,
+        None => TotalMode::None,
+    };
+    page.total = match total_mode {
+        TotalMode::None => None,
+        TotalMode::Accurate => Some(count(conn, request)?),
+        TotalMode::Estimate => Some(estimate(conn, request)?),
+    };
+    Ok(page)
+}
+
+/// `FROM resources r WHERE …` of the matches of `request`.
+fn filtered(sql: &mut Sql, request: &SearchRequest) -> String {
+    let rt = sql.text(request.resource_type.clone());
+    let mut text = format!("FROM resources r WHERE r.resource_type = {rt} AND NOT r.deleted");
+    for criterion in &request.criteria {
+        let p = predicate(sql, criterion, "r", &request.resource_type);
+        text.push_str(" AND ");
+        text.push_str(&p);
+    }
+    text
+}
+
+/// The exact number of matches.
+fn count(conn: &mut PgConnection, request: &SearchRequest) -> Result<u64, StoreError> {
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let mut sql = Sql::default();
+    let from = filtered(&mut sql, request);
+    sql.push(&format!("SELECT count(*) AS n {from}"));
+    let n = sql.query().get_result::<Count>(conn)?.n;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// The planner's estimate of the number of matches (cheap on any size).
+fn estimate(conn: &mut PgConnection, request: &SearchRequest) -> Result<u64, StoreError> {
+    #[derive(QueryableByName)]
+    struct Plan {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        plan: String,
+    }
+    let mut sql = Sql::default();
+    let from = filtered(&mut sql, request);
+    sql.push(&format!("EXPLAIN (FORMAT JSON) SELECT 1 {from}"));
+    let plan = sql.query().get_result::<Plan>(conn)?.plan;
+    let rows = serde_json::from_str::<serde_json::Value>(&plan)
+        .ok()
+        .and_then(|v| v.get(0)?.get("Plan")?.get("Plan Rows")?.as_f64())
+        .unwrap_or(0.0);
+    Ok(rows.max(0.0).round() as u64)
+}
+
+/// A sort key as an SQL expression over `r`, and whether its values are instants.
+fn sort_expression(sql: &mut Sql, key: &SortKey) -> (String, bool) {
+    let aggregate = if key.descending { "max" } else { "min" };
+    match &key.field {
+        SortField::Id => ("r.id".into(), false),
+        SortField::LastUpdated => ("r.last_updated".into(), true),
+        SortField::Param { key: param, kind } => {
+            let (column, instant) = match kind {
+                ParamType::Date if key.descending => ("x.high", true),
+                ParamType::Date => ("x.low", true),
+                ParamType::String => ("x.normalized", false),
+                ParamType::Uri => ("x.uri", false),
+                ParamType::Reference => (
+                    "coalesce(x.target_type || '/' || x.target_id, x.url)",
+                    false,
+                ),
+                _ => ("x.code", false),
+            };
+            let Some(table) = table_of(*kind) else {
+                return ("NULL::text".into(), false);
+            };
+            let param = sql.int(*param);
+            (
+                format!("(SELECT {aggregate}({column}) FROM {table} x WHERE x.res_id = r.res_id AND x.key = {param})"),
+                instant,
+            )
+        }
+    }
+}
+
+/// Fetches one page (one row more than asked, to know whether another follows).
+fn fill_page(
+    conn: &mut PgConnection,
+    request: &SearchRequest,
+    cursor: Option<&Cursor>,
+    page: &mut SearchPage,
+) -> Result<(), StoreError> {
+    let backwards = cursor.is_some_and(|c| c.backwards);
+    let mut sql = Sql::default();
+    let keys: Vec<(String, bool, bool)> = request
+        .sort
+        .iter()
+        .map(|k| {
+            let (expr, instant) = sort_expression(&mut sql, k);
+            (expr, instant, k.descending)
+        })
+        .collect();
+    let from = filtered(&mut sql, request);
+    let key_columns: String = keys
+        .iter()
+        .enumerate()
+        .map(|(i, (expr, _, _))| format!(", {expr} AS k{i}"))
+        .collect();
+    let keyset = match cursor {
+        Some(c) => keyset_condition(&mut sql, &keys, c),
+        None => "TRUE".into(),
+    };
+    let order = |prefix: &str| -> String {
+        let mut parts: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (_, _, desc))| {
+                // Reading backwards flips every direction, so NULLS LAST becomes FIRST.
+                let descending = *desc != backwards;
+                let nulls = if backwards { "FIRST" } else { "LAST" };
+                let dir = if descending { "DESC" } else { "ASC" };
+                format!("{prefix}k{i} {dir} NULLS {nulls}")
+            })
+            .collect();
+        parts.push(format!(
+            "{prefix}res_id {}",
+            if backwards { "DESC" } else { "ASC" }
+        ));
+        parts.join(", ")
+    };
+    let limit = sql.bind(Bind::BigInt(request.count as i64 + 1));
+    let rt = sql.text(request.resource_type.clone());
+    let key_array = if keys.is_empty() {
+        "ARRAY[]::text[]".to_string()
+    } else {
+        let items: Vec<String> = (0..keys.len()).map(|i| format!("p.k{i}::text")).collect();
+        format!("ARRAY[{}]::text[]", items.join(", "))
+    };
+    sql.push(&format!(
+        "SELECT p.res_id, p.id, p.version_id, p.last_updated, v.content, {key_array} AS keys \
+         FROM (SELECT s.* FROM (SELECT r.res_id, r.id, r.version_id, r.last_updated{key_columns} {from}) s \
+               WHERE {keyset} ORDER BY {} LIMIT {limit}) p \
+         JOIN resource_versions v ON v.resource_type = {rt} AND v.id = p.id AND v.version_id = p.version_id \
+         ORDER BY {}",
+        order("s."),
+        order("p.")
+    ));
+    let mut rows = sql.query().load::<PageRow>(conn)?;
+    let more = rows.len() > request.count;
+    rows.truncate(request.count);
+    if backwards {
+        rows.reverse();
+    }
+    let boundary = |row: &PageRow, backwards: bool| {
+        Cursor {
+            keys: row.keys.clone(),
+            res_id: row.res_id,
+            backwards,
+        }
+        .encode()
+    };
+    let (has_next, has_previous) = if backwards {
+        (true, more)
+    } else {
+        (more, cursor.is_some())
+    };
+    if has_next {
+        page.next = rows.last().map(|r| boundary(r, false));
+    }
+    if has_previous {
+        page.previous = rows.first().map(|r| boundary(r, true));
+    }
+    page.matches = rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(Found {
+                resource_type: request.resource_type.clone(),
+                id: row.id,
+                version_id: row.version_id,
+                last_updated: row.last_updated,
+                content: row.content?,
+            })
+        })
+        .collect();
+    Ok(())
+}
+
+/// Rows strictly beyond the cursor's row in the page's reading direction, over the
+/// columns `s.k0…` and `s.res_id`. Sort keys place missing values last (first when
+/// reading backwards).
+fn keyset_condition(sql: &mut Sql, keys: &[(String, bool, bool)], cursor: &Cursor) -> String {
+    let backwards = cursor.backwards;
+    let res_id = sql.bind(Bind::BigInt(cursor.res_id));
+    let mut condition = format!("s.res_id {} {res_id}", if backwards { "<" } else { ">" });
+    for (i, ((_, instant, desc), value)) in keys.iter().zip(&cursor.keys).enumerate().rev() {
+        let column = format!("s.k{i}");
+        let descending = *desc != backwards;
+        let nulls_last = !backwards;
+        let (beyond, equal) = match value {
+            None if nulls_last => ("FALSE".to_string(), format!("{column} IS NULL")),
+            None => (format!("{column} IS NOT NULL"), format!("{column} IS NULL")),
+            Some(v) => {
+                let p = sql.text(v.clone());
+                let p = if *instant {
+                    format!("{p}::timestamptz")
+                } else {
+                    p
+                };
+                let cmp = if descending { "<" } else { ">" };
+                let beyond = if nulls_last {
+                    format!("({column} {cmp} {p} OR {column} IS NULL)")
+                } else {
+                    format!("{column} {cmp} {p}")
+                };
+                (beyond, format!("{column} = {p}"))
+            }
+        };
+        condition = format!("({beyond} OR ({equal} AND {condition}))");
+    }
+    condition
+}
