@@ -3,6 +3,7 @@
 //! migrations, and private clusters for `fhirledger dev` and the tests.
 
 mod binary;
+mod bulk;
 pub mod cluster;
 mod error;
 mod index;
@@ -13,6 +14,7 @@ mod search;
 mod store;
 mod tx;
 
+pub use bulk::NewResource;
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use error::StoreError;
 pub use migrate::run_migrations;

@@ -271,7 +271,7 @@ pub fn identifier_rows(resource_type: &str, identifiers: &[(Option<String>, Stri
 
 /// Truncated to what PostgreSQL stores, so the time in the JSON and in the
 /// row are the same instant.
-fn now() -> DateTime<Utc> {
+pub(crate) fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(6)
 }
 
