@@ -1,4 +1,4 @@
-//! The `fhirledger` command line: `serve`, `dev` and `migrate`.
+//! The `fhirledger` command line: `serve`, `dev`, `migrate`, `reindex` and `explain`.
 
 use std::process::ExitCode;
 
@@ -39,6 +39,24 @@ enum Command {
         #[command(flatten)]
         server: ServerConfig,
     },
+    /// Rebuild the search index of every live resource (start-up does this by itself when
+    /// the indexing rules changed).
+    Reindex {
+        #[arg(long, env = "FHIRLEDGER_DATABASE_URL")]
+        database_url: String,
+        #[command(flatten)]
+        server: ServerConfig,
+    },
+    /// Print the PostgreSQL plan (EXPLAIN ANALYZE) of a search such as
+    /// 'DocumentReference?patient=123&_sort=-date'.
+    Explain {
+        #[arg(long, env = "FHIRLEDGER_DATABASE_URL")]
+        database_url: String,
+        #[command(flatten)]
+        server: ServerConfig,
+        /// `{type}?{query}` as in a search URL after the FHIR base.
+        search: String,
+    },
     /// Apply pending database migrations and exit.
     Migrate {
         #[arg(long, env = "FHIRLEDGER_DATABASE_URL")]
@@ -55,6 +73,15 @@ fn main() -> ExitCode {
             server,
         } => run::serve(&database_url, server),
         Command::Dev { dev, server } => run::dev(dev, server),
+        Command::Reindex {
+            database_url,
+            server,
+        } => run::reindex(&database_url, server),
+        Command::Explain {
+            database_url,
+            server,
+            search,
+        } => run::explain(&database_url, server, &search),
         Command::Migrate { database_url } => run::migrate(&database_url),
     };
     match result {

@@ -1,6 +1,8 @@
 //! What each CLI command does: wiring configuration, storage and the server.
 
 use anyhow::Context;
+use fhir_profiles::search::registry::index_generation;
+use fhir_profiles::search::{extract, IndexRows};
 use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
 use fhirledger_postgres::{PgStore, PoolConfig};
 use tracing_subscriber::EnvFilter;
@@ -32,7 +34,60 @@ fn open_store(database_url: &str, server: &ServerConfig) -> anyhow::Result<PgSto
     for name in applied {
         tracing::info!(migration = %name, "applied migration");
     }
+    let generation = index_generation();
+    if store.index_generation()?.as_deref() != Some(generation.as_str()) {
+        tracing::info!(%generation, "the search index was written by other rules; rebuilding it");
+        rebuild_index(&store, &server.fhir_base())?;
+    }
     Ok(store)
+}
+
+/// Re-extracts the index rows of every live resource and records the generation.
+fn rebuild_index(store: &PgStore, fhir_base: &str) -> anyhow::Result<u64> {
+    let started = std::time::Instant::now();
+    let rebuilt = store
+        .reindex(
+            &index_generation(),
+            |_, content| match serde_json::from_str(content) {
+                Ok(resource) => extract(&resource, fhir_base),
+                Err(e) => {
+                    tracing::error!(error = %e, "a stored resource is not JSON; it is not indexed");
+                    IndexRows::default()
+                }
+            },
+            |done| {
+                if done % 10_000 == 0 {
+                    tracing::info!(done, "rebuilding the search index");
+                }
+            },
+        )
+        .context("rebuilding the search index")?;
+    tracing::info!(
+        rebuilt,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "search index rebuilt"
+    );
+    Ok(rebuilt)
+}
+
+/// `fhirledger reindex`: rebuild the search index now.
+pub fn reindex(database_url: &str, server: ServerConfig) -> anyhow::Result<()> {
+    let store = open_store(database_url, &server)?;
+    let rebuilt = rebuild_index(&store, &server.fhir_base())?;
+    println!("rebuilt the search index of {rebuilt} resources");
+    Ok(())
+}
+
+/// `fhirledger explain`: the PostgreSQL plan of a search, run for real.
+pub fn explain(database_url: &str, server: ServerConfig, search: &str) -> anyhow::Result<()> {
+    let store = open_store(database_url, &server)?;
+    let (resource_type, query) = search.split_once('?').unwrap_or((search, ""));
+    let resource_type = resource_type.trim_start_matches('/');
+    let params = crate::http::negotiate::form_pairs(query);
+    let request = crate::service::search::parse(&server.fhir_base(), resource_type, &params, false)
+        .map_err(|e| anyhow::anyhow!("{}", fhir_profiles::outcome::operation_outcome(&e.issues)))?;
+    println!("{}", store.explain_search(&request)?);
+    Ok(())
 }
 
 /// `fhirledger serve`: production, against an existing database.

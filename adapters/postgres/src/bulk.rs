@@ -94,7 +94,11 @@ impl Tx<'_> {
 }
 
 /// Every index row of every new resource, one multi-row insert per table in one statement.
-fn insert_index_rows(tx: &mut Tx<'_>, resources: &[NewResource<'_>], res_ids: &[i64]) -> Result<(), StoreError> {
+fn insert_index_rows(
+    tx: &mut Tx<'_>,
+    resources: &[NewResource<'_>],
+    res_ids: &[i64],
+) -> Result<(), StoreError> {
     let mut t = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut s = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut d = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

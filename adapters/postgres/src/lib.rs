@@ -14,8 +14,8 @@ mod search;
 mod store;
 mod tx;
 
-pub use bulk::NewResource;
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
+pub use bulk::NewResource;
 pub use error::StoreError;
 pub use migrate::run_migrations;
 pub use search::{Found, SearchPage};

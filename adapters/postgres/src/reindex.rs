@@ -32,10 +32,12 @@ impl PgStore {
     /// The index generation recorded by the last complete rebuild (or first start).
     pub fn index_generation(&self) -> Result<Option<String>, StoreError> {
         let mut conn = self.conn()?;
-        Ok(diesel::sql_query("SELECT generation FROM search_index_state")
-            .get_result::<Generation>(&mut *conn)
-            .optional()?
-            .map(|g| g.generation))
+        Ok(
+            diesel::sql_query("SELECT generation FROM search_index_state")
+                .get_result::<Generation>(&mut *conn)
+                .optional()?
+                .map(|g| g.generation),
+        )
     }
 
     /// Rebuilds the index rows of every live resource with `extract` (given the type and
@@ -91,7 +93,9 @@ fn live_batch(conn: &mut PgConnection, after: i64) -> Result<Vec<LiveRow>, Store
 
 fn replace_rows(conn: &mut PgConnection, res_id: i64, index: &IndexRows) -> Result<(), StoreError> {
     let sql = format!("WITH {} SELECT 1", index_ctes("2", "$1", 2));
-    let query = diesel::sql_query(sql).into_boxed().bind::<BigInt, _>(res_id);
+    let query = diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<BigInt, _>(res_id);
     bind_index_rows(query, index).execute(conn)?;
     Ok(())
 }

@@ -49,7 +49,9 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    pub(crate) fn conn(&self) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
+    pub(crate) fn conn(
+        &self,
+    ) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
         Ok(self.pool.get()?)
     }
 
@@ -105,6 +107,11 @@ impl PgStore {
     /// One page of a search, with its includes and the total asked for.
     pub fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
         search::search(&mut *self.conn()?, request)
+    }
+
+    /// The PostgreSQL plan, with actual timings, of the statement fetching a search's page.
+    pub fn explain_search(&self, request: &SearchRequest) -> Result<String, StoreError> {
+        search::explain(&mut *self.conn()?, request)
     }
 
     /// Opens a reader over the bytes of a Binary version.

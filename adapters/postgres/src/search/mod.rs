@@ -62,6 +62,31 @@ struct PageRow {
     keys: Vec<Option<String>>,
 }
 
+/// `EXPLAIN (ANALYZE, BUFFERS)` of the statement that fetches the page of `request`.
+pub(crate) fn explain(
+    conn: &mut PgConnection,
+    request: &SearchRequest,
+) -> Result<String, StoreError> {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let cursor = request
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c, request.sort.len()))
+        .transpose()?;
+    let mut sql = page_sql(request, cursor.as_ref());
+    sql.text = format!("EXPLAIN (ANALYZE, BUFFERS) {}", sql.text);
+    let lines = sql.query().load::<Line>(conn)?;
+    Ok(lines
+        .into_iter()
+        .map(|l| l.line)
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
+
 /// Runs a search: its page (from `request.cursor`), its includes and the total asked for.
 pub(crate) fn search(
     conn: &mut PgConnection,
@@ -165,13 +190,9 @@ fn sort_expression(sql: &mut Sql, key: &SortKey) -> (String, bool) {
     }
 }
 
-/// Fetches one page (one row more than asked, to know whether another follows).
-fn fill_page(
-    conn: &mut PgConnection,
-    request: &SearchRequest,
-    cursor: Option<&Cursor>,
-    page: &mut SearchPage,
-) -> Result<(), StoreError> {
+/// The statement of one page: the matches after the cursor in sort order, one row more
+/// than asked so the caller knows whether another page follows.
+fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Sql {
     let backwards = cursor.is_some_and(|c| c.backwards);
     let mut sql = Sql::default();
     let keys: Vec<(String, bool, bool)> = request
@@ -227,6 +248,18 @@ fn fill_page(
         order("s."),
         order("p.")
     ));
+    sql
+}
+
+/// Fetches one page (one row more than asked, to know whether another follows).
+fn fill_page(
+    conn: &mut PgConnection,
+    request: &SearchRequest,
+    cursor: Option<&Cursor>,
+    page: &mut SearchPage,
+) -> Result<(), StoreError> {
+    let backwards = cursor.is_some_and(|c| c.backwards);
+    let sql = page_sql(request, cursor);
     let mut rows = sql.query().load::<PageRow>(conn)?;
     let more = rows.len() > request.count;
     rows.truncate(request.count);
