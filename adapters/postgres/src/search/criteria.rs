@@ -97,17 +97,7 @@ pub(crate) fn predicate(
         }
         Criterion::Uri { key, mode, values } => {
             let x = sql.alias("x");
-            let matches = any_of(values.iter().map(|v| {
-                let u = sql.text(v.clone());
-                match mode {
-                    UriMode::Exact => format!("{x}.uri = {u}"),
-                    UriMode::Below => {
-                        let p = sql.text(format!("{}%", like_escape(v)));
-                        format!("{x}.uri LIKE {p}")
-                    }
-                    UriMode::Above => format!("starts_with({u}, {x}.uri)"),
-                }
-            }));
+            let matches = any_of(values.iter().map(|v| uri_match(sql, *mode, v, &x)));
             index_exists(sql, "search_uri", &x, *key, r, &matches)
         }
         Criterion::Chain { key, targets } => {
@@ -196,6 +186,28 @@ fn string_match(sql: &mut Sql, mode: StringMode, v: &str, x: &str) -> String {
             let n = sql.text(fhir_profiles::search::normalize::normalize_string(v));
             let e = sql.text(v);
             format!("({x}.normalized = {n} AND {x}.exact = {e})")
+        }
+    }
+}
+
+/// `:below` and `:above` compare whole path segments: `…/docs` is above `…/docs/a.pdf`
+/// but not above `…/docs-archive/b.pdf`.
+fn uri_match(sql: &mut Sql, mode: UriMode, v: &str, x: &str) -> String {
+    match mode {
+        UriMode::Exact => {
+            let u = sql.text(v);
+            format!("{x}.uri = {u}")
+        }
+        UriMode::Below => {
+            let stem = v.trim_end_matches('/');
+            let exact = sql.text(stem);
+            let with_slash = sql.text(format!("{stem}/"));
+            let below = sql.text(format!("{}/%", like_escape(stem)));
+            format!("({x}.uri = {exact} OR {x}.uri = {with_slash} OR {x}.uri LIKE {below})")
+        }
+        UriMode::Above => {
+            let u = sql.text(v);
+            format!("({x}.uri = {u} OR starts_with({u}, rtrim({x}.uri, '/') || '/'))")
         }
     }
 }

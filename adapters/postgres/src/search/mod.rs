@@ -72,12 +72,8 @@ pub(crate) fn explain(
         #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
         line: String,
     }
-    let cursor = request
-        .cursor
-        .as_deref()
-        .map(|c| Cursor::decode(c, request.sort.len()))
-        .transpose()?;
-    let mut sql = page_sql(request, cursor.as_ref());
+    let cursor = decode_cursor(request)?;
+    let mut sql = page_sql(request, cursor.as_ref())?;
     sql.text = format!("EXPLAIN (ANALYZE, BUFFERS) {}", sql.text);
     let lines = sql.query().load::<Line>(conn)?;
     Ok(lines
@@ -92,11 +88,7 @@ pub(crate) fn search(
     conn: &mut PgConnection,
     request: &SearchRequest,
 ) -> Result<SearchPage, StoreError> {
-    let cursor = request
-        .cursor
-        .as_deref()
-        .map(|c| Cursor::decode(c, request.sort.len()))
-        .transpose()?;
+    let cursor = decode_cursor(request)?;
     let count_only = request.summary == Some(SummaryMode::Count);
     let mut page = SearchPage::default();
     if !count_only && request.count > 0 {
@@ -114,6 +106,22 @@ pub(crate) fn search(
         TotalMode::Estimate => Some(estimate(conn, request)?),
     };
     Ok(page)
+}
+
+/// Identifies a search for its cursors: the type, criteria and sort order.
+fn fingerprint(request: &SearchRequest) -> String {
+    format!(
+        "{}|{:?}|{:?}",
+        request.resource_type, request.criteria, request.sort
+    )
+}
+
+fn decode_cursor(request: &SearchRequest) -> Result<Option<Cursor>, StoreError> {
+    request
+        .cursor
+        .as_deref()
+        .map(|c| Cursor::decode(c, request.sort.len(), &fingerprint(request)))
+        .transpose()
 }
 
 /// `FROM resources r WHERE …` of the matches of `request`.
@@ -192,7 +200,7 @@ fn sort_expression(sql: &mut Sql, key: &SortKey) -> (String, bool) {
 
 /// The statement of one page: the matches after the cursor in sort order, one row more
 /// than asked so the caller knows whether another page follows.
-fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Sql {
+fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Result<Sql, StoreError> {
     let backwards = cursor.is_some_and(|c| c.backwards);
     let mut sql = Sql::default();
     let keys: Vec<(String, bool, bool)> = request
@@ -210,7 +218,7 @@ fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Sql {
         .map(|(i, (expr, _, _))| format!(", {expr} AS k{i}"))
         .collect();
     let keyset = match cursor {
-        Some(c) => keyset_condition(&mut sql, &keys, c),
+        Some(c) => keyset_condition(&mut sql, &keys, c)?,
         None => "TRUE".into(),
     };
     let order = |prefix: &str| -> String {
@@ -236,7 +244,20 @@ fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Sql {
     let key_array = if keys.is_empty() {
         "ARRAY[]::text[]".to_string()
     } else {
-        let items: Vec<String> = (0..keys.len()).map(|i| format!("p.k{i}::text")).collect();
+        // Instants as RFC 3339 in UTC with microseconds, so a cursor's values read back exactly.
+        let items: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, (_, instant, _))| {
+                if *instant {
+                    format!(
+                        "to_char(p.k{i} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                    )
+                } else {
+                    format!("p.k{i}::text")
+                }
+            })
+            .collect();
         format!("ARRAY[{}]::text[]", items.join(", "))
     };
     sql.push(&format!(
@@ -248,7 +269,7 @@ fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Sql {
         order("s."),
         order("p.")
     ));
-    sql
+    Ok(sql)
 }
 
 /// Fetches one page (one row more than asked, to know whether another follows).
@@ -259,20 +280,21 @@ fn fill_page(
     page: &mut SearchPage,
 ) -> Result<(), StoreError> {
     let backwards = cursor.is_some_and(|c| c.backwards);
-    let sql = page_sql(request, cursor);
+    let sql = page_sql(request, cursor)?;
     let mut rows = sql.query().load::<PageRow>(conn)?;
     let more = rows.len() > request.count;
     rows.truncate(request.count);
     if backwards {
         rows.reverse();
     }
+    let search = fingerprint(request);
     let boundary = |row: &PageRow, backwards: bool| {
         Cursor {
             keys: row.keys.clone(),
             res_id: row.res_id,
             backwards,
         }
-        .encode()
+        .encode(&search)
     };
     let (has_next, has_previous) = if backwards {
         (true, more)
@@ -303,7 +325,11 @@ fn fill_page(
 /// Rows strictly beyond the cursor's row in the page's reading direction, over the
 /// columns `s.k0…` and `s.res_id`. Sort keys place missing values last (first when
 /// reading backwards).
-fn keyset_condition(sql: &mut Sql, keys: &[(String, bool, bool)], cursor: &Cursor) -> String {
+fn keyset_condition(
+    sql: &mut Sql,
+    keys: &[(String, bool, bool)],
+    cursor: &Cursor,
+) -> Result<String, StoreError> {
     let backwards = cursor.backwards;
     let res_id = sql.bind(Bind::BigInt(cursor.res_id));
     let mut condition = format!("s.res_id {} {res_id}", if backwards { "<" } else { ">" });
@@ -332,5 +358,5 @@ fn keyset_condition(sql: &mut Sql, keys: &[(String, bool, bool)], cursor: &Curso
         };
         condition = format!("({beyond} OR ({equal} AND {condition}))");
     }
-    condition
+    Ok(condition)
 }
