@@ -79,6 +79,10 @@ pub struct ResourceCapability {
     pub conditional_read: &'static str,
     /// "single" | "not-supported"
     pub conditional_delete: &'static str,
+    /// `_include` values supported (e.g. `DocumentReference:subject`).
+    pub search_include: Vec<String>,
+    /// `_revinclude` values supported.
+    pub search_rev_include: Vec<String>,
     pub search_params: Vec<SearchParamCapability>,
     pub documentation: Option<String>,
 }
@@ -166,6 +170,12 @@ fn resource(r: &ResourceCapability) -> Value {
     out.insert("conditionalRead".into(), json!(r.conditional_read));
     out.insert("conditionalUpdate".into(), json!(r.conditional_update));
     out.insert("conditionalDelete".into(), json!(r.conditional_delete));
+    if !r.search_include.is_empty() {
+        out.insert("searchInclude".into(), json!(r.search_include));
+    }
+    if !r.search_rev_include.is_empty() {
+        out.insert("searchRevInclude".into(), json!(r.search_rev_include));
+    }
     let params: Vec<Value> = r.search_params.iter().map(search_param).collect();
     if !params.is_empty() {
         out.insert("searchParam".into(), Value::Array(params));

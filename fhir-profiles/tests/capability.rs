@@ -37,6 +37,8 @@ fn caps(security: Option<serde_json::Value>) -> ServerCapabilities {
             } else {
                 "single"
             },
+            search_include: Vec::new(),
+            search_rev_include: Vec::new(),
             search_params: vec![
                 SearchParamCapability {
                     name: "_id".into(),

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use fhir_profiles::search::IndexRows;
 
+use crate::index::{pg_opt, pg_text};
 use crate::tx::{now, Method, StoredVersion, Tx};
 use crate::StoreError;
 
@@ -109,15 +110,15 @@ fn insert_index_rows(
         for row in &index.tokens {
             t.0.push(res_id);
             t.1.push(row.key);
-            t.2.push(row.system.clone());
-            t.3.push(row.code.clone());
-            t.4.push(row.text.clone());
+            t.2.push(pg_opt(&row.system));
+            t.3.push(pg_opt(&row.code));
+            t.4.push(pg_opt(&row.text));
         }
         for row in &index.strings {
             s.0.push(res_id);
             s.1.push(row.key);
-            s.2.push(row.normalized.clone());
-            s.3.push(row.exact.clone());
+            s.2.push(pg_text(&row.normalized));
+            s.3.push(pg_text(&row.exact));
         }
         for row in &index.dates {
             d.0.push(res_id);
@@ -128,14 +129,14 @@ fn insert_index_rows(
         for row in &index.references {
             r.0.push(res_id);
             r.1.push(row.key);
-            r.2.push(row.target_type.clone());
-            r.3.push(row.target_id.clone());
-            r.4.push(row.url.clone());
+            r.2.push(pg_opt(&row.target_type));
+            r.3.push(pg_opt(&row.target_id));
+            r.4.push(pg_opt(&row.url));
         }
         for row in &index.uris {
             u.0.push(res_id);
             u.1.push(row.key);
-            u.2.push(row.uri.clone());
+            u.2.push(pg_text(&row.uri));
         }
     }
     diesel::sql_query(

@@ -55,23 +55,37 @@ pub(crate) fn bind_index_rows<'a>(
     let uris = &index.uris;
     query
         .bind::<Array<Integer>, _>(tokens.iter().map(|t| t.key).collect::<Vec<i32>>())
-        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| t.system.clone()))
-        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| t.code.clone()))
-        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| t.text.clone()))
+        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| pg_opt(&t.system)))
+        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| pg_opt(&t.code)))
+        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| pg_opt(&t.text)))
         .bind::<Array<Integer>, _>(strings.iter().map(|s| s.key).collect::<Vec<i32>>())
-        .bind::<Array<Text>, _>(column(strings, |s| s.normalized.clone()))
-        .bind::<Array<Text>, _>(column(strings, |s| s.exact.clone()))
+        .bind::<Array<Text>, _>(column(strings, |s| pg_text(&s.normalized)))
+        .bind::<Array<Text>, _>(column(strings, |s| pg_text(&s.exact)))
         .bind::<Array<Integer>, _>(dates.iter().map(|d| d.key).collect::<Vec<i32>>())
         .bind::<Array<Timestamptz>, _>(column::<_, DateTime<Utc>>(dates, |d| d.low))
         .bind::<Array<Timestamptz>, _>(column::<_, DateTime<Utc>>(dates, |d| d.high))
         .bind::<Array<Integer>, _>(refs.iter().map(|r| r.key).collect::<Vec<i32>>())
-        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| r.target_type.clone()))
-        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| r.target_id.clone()))
-        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| r.url.clone()))
+        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| pg_opt(&r.target_type)))
+        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| pg_opt(&r.target_id)))
+        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| pg_opt(&r.url)))
         .bind::<Array<Integer>, _>(uris.iter().map(|u| u.key).collect::<Vec<i32>>())
-        .bind::<Array<Text>, _>(column(uris, |u| u.uri.clone()))
+        .bind::<Array<Text>, _>(column(uris, |u| pg_text(&u.uri)))
 }
 
 fn column<R, T>(rows: &[R], f: impl Fn(&R) -> T) -> Vec<T> {
     rows.iter().map(f).collect()
+}
+
+/// PostgreSQL text cannot hold NUL characters (FHIR strings may); they are dropped from
+/// index values and from the search values compared with them alike.
+pub(crate) fn pg_text(s: &str) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "")
+    } else {
+        s.to_string()
+    }
+}
+
+pub(crate) fn pg_opt(s: &Option<String>) -> Option<String> {
+    s.as_deref().map(pg_text)
 }

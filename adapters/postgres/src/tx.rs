@@ -242,7 +242,7 @@ pub(crate) fn find(
     sql.push_str(" ORDER BY r.id");
     let mut query = diesel::sql_query(sql).into_boxed();
     for t in texts {
-        query = query.bind::<Text, _>(t);
+        query = query.bind::<Text, _>(crate::index::pg_text(&t));
     }
     #[derive(QueryableByName)]
     struct Id {
@@ -310,7 +310,7 @@ impl<'c> Tx<'c> {
     /// transaction ends, so two conditional creates cannot both create.
     pub fn lock_criteria(&mut self, resource_type: &str, key: &str) -> Result<(), StoreError> {
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind::<Text, _>(format!("{resource_type}?{key}"))
+            .bind::<Text, _>(crate::index::pg_text(&format!("{resource_type}?{key}")))
             .execute(self.conn)?;
         Ok(())
     }

@@ -274,6 +274,21 @@ fn compiled_param(param: &SearchParam) -> Option<&'static CompiledParam> {
     t.compiled.get(i)
 }
 
+/// Bumped whenever extraction changes what rows a resource produces in a way the registry
+/// file does not show (a new datatype rule, different normalization).
+const EXTRACTION_REVISION: u32 = 1;
+
+/// Identifies the rules that turn resources into index rows. A database whose index was
+/// written under another generation is rebuilt at start-up.
+pub fn index_generation() -> String {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in SEARCH_PARAMETERS_JSON.bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    format!("{EXTRACTION_REVISION}-{hash:08x}")
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -489,19 +504,4 @@ mod tests {
             );
         }
     }
-}
-
-/// Bumped whenever extraction changes what rows a resource produces in a way the registry
-/// file does not show (a new datatype rule, different normalization).
-const EXTRACTION_REVISION: u32 = 1;
-
-/// Identifies the rules that turn resources into index rows. A database whose index was
-/// written under another generation is rebuilt at start-up.
-pub fn index_generation() -> String {
-    let mut hash: u32 = 0x811c_9dc5;
-    for byte in SEARCH_PARAMETERS_JSON.bytes() {
-        hash ^= u32::from(byte);
-        hash = hash.wrapping_mul(0x0100_0193);
-    }
-    format!("{EXTRACTION_REVISION}-{hash:08x}")
 }

@@ -20,6 +20,7 @@ use crate::http::respond::{resource_body, versioned};
 use crate::routes::instance::prepared_body;
 use crate::service::write::ChunkSource;
 use crate::service::{BinaryPayload, Prepared};
+use fhir_profiles::search::IndexRows;
 
 /// True when a request to `Binary` carries raw content rather than a FHIR
 /// Binary resource.
@@ -51,7 +52,7 @@ where
     let store = state.store.clone();
     let limit = state.max_body_bytes;
     if !is_raw_upload(req, rt) {
-        let prepared = prepared_body(req, rt, payload, limit).await?;
+        let prepared = prepared_body(req, rt, payload, limit, &state.fhir_base).await?;
         return state.db(move || op(store, prepared, None)).await;
     }
     check_declared_length(req, limit)?;
@@ -124,6 +125,7 @@ fn raw_binary(req: &HttpRequest, url_id: Option<&str>) -> Result<Prepared, ApiEr
         body_id: url_id.map(str::to_string),
         resource,
         identifiers: Vec::new(),
+        index: IndexRows::default(),
         binary: Some(BinaryPayload {
             content_type,
             data: Vec::new(),

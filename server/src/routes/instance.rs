@@ -253,12 +253,14 @@ pub(crate) async fn prepared_body(
     rt: &str,
     payload: web::Payload,
     limit: u64,
+    fhir_base: &str,
 ) -> Result<service::Prepared, ApiError> {
     let body_format = request_format(req)?;
     let body = read_body(req, payload, limit).await?;
     if body.len() <= INLINE_PARSE_BYTES {
-        return service::prepare(rt, &body, body_format);
+        return service::prepare(rt, &body, body_format, fhir_base);
     }
     let rt = rt.to_string();
-    blocking(move || service::prepare(&rt, &body, body_format)).await
+    let fhir_base = fhir_base.to_string();
+    blocking(move || service::prepare(&rt, &body, body_format, &fhir_base)).await
 }

@@ -5,10 +5,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{SecondsFormat, Utc};
 use fhir_profiles::capability::{
-    capability_statement, ResourceCapability, ServerCapabilities, SystemInteraction,
-    TypeInteraction,
+    capability_statement, ResourceCapability, SearchParamCapability, ServerCapabilities,
+    SystemInteraction, TypeInteraction,
 };
 use fhir_profiles::resource_types::HOSTED;
+use fhir_profiles::search::{params, ParamType};
 
 use crate::app::AppState;
 use crate::http::negotiate::response_format;
@@ -24,6 +25,7 @@ const FULL: &[TypeInteraction] = &[
     TypeInteraction::HistoryInstance,
     TypeInteraction::HistoryType,
     TypeInteraction::Create,
+    TypeInteraction::SearchType,
 ];
 
 /// AuditEvents are written by the server only.
@@ -32,7 +34,47 @@ const READ_ONLY: &[TypeInteraction] = &[
     TypeInteraction::Vread,
     TypeInteraction::HistoryInstance,
     TypeInteraction::HistoryType,
+    TypeInteraction::SearchType,
 ];
+
+/// The search parameters of a type, from the registry the search engine uses.
+fn search_params(resource_type: &str) -> Vec<SearchParamCapability> {
+    params(resource_type)
+        .iter()
+        .map(|p| SearchParamCapability {
+            name: p.code.clone(),
+            definition: Some(p.url.clone()),
+            kind: p.kind.code().to_string(),
+            documentation: Some(p.description.clone()),
+        })
+        .collect()
+}
+
+/// `_include` values of a type: each of its reference parameters, and `*`.
+fn includes(resource_type: &str) -> Vec<String> {
+    let mut out: Vec<String> = params(resource_type)
+        .iter()
+        .filter(|p| p.kind == ParamType::Reference)
+        .map(|p| format!("{resource_type}:{}", p.code))
+        .collect();
+    if !out.is_empty() {
+        out.push("*".into());
+    }
+    out
+}
+
+/// `_revinclude` values for a type: the reference parameters of hosted types that can
+/// point to it.
+fn rev_includes(resource_type: &str) -> Vec<String> {
+    HOSTED
+        .iter()
+        .flat_map(|source| params(source).iter().map(move |p| (source, p)))
+        .filter(|(_, p)| {
+            p.kind == ParamType::Reference && p.targets.iter().any(|t| t == resource_type)
+        })
+        .map(|(source, p)| format!("{source}:{}", p.code))
+        .collect()
+}
 
 /// Builds the CapabilityStatement for a FHIR base URL.
 pub fn build_capabilities(fhir_base: &str) -> serde_json::Value {
@@ -54,7 +96,9 @@ pub fn build_capabilities(fhir_base: &str) -> serde_json::Value {
                 conditional_update: writable,
                 conditional_read: "not-supported",
                 conditional_delete: if writable { "single" } else { "not-supported" },
-                search_params: Vec::new(),
+                search_include: includes(t),
+                search_rev_include: rev_includes(t),
+                search_params: search_params(t),
                 documentation: None,
             }
         })
@@ -70,7 +114,11 @@ pub fn build_capabilities(fhir_base: &str) -> serde_json::Value {
             "xml".into(),
         ],
         resources,
-        system_interactions: vec![SystemInteraction::HistorySystem],
+        system_interactions: vec![
+            SystemInteraction::Transaction,
+            SystemInteraction::Batch,
+            SystemInteraction::HistorySystem,
+        ],
         security: None,
         date: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
     })

@@ -1,6 +1,7 @@
 //! FHIR interactions in terms of the store, independent of HTTP, so the REST
-//! routes (and later batch/transaction Bundles) share one implementation.
+//! routes and batch/transaction Bundles share one implementation.
 
+pub mod bundle;
 pub mod prepare;
 pub mod search;
 pub mod write;

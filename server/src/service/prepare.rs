@@ -6,6 +6,7 @@ use base64::Engine;
 use chrono::{DateTime, SecondsFormat, Utc};
 use fhir_profiles::format::{parse_resource, FhirFormat};
 use fhir_profiles::outcome::{has_errors, Issue, IssueType};
+use fhir_profiles::search::{extract, IndexRows};
 use fhir_profiles::validate::{identifiers, validate_parsed};
 use serde_json::{Map, Value};
 
@@ -27,13 +28,20 @@ pub struct Prepared {
     /// Canonical JSON without `id`; for a Binary, without `data`.
     pub resource: Value,
     pub identifiers: Vec<(Option<String>, String)>,
+    /// Everything this version is found by in searches.
+    pub index: IndexRows,
     /// For a Binary posted as a FHIR resource: its decoded bytes.
     pub binary: Option<BinaryPayload>,
 }
 
 /// Parses and validates a body for `resource_type`: 400 when it cannot be
 /// parsed or is of another type, 422 when it breaks a rule.
-pub fn prepare(resource_type: &str, body: &[u8], format: FhirFormat) -> Result<Prepared, ApiError> {
+pub fn prepare(
+    resource_type: &str,
+    body: &[u8],
+    format: FhirFormat,
+    fhir_base: &str,
+) -> Result<Prepared, ApiError> {
     if let Err(e) = std::str::from_utf8(body) {
         return Err(ApiError::bad_request(format!(
             "the body is not UTF-8 (invalid byte at offset {})",
@@ -57,12 +65,16 @@ pub fn prepare(resource_type: &str, body: &[u8], format: FhirFormat) -> Result<P
         };
         ApiError::with_issues(status, e.issues)
     })?;
-    prepare_value(resource_type, resource)
+    prepare_value(resource_type, resource, fhir_base)
 }
 
 /// The same for a resource that `parse_resource` produced (it relies on the
-/// structural checks having run there).
-fn prepare_value(resource_type: &str, mut resource: Value) -> Result<Prepared, ApiError> {
+/// structural checks having run there), alone or inside a Bundle.
+pub(crate) fn prepare_value(
+    resource_type: &str,
+    mut resource: Value,
+    fhir_base: &str,
+) -> Result<Prepared, ApiError> {
     let actual = resource
         .get("resourceType")
         .and_then(Value::as_str)
@@ -99,6 +111,7 @@ fn prepare_value(resource_type: &str, mut resource: Value) -> Result<Prepared, A
             .at(format!("{resource_type}.identifier"))],
         ));
     }
+    let index = extract(&resource, fhir_base);
     let obj = resource
         .as_object_mut()
         .ok_or_else(|| ApiError::bad_request("the body is not a resource"))?;
@@ -115,6 +128,7 @@ fn prepare_value(resource_type: &str, mut resource: Value) -> Result<Prepared, A
         body_id,
         resource,
         identifiers,
+        index,
         binary,
     })
 }

@@ -1,9 +1,20 @@
-//! Create, update and delete, each as one database transaction: the
-//! version, its identifier rows and (for a Binary) its bytes commit together
-//! or not at all.
+//! Create, update and delete.
+//!
+//! Every write exists in two forms: a `*_in` function that runs inside a
+//! caller's transaction (`&mut Tx`), so that a transaction Bundle can put
+//! many writes in one, and the REST form, a thin `store.transaction` wrapper
+//! around it: the version, its search-index rows and (for a Binary) its bytes
+//! commit together or not at all.
+//!
+//! The building blocks are public too, for callers that must order the steps
+//! themselves (a transaction Bundle locks every criterion up front, resolves
+//! every conditional target, and only then writes):
+//! [`lock_criteria`], [`single_match`], [`update_id`], and [`insert`] /
+//! [`insert_many`] / [`put`], which hold the only calls to `Tx::create`,
+//! `Tx::create_many` and `Tx::update`.
 
 use fhir_profiles::ids::is_valid_id;
-use fhirledger_postgres::{Criterion, PgStore, StoredVersion, Tx, WriteOutcome};
+use fhirledger_postgres::{Criterion, NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
 
 use crate::http::error::ApiError;
 use crate::http::preconditions::criteria_keys;
@@ -30,7 +41,18 @@ pub enum UpdateTarget {
     Criteria(Vec<Criterion>),
 }
 
-fn lock_all(tx: &mut Tx<'_>, resource_type: &str, criteria: &[Criterion]) -> Result<(), ApiError> {
+/// A fresh server-assigned id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Takes the advisory locks of `criteria` (sorted) until the transaction
+/// ends, so that conditional writes on the same criteria queue up.
+pub fn lock_criteria(
+    tx: &mut Tx<'_>,
+    resource_type: &str,
+    criteria: &[Criterion],
+) -> Result<(), ApiError> {
     for key in criteria_keys(criteria) {
         tx.lock_criteria(resource_type, &key)?;
     }
@@ -39,7 +61,7 @@ fn lock_all(tx: &mut Tx<'_>, resource_type: &str, criteria: &[Criterion]) -> Res
 
 /// The single live resource matching `criteria`, `None` when nothing
 /// matches, 412 when several do.
-fn single_match(
+pub fn single_match(
     tx: &mut Tx<'_>,
     resource_type: &str,
     criteria: &[Criterion],
@@ -80,80 +102,175 @@ fn write_bytes(
     Ok(())
 }
 
-/// `POST /{type}`, optionally conditional on `If-None-Exist`.
-pub fn create(
-    store: &PgStore,
+/// Version 1 of a new resource with the given (fresh) id, and its bytes for
+/// a Binary. No conditions: see [`create_in`] for `If-None-Exist`.
+pub fn insert(
+    tx: &mut Tx<'_>,
     prepared: &Prepared,
-    if_none_exist: Option<&[Criterion]>,
-    mut upload: Option<ChunkSource>,
+    id: &str,
+    upload: &mut Option<ChunkSource>,
     limit: u64,
-) -> Result<CreateOutcome, ApiError> {
+) -> Result<StoredVersion, ApiError> {
     let rt = prepared.resource_type.as_str();
-    store.transaction(|tx| {
-        if let Some(criteria) = if_none_exist {
-            lock_all(tx, rt, criteria)?;
-            if let Some(existing) = single_match(tx, rt, criteria)? {
-                let current = tx
-                    .read(rt, &existing)?
-                    .ok_or_else(|| ApiError::internal("a matched resource has no version"))?;
-                return Ok(CreateOutcome::Exists(current));
-            }
-        }
-        let id = uuid::Uuid::new_v4().to_string();
-        let v = tx.create(rt, &id, &prepared.identifiers, |version, ts| {
-            render(&prepared.resource, &id, version, ts)
-        })?;
-        write_bytes(tx, prepared, &id, v.version_id, &mut upload, limit)?;
-        Ok(CreateOutcome::Created(v))
-    })
+    let v = tx.create_indexed(rt, id, &prepared.index, |version, ts| {
+        render(&prepared.resource, id, version, ts)
+    })?;
+    write_bytes(tx, prepared, id, v.version_id, upload, limit)?;
+    Ok(v)
 }
 
-/// `PUT /{type}/{id}` or `PUT /{type}?criteria`, with optional `If-Match`.
-pub fn update(
-    store: &PgStore,
+/// Version 1 of many new resources (each with its fresh id) in a constant
+/// number of statements, for the POSTs of a transaction Bundle. Not for
+/// Binary resources, whose bytes [`insert`] writes.
+pub fn insert_many(
+    tx: &mut Tx<'_>,
+    items: &[(&Prepared, &str)],
+) -> Result<Vec<StoredVersion>, ApiError> {
+    if let Some((p, id)) = items.iter().find(|(p, _)| p.binary.is_some()) {
+        return Err(ApiError::internal(format!(
+            "{}/{id} carries bytes; insert it on its own",
+            p.resource_type
+        )));
+    }
+    let resources: Vec<NewResource<'_>> = items
+        .iter()
+        .map(|(p, id)| NewResource {
+            resource_type: &p.resource_type,
+            id,
+            index: &p.index,
+        })
+        .collect();
+    Ok(tx.create_many(&resources, |i, ts| {
+        let (p, id) = items[i];
+        render(&p.resource, id, 1, ts)
+    })?)
+}
+
+/// A new version of `{type}/{id}` (created when it never existed), guarded
+/// by `if_match`, and its bytes for a Binary.
+pub fn put(
+    tx: &mut Tx<'_>,
     prepared: &Prepared,
-    target: &UpdateTarget,
+    id: &str,
     if_match: Option<i64>,
-    mut upload: Option<ChunkSource>,
+    upload: &mut Option<ChunkSource>,
     limit: u64,
 ) -> Result<WriteOutcome, ApiError> {
     let rt = prepared.resource_type.as_str();
-    store.transaction(|tx| {
-        let id = match target {
-            UpdateTarget::Id(id) => {
-                check_body_id(prepared, id)?;
-                id.clone()
-            }
-            UpdateTarget::Criteria(criteria) => {
-                lock_all(tx, rt, criteria)?;
-                match (single_match(tx, rt, criteria)?, &prepared.body_id) {
-                    (Some(found), Some(body_id)) if &found != body_id => {
-                        return Err(ApiError::bad_request(format!(
-                            "the criteria match {rt}/{found} but the body's id is {body_id}"
-                        )))
-                    }
-                    (Some(found), _) => found,
-                    (None, Some(body_id)) => {
-                        check_id(body_id)?;
-                        body_id.clone()
-                    }
-                    (None, None) => uuid::Uuid::new_v4().to_string(),
+    let outcome = tx.update_indexed(rt, id, if_match, &prepared.index, |version, ts| {
+        render(&prepared.resource, id, version, ts)
+    })?;
+    write_bytes(
+        tx,
+        prepared,
+        id,
+        outcome.version().version_id,
+        upload,
+        limit,
+    )?;
+    Ok(outcome)
+}
+
+/// A create inside the caller's transaction, with `id` as the new id;
+/// conditional on `if_none_exist` (its criteria are locked here).
+pub fn create_in(
+    tx: &mut Tx<'_>,
+    prepared: &Prepared,
+    id: &str,
+    if_none_exist: Option<&[Criterion]>,
+    upload: &mut Option<ChunkSource>,
+    limit: u64,
+) -> Result<CreateOutcome, ApiError> {
+    let rt = prepared.resource_type.as_str();
+    if let Some(criteria) = if_none_exist {
+        lock_criteria(tx, rt, criteria)?;
+        if let Some(existing) = single_match(tx, rt, criteria)? {
+            return Ok(CreateOutcome::Exists(read_matched(tx, rt, &existing)?));
+        }
+    }
+    Ok(CreateOutcome::Created(insert(
+        tx, prepared, id, upload, limit,
+    )?))
+}
+
+/// The current version of a resource a condition just matched.
+pub fn read_matched(tx: &mut Tx<'_>, rt: &str, id: &str) -> Result<StoredVersion, ApiError> {
+    tx.read(rt, id)?
+        .ok_or_else(|| ApiError::internal("a matched resource has no version"))
+}
+
+/// The id an update writes: the URL's id (which the body must repeat), or
+/// for criteria their single match, else the body's id, else `fresh()`.
+/// Does not lock: callers lock the criteria first ([`lock_criteria`]).
+pub fn update_id(
+    tx: &mut Tx<'_>,
+    prepared: &Prepared,
+    target: &UpdateTarget,
+    fresh: impl FnOnce() -> String,
+) -> Result<String, ApiError> {
+    let rt = prepared.resource_type.as_str();
+    match target {
+        UpdateTarget::Id(id) => {
+            check_body_id(prepared, id)?;
+            Ok(id.clone())
+        }
+        UpdateTarget::Criteria(criteria) => {
+            match (single_match(tx, rt, criteria)?, &prepared.body_id) {
+                (Some(found), Some(body_id)) if &found != body_id => Err(ApiError::bad_request(
+                    format!("the criteria match {rt}/{found} but the body's id is {body_id}"),
+                )),
+                (Some(found), _) => Ok(found),
+                (None, Some(body_id)) => {
+                    check_id(body_id)?;
+                    Ok(body_id.clone())
                 }
+                (None, None) => Ok(fresh()),
             }
-        };
-        let outcome = tx.update(rt, &id, if_match, &prepared.identifiers, |version, ts| {
-            render(&prepared.resource, &id, version, ts)
-        })?;
-        write_bytes(
-            tx,
-            prepared,
-            &id,
-            outcome.version().version_id,
-            &mut upload,
-            limit,
-        )?;
-        Ok(outcome)
-    })
+        }
+    }
+}
+
+/// An update (by id or by criteria, optionally guarded by `if_match`)
+/// inside the caller's transaction.
+pub fn update_in(
+    tx: &mut Tx<'_>,
+    prepared: &Prepared,
+    target: &UpdateTarget,
+    if_match: Option<i64>,
+    upload: &mut Option<ChunkSource>,
+    limit: u64,
+) -> Result<WriteOutcome, ApiError> {
+    if let UpdateTarget::Criteria(criteria) = target {
+        lock_criteria(tx, &prepared.resource_type, criteria)?;
+    }
+    let id = update_id(tx, prepared, target, new_id)?;
+    put(tx, prepared, &id, if_match, upload, limit)
+}
+
+/// A delete by id inside the caller's transaction: `None` when nothing live
+/// was there (412 instead when `if_match` expected a version).
+pub fn delete_in(
+    tx: &mut Tx<'_>,
+    resource_type: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<Option<StoredVersion>, ApiError> {
+    Ok(tx.delete(resource_type, id, if_match)?)
+}
+
+/// A conditional delete inside the caller's transaction: deletes the single
+/// match (412 for several), guarded by `if_match` when given.
+pub fn conditional_delete_in(
+    tx: &mut Tx<'_>,
+    resource_type: &str,
+    criteria: &[Criterion],
+    if_match: Option<i64>,
+) -> Result<Option<StoredVersion>, ApiError> {
+    lock_criteria(tx, resource_type, criteria)?;
+    match single_match(tx, resource_type, criteria)? {
+        Some(id) => delete_in(tx, resource_type, &id, if_match),
+        None => Ok(None),
+    }
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -180,6 +297,30 @@ fn check_body_id(prepared: &Prepared, url_id: &str) -> Result<(), ApiError> {
     }
 }
 
+/// `POST /{type}`, optionally conditional on `If-None-Exist`.
+pub fn create(
+    store: &PgStore,
+    prepared: &Prepared,
+    if_none_exist: Option<&[Criterion]>,
+    mut upload: Option<ChunkSource>,
+    limit: u64,
+) -> Result<CreateOutcome, ApiError> {
+    let id = new_id();
+    store.transaction(|tx| create_in(tx, prepared, &id, if_none_exist, &mut upload, limit))
+}
+
+/// `PUT /{type}/{id}` or `PUT /{type}?criteria`, with optional `If-Match`.
+pub fn update(
+    store: &PgStore,
+    prepared: &Prepared,
+    target: &UpdateTarget,
+    if_match: Option<i64>,
+    mut upload: Option<ChunkSource>,
+    limit: u64,
+) -> Result<WriteOutcome, ApiError> {
+    store.transaction(|tx| update_in(tx, prepared, target, if_match, &mut upload, limit))
+}
+
 /// `DELETE /{type}/{id}`: `None` when nothing live was there.
 pub fn delete(
     store: &PgStore,
@@ -187,7 +328,7 @@ pub fn delete(
     id: &str,
     if_match: Option<i64>,
 ) -> Result<Option<StoredVersion>, ApiError> {
-    store.transaction(|tx| Ok(tx.delete(resource_type, id, if_match)?))
+    store.transaction(|tx| delete_in(tx, resource_type, id, if_match))
 }
 
 /// `DELETE /{type}?criteria`: deletes the single match (412 for several).
@@ -196,11 +337,5 @@ pub fn conditional_delete(
     resource_type: &str,
     criteria: &[Criterion],
 ) -> Result<Option<StoredVersion>, ApiError> {
-    store.transaction(|tx| {
-        lock_all(tx, resource_type, criteria)?;
-        match single_match(tx, resource_type, criteria)? {
-            Some(id) => Ok(tx.delete(resource_type, &id, None)?),
-            None => Ok(None),
-        }
-    })
+    store.transaction(|tx| conditional_delete_in(tx, resource_type, criteria, None))
 }

@@ -5,6 +5,8 @@ use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
 
+use crate::index::pg_text;
+
 /// A value bound to a `$n` parameter.
 #[derive(Debug, Clone)]
 pub(crate) enum Bind {
@@ -27,6 +29,11 @@ pub(crate) struct Sql {
 impl Sql {
     /// Adds a parameter and returns its placeholder.
     pub fn bind(&mut self, value: Bind) -> String {
+        let value = match value {
+            Bind::Text(s) => Bind::Text(pg_text(&s)),
+            Bind::Texts(v) => Bind::Texts(v.iter().map(|s| pg_text(s)).collect()),
+            other => other,
+        };
         self.binds.push(value);
         format!("${}", self.binds.len())
     }
