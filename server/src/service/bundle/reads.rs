@@ -1,0 +1,106 @@
+//! GET and HEAD entries, run after a transaction commits (they change
+//! nothing, so a missing resource is reported in its entry rather than
+//! undoing the writes).
+
+use base64::Engine;
+use fhir_profiles::summary::{apply_elements, apply_summary, SummaryMode};
+use fhirledger_postgres::PgStore;
+use serde_json::Value;
+
+use super::errors::at_entry;
+use super::planned::{Planned, Read, Search};
+use super::response::Done;
+use super::BundleOptions;
+use crate::http::error::ApiError;
+use crate::http::negotiate::form_pairs;
+use crate::service::search::search_bundle;
+
+/// Runs entry `i`, a GET or HEAD; its failure is its own outcome.
+pub(super) fn run_read(store: &PgStore, p: &Planned, options: &BundleOptions, i: usize) -> Done {
+    let result = match p {
+        Planned::Read(read) => read_entry(store, read),
+        Planned::Search(Search { rt, query, head }) => {
+            search_bundle(store, &options.fhir_base, rt, query, options.lenient).map(|bundle| {
+                if *head {
+                    Done::Searched
+                } else {
+                    Done::Found(bundle)
+                }
+            })
+        }
+        _ => Err(ApiError::internal("not a read")),
+    };
+    result.unwrap_or_else(|e| Done::Failed(at_entry(e, i, Some(p.resource_type()))))
+}
+
+/// A read or vread: 404/410 as on the REST routes, 304 for a matching
+/// `ifNoneMatch`/`ifModifiedSince`; a Binary carries its bytes as `data`.
+fn read_entry(store: &PgStore, read: &Read) -> Result<Done, ApiError> {
+    let Read {
+        rt,
+        id,
+        version,
+        if_none_match,
+        if_modified_since,
+        head,
+        query,
+    } = read;
+    let found = match version {
+        None => store.read(rt, id)?,
+        Some(v) => store.vread(rt, id, *v)?,
+    };
+    let v = match found {
+        None => {
+            return Err(match version {
+                None => ApiError::not_found(format!("{rt}/{id} does not exist")),
+                Some(n) => ApiError::not_found(format!("{rt}/{id} has no version {n}")),
+            })
+        }
+        Some(v) if v.is_deleted() => {
+            return Err(ApiError::gone(format!(
+                "{rt}/{id} was deleted (version {})",
+                v.version_id
+            )))
+        }
+        Some(v) => v,
+    };
+    let unchanged = *if_none_match == Some(v.version_id)
+        || if_modified_since.is_some_and(|since| v.last_updated.timestamp() <= since.timestamp());
+    if unchanged {
+        return Ok(Done::NotModified(v));
+    }
+    if *head {
+        return Ok(Done::Read(v, None));
+    }
+    let mut resource: Value = serde_json::from_str(v.content.as_deref().unwrap_or("{}"))
+        .map_err(|e| ApiError::internal(format!("stored JSON is corrupt: {e}")))?;
+    if rt == "Binary" {
+        if let Some(mut reader) = store.binary_reader(&v.id, v.version_id)? {
+            let data = reader.read_to_end()?;
+            if !data.is_empty() {
+                resource["data"] =
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(&data));
+            }
+        }
+    }
+    for (name, value) in form_pairs(query) {
+        match name.as_str() {
+            "_summary" => {
+                let mode = value
+                    .parse::<SummaryMode>()
+                    .map_err(|e| ApiError::bad_request(format!("_summary: {e}")))?;
+                resource = apply_summary(&resource, mode);
+            }
+            "_elements" => {
+                let names: Vec<&str> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                resource = apply_elements(&resource, &names);
+            }
+            _ => {}
+        }
+    }
+    Ok(Done::Read(v, Some(resource)))
+}
