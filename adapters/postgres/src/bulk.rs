@@ -3,6 +3,8 @@
 //! transaction Bundle of a thousand documents then costs a handful of round trips instead
 //! of thousands.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
@@ -20,12 +22,22 @@ pub struct NewResource<'a> {
     pub index: &'a IndexRows,
 }
 
-#[derive(QueryableByName)]
+/// The row key and version sequence number of one new resource.
 struct Inserted {
-    #[diesel(sql_type = BigInt)]
     res_id: i64,
-    #[diesel(sql_type = BigInt)]
     seq: i64,
+}
+
+#[derive(QueryableByName)]
+struct Returned {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    is_row: bool,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Text)]
+    resource_type: String,
+    #[diesel(sql_type = Text)]
+    id: String,
 }
 
 impl Tx<'_> {
@@ -44,37 +56,48 @@ impl Tx<'_> {
         let types: Vec<&str> = resources.iter().map(|r| r.resource_type).collect();
         let ids: Vec<&str> = resources.iter().map(|r| r.id).collect();
         let contents: Vec<String> = (0..resources.len()).map(|i| render(i, ts)).collect();
-        // Rows and versions in one statement, in input order (ordinality), returning the
-        // row keys and version sequence numbers in that order.
-        let inserted = diesel::sql_query(
+        // Rows and versions in one statement; each CTE returns its keys by id, matched up
+        // here (a join of the two in SQL was planned as a nested loop over both).
+        let returned = diesel::sql_query(
             "WITH input AS ( \
-                 SELECT t, i, c, n FROM unnest($1::text[], $2::text[], $3::text[]) \
-                 WITH ORDINALITY AS u(t, i, c, n)), \
+                 SELECT t, i, c FROM unnest($1::text[], $2::text[], $3::text[]) AS u(t, i, c)), \
              rows AS ( \
                  INSERT INTO resources (resource_type, id, version_id, last_updated, deleted) \
-                 SELECT t, i, 1, $4, FALSE FROM input ORDER BY n \
+                 SELECT t, i, 1, $4, FALSE FROM input \
                  RETURNING res_id, resource_type, id), \
              versions AS ( \
                  INSERT INTO resource_versions (resource_type, id, version_id, last_updated, method, content) \
-                 SELECT t, i, 1, $4, 'POST', c FROM input ORDER BY n \
+                 SELECT t, i, 1, $4, 'POST', c FROM input \
                  RETURNING seq, resource_type, id) \
-             SELECT rows.res_id, versions.seq FROM input \
-             JOIN rows ON rows.resource_type = input.t AND rows.id = input.i \
-             JOIN versions ON versions.resource_type = input.t AND versions.id = input.i \
-             ORDER BY input.n",
+             SELECT TRUE AS is_row, res_id AS n, resource_type, id FROM rows \
+             UNION ALL SELECT FALSE, seq, resource_type, id FROM versions",
         )
         .bind::<Array<Text>, _>(&types)
         .bind::<Array<Text>, _>(&ids)
         .bind::<Array<Text>, _>(&contents)
         .bind::<Timestamptz, _>(ts)
-        .load::<Inserted>(self.conn)?;
-        if inserted.len() != resources.len() {
-            return Err(StoreError::Internal(format!(
-                "{} of {} new resources were inserted",
-                inserted.len(),
-                resources.len()
-            )));
+        .load::<Returned>(self.conn)?;
+        let mut keys: HashMap<(String, String), (Option<i64>, Option<i64>)> = HashMap::new();
+        for r in returned {
+            let slot = keys.entry((r.resource_type, r.id)).or_default();
+            if r.is_row {
+                slot.0 = Some(r.n);
+            } else {
+                slot.1 = Some(r.n);
+            }
         }
+        let inserted: Vec<Inserted> = resources
+            .iter()
+            .filter_map(
+                |r| match keys.get(&(r.resource_type.to_string(), r.id.to_string())) {
+                    Some((Some(res_id), Some(seq))) => Some(Inserted {
+                        res_id: *res_id,
+                        seq: *seq,
+                    }),
+                    _ => None,
+                },
+            )
+            .collect();
         let res_ids: Vec<i64> = inserted.iter().map(|r| r.res_id).collect();
         insert_index_rows(self, resources, &res_ids)?;
         Ok(resources

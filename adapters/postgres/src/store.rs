@@ -27,6 +27,30 @@ impl Default for PoolConfig {
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;
 
+/// Settings every pooled session gets.
+///
+/// `plan_cache_mode = force_generic_plan`: searches run as prepared statements of a few
+/// shapes whose structure (which index drives, which are probed per candidate) the
+/// adapter fixes itself, so a plan made once per connection serves every value. Left to
+/// choose, PostgreSQL kept re-planning each execution, and planning cost more than
+/// running a typical patient-scoped search (2,300 against 5,000 searches/s).
+///
+/// No sequential scans: every statement of this adapter is an index lookup or probe (the
+/// searches are written so their order is fixed), and a generic plan made while a table
+/// was small or not yet analysed must not keep scanning it once it has grown.
+const SESSION_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off";
+
+#[derive(Debug)]
+struct SessionSettings;
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSettings {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(SESSION_SETTINGS)
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
 /// The resource store. Cheap to clone; every method blocks the calling
 /// thread, so async callers run them on a blocking thread pool.
 #[derive(Clone)]
@@ -44,6 +68,7 @@ impl PgStore {
         let pool = Pool::builder()
             .max_size(config.max_size)
             .connection_timeout(config.connection_timeout)
+            .connection_customizer(Box::new(SessionSettings))
             .build(manager)
             .map_err(|e| StoreError::Cluster(format!("cannot open the pool: {e}")))?;
         Ok(PgStore { pool })

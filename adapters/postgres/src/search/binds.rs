@@ -1,9 +1,14 @@
 //! SQL text with numbered parameters, built piece by piece, and the values bound to them.
 
 use chrono::{DateTime, Utc};
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::sync::{Mutex, OnceLock};
+
 use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz};
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz, Untyped};
+use diesel::{QueryResult, RunQueryDsl};
 
 use crate::index::pg_text;
 
@@ -12,7 +17,6 @@ use crate::index::pg_text;
 pub(crate) enum Bind {
     Text(String),
     Texts(Vec<String>),
-    Int(i32),
     Ints(Vec<i32>),
     BigInt(i64),
     Instant(DateTime<Utc>),
@@ -42,8 +46,21 @@ impl Sql {
         self.bind(Bind::Text(value.into()))
     }
 
-    pub fn int(&mut self, value: i32) -> String {
-        self.bind(Bind::Int(value))
+    /// A parameter key, written into the statement: keys come from the registry, never
+    /// from a client, and as literals they let a cached generic plan use the column's
+    /// statistics for that parameter.
+    pub fn key(&mut self, key: i32) -> String {
+        key.to_string()
+    }
+
+    /// A resource type name, written into the statement when it is a plain name (all
+    /// hosted types are), for the same reason as [`Sql::key`]; bound otherwise.
+    pub fn type_name(&mut self, name: &str) -> String {
+        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            format!("'{name}'")
+        } else {
+            self.text(name)
+        }
     }
 
     pub fn instant(&mut self, value: DateTime<Utc>) -> String {
@@ -60,20 +77,94 @@ impl Sql {
         self.text.push_str(s);
     }
 
-    /// The statement ready to run.
-    pub fn query(&self) -> BoxedSqlQuery<'static, Pg, SqlQuery> {
-        let mut query = diesel::sql_query(self.text.clone()).into_boxed();
-        for bind in &self.binds {
-            query = match bind.clone() {
-                Bind::Text(v) => query.bind::<Text, _>(v),
-                Bind::Texts(v) => query.bind::<Array<Text>, _>(v),
-                Bind::Int(v) => query.bind::<Integer, _>(v),
-                Bind::Ints(v) => query.bind::<Array<Integer>, _>(v),
-                Bind::BigInt(v) => query.bind::<BigInt, _>(v),
-                Bind::Instant(v) => query.bind::<Timestamptz, _>(v),
-            };
+    /// The statement ready to run, as a prepared statement the connection keeps when its
+    /// shape is one of the first [`MAX_CACHED_SHAPES`] seen: searches of one shape then skip
+    /// parsing and, once PostgreSQL settles on a generic plan, planning too (planning a
+    /// search with several criteria costs more than running it).
+    pub fn query(&self) -> CachedQuery<'_> {
+        CachedQuery {
+            sql: self,
+            cacheable: cacheable_shape(&self.text),
         }
-        query
+    }
+}
+
+/// Distinct statement texts kept prepared per connection at most; searches of other
+/// shapes are planned each time. Bounds what a client inventing new shapes can make every
+/// pooled connection hold.
+pub(crate) const MAX_CACHED_SHAPES: usize = 512;
+
+fn cacheable_shape(text: &str) -> bool {
+    static SHAPES: OnceLock<Mutex<HashSet<u64>>> = OnceLock::new();
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut hasher);
+    let shape = hasher.finish();
+    let Ok(mut shapes) = SHAPES.get_or_init(Default::default).lock() else {
+        return false;
+    };
+    if shapes.contains(&shape) {
+        return true;
+    }
+    if shapes.len() < MAX_CACHED_SHAPES {
+        shapes.insert(shape);
+        return true;
+    }
+    false
+}
+
+/// [`Sql`] as a diesel query. Its `$n` placeholders are handed to diesel one by one, in
+/// the order they appear, so diesel numbers them itself and may cache the statement.
+pub(crate) struct CachedQuery<'a> {
+    sql: &'a Sql,
+    cacheable: bool,
+}
+
+impl QueryId for CachedQuery<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for CachedQuery<'_> {
+    type SqlType = Untyped;
+}
+
+impl<Conn> RunQueryDsl<Conn> for CachedQuery<'_> {}
+
+impl QueryFragment<Pg> for CachedQuery<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if !self.cacheable {
+            out.unsafe_to_cache_prepared();
+        }
+        let text = self.sql.text.as_str();
+        let mut rest = text;
+        while let Some(at) = rest.find('$') {
+            let digits = rest[at + 1..]
+                .bytes()
+                .take_while(u8::is_ascii_digit)
+                .count();
+            let number: usize = match rest[at + 1..at + 1 + digits].parse() {
+                Ok(n) => n,
+                Err(_) => {
+                    out.push_sql(&rest[..=at]);
+                    rest = &rest[at + 1..];
+                    continue;
+                }
+            };
+            out.push_sql(&rest[..at]);
+            let bind = self.sql.binds.get(number.wrapping_sub(1)).ok_or_else(|| {
+                diesel::result::Error::QueryBuilderError(format!("no value for ${number}").into())
+            })?;
+            match bind {
+                Bind::Text(v) => out.push_bind_param::<Text, _>(v)?,
+                Bind::Texts(v) => out.push_bind_param::<Array<Text>, _>(v)?,
+                Bind::Ints(v) => out.push_bind_param::<Array<Integer>, _>(v)?,
+                Bind::BigInt(v) => out.push_bind_param::<BigInt, _>(v)?,
+                Bind::Instant(v) => out.push_bind_param::<Timestamptz, _>(v)?,
+            }
+            rest = &rest[at + 1 + digits..];
+        }
+        out.push_sql(rest);
+        Ok(())
     }
 }
 

@@ -47,7 +47,7 @@ pub(crate) fn predicate(
                     "FALSE".into()
                 };
             };
-            let key = sql.int(*key);
+            let key = sql.key(*key);
             let x = sql.alias("x");
             let exists =
                 format!("EXISTS (SELECT 1 FROM {table} {x} WHERE {x}.res_id = {r}.res_id AND {x}.key = {key})");
@@ -57,55 +57,28 @@ pub(crate) fn predicate(
                 exists
             }
         }
-        Criterion::Token {
-            key,
-            negated,
-            values,
-        } => {
-            let x = sql.alias("x");
-            let matches = any_of(values.iter().map(|v| token_match(sql, v, &x)));
-            let exists = index_exists(sql, "search_token", &x, *key, r, &matches);
-            if *negated {
+        Criterion::Token { .. }
+        | Criterion::TokenText { .. }
+        | Criterion::String { .. }
+        | Criterion::Date { .. }
+        | Criterion::Reference { .. }
+        | Criterion::Uri { .. } => {
+            let Some(m) = index_match(sql, criterion) else {
+                return "FALSE".into();
+            };
+            let exists = index_exists(&m, r);
+            if matches!(criterion, Criterion::Token { negated: true, .. }) {
                 format!("NOT {exists}")
             } else {
                 exists
             }
         }
-        Criterion::TokenText { key, values } => {
-            let x = sql.alias("x");
-            let matches = any_of(values.iter().map(|v| {
-                let p = sql.text(format!("{}%", like_escape(v)));
-                format!("{x}.text LIKE {p}")
-            }));
-            index_exists(sql, "search_token", &x, *key, r, &matches)
-        }
-        Criterion::String { key, mode, values } => {
-            let x = sql.alias("x");
-            let matches = any_of(values.iter().map(|v| string_match(sql, *mode, v, &x)));
-            index_exists(sql, "search_string", &x, *key, r, &matches)
-        }
-        Criterion::Date { key, values } => {
-            let x = sql.alias("x");
-            let (low, high) = (format!("{x}.low"), format!("{x}.high"));
-            let matches = any_of(values.iter().map(|m| date_match(sql, m, &low, &high)));
-            index_exists(sql, "search_date", &x, *key, r, &matches)
-        }
-        Criterion::Reference { key, values } => {
-            let x = sql.alias("x");
-            let matches = any_of(values.iter().map(|v| reference_match(sql, v, &x)));
-            index_exists(sql, "search_reference", &x, *key, r, &matches)
-        }
-        Criterion::Uri { key, mode, values } => {
-            let x = sql.alias("x");
-            let matches = any_of(values.iter().map(|v| uri_match(sql, *mode, v, &x)));
-            index_exists(sql, "search_uri", &x, *key, r, &matches)
-        }
         Criterion::Chain { key, targets } => {
             let x = sql.alias("x");
             let t = sql.alias("t");
-            let key = sql.int(*key);
+            let key = sql.key(*key);
             let per_target = any_of(targets.iter().map(|target| {
-                let ty = sql.text(target.resource_type.clone());
+                let ty = sql.type_name(&target.resource_type);
                 let inner = predicate(sql, &target.criterion, &t, &target.resource_type);
                 format!("({x}.target_type = {ty} AND {inner})")
             }));
@@ -122,8 +95,8 @@ pub(crate) fn predicate(
         } => {
             let x = sql.alias("x");
             let s = sql.alias("s");
-            let key = sql.int(*key);
-            let target_type = sql.text(resource_type);
+            let key = sql.key(*key);
+            let target_type = sql.type_name(resource_type);
             let inner = predicate(sql, criterion, &s, source_type);
             format!(
                 "EXISTS (SELECT 1 FROM search_reference {x} JOIN resources {s} ON {s}.res_id = {x}.res_id \
@@ -134,11 +107,132 @@ pub(crate) fn predicate(
     }
 }
 
-/// `EXISTS` over the rows of `table` (aliased `x`) of parameter `key` of the resource `r`
-/// that satisfy `matches`.
-fn index_exists(sql: &mut Sql, table: &str, x: &str, key: i32, r: &str, matches: &str) -> String {
-    let key = sql.int(key);
+/// Rows of one index table that match a criterion's values: `{table} {alias} WHERE
+/// {alias}.key = {key} AND {matches}`.
+pub(crate) struct IndexMatch {
+    table: &'static str,
+    alias: String,
+    key: String,
+    matches: String,
+}
+
+/// The index rows a simple criterion (token, text, string, date, reference, uri) matches;
+/// `None` for the others. A token's `:not` is left to the caller.
+fn index_match(sql: &mut Sql, criterion: &Criterion) -> Option<IndexMatch> {
+    let x = sql.alias("x");
+    let (table, key, matches) = match criterion {
+        Criterion::Token { key, values, .. } => (
+            "search_token",
+            *key,
+            any_of(values.iter().map(|v| token_match(sql, v, &x))),
+        ),
+        Criterion::TokenText { key, values } => (
+            "search_token",
+            *key,
+            any_of(
+                values
+                    .iter()
+                    .map(|v| prefix_range(sql, &format!("{x}.text"), v)),
+            ),
+        ),
+        Criterion::String { key, mode, values } => (
+            "search_string",
+            *key,
+            any_of(values.iter().map(|v| string_match(sql, *mode, v, &x))),
+        ),
+        Criterion::Date { key, values } => {
+            let (low, high) = (format!("{x}.low"), format!("{x}.high"));
+            (
+                "search_date",
+                *key,
+                any_of(values.iter().map(|m| date_match(sql, m, &low, &high))),
+            )
+        }
+        Criterion::Reference { key, values } => (
+            "search_reference",
+            *key,
+            any_of(values.iter().map(|v| reference_match(sql, v, &x))),
+        ),
+        Criterion::Uri { key, mode, values } => (
+            "search_uri",
+            *key,
+            any_of(values.iter().map(|v| uri_match(sql, *mode, v, &x))),
+        ),
+        _ => return None,
+    };
+    Some(IndexMatch {
+        table,
+        alias: x,
+        key: sql.key(key),
+        matches,
+    })
+}
+
+/// `EXISTS` over the matching index rows of the resource `r`.
+fn index_exists(m: &IndexMatch, r: &str) -> String {
+    let IndexMatch {
+        table,
+        alias: x,
+        key,
+        matches,
+    } = m;
     format!("EXISTS (SELECT 1 FROM {table} {x} WHERE {x}.res_id = {r}.res_id AND {x}.key = {key} AND {matches})")
+}
+
+/// A query of the row keys (`res_id`) of the `resource_type` resources a criterion
+/// matches, for a search to start from; `None` for criteria that cannot start one
+/// (negations, `:missing`, `_id` and `_lastUpdated`, which filter `resources` itself).
+pub(crate) fn driver_rows(
+    sql: &mut Sql,
+    criterion: &Criterion,
+    resource_type: &str,
+) -> Option<String> {
+    match criterion {
+        Criterion::Token { negated: true, .. } => None,
+        Criterion::Chain { key, targets } => {
+            let x = sql.alias("x");
+            let key = sql.key(*key);
+            let per_target = any_of(targets.iter().map(|target| {
+                let t = sql.alias("t");
+                let ty = sql.type_name(&target.resource_type);
+                let inner = predicate(sql, &target.criterion, &t, &target.resource_type);
+                format!(
+                    "({x}.target_type = {ty} AND {x}.target_id IN (SELECT {t}.id FROM resources {t} \
+                     WHERE {t}.resource_type = {ty} AND NOT {t}.deleted AND {inner}))"
+                )
+            }));
+            Some(format!(
+                "SELECT {x}.res_id FROM search_reference {x} WHERE {x}.key = {key} AND {per_target}"
+            ))
+        }
+        Criterion::Has {
+            source_type,
+            key,
+            criterion,
+        } => {
+            let (r, x, s) = (sql.alias("r"), sql.alias("x"), sql.alias("s"));
+            let key = sql.key(*key);
+            let target_type = sql.type_name(resource_type);
+            let inner = predicate(sql, criterion, &s, source_type);
+            Some(format!(
+                "SELECT {r}.res_id FROM resources {r} WHERE {r}.resource_type = {target_type} \
+                 AND NOT {r}.deleted AND {r}.id IN (SELECT {x}.target_id FROM search_reference {x} \
+                 JOIN resources {s} ON {s}.res_id = {x}.res_id WHERE {x}.key = {key} \
+                 AND {x}.target_type = {target_type} AND NOT {s}.deleted AND {inner})"
+            ))
+        }
+        _ => {
+            let IndexMatch {
+                table,
+                alias: x,
+                key,
+                matches,
+            } = index_match(sql, criterion)?;
+            Some(format!(
+                "SELECT {x}.res_id FROM {table} {x} WHERE {x}.key = {key} AND {matches}"
+            ))
+        }
+    }
 }
 
 /// ORs predicates; no values matches nothing.
@@ -172,12 +266,43 @@ fn token_match(sql: &mut Sql, m: &TokenMatch, x: &str) -> String {
     }
 }
 
+/// `column` starts with `prefix`, as a range over the `C` collation's byte order, so a
+/// btree index serves it even in a generic plan (a `LIKE` pattern only does when its
+/// value is known at planning time).
+fn prefix_range(sql: &mut Sql, column: &str, prefix: &str) -> String {
+    if prefix.is_empty() {
+        return format!("{column} IS NOT NULL");
+    }
+    let low = sql.text(prefix);
+    match successor(prefix) {
+        Some(next) => {
+            let high = sql.text(next);
+            format!("({column} >= {low} AND {column} < {high})")
+        }
+        None => format!("{column} >= {low}"),
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`: its last
+/// character that can be incremented, incremented, with what follows dropped.
+fn successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let mut next = last as u32 + 1;
+        if (0xD800..0xE000).contains(&next) {
+            next = 0xE000;
+        }
+        if let Some(c) = char::from_u32(next) {
+            chars.push(c);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
 fn string_match(sql: &mut Sql, mode: StringMode, v: &str, x: &str) -> String {
     match mode {
-        StringMode::Prefix => {
-            let p = sql.text(format!("{}%", like_escape(v)));
-            format!("{x}.normalized LIKE {p}")
-        }
+        StringMode::Prefix => prefix_range(sql, &format!("{x}.normalized"), v),
         StringMode::Contains => {
             let p = sql.text(format!("%{}%", like_escape(v)));
             format!("{x}.normalized LIKE {p}")
@@ -201,9 +326,8 @@ fn uri_match(sql: &mut Sql, mode: UriMode, v: &str, x: &str) -> String {
         UriMode::Below => {
             let stem = v.trim_end_matches('/');
             let exact = sql.text(stem);
-            let with_slash = sql.text(format!("{stem}/"));
-            let below = sql.text(format!("{}/%", like_escape(stem)));
-            format!("({x}.uri = {exact} OR {x}.uri = {with_slash} OR {x}.uri LIKE {below})")
+            let below = prefix_range(sql, &format!("{x}.uri"), &format!("{stem}/"));
+            format!("({x}.uri = {exact} OR {below})")
         }
         UriMode::Above => {
             let u = sql.text(v);
@@ -219,7 +343,7 @@ fn reference_match(sql: &mut Sql, m: &ReferenceMatch, x: &str) -> String {
             id,
         } => {
             let id = sql.text(id.clone());
-            let t = sql.text(t.clone());
+            let t = sql.type_name(t);
             format!("({x}.target_id = {id} AND {x}.target_type = {t})")
         }
         ReferenceMatch::Local {

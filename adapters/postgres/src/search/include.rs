@@ -98,11 +98,11 @@ fn forward(
         return Ok(Vec::new());
     }
     let mut sql = Sql::default();
-    let source_type = sql.text(include.source_type.clone());
+    let source_type = sql.type_name(&include.source_type);
     let ids = sql.bind(Bind::Texts(ids));
     let keys = sql.bind(Bind::Ints(include.keys.clone()));
     let target_filter = match &include.target_type {
-        Some(t) => format!(" AND x.target_type = {}", sql.text(t.clone())),
+        Some(t) => format!(" AND x.target_type = {}", sql.type_name(t)),
         None => String::new(),
     };
     let limit = sql.bind(Bind::BigInt(MAX_INCLUDED as i64));
@@ -137,7 +137,7 @@ fn reverse(
         }
         let mut sql = Sql::default();
         let ids = sql.bind(Bind::Texts(ids_of(sources, target_type)));
-        let target_type = sql.text(target_type);
+        let target_type = sql.type_name(target_type);
         let keys = sql.bind(Bind::Ints(include.keys.clone()));
         let limit = sql.bind(Bind::BigInt(MAX_INCLUDED as i64));
         sql.push(&format!(

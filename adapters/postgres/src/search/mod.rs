@@ -11,12 +11,14 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
-use fhir_profiles::search::query::{SearchRequest, SortField, SortKey, TotalMode};
+use fhir_profiles::search::query::{
+    Criterion, SearchRequest, SortField, SortKey, StringMode, TotalMode, UriMode,
+};
 use fhir_profiles::search::ParamType;
 use fhir_profiles::summary::SummaryMode;
 
 use crate::search::binds::{Bind, Sql};
-use crate::search::criteria::{predicate, table_of};
+use crate::search::criteria::{driver_rows, predicate, table_of};
 use crate::search::cursor::Cursor;
 use crate::StoreError;
 
@@ -74,13 +76,14 @@ pub(crate) fn explain(
     }
     let cursor = decode_cursor(request)?;
     let mut sql = page_sql(request, cursor.as_ref())?;
+    let statement = format!("{}\n-- parameters: {:?}", sql.text, sql.binds);
     sql.text = format!("EXPLAIN (ANALYZE, BUFFERS) {}", sql.text);
+    // Twice: in a fresh session the first run's planning also fills the catalog caches,
+    // which a pooled connection has long done.
+    sql.query().load::<Line>(conn)?;
     let lines = sql.query().load::<Line>(conn)?;
-    Ok(lines
-        .into_iter()
-        .map(|l| l.line)
-        .collect::<Vec<_>>()
-        .join("\n"))
+    let plan = lines.into_iter().map(|l| l.line).collect::<Vec<_>>();
+    Ok(format!("{statement}\n\n{}", plan.join("\n")))
 }
 
 /// Runs a search: its page (from `request.cursor`), its includes and the total asked for.
@@ -126,14 +129,90 @@ fn decode_cursor(request: &SearchRequest) -> Result<Option<Cursor>, StoreError> 
 
 /// `FROM resources r WHERE …` of the matches of `request`.
 fn filtered(sql: &mut Sql, request: &SearchRequest) -> String {
-    let rt = sql.text(request.resource_type.clone());
-    let mut text = format!("FROM resources r WHERE r.resource_type = {rt} AND NOT r.deleted");
-    for criterion in &request.criteria {
+    let rt = sql.type_name(&request.resource_type);
+    // The search starts from the index rows of its most selective criterion and checks
+    // the others per candidate with an index probe on `res_id` (see `per_candidate`).
+    // `OFFSET 0` fences and `LATERAL` fix that order, so a generic plan cached per
+    // connection cannot pick another: the index tables mix every parameter, and their
+    // statistics (or a plan made while they were small) misled the planner badly.
+    // `_id` filters `resources` directly through its primary key instead.
+    let has_id = request
+        .criteria
+        .iter()
+        .any(|c| matches!(c, Criterion::Id { .. }));
+    let driver = request
+        .criteria
+        .iter()
+        .enumerate()
+        .filter(|_| !has_id)
+        .filter_map(|(i, c)| drive_rank(c).map(|rank| (rank, i)))
+        .min()
+        .and_then(|(_, i)| {
+            let rows = driver_rows(sql, &request.criteria[i], &request.resource_type)?;
+            Some((i, rows))
+        });
+    let mut text = match &driver {
+        Some((_, rows)) => format!(
+            "FROM (SELECT DISTINCT d0.res_id FROM ({rows}) d0) d, \
+             LATERAL (SELECT r0.res_id, r0.id, r0.version_id, r0.last_updated FROM resources r0 \
+                      WHERE r0.res_id = d.res_id AND r0.resource_type = {rt} AND NOT r0.deleted \
+                      OFFSET 0) r WHERE TRUE"
+        ),
+        None => format!("FROM resources r WHERE r.resource_type = {rt} AND NOT r.deleted"),
+    };
+    for (i, criterion) in request.criteria.iter().enumerate() {
+        if driver.as_ref().is_some_and(|(d, _)| *d == i) {
+            continue;
+        }
         let p = predicate(sql, criterion, "r", &request.resource_type);
-        text.push_str(" AND ");
-        text.push_str(&p);
+        let p = if matches!(criterion, Criterion::Id { .. }) {
+            p
+        } else {
+            per_candidate(p)
+        };
+        text.push_str(&format!(" AND {p}"));
     }
     text
+}
+
+/// An `EXISTS` criterion as a probe per candidate row: `OFFSET 0` keeps PostgreSQL from
+/// turning it into a join or a hashed subplan (which reads every row of that value).
+fn per_candidate(predicate: String) -> String {
+    let is_exists = predicate.starts_with("EXISTS (") || predicate.starts_with("NOT EXISTS (");
+    match predicate.strip_suffix(')') {
+        Some(body) if is_exists => format!("{body} OFFSET 0)"),
+        _ => predicate,
+    }
+}
+
+/// How well a criterion narrows a search when the search starts from it (lower is
+/// better); `None` for criteria that should never drive (negations, `:missing`,
+/// substring and text matches, which cannot use a value index well).
+fn drive_rank(criterion: &Criterion) -> Option<u8> {
+    match criterion {
+        Criterion::Id { .. } => Some(0),
+        Criterion::Reference { .. } => Some(1),
+        Criterion::Token {
+            negated: false,
+            values,
+            ..
+        } if values.iter().all(|v| v.code.is_some()) => Some(2),
+        Criterion::String {
+            mode: StringMode::Exact,
+            ..
+        }
+        | Criterion::Uri {
+            mode: UriMode::Exact,
+            ..
+        } => Some(2),
+        Criterion::Chain { .. } | Criterion::Has { .. } => Some(3),
+        Criterion::String {
+            mode: StringMode::Prefix,
+            ..
+        } => Some(4),
+        Criterion::Date { .. } => Some(5),
+        _ => None,
+    }
 }
 
 /// The exact number of matches.
@@ -189,7 +268,7 @@ fn sort_expression(sql: &mut Sql, key: &SortKey) -> (String, bool) {
             let Some(table) = table_of(*kind) else {
                 return ("NULL::text".into(), false);
             };
-            let param = sql.int(*param);
+            let param = sql.key(*param);
             (
                 format!("(SELECT {aggregate}({column}) FROM {table} x WHERE x.res_id = r.res_id AND x.key = {param})"),
                 instant,
@@ -240,7 +319,7 @@ fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Result<Sql, Sto
         parts.join(", ")
     };
     let limit = sql.bind(Bind::BigInt(request.count as i64 + 1));
-    let rt = sql.text(request.resource_type.clone());
+    let rt = sql.type_name(&request.resource_type);
     let key_array = if keys.is_empty() {
         "ARRAY[]::text[]".to_string()
     } else {
