@@ -179,6 +179,9 @@ impl PrivateCluster {
             "max_wal_senders = 0".to_string(),
             "max_wal_size = 2GB".to_string(),
             "logging_collector = off".to_string(),
+            // Statistics follow bulk loads within seconds, so cached search plans (made
+            // generic per connection, invalidated by ANALYZE) do not outlive them.
+            "autovacuum_naptime = 5s".to_string(),
         ];
         settings.extend(config.extra_settings.iter().cloned());
         writeln!(

@@ -1,10 +1,12 @@
 //! Search SQL against a real private PostgreSQL cluster, with index rows built by hand so
 //! the expected sets are known independently of extraction.
 
+mod common;
+
 use std::collections::HashSet;
-use std::sync::OnceLock;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use common::store;
 use fhir_profiles::search::date::parse_range;
 use fhir_profiles::search::query::{
     ChainTarget, Criterion, DateMatch, Include, Prefix, ReferenceMatch, SearchRequest, SortField,
@@ -13,30 +15,7 @@ use fhir_profiles::search::query::{
 use fhir_profiles::search::{
     param_key, DateIndex, IndexRows, ParamType, ReferenceIndex, StringIndex, TokenIndex,
 };
-use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
-use fhirledger_postgres::{PgStore, PoolConfig, SearchPage};
-
-fn store() -> &'static PgStore {
-    static STORE: OnceLock<PgStore> = OnceLock::new();
-    STORE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("fhirledger-search-test")
-            .tempdir_in("/tmp")
-            .expect("a temp dir");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("temp dir permissions");
-        let cluster = PrivateCluster::start(&ClusterConfig::new(dir.path().join("db")))
-            .expect("cluster starts")
-            .stop_at_exit(Some(dir.keep()));
-        let store =
-            PgStore::connect(&cluster.database_url(), &PoolConfig::default()).expect("pool");
-        store.migrate().expect("migrations apply");
-        store
-    })
-}
+use fhirledger_postgres::SearchPage;
 
 /// A resource type name of its own per test, so tests do not see each other's rows.
 fn fresh_type(stem: &str) -> String {

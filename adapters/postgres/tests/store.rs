@@ -1,32 +1,11 @@
 //! The store against a real private PostgreSQL cluster.
 
-use std::sync::{Arc, Barrier, OnceLock};
+mod common;
 
-use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
-use fhirledger_postgres::{Criterion, PgStore, PoolConfig, StoreError, WriteOutcome};
+use std::sync::{Arc, Barrier};
 
-/// One cluster for this test binary, in a temp dir the postgres account can reach.
-fn store() -> &'static PgStore {
-    static STORE: OnceLock<PgStore> = OnceLock::new();
-    STORE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("fhirledger-store-test")
-            .tempdir_in("/tmp")
-            .expect("a temp dir");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("temp dir permissions");
-        let cluster = PrivateCluster::start(&ClusterConfig::new(dir.path().join("db")))
-            .expect("cluster starts")
-            .stop_at_exit(Some(dir.keep()));
-        let store =
-            PgStore::connect(&cluster.database_url(), &PoolConfig::default()).expect("pool");
-        store.migrate().expect("migrations apply");
-        store
-    })
-}
+use common::store;
+use fhirledger_postgres::{Criterion, StoreError, WriteOutcome};
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", rand_suffix())

@@ -189,33 +189,10 @@ fn stored(s: &str) -> String {
 
 /// A stored display or text: normalized, then cut.
 fn folded(s: &str) -> String {
-    let mut n = if s.is_ascii() {
-        fold_ascii(s)
-    } else {
-        normalize_string(s)
-    };
+    let mut n = normalize_string(s);
     let keep = truncate_for_index(&n).len();
     n.truncate(keep);
     n
-}
-
-/// [`normalize_string`] for ASCII text, without its Unicode decomposition (ASCII has no
-/// accents): lower-cased, runs of whitespace collapsed into one space, ends trimmed.
-fn fold_ascii(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut pending_space = false;
-    for c in s.chars() {
-        if c.is_whitespace() {
-            pending_space = !out.is_empty();
-            continue;
-        }
-        if pending_space {
-            out.push(' ');
-            pending_space = false;
-        }
-        out.push(c.to_ascii_lowercase());
-    }
-    out
 }
 
 fn boolean_code(b: bool) -> &'static str {
@@ -1062,27 +1039,6 @@ mod tests {
             }
         }
         assert_eq!(strings(&rows, "Organization", "name")[0].1.len(), 512);
-    }
-
-    #[test]
-    fn ascii_folding_matches_normalize_string() {
-        let samples = [
-            "",
-            "  ",
-            "Outpatient Note",
-            "  Leading and\ttrailing \n",
-            "MiXeD\u{b}Vertical\u{c}Tab",
-            "a\r\nb",
-            "UPPER-lower_123 !@#$%^&*()",
-            "x",
-        ];
-        for s in samples {
-            assert_eq!(fold_ascii(s), normalize_string(s), "{s:?}");
-        }
-        for b in 0u8..128 {
-            let s = format!("A{}B {}c", b as char, b as char);
-            assert_eq!(fold_ascii(&s), normalize_string(&s), "{b}");
-        }
     }
 
     #[test]

@@ -128,7 +128,12 @@ fn decode_cursor(request: &SearchRequest) -> Result<Option<Cursor>, StoreError> 
 }
 
 /// `FROM resources r WHERE …` of the matches of `request`.
-fn filtered(sql: &mut Sql, request: &SearchRequest) -> String {
+/// `FROM … WHERE …` of the matches of `request`, as rows `r` with `res_id` and, when
+/// `with_row` is returned true, the `resources` columns `id`, `version_id` and
+/// `last_updated` too. Criteria and sort keys that need those columns (`_id`,
+/// `_lastUpdated`, `_has`, sorting by `_id` or `_lastUpdated`) ask for them; otherwise
+/// only the page's rows are looked up in `resources`, after the `LIMIT`.
+fn filtered(sql: &mut Sql, request: &SearchRequest) -> (String, bool) {
     let rt = sql.type_name(&request.resource_type);
     // The search starts from the index rows of its most selective criterion and checks
     // the others per candidate with an index probe on `res_id` (see `per_candidate`).
@@ -151,14 +156,35 @@ fn filtered(sql: &mut Sql, request: &SearchRequest) -> String {
             let rows = driver_rows(sql, &request.criteria[i], &request.resource_type)?;
             Some((i, rows))
         });
-    let mut text = match &driver {
-        Some((_, rows)) => format!(
-            "FROM (SELECT DISTINCT d0.res_id FROM ({rows}) d0) d, \
-             LATERAL (SELECT r0.res_id, r0.id, r0.version_id, r0.last_updated FROM resources r0 \
-                      WHERE r0.res_id = d.res_id AND r0.resource_type = {rt} AND NOT r0.deleted \
-                      OFFSET 0) r WHERE TRUE"
+    // Index rows belong to live resources of the key's type only, so a driver's row keys
+    // need no check against `resources`.
+    let needs_row = request.criteria.iter().any(|c| {
+        matches!(
+            c,
+            Criterion::Id { .. } | Criterion::LastUpdated { .. } | Criterion::Has { .. }
+        )
+    }) || request
+        .sort
+        .iter()
+        .any(|k| matches!(k.field, SortField::Id | SortField::LastUpdated));
+    let (mut text, with_row) = match &driver {
+        Some((_, rows)) if !needs_row => (
+            format!("FROM (SELECT DISTINCT d0.res_id FROM ({rows}) d0) r WHERE TRUE"),
+            false,
         ),
-        None => format!("FROM resources r WHERE r.resource_type = {rt} AND NOT r.deleted"),
+        Some((_, rows)) => (
+            format!(
+                "FROM (SELECT DISTINCT d0.res_id FROM ({rows}) d0) d, \
+                 LATERAL (SELECT r0.res_id, r0.id, r0.version_id, r0.last_updated FROM resources r0 \
+                          WHERE r0.res_id = d.res_id AND r0.resource_type = {rt} AND NOT r0.deleted \
+                          OFFSET 0) r WHERE TRUE"
+            ),
+            true,
+        ),
+        None => (
+            format!("FROM resources r WHERE r.resource_type = {rt} AND NOT r.deleted"),
+            true,
+        ),
     };
     for (i, criterion) in request.criteria.iter().enumerate() {
         if driver.as_ref().is_some_and(|(d, _)| *d == i) {
@@ -172,7 +198,7 @@ fn filtered(sql: &mut Sql, request: &SearchRequest) -> String {
         };
         text.push_str(&format!(" AND {p}"));
     }
-    text
+    (text, with_row)
 }
 
 /// An `EXISTS` criterion as a probe per candidate row: `OFFSET 0` keeps PostgreSQL from
@@ -223,7 +249,7 @@ fn count(conn: &mut PgConnection, request: &SearchRequest) -> Result<u64, StoreE
         n: i64,
     }
     let mut sql = Sql::default();
-    let from = filtered(&mut sql, request);
+    let (from, _) = filtered(&mut sql, request);
     sql.push(&format!("SELECT count(*) AS n {from}"));
     let n = sql.query().get_result::<Count>(conn)?.n;
     Ok(u64::try_from(n).unwrap_or(0))
@@ -237,7 +263,7 @@ fn estimate(conn: &mut PgConnection, request: &SearchRequest) -> Result<u64, Sto
         plan: String,
     }
     let mut sql = Sql::default();
-    let from = filtered(&mut sql, request);
+    let (from, _) = filtered(&mut sql, request);
     sql.push(&format!("EXPLAIN (FORMAT JSON) SELECT 1 {from}"));
     let plan = sql.query().get_result::<Plan>(conn)?.plan;
     let rows = serde_json::from_str::<serde_json::Value>(&plan)
@@ -290,7 +316,7 @@ fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Result<Sql, Sto
             (expr, instant, k.descending)
         })
         .collect();
-    let from = filtered(&mut sql, request);
+    let (from, with_row) = filtered(&mut sql, request);
     let key_columns: String = keys
         .iter()
         .enumerate()
@@ -339,15 +365,26 @@ fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Result<Sql, Sto
             .collect();
         format!("ARRAY[{}]::text[]", items.join(", "))
     };
-    sql.push(&format!(
-        "SELECT p.res_id, p.id, p.version_id, p.last_updated, v.content, {key_array} AS keys \
-         FROM (SELECT s.* FROM (SELECT r.res_id, r.id, r.version_id, r.last_updated{key_columns} {from}) s \
-               WHERE {keyset} ORDER BY {} LIMIT {limit}) p \
-         JOIN resource_versions v ON v.resource_type = {rt} AND v.id = p.id AND v.version_id = p.version_id \
-         ORDER BY {}",
-        order("s."),
-        order("p.")
-    ));
+    let (order_inner, order_outer) = (order("s."), order("p."));
+    if with_row {
+        sql.push(&format!(
+            "SELECT p.res_id, p.id, p.version_id, p.last_updated, v.content, {key_array} AS keys \
+             FROM (SELECT s.* FROM (SELECT r.res_id, r.id, r.version_id, r.last_updated{key_columns} {from}) s \
+                   WHERE {keyset} ORDER BY {order_inner} LIMIT {limit}) p \
+             JOIN resource_versions v ON v.resource_type = {rt} AND v.id = p.id AND v.version_id = p.version_id \
+             ORDER BY {order_outer}"
+        ));
+    } else {
+        sql.push(&format!(
+            "SELECT p.res_id, w.id, w.version_id, w.last_updated, v.content, {key_array} AS keys \
+             FROM (SELECT s.* FROM (SELECT r.res_id{key_columns} {from}) s \
+                   WHERE {keyset} ORDER BY {order_inner} LIMIT {limit}) p, \
+             LATERAL (SELECT w0.id, w0.version_id, w0.last_updated FROM resources w0 \
+                      WHERE w0.res_id = p.res_id OFFSET 0) w \
+             JOIN resource_versions v ON v.resource_type = {rt} AND v.id = w.id AND v.version_id = w.version_id \
+             ORDER BY {order_outer}"
+        ));
+    }
     Ok(sql)
 }
 
