@@ -36,6 +36,14 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, IssueType::NotFound, diagnostics)
     }
 
+    /// 404 for a read (`version` None) or vread of something that is not there.
+    pub fn no_such_version(resource_type: &str, id: &str, version: Option<i64>) -> Self {
+        match version {
+            None => Self::not_found(format!("{resource_type}/{id} does not exist")),
+            Some(n) => Self::not_found(format!("{resource_type}/{id} has no version {n}")),
+        }
+    }
+
     pub fn gone(diagnostics: impl Into<String>) -> Self {
         Self::new(StatusCode::GONE, IssueType::Deleted, diagnostics)
     }

@@ -64,12 +64,7 @@ async fn read_version(
         })
         .await?;
     let v = match found {
-        None => {
-            return Err(match version {
-                None => ApiError::not_found(format!("{rt}/{id} does not exist")),
-                Some(n) => ApiError::not_found(format!("{rt}/{id} has no version {n}")),
-            })
-        }
+        None => return Err(ApiError::no_such_version(&rt, &id, version)),
         Some(v) if v.is_deleted() => {
             let mut resp =
                 ApiError::gone(format!("{rt}/{id} was deleted (version {})", v.version_id))

@@ -50,12 +50,7 @@ fn read_entry(store: &PgStore, read: &Read) -> Result<Done, ApiError> {
         Some(v) => store.vread(rt, id, *v)?,
     };
     let v = match found {
-        None => {
-            return Err(match version {
-                None => ApiError::not_found(format!("{rt}/{id} does not exist")),
-                Some(n) => ApiError::not_found(format!("{rt}/{id} has no version {n}")),
-            })
-        }
+        None => return Err(ApiError::no_such_version(rt, id, *version)),
         Some(v) if v.is_deleted() => {
             return Err(ApiError::gone(format!(
                 "{rt}/{id} was deleted (version {})",
