@@ -10,7 +10,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
-use fhir_profiles::search::{param_key, IndexRows, TokenIndex};
+use fhir_profiles::search::{param_key, IndexRows};
 
 use fhir_profiles::search::query::SearchRequest;
 
@@ -252,23 +252,6 @@ pub(crate) fn find(
     Ok(query.load::<Id>(conn)?.into_iter().map(|r| r.id).collect())
 }
 
-/// Index rows holding just the identifiers, for callers that have nothing else indexed.
-pub fn identifier_rows(resource_type: &str, identifiers: &[(Option<String>, String)]) -> IndexRows {
-    let key = param_key(resource_type, "identifier");
-    IndexRows {
-        tokens: identifiers
-            .iter()
-            .map(|(system, value)| TokenIndex {
-                key,
-                system: system.clone(),
-                code: Some(value.clone()),
-                text: None,
-            })
-            .collect(),
-        ..IndexRows::default()
-    }
-}
-
 /// Truncated to what PostgreSQL stores, so the time in the JSON and in the
 /// row are the same instant.
 pub(crate) fn now() -> DateTime<Utc> {
@@ -315,21 +298,9 @@ impl<'c> Tx<'c> {
         Ok(())
     }
 
-    /// Creates version 1 of a new resource with a fresh id. `render` gets the
-    /// version id and timestamp and returns the JSON to store.
+    /// Creates version 1 of a new resource with a fresh id, found by `index`. `render`
+    /// gets the version id and timestamp and returns the JSON to store.
     pub fn create(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-        identifiers: &[(Option<String>, String)],
-        render: impl FnOnce(i64, DateTime<Utc>) -> String,
-    ) -> Result<StoredVersion, StoreError> {
-        let index = identifier_rows(resource_type, identifiers);
-        self.create_indexed(resource_type, id, &index, render)
-    }
-
-    /// Creates version 1 of a new resource with a fresh id, found by `index`.
-    pub fn create_indexed(
         &mut self,
         resource_type: &str,
         id: &str,
@@ -353,21 +324,8 @@ impl<'c> Tx<'c> {
 
     /// Adds a version to a resource, or creates it with the given id when it
     /// never existed (update-as-create). With `if_match`, only the writer that
-    /// saw the current version succeeds.
+    /// saw the current version succeeds. The version is found by `index`.
     pub fn update(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-        if_match: Option<i64>,
-        identifiers: &[(Option<String>, String)],
-        render: impl FnOnce(i64, DateTime<Utc>) -> String,
-    ) -> Result<WriteOutcome, StoreError> {
-        let index = identifier_rows(resource_type, identifiers);
-        self.update_indexed(resource_type, id, if_match, &index, render)
-    }
-
-    /// [`Tx::update`] of a version found by `index`.
-    pub fn update_indexed(
         &mut self,
         resource_type: &str,
         id: &str,

@@ -48,7 +48,7 @@ fn request(rt: &str, criteria: Vec<Criterion>) -> SearchRequest {
 fn create(rt: &str, id: &str, index: IndexRows) {
     store()
         .transaction(|tx| {
-            tx.create_indexed(rt, id, &index, |v, _| {
+            tx.create(rt, id, &index, |v, _| {
                 format!(r#"{{"resourceType":"{rt}","id":"{id}","meta":{{"versionId":"{v}"}}}}"#)
             })
         })
@@ -563,7 +563,7 @@ fn totals_chains_has_and_includes() {
     assert!(!page.included.iter().any(|f| f.id == "doc4"));
     store()
         .transaction(|tx| {
-            tx.update_indexed(&docs, "doc9", None, &IndexRows::default(), |v, _| {
+            tx.update(&docs, "doc9", None, &IndexRows::default(), |v, _| {
                 format!(r#"{{"resourceType":"x","meta":{{"versionId":"{v}"}}}}"#)
             })
         })

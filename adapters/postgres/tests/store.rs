@@ -5,7 +5,26 @@ mod common;
 use std::sync::{Arc, Barrier};
 
 use common::store;
+use fhir_profiles::search::{param_key, IndexRows, TokenIndex};
 use fhirledger_postgres::{Criterion, StoreError, WriteOutcome};
+
+/// Index rows holding just these identifiers of a Patient (what conditional interactions
+/// look up).
+fn identifiers(pairs: &[(Option<String>, String)]) -> IndexRows {
+    let key = param_key("Patient", "identifier");
+    IndexRows {
+        tokens: pairs
+            .iter()
+            .map(|(system, value)| TokenIndex {
+                key,
+                system: system.clone(),
+                code: Some(value.clone()),
+                text: None,
+            })
+            .collect(),
+        ..IndexRows::default()
+    }
+}
 
 fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", rand_suffix())
@@ -30,7 +49,7 @@ fn create_then_read_returns_version_one() {
     let s = store();
     let id = unique("p");
     let created = s
-        .transaction(|tx| tx.create("Patient", &id, &[], |v, _| body(&id, v)))
+        .transaction(|tx| tx.create("Patient", &id, &IndexRows::default(), |v, _| body(&id, v)))
         .expect("created");
     assert_eq!(created.version_id, 1);
     let read = s.read("Patient", &id).expect("read").expect("exists");
@@ -42,7 +61,7 @@ fn create_then_read_returns_version_one() {
 fn if_match_lets_exactly_one_racer_win() {
     let s = store();
     let id = unique("race");
-    s.transaction(|tx| tx.create("Patient", &id, &[], |v, _| body(&id, v)))
+    s.transaction(|tx| tx.create("Patient", &id, &IndexRows::default(), |v, _| body(&id, v)))
         .expect("created");
     let barrier = Arc::new(Barrier::new(8));
     let handles: Vec<_> = (0..8)
@@ -50,7 +69,11 @@ fn if_match_lets_exactly_one_racer_win() {
             let (s, id, barrier) = (s.clone(), id.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                s.transaction(|tx| tx.update("Patient", &id, Some(1), &[], |v, _| body(&id, v)))
+                s.transaction(|tx| {
+                    tx.update("Patient", &id, Some(1), &IndexRows::default(), |v, _| {
+                        body(&id, v)
+                    })
+                })
             })
         })
         .collect();
@@ -78,15 +101,19 @@ fn if_match_lets_exactly_one_racer_win() {
 fn concurrent_updates_without_if_match_all_land() {
     let s = store();
     let id = unique("nolost");
-    s.transaction(|tx| tx.create("Patient", &id, &[], |v, _| body(&id, v)))
+    s.transaction(|tx| tx.create("Patient", &id, &IndexRows::default(), |v, _| body(&id, v)))
         .expect("created");
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let (s, id) = (s.clone(), id.clone());
             std::thread::spawn(move || {
                 for _ in 0..10 {
-                    s.transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))
-                        .expect("update");
+                    s.transaction(|tx| {
+                        tx.update("Patient", &id, None, &IndexRows::default(), |v, _| {
+                            body(&id, v)
+                        })
+                    })
+                    .expect("update");
                 }
             })
         })
@@ -108,7 +135,11 @@ fn update_creates_missing_and_delete_leaves_history() {
     let s = store();
     let id = unique("uac");
     let first = s
-        .transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))
+        .transaction(|tx| {
+            tx.update("Patient", &id, None, &IndexRows::default(), |v, _| {
+                body(&id, v)
+            })
+        })
         .expect("update-as-create");
     assert!(matches!(first, WriteOutcome::Created(_)));
     let deleted = s
@@ -133,7 +164,12 @@ fn a_failed_transaction_leaves_nothing() {
     let s = store();
     let id = unique("rollback");
     let result: Result<(), StoreError> = s.transaction(|tx| {
-        tx.create("Patient", &id, &[(None, id.clone())], |v, _| body(&id, v))?;
+        tx.create(
+            "Patient",
+            &id,
+            &identifiers(&[(None, id.clone())]),
+            |v, _| body(&id, v),
+        )?;
         Err(StoreError::Internal("the caller changed its mind".into()))
     });
     assert!(result.is_err());
@@ -157,9 +193,12 @@ fn identifiers_follow_the_current_version() {
     let value = unique("mrn");
     let sys = Some("urn:sys".to_string());
     s.transaction(|tx| {
-        tx.create("Patient", &id, &[(sys.clone(), value.clone())], |v, _| {
-            body(&id, v)
-        })
+        tx.create(
+            "Patient",
+            &id,
+            &identifiers(&[(sys.clone(), value.clone())]),
+            |v, _| body(&id, v),
+        )
     })
     .expect("created");
     let by_system = Criterion::Identifier {
@@ -180,8 +219,12 @@ fn identifiers_follow_the_current_version() {
             .expect("find"),
         vec![id.clone()]
     );
-    s.transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))
-        .expect("updated without identifier");
+    s.transaction(|tx| {
+        tx.update("Patient", &id, None, &IndexRows::default(), |v, _| {
+            body(&id, v)
+        })
+    })
+    .expect("updated without identifier");
     assert!(s.find("Patient", &[any_system]).expect("find").is_empty());
 }
 
@@ -189,11 +232,15 @@ fn identifiers_follow_the_current_version() {
 fn history_pages_by_cursor_without_gaps() {
     let s = store();
     let id = unique("hist");
-    s.transaction(|tx| tx.create("Patient", &id, &[], |v, _| body(&id, v)))
+    s.transaction(|tx| tx.create("Patient", &id, &IndexRows::default(), |v, _| body(&id, v)))
         .expect("created");
     for _ in 0..6 {
-        s.transaction(|tx| tx.update("Patient", &id, None, &[], |v, _| body(&id, v)))
-            .expect("update");
+        s.transaction(|tx| {
+            tx.update("Patient", &id, None, &IndexRows::default(), |v, _| {
+                body(&id, v)
+            })
+        })
+        .expect("update");
     }
     let mut seen = Vec::new();
     let mut cursor = None;
@@ -219,7 +266,7 @@ fn binary_bytes_round_trip_in_chunks() {
         data.chunks(700_000).map(|c| Ok(c.to_vec())).collect();
     let meta = s
         .transaction(|tx| {
-            let v = tx.create("Binary", &id, &[], |v, _| body(&id, v))?;
+            let v = tx.create("Binary", &id, &IndexRows::default(), |v, _| body(&id, v))?;
             tx.write_binary(
                 &id,
                 v.version_id,
@@ -243,7 +290,7 @@ fn an_oversized_upload_rolls_back() {
     let s = store();
     let id = unique("big");
     let result = s.transaction(|tx| {
-        let v = tx.create("Binary", &id, &[], |v, _| body(&id, v))?;
+        let v = tx.create("Binary", &id, &IndexRows::default(), |v, _| body(&id, v))?;
         tx.write_binary(
             &id,
             v.version_id,

@@ -112,7 +112,7 @@ pub fn insert(
     limit: u64,
 ) -> Result<StoredVersion, ApiError> {
     let rt = prepared.resource_type.as_str();
-    let v = tx.create_indexed(rt, id, &prepared.index, |version, ts| {
+    let v = tx.create(rt, id, &prepared.index, |version, ts| {
         render(&prepared.resource, id, version, ts)
     })?;
     write_bytes(tx, prepared, id, v.version_id, upload, limit)?;
@@ -157,7 +157,7 @@ pub fn put(
     limit: u64,
 ) -> Result<WriteOutcome, ApiError> {
     let rt = prepared.resource_type.as_str();
-    let outcome = tx.update_indexed(rt, id, if_match, &prepared.index, |version, ts| {
+    let outcome = tx.update(rt, id, if_match, &prepared.index, |version, ts| {
         render(&prepared.resource, id, version, ts)
     })?;
     write_bytes(
