@@ -7,10 +7,10 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
 use fhir_profiles::search::IndexRows;
 
-use crate::index::{pg_opt, pg_text};
+use crate::index::{bind_index_rows, insert_ctes};
 use crate::tx::{now, Method, StoredVersion, Tx};
 use crate::StoreError;
 
@@ -123,77 +123,12 @@ fn insert_index_rows(
     resources: &[NewResource<'_>],
     res_ids: &[i64],
 ) -> Result<(), StoreError> {
-    let mut t = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut s = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut d = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut r = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut u = (Vec::new(), Vec::new(), Vec::new());
-    for (resource, &res_id) in resources.iter().zip(res_ids) {
-        let index = resource.index;
-        for row in &index.tokens {
-            t.0.push(res_id);
-            t.1.push(row.key);
-            t.2.push(pg_opt(&row.system));
-            t.3.push(pg_opt(&row.code));
-            t.4.push(pg_opt(&row.text));
-        }
-        for row in &index.strings {
-            s.0.push(res_id);
-            s.1.push(row.key);
-            s.2.push(pg_text(&row.normalized));
-            s.3.push(pg_text(&row.exact));
-        }
-        for row in &index.dates {
-            d.0.push(res_id);
-            d.1.push(row.key);
-            d.2.push(row.low);
-            d.3.push(row.high);
-        }
-        for row in &index.references {
-            r.0.push(res_id);
-            r.1.push(row.key);
-            r.2.push(pg_opt(&row.target_type));
-            r.3.push(pg_opt(&row.target_id));
-            r.4.push(pg_opt(&row.url));
-        }
-        for row in &index.uris {
-            u.0.push(res_id);
-            u.1.push(row.key);
-            u.2.push(pg_text(&row.uri));
-        }
-    }
-    diesel::sql_query(
-        "WITH tokens AS (INSERT INTO search_token (res_id, key, system, code, text) \
-             SELECT * FROM unnest($1::int8[], $2::int4[], $3::text[], $4::text[], $5::text[])), \
-         strings AS (INSERT INTO search_string (res_id, key, normalized, exact) \
-             SELECT * FROM unnest($6::int8[], $7::int4[], $8::text[], $9::text[])), \
-         dates AS (INSERT INTO search_date (res_id, key, low, high) \
-             SELECT * FROM unnest($10::int8[], $11::int4[], $12::timestamptz[], $13::timestamptz[])), \
-         refs AS (INSERT INTO search_reference (res_id, key, target_type, target_id, url) \
-             SELECT * FROM unnest($14::int8[], $15::int4[], $16::text[], $17::text[], $18::text[])) \
-         INSERT INTO search_uri (res_id, key, uri) SELECT * FROM unnest($19::int8[], $20::int4[], $21::text[])",
-    )
-    .bind::<Array<BigInt>, _>(t.0)
-    .bind::<Array<Integer>, _>(t.1)
-    .bind::<Array<Nullable<Text>>, _>(t.2)
-    .bind::<Array<Nullable<Text>>, _>(t.3)
-    .bind::<Array<Nullable<Text>>, _>(t.4)
-    .bind::<Array<BigInt>, _>(s.0)
-    .bind::<Array<Integer>, _>(s.1)
-    .bind::<Array<Text>, _>(s.2)
-    .bind::<Array<Text>, _>(s.3)
-    .bind::<Array<BigInt>, _>(d.0)
-    .bind::<Array<Integer>, _>(d.1)
-    .bind::<Array<Timestamptz>, _>(d.2)
-    .bind::<Array<Timestamptz>, _>(d.3)
-    .bind::<Array<BigInt>, _>(r.0)
-    .bind::<Array<Integer>, _>(r.1)
-    .bind::<Array<Nullable<Text>>, _>(r.2)
-    .bind::<Array<Nullable<Text>>, _>(r.3)
-    .bind::<Array<Nullable<Text>>, _>(r.4)
-    .bind::<Array<BigInt>, _>(u.0)
-    .bind::<Array<Integer>, _>(u.1)
-    .bind::<Array<Text>, _>(u.2)
-    .execute(tx.conn)?;
+    let rows: Vec<(i64, &IndexRows)> = res_ids
+        .iter()
+        .zip(resources)
+        .map(|(&res_id, r)| (res_id, r.index))
+        .collect();
+    let query = diesel::sql_query(format!("WITH {} SELECT 1", insert_ctes(1))).into_boxed();
+    bind_index_rows(query, &rows).execute(tx.conn)?;
     Ok(())
 }

@@ -1,11 +1,10 @@
-//! Writing the search-index rows of a version. The rows travel as one array per column and
-//! are expanded with `unnest` inside the statement that inserts the version, so a write
-//! costs one round trip however many values it is found by.
+//! Writing search-index rows, of one version or of many new resources. The rows travel as
+//! one array per column and are expanded with `unnest` inside the statement that inserts
+//! the version(s), so a write costs one round trip however many values it is found by.
 
-use chrono::{DateTime, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{Array, Integer, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use fhir_profiles::search::IndexRows;
 
 /// CTEs that replace the index rows of the resource whose row key is `$7` (its new
@@ -15,65 +14,110 @@ pub(crate) fn index_write_ctes() -> String {
     index_ctes("$3", "$7", 8)
 }
 
-/// The same CTEs with the version at `version`, the row key at `res_id` and the 16 arrays
+/// The same CTEs with the version at `version`, the row key at `res_id` and the arrays
 /// bound from parameter number `first_array` on.
 pub(crate) fn index_ctes(version: &str, res_id: &str, first_array: usize) -> String {
+    let deletes: Vec<String> = ["token", "string", "date", "reference", "uri"]
+        .iter()
+        .map(|table| {
+            format!(
+                "old_{table}s AS (DELETE FROM search_{table} WHERE {version} > 1 AND res_id = {res_id})"
+            )
+        })
+        .collect();
+    format!("{}, {}", deletes.join(", "), insert_ctes(first_array))
+}
+
+/// CTEs inserting the rows bound by [`bind_index_rows`] from parameter number
+/// `first_array` on, each row with its own row key, so one statement serves one version
+/// or a thousand.
+pub(crate) fn insert_ctes(first_array: usize) -> String {
     let a = |i: usize| format!("${}", first_array + i);
     format!(
-        "old_tokens AS (DELETE FROM search_token WHERE {version} > 1 AND res_id = {res_id}), \
-         old_strings AS (DELETE FROM search_string WHERE {version} > 1 AND res_id = {res_id}), \
-         old_dates AS (DELETE FROM search_date WHERE {version} > 1 AND res_id = {res_id}), \
-         old_references AS (DELETE FROM search_reference WHERE {version} > 1 AND res_id = {res_id}), \
-         old_uris AS (DELETE FROM search_uri WHERE {version} > 1 AND res_id = {res_id}), \
-         new_tokens AS (INSERT INTO search_token (res_id, key, system, code, text) \
-             SELECT {res_id}, k, s, c, t FROM unnest({}::int4[], {}::text[], {}::text[], {}::text[]) AS u(k, s, c, t)), \
+        "new_tokens AS (INSERT INTO search_token (res_id, key, system, code, text) \
+             SELECT * FROM unnest({}::int8[], {}::int4[], {}::text[], {}::text[], {}::text[])), \
          new_strings AS (INSERT INTO search_string (res_id, key, normalized, exact) \
-             SELECT {res_id}, k, n, e FROM unnest({}::int4[], {}::text[], {}::text[]) AS u(k, n, e)), \
+             SELECT * FROM unnest({}::int8[], {}::int4[], {}::text[], {}::text[])), \
          new_dates AS (INSERT INTO search_date (res_id, key, low, high) \
-             SELECT {res_id}, k, l, h FROM unnest({}::int4[], {}::timestamptz[], {}::timestamptz[]) AS u(k, l, h)), \
+             SELECT * FROM unnest({}::int8[], {}::int4[], {}::timestamptz[], {}::timestamptz[])), \
          new_references AS (INSERT INTO search_reference (res_id, key, target_type, target_id, url) \
-             SELECT {res_id}, k, t, i, u FROM unnest({}::int4[], {}::text[], {}::text[], {}::text[]) AS u(k, t, i, u)), \
+             SELECT * FROM unnest({}::int8[], {}::int4[], {}::text[], {}::text[], {}::text[])), \
          new_uris AS (INSERT INTO search_uri (res_id, key, uri) \
-             SELECT {res_id}, k, u FROM unnest({}::int4[], {}::text[]) AS u(k, u))",
-        a(0), a(1), a(2), a(3),
-        a(4), a(5), a(6),
-        a(7), a(8), a(9),
-        a(10), a(11), a(12), a(13),
-        a(14), a(15)
+             SELECT * FROM unnest({}::int8[], {}::int4[], {}::text[]))",
+        a(0), a(1), a(2), a(3), a(4),
+        a(5), a(6), a(7), a(8),
+        a(9), a(10), a(11), a(12),
+        a(13), a(14), a(15), a(16), a(17),
+        a(18), a(19), a(20)
     )
 }
 
-/// Binds the 16 arrays of [`index_ctes`], in order.
+/// Binds the 21 column arrays of [`insert_ctes`], in order, for the index rows of each
+/// resource (given by its row key).
 pub(crate) fn bind_index_rows<'a>(
     query: BoxedSqlQuery<'a, Pg, SqlQuery>,
-    index: &IndexRows,
+    resources: &[(i64, &IndexRows)],
 ) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
-    let tokens = &index.tokens;
-    let strings = &index.strings;
-    let dates = &index.dates;
-    let refs = &index.references;
-    let uris = &index.uris;
+    let mut t = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut s = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut d = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut r = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut u = (Vec::new(), Vec::new(), Vec::new());
+    for &(res_id, index) in resources {
+        for row in &index.tokens {
+            t.0.push(res_id);
+            t.1.push(row.key);
+            t.2.push(pg_opt(&row.system));
+            t.3.push(pg_opt(&row.code));
+            t.4.push(pg_opt(&row.text));
+        }
+        for row in &index.strings {
+            s.0.push(res_id);
+            s.1.push(row.key);
+            s.2.push(pg_text(&row.normalized));
+            s.3.push(pg_text(&row.exact));
+        }
+        for row in &index.dates {
+            d.0.push(res_id);
+            d.1.push(row.key);
+            d.2.push(row.low);
+            d.3.push(row.high);
+        }
+        for row in &index.references {
+            r.0.push(res_id);
+            r.1.push(row.key);
+            r.2.push(pg_opt(&row.target_type));
+            r.3.push(pg_opt(&row.target_id));
+            r.4.push(pg_opt(&row.url));
+        }
+        for row in &index.uris {
+            u.0.push(res_id);
+            u.1.push(row.key);
+            u.2.push(pg_text(&row.uri));
+        }
+    }
     query
-        .bind::<Array<Integer>, _>(tokens.iter().map(|t| t.key).collect::<Vec<i32>>())
-        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| pg_opt(&t.system)))
-        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| pg_opt(&t.code)))
-        .bind::<Array<Nullable<Text>>, _>(column(tokens, |t| pg_opt(&t.text)))
-        .bind::<Array<Integer>, _>(strings.iter().map(|s| s.key).collect::<Vec<i32>>())
-        .bind::<Array<Text>, _>(column(strings, |s| pg_text(&s.normalized)))
-        .bind::<Array<Text>, _>(column(strings, |s| pg_text(&s.exact)))
-        .bind::<Array<Integer>, _>(dates.iter().map(|d| d.key).collect::<Vec<i32>>())
-        .bind::<Array<Timestamptz>, _>(column::<_, DateTime<Utc>>(dates, |d| d.low))
-        .bind::<Array<Timestamptz>, _>(column::<_, DateTime<Utc>>(dates, |d| d.high))
-        .bind::<Array<Integer>, _>(refs.iter().map(|r| r.key).collect::<Vec<i32>>())
-        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| pg_opt(&r.target_type)))
-        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| pg_opt(&r.target_id)))
-        .bind::<Array<Nullable<Text>>, _>(column(refs, |r| pg_opt(&r.url)))
-        .bind::<Array<Integer>, _>(uris.iter().map(|u| u.key).collect::<Vec<i32>>())
-        .bind::<Array<Text>, _>(column(uris, |u| pg_text(&u.uri)))
-}
-
-fn column<R, T>(rows: &[R], f: impl Fn(&R) -> T) -> Vec<T> {
-    rows.iter().map(f).collect()
+        .bind::<Array<BigInt>, _>(t.0)
+        .bind::<Array<Integer>, _>(t.1)
+        .bind::<Array<Nullable<Text>>, _>(t.2)
+        .bind::<Array<Nullable<Text>>, _>(t.3)
+        .bind::<Array<Nullable<Text>>, _>(t.4)
+        .bind::<Array<BigInt>, _>(s.0)
+        .bind::<Array<Integer>, _>(s.1)
+        .bind::<Array<Text>, _>(s.2)
+        .bind::<Array<Text>, _>(s.3)
+        .bind::<Array<BigInt>, _>(d.0)
+        .bind::<Array<Integer>, _>(d.1)
+        .bind::<Array<Timestamptz>, _>(d.2)
+        .bind::<Array<Timestamptz>, _>(d.3)
+        .bind::<Array<BigInt>, _>(r.0)
+        .bind::<Array<Integer>, _>(r.1)
+        .bind::<Array<Nullable<Text>>, _>(r.2)
+        .bind::<Array<Nullable<Text>>, _>(r.3)
+        .bind::<Array<Nullable<Text>>, _>(r.4)
+        .bind::<Array<BigInt>, _>(u.0)
+        .bind::<Array<Integer>, _>(u.1)
+        .bind::<Array<Text>, _>(u.2)
 }
 
 /// PostgreSQL text cannot hold NUL characters (FHIR strings may); they are dropped from

@@ -96,6 +96,6 @@ fn replace_rows(conn: &mut PgConnection, res_id: i64, index: &IndexRows) -> Resu
     let query = diesel::sql_query(sql)
         .into_boxed()
         .bind::<BigInt, _>(res_id);
-    bind_index_rows(query, index).execute(conn)?;
+    bind_index_rows(query, &[(res_id, index)]).execute(conn)?;
     Ok(())
 }

@@ -550,7 +550,8 @@ impl<'c> Tx<'c> {
             .bind::<Text, _>(version.method.as_str())
             .bind::<Nullable<Text>, _>(content.clone())
             .bind::<BigInt, _>(version.res_id);
-        let row = bind_index_rows(query, index).get_result::<Seq>(self.conn)?;
+        let row =
+            bind_index_rows(query, &[(version.res_id, index)]).get_result::<Seq>(self.conn)?;
         Ok(StoredVersion {
             seq: row.seq,
             resource_type: resource_type.to_string(),
