@@ -46,6 +46,8 @@ pub struct Request {
     url: String,
     headers: Vec<(String, Vec<u8>)>,
     body: Option<Vec<u8>>,
+    /// Send the server's default token unless another Authorization is set.
+    default_auth: bool,
 }
 
 pub fn request(method: &str, path: &str) -> Request {
@@ -77,6 +79,7 @@ impl Request {
             url: server.url(path),
             headers: Vec::new(),
             body: None,
+            default_auth: true,
         }
     }
 
@@ -84,6 +87,17 @@ impl Request {
         self.headers
             .push((name.to_string(), value.as_ref().to_vec()));
         self
+    }
+
+    /// Sends no Authorization header at all.
+    pub fn no_auth(mut self) -> Request {
+        self.default_auth = false;
+        self
+    }
+
+    /// Sends this bearer token instead of the default one.
+    pub fn bearer(self, token: &str) -> Request {
+        self.header("Authorization", format!("Bearer {token}"))
     }
 
     pub fn accept(self, value: &str) -> Request {
@@ -136,7 +150,16 @@ impl Request {
     }
 
     /// Sends the request; a transport failure is returned as a message.
-    pub fn try_send(self) -> Result<Response, String> {
+    pub fn try_send(mut self) -> Result<Response, String> {
+        let has_auth = self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if self.default_auth && !has_auth && self.url.contains("/fhir") {
+            let token = format!("Bearer {}", self.server.token());
+            self.headers
+                .push(("Authorization".to_string(), token.into_bytes()));
+        }
         let described = self.describe();
         let mut headers = HeaderMap::new();
         for (k, v) in &self.headers {

@@ -22,6 +22,7 @@ pub mod fhir;
 pub mod http;
 pub mod raw;
 pub mod server;
+pub mod smart;
 
 pub use fhir::*;
 pub use http::*;

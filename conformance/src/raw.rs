@@ -119,6 +119,13 @@ impl RawRequest {
         for (k, v) in &self.headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
+        if !self
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            head.push_str(&format!("Authorization: Bearer {}\r\n", server.token()));
+        }
         let mut wire = Vec::new();
         match &self.body {
             None => {}

@@ -33,6 +33,10 @@ pub struct TestServer {
     pub bind: String,
     /// `FHIRLEDGER_MAX_BODY_BYTES`, when set.
     pub max_body_bytes: Option<u64>,
+    /// The database it runs on (for the admin commands).
+    pub database_url: String,
+    /// A system-level token of a backend client, sent by default.
+    token: OnceLock<String>,
     pid: u32,
     log: Arc<Mutex<VecDeque<String>>>,
 }
@@ -71,6 +75,19 @@ impl TestServer {
 
     pub fn pid(&self) -> u32 {
         self.pid
+    }
+
+    /// A bearer token with every `system/` scope, obtained once through
+    /// SMART Backend Services from a client registered with the CLI.
+    pub fn token(&self) -> &str {
+        self.token.get_or_init(|| {
+            let client = crate::smart::BackendClient::register(
+                self,
+                crate::smart::ALL_SYSTEM_SCOPES,
+                crate::smart::SigningKey::rs384(),
+            );
+            client.token(crate::smart::ALL_SYSTEM_SCOPES)
+        })
     }
 }
 
@@ -257,7 +274,7 @@ pub fn workspace_root() -> PathBuf {
 }
 
 /// `FHIRLEDGER_BIN`, or the debug binary freshly built by cargo.
-fn server_binary() -> &'static Path {
+pub fn server_binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         if let Some(bin) = std::env::var_os("FHIRLEDGER_BIN") {
@@ -337,6 +354,10 @@ fn try_start(
             std::env::var("FHIRLEDGER_TEST_LOG").unwrap_or_else(|_| "info".to_string()),
         )
         .env("NO_COLOR", "1")
+        // Long enough for any test binary; expiry is tested with its own server.
+        .env("FHIRLEDGER_BACKEND_TOKEN_SECONDS", "14400")
+        // The SMART flows sign in with local accounts made by the tests.
+        .env("FHIRLEDGER_LOCAL_LOGIN", "true")
         .env_remove("FHIRLEDGER_MAX_BODY_BYTES")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -406,6 +427,8 @@ fn try_start(
         public_base,
         bind,
         max_body_bytes,
+        database_url: database_url.to_string(),
+        token: OnceLock::new(),
         pid,
         log,
     })

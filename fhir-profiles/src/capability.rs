@@ -97,7 +97,7 @@ pub struct ServerCapabilities {
     pub formats: Vec<String>,
     pub resources: Vec<ResourceCapability>,
     pub system_interactions: Vec<SystemInteraction>,
-    /// A CapabilityStatement.rest.security element, filled in by a later issue.
+    /// A CapabilityStatement.rest.security element (the server's SMART endpoints).
     pub security: Option<Value>,
     /// FHIR dateTime the statement was built.
     pub date: String,

@@ -7,6 +7,7 @@ use anyhow::Context;
 use fhirledger_postgres::PgStore;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use crate::auth::AuthServer;
 use crate::config::ServerConfig;
 use crate::http::error::ApiError;
 use crate::routes;
@@ -28,6 +29,8 @@ pub struct AppState {
     /// only need CPU, and on two cores sixteen of them at once made some wait
     /// for hundreds of milliseconds.
     pub read_slots: Semaphore,
+    /// The SMART authorization server, whose tokens guard every FHIR request.
+    pub auth: std::sync::Arc<AuthServer>,
 }
 
 impl AppState {
@@ -71,17 +74,31 @@ pub async fn serve(
     config: ServerConfig,
     banner: Option<String>,
 ) -> anyhow::Result<()> {
+    let auth = std::sync::Arc::new(
+        AuthServer::open(
+            store.clone(),
+            config.auth_settings(),
+            config.auth.oidc_providers.as_deref(),
+        )
+        .context("starting the authorization server")?,
+    );
+    let _maintenance = crate::auth::maintenance::start(auth.clone());
     let state = web::Data::new(AppState {
+        auth,
         store,
         fhir_base: config.fhir_base(),
         max_body_bytes: config.max_body_bytes,
-        capability: routes::build_capabilities(&config.fhir_base()),
+        capability: routes::build_capabilities(&config.fhir_base(), &config.auth_settings().issuer),
         db_slots: Semaphore::new(config.db_pool_size as usize),
         read_slots: Semaphore::new(config.read_concurrency()),
     });
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .wrap(actix_web::middleware::from_fn(
+                crate::http::authenticate::authenticate,
+            ))
+            .configure(crate::auth::routes::configure)
             .configure(routes::configure)
     })
     .shutdown_timeout(30)

@@ -27,6 +27,35 @@ pub struct ServerConfig {
     /// HTTP worker threads (defaults to the number of CPU cores).
     #[arg(long, env = "FHIRLEDGER_WORKERS")]
     pub workers: Option<usize>,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+}
+
+/// Settings of the SMART authorization server.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// Lifetime in seconds of access tokens issued to apps acting for a user.
+    #[arg(long, env = "FHIRLEDGER_ACCESS_TOKEN_SECONDS", default_value_t = 3600)]
+    pub access_token_seconds: i64,
+    /// Lifetime in seconds of access tokens issued to backend clients.
+    #[arg(long, env = "FHIRLEDGER_BACKEND_TOKEN_SECONDS", default_value_t = 300)]
+    pub backend_token_seconds: i64,
+    /// Lifetime in days of refresh tokens granted with `offline_access`.
+    #[arg(long, env = "FHIRLEDGER_OFFLINE_DAYS", default_value_t = 90)]
+    pub offline_days: i64,
+    /// Lifetime in seconds of a browser sign-in (and of `online_access` refresh tokens).
+    #[arg(long, env = "FHIRLEDGER_SESSION_SECONDS", default_value_t = 8 * 3600)]
+    pub session_seconds: i64,
+    /// Days between automatic rotations of the token signing key.
+    #[arg(long, env = "FHIRLEDGER_KEY_ROTATION_DAYS", default_value_t = 30)]
+    pub key_rotation_days: i64,
+    /// External OpenID Connect providers people sign in with, as a JSON array of
+    /// `{"name", "label", "issuer", "client_id", "client_secret"}`.
+    #[arg(long, env = "FHIRLEDGER_OIDC_PROVIDERS")]
+    pub oidc_providers: Option<String>,
+    /// Allow local password accounts to sign in (always on under `dev`).
+    #[arg(long, env = "FHIRLEDGER_LOCAL_LOGIN", default_value_t = false)]
+    pub local_login: bool,
 }
 
 impl ServerConfig {
@@ -52,6 +81,23 @@ impl ServerConfig {
     /// The FHIR base URL: `{public base}/fhir`.
     pub fn fhir_base(&self) -> String {
         format!("{}/fhir", self.public_base())
+    }
+
+    /// The authorization server's settings.
+    pub fn auth_settings(&self) -> crate::auth::AuthSettings {
+        use chrono::Duration;
+        let a = &self.auth;
+        crate::auth::AuthSettings {
+            issuer: format!("{}/auth", self.public_base()),
+            fhir_base: self.fhir_base(),
+            public_base: self.public_base(),
+            access_token_lifetime: Duration::seconds(a.access_token_seconds.max(1)),
+            backend_token_lifetime: Duration::seconds(a.backend_token_seconds.max(1)),
+            offline_lifetime: Duration::days(a.offline_days.max(1)),
+            session_lifetime: Duration::seconds(a.session_seconds.max(60)),
+            key_rotation: Duration::days(a.key_rotation_days.max(1)),
+            local_login: a.local_login,
+        }
     }
 }
 

@@ -1,8 +1,10 @@
-//! The `fhirledger` command line: `serve`, `dev`, `migrate`, `reindex` and `explain`.
+//! The `fhirledger` command line: `serve`, `dev`, `migrate`, `reindex`, `explain`, and the
+//! administration commands `client add`, `user add`, `launch` and `keys rotate`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use fhirledger::admin_cli::{self, AdminDatabase, ClientCommand, KeysCommand, UserCommand};
 use fhirledger::config::{DevConfig, ServerConfig};
 use fhirledger::run;
 
@@ -62,6 +64,40 @@ enum Command {
         #[arg(long, env = "FHIRLEDGER_DATABASE_URL")]
         database_url: String,
     },
+    /// Register SMART clients.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+        #[command(flatten)]
+        db: AdminDatabase,
+    },
+    /// Create user accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        #[command(flatten)]
+        db: AdminDatabase,
+        #[command(flatten)]
+        server: ServerConfig,
+    },
+    /// Create a single-use EHR launch value for a patient and a user; prints {"launch"}.
+    Launch {
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        user: String,
+        #[command(flatten)]
+        db: AdminDatabase,
+    },
+    /// Manage the token signing keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+        #[command(flatten)]
+        db: AdminDatabase,
+        #[command(flatten)]
+        server: ServerConfig,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +119,18 @@ fn main() -> ExitCode {
             search,
         } => run::explain(&database_url, server, &search),
         Command::Migrate { database_url } => run::migrate(&database_url),
+        Command::Client { command, db } => admin_cli::client(&db, command),
+        Command::User {
+            command,
+            db,
+            server,
+        } => admin_cli::user(&db, &server, command),
+        Command::Launch { patient, user, db } => admin_cli::launch(&db, &patient, &user),
+        Command::Keys {
+            command,
+            db,
+            server,
+        } => admin_cli::keys(&db, &server, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

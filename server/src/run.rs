@@ -98,7 +98,8 @@ pub fn serve(database_url: &str, server: ServerConfig) -> anyhow::Result<()> {
 
 /// `fhirledger dev`: a private cluster (unless a database URL is given), the
 /// server on loopback, and the cluster stopped again on Ctrl-C or SIGTERM.
-pub fn dev(dev: DevConfig, server: ServerConfig) -> anyhow::Result<()> {
+pub fn dev(dev: DevConfig, mut server: ServerConfig) -> anyhow::Result<()> {
+    server.auth.local_login = true;
     let (cluster, url) = match dev.database_url.clone() {
         Some(url) => (None, url),
         None => {
@@ -123,6 +124,10 @@ pub fn dev(dev: DevConfig, server: ServerConfig) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     let result = open_store(&url, &server).and_then(|store| {
+        let issuer = server.auth_settings().issuer;
+        crate::demo::seed(&store, &server.fhir_base(), &issuer)
+            .context("creating the demo data")?;
+        let banner = format!("{banner}\n{}", crate::demo::banner(&issuer));
         actix_web::rt::System::new().block_on(app::serve(store, server, Some(banner)))
     });
     if let Some(cluster) = cluster {

@@ -112,6 +112,24 @@ impl PrivateCluster {
         Ok(cluster)
     }
 
+    /// The database URL of a cluster already running in `data_dir` (a
+    /// `fhirledger dev` in another terminal), read from its
+    /// `postmaster.pid`; `None` when it is not running.
+    pub fn running_database_url(data_dir: &Path) -> Option<String> {
+        let pid_file = fs::read_to_string(data_dir.join("pgdata").join("postmaster.pid")).ok()?;
+        let pid: i32 = pid_file.lines().next()?.trim().parse().ok()?;
+        // SAFETY: signal 0 only asks whether the process exists.
+        if unsafe { libc::kill(pid, 0) } != 0 {
+            return None;
+        }
+        let port: u16 = pid_file.lines().nth(3)?.trim().parse().ok()?;
+        let password = fs::read_to_string(data_dir.join("postgres-password")).ok()?;
+        Some(format!(
+            "postgres://{SUPERUSER}:{}@127.0.0.1:{port}/{DATABASE}",
+            password.trim()
+        ))
+    }
+
     /// URL of the application database.
     pub fn database_url(&self) -> String {
         self.url_for(DATABASE)

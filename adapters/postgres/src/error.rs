@@ -13,6 +13,8 @@ pub enum StoreError {
     UploadAborted(String),
     #[error("the upload exceeds the limit of {limit} bytes")]
     TooLarge { limit: u64 },
+    #[error("that {0} is already taken")]
+    Duplicate(String),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
     #[error("cannot get a database connection: {0}")]

@@ -2,6 +2,7 @@
 //! blocking r2d2 pool), Binary bytes as streamed large objects, embedded
 //! migrations, and private clusters for `fhirledger dev` and the tests.
 
+pub mod auth;
 mod binary;
 mod bulk;
 pub mod cluster;

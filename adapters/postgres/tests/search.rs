@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use common::store;
@@ -42,6 +42,7 @@ fn request(rt: &str, criteria: Vec<Criterion>) -> SearchRequest {
         cursor: None,
         link_params: Vec::new(),
         ignored: Vec::new(),
+        include_access: None,
     }
 }
 
@@ -571,4 +572,548 @@ fn totals_chains_has_and_includes() {
     let page = store().search(&req).expect("revinclude after update");
     let rev: HashSet<String> = page.included.iter().map(|f| f.id.clone()).collect();
     assert_eq!(rev, set(vec!["doc14".into(), "doc19".into()]));
+}
+
+/// A token criterion on `key` matching `code` in any system.
+fn code_is(key: i32, code: &str) -> Criterion {
+    Criterion::Token {
+        key,
+        negated: false,
+        values: vec![TokenMatch {
+            system: SystemMatch::Any,
+            code: Some(code.into()),
+        }],
+    }
+}
+
+/// A reference criterion on `key` matching `resource_type/id`.
+fn refers_to(key: i32, resource_type: &str, id: &str) -> Criterion {
+    Criterion::Reference {
+        key,
+        values: vec![ReferenceMatch::Local {
+            resource_type: Some(resource_type.into()),
+            id: id.into(),
+        }],
+    }
+}
+
+fn any_of(alternatives: Vec<Vec<Criterion>>) -> Criterion {
+    Criterion::AnyOf { alternatives }
+}
+
+fn reference(key: i32, resource_type: &str, id: &str) -> ReferenceIndex {
+    ReferenceIndex {
+        key,
+        target_type: Some(resource_type.into()),
+        target_id: Some(id.into()),
+        url: None,
+    }
+}
+
+/// Organizations `org0`, `org1`; patients `pat0…pat3` of `org{p % 2}`; documents
+/// `doc0…doc39` with category `a`/`b`/`c` by `i % 3`, type `x` when `i % 4 == 0` (else
+/// `y`), subject `pat{i % 4}`, author `org{i % 2}` and a date with ties.
+struct Fixture {
+    orgs: String,
+    pats: String,
+    docs: String,
+    org_ident: i32,
+    pat_org: i32,
+    category: i32,
+    kind: i32,
+    subject: i32,
+    author: i32,
+    date: i32,
+}
+
+impl Fixture {
+    const DOCS: usize = 40;
+
+    fn new() -> Fixture {
+        let (orgs, pats, docs) = (fresh_type("Org"), fresh_type("Pat"), fresh_type("Doc"));
+        let f = Fixture {
+            org_ident: param_key(&orgs, "identifier"),
+            pat_org: param_key(&pats, "organization"),
+            category: param_key(&docs, "category"),
+            kind: param_key(&docs, "type"),
+            subject: param_key(&docs, "subject"),
+            author: param_key(&docs, "author"),
+            date: param_key(&docs, "date"),
+            orgs,
+            pats,
+            docs,
+        };
+        for o in 0..2 {
+            let tokens = vec![token(f.org_ident, Some("urn:org"), &format!("o{o}"))];
+            create(
+                &f.orgs,
+                &format!("org{o}"),
+                IndexRows {
+                    tokens,
+                    ..IndexRows::default()
+                },
+            );
+        }
+        for p in 0..4 {
+            let references = vec![reference(f.pat_org, &f.orgs, &format!("org{}", p % 2))];
+            create(
+                &f.pats,
+                &format!("pat{p}"),
+                IndexRows {
+                    references,
+                    ..IndexRows::default()
+                },
+            );
+        }
+        for i in 0..Self::DOCS {
+            let day = at(2020, 1, 1) + Duration::days((i as i64 * 7) % 5);
+            let index = IndexRows {
+                tokens: vec![
+                    token(f.category, None, ["a", "b", "c"][i % 3]),
+                    token(f.kind, None, if i % 4 == 0 { "x" } else { "y" }),
+                ],
+                references: vec![
+                    reference(f.subject, &f.pats, &format!("pat{}", i % 4)),
+                    reference(f.author, &f.orgs, &format!("org{}", i % 2)),
+                ],
+                dates: vec![DateIndex {
+                    key: f.date,
+                    low: day,
+                    high: day,
+                }],
+                ..IndexRows::default()
+            };
+            create(&f.docs, &format!("doc{i}"), index);
+        }
+        f
+    }
+
+    /// The documents whose number satisfies `f`.
+    fn docs_where(&self, f: impl Fn(usize) -> bool) -> HashSet<String> {
+        (0..Self::DOCS)
+            .filter(|i| f(*i))
+            .map(|i| format!("doc{i}"))
+            .collect()
+    }
+
+    fn search_docs(&self, criteria: Vec<Criterion>) -> HashSet<String> {
+        set(ids(&store()
+            .search(&request(&self.docs, criteria))
+            .expect("search")))
+    }
+
+    /// Patients of the organization `org`, as a chain criterion on documents.
+    fn subject_of_org(&self, org: &str) -> Criterion {
+        Criterion::Chain {
+            key: self.subject,
+            targets: vec![ChainTarget {
+                resource_type: self.pats.clone(),
+                criterion: Box::new(refers_to(self.pat_org, &self.orgs, org)),
+            }],
+        }
+    }
+}
+
+fn included_ids(page: &SearchPage) -> HashSet<String> {
+    page.included.iter().map(|f| f.id.clone()).collect()
+}
+
+#[test]
+fn any_of_holds_when_one_alternative_holds_whole() {
+    let f = Fixture::new();
+    let (cat, kind) = (f.category, f.kind);
+
+    let one = any_of(vec![vec![code_is(cat, "a")]]);
+    assert_eq!(f.search_docs(vec![one]), f.docs_where(|i| i % 3 == 0));
+    let several = any_of(vec![vec![code_is(cat, "a")], vec![code_is(kind, "x")]]);
+    assert_eq!(
+        f.search_docs(vec![several.clone()]),
+        f.docs_where(|i| i % 3 == 0 || i % 4 == 0)
+    );
+    let anded = any_of(vec![
+        vec![code_is(cat, "b"), code_is(kind, "x")],
+        vec![code_is(cat, "c")],
+    ]);
+    assert_eq!(
+        f.search_docs(vec![anded]),
+        f.docs_where(|i| (i % 3 == 1 && i % 4 == 0) || i % 3 == 2)
+    );
+
+    // With an ordinary criterion, which drives the search.
+    let pat1 = refers_to(f.subject, &f.pats, "pat1");
+    assert_eq!(
+        f.search_docs(vec![pat1.clone(), several.clone()]),
+        f.docs_where(|i| i % 4 == 1 && i % 3 == 0)
+    );
+    // Two restrictions ANDed, one of them negated inside.
+    let not_b = Criterion::Token {
+        key: cat,
+        negated: true,
+        values: vec![TokenMatch {
+            system: SystemMatch::Any,
+            code: Some("b".into()),
+        }],
+    };
+    assert_eq!(
+        f.search_docs(vec![several.clone(), any_of(vec![vec![not_b]])]),
+        f.docs_where(|i| i % 3 == 0 || (i % 4 == 0 && i % 3 != 1))
+    );
+
+    // Chains inside alternatives (a doctor's organization), chains two levels deep, and
+    // alternatives inside a chain's target.
+    let of_org1 = any_of(vec![
+        vec![f.subject_of_org("org1")],
+        vec![code_is(cat, "a")],
+    ]);
+    assert_eq!(
+        f.search_docs(vec![of_org1]),
+        f.docs_where(|i| i % 2 == 1 || i % 3 == 0)
+    );
+    let deep = Criterion::Chain {
+        key: f.subject,
+        targets: vec![ChainTarget {
+            resource_type: f.pats.clone(),
+            criterion: Box::new(Criterion::Chain {
+                key: f.pat_org,
+                targets: vec![ChainTarget {
+                    resource_type: f.orgs.clone(),
+                    criterion: Box::new(code_is(f.org_ident, "o0")),
+                }],
+            }),
+        }],
+    };
+    assert_eq!(
+        f.search_docs(vec![any_of(vec![vec![deep, code_is(kind, "y")]])]),
+        f.docs_where(|i| i % 2 == 0 && i % 4 != 0)
+    );
+    let inside_chain = Criterion::Chain {
+        key: f.subject,
+        targets: vec![ChainTarget {
+            resource_type: f.pats.clone(),
+            criterion: Box::new(any_of(vec![
+                vec![Criterion::Id {
+                    ids: vec!["pat2".into()],
+                }],
+                vec![refers_to(f.pat_org, &f.orgs, "org1")],
+            ])),
+        }],
+    };
+    assert_eq!(
+        f.search_docs(vec![inside_chain]),
+        f.docs_where(|i| i % 4 != 0)
+    );
+
+    // Alternatives nested in alternatives, `_id` and `_lastUpdated` inside (which read
+    // the resource row), and `_has` with alternatives inside.
+    let nested = any_of(vec![vec![
+        any_of(vec![vec![code_is(cat, "a")], vec![code_is(cat, "b")]]),
+        code_is(kind, "x"),
+    ]]);
+    assert_eq!(
+        f.search_docs(vec![nested]),
+        f.docs_where(|i| i % 3 != 2 && i % 4 == 0)
+    );
+    let by_id = any_of(vec![
+        vec![Criterion::Id {
+            ids: vec!["doc1".into(), "doc2".into()],
+        }],
+        vec![code_is(cat, "a")],
+    ]);
+    assert_eq!(
+        f.search_docs(vec![pat1.clone(), by_id]),
+        f.docs_where(|i| i == 1 || (i % 4 == 1 && i % 3 == 0))
+    );
+    let recent = any_of(vec![vec![Criterion::LastUpdated {
+        values: vec![DateMatch {
+            prefix: Prefix::Gt,
+            range: parse_range("2000").expect("valid"),
+        }],
+    }]]);
+    assert_eq!(f.search_docs(vec![recent]).len(), Fixture::DOCS);
+    let has = Criterion::Has {
+        source_type: f.docs.clone(),
+        key: f.subject,
+        criterion: Box::new(any_of(vec![vec![code_is(cat, "a"), code_is(kind, "x")]])),
+    };
+    let patients = set(ids(&store()
+        .search(&request(&f.pats, vec![has]))
+        .expect("_has")));
+    assert_eq!(patients, set(vec!["pat0".into()]));
+
+    // No alternatives: nothing, even beside a driver; an empty alternative: everything.
+    assert!(f.search_docs(vec![any_of(Vec::new())]).is_empty());
+    assert!(f
+        .search_docs(vec![pat1.clone(), any_of(Vec::new())])
+        .is_empty());
+    assert_eq!(
+        f.search_docs(vec![any_of(vec![Vec::new()])]).len(),
+        Fixture::DOCS
+    );
+    assert_eq!(
+        f.search_docs(vec![any_of(vec![vec![code_is(cat, "zzz")], Vec::new()])]),
+        f.docs_where(|_| true)
+    );
+    let mut none = request(&f.docs, vec![any_of(Vec::new())]);
+    none.total = Some(TotalMode::Accurate);
+    assert_eq!(store().search(&none).expect("total").total, Some(0));
+}
+
+#[test]
+fn any_of_pages_sorted_and_counts_only_what_it_lets_through() {
+    let f = Fixture::new();
+    let visible = any_of(vec![
+        vec![code_is(f.category, "a")],
+        vec![f.subject_of_org("org1"), code_is(f.kind, "y")],
+    ]);
+    let expected = f.docs_where(|i| i % 3 == 0 || i % 2 == 1);
+    let sorted = |mut req: SearchRequest| {
+        req.sort = vec![
+            SortKey {
+                field: SortField::Param {
+                    key: f.date,
+                    kind: ParamType::Date,
+                },
+                descending: true,
+            },
+            SortKey {
+                field: SortField::Id,
+                descending: false,
+            },
+        ];
+        req
+    };
+    // Without a driver, and with one (all documents of type y or x: every one).
+    let every_kind = Criterion::Token {
+        key: f.kind,
+        negated: false,
+        values: vec![
+            TokenMatch {
+                system: SystemMatch::Any,
+                code: Some("x".into()),
+            },
+            TokenMatch {
+                system: SystemMatch::Any,
+                code: Some("y".into()),
+            },
+        ],
+    };
+    for criteria in [vec![visible.clone()], vec![every_kind, visible.clone()]] {
+        let whole = store()
+            .search(&sorted(request(&f.docs, criteria.clone())))
+            .expect("one page");
+        assert_eq!(set(ids(&whole)), expected);
+
+        let mut req = sorted(request(&f.docs, criteria));
+        req.count = 4;
+        req.total = Some(TotalMode::Accurate);
+        let mut walked = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = store().search(&req).expect("page");
+            assert_eq!(
+                page.total,
+                Some(expected.len() as u64),
+                "total of visible only"
+            );
+            walked.extend(ids(&page));
+            pages += 1;
+            match page.next {
+                Some(next) => req.cursor = Some(next),
+                None => break,
+            }
+        }
+        assert!(pages > 1);
+        assert_eq!(walked, ids(&whole), "every visible match once, in order");
+
+        // A cursor of these restrictions is refused under others.
+        let mut first = req.clone();
+        first.cursor = None;
+        let cursor = store().search(&first).expect("first").next;
+        assert!(cursor.is_some());
+        let mut other = first.clone();
+        other.cursor = cursor.clone();
+        assert!(store().search(&other).is_ok(), "same restrictions");
+        other.criteria.pop();
+        other
+            .criteria
+            .push(any_of(vec![vec![code_is(f.category, "b")]]));
+        assert!(store().search(&other).is_err(), "other criteria");
+        let mut other = first.clone();
+        other.cursor = cursor;
+        other.include_access = Some(BTreeMap::new());
+        assert!(
+            store().search(&other).is_err(),
+            "other include restrictions"
+        );
+    }
+    let mut estimate = request(&f.docs, vec![visible]);
+    estimate.total = Some(TotalMode::Estimate);
+    assert!(store().search(&estimate).expect("estimate").total.is_some());
+    let explained = store()
+        .explain_search(&estimate)
+        .expect("explain with alternatives");
+    assert!(explained.contains(" OR "), "{explained}");
+}
+
+#[test]
+fn includes_return_only_what_include_access_lets_through() {
+    let f = Fixture::new();
+    let access = |entries: Vec<(&str, Vec<Criterion>)>| {
+        Some(
+            entries
+                .into_iter()
+                .map(|(t, c)| (t.to_string(), c))
+                .collect::<BTreeMap<_, _>>(),
+        )
+    };
+    let include = |source: &str, keys: Vec<i32>, target: Option<&str>, iterate: bool| Include {
+        source_type: source.to_string(),
+        keys,
+        target_type: target.map(str::to_string),
+        iterate,
+    };
+
+    // Documents 0…7 include their subjects (pat0…pat3) and authors (org0, org1).
+    let mut req = request(
+        &f.docs,
+        vec![Criterion::Id {
+            ids: (0..8).map(|i| format!("doc{i}")).collect(),
+        }],
+    );
+    req.includes = vec![include(&f.docs, vec![f.subject, f.author], None, false)];
+    let run = |req: &SearchRequest| {
+        let page = store().search(req).expect("search");
+        assert_eq!(
+            page.matches.len(),
+            8,
+            "matches are not limited by include_access"
+        );
+        included_ids(&page)
+    };
+    let all_pats_and_orgs = set(vec![
+        "pat0".into(),
+        "pat1".into(),
+        "pat2".into(),
+        "pat3".into(),
+        "org0".into(),
+        "org1".into(),
+    ]);
+    assert_eq!(run(&req), all_pats_and_orgs, "unrestricted");
+    req.include_access = access(vec![(&f.pats, Vec::new()), (&f.orgs, Vec::new())]);
+    assert_eq!(run(&req), all_pats_and_orgs, "both types, all of each");
+    req.include_access = access(vec![(&f.pats, Vec::new())]);
+    assert_eq!(
+        run(&req),
+        set(vec![
+            "pat0".into(),
+            "pat1".into(),
+            "pat2".into(),
+            "pat3".into()
+        ]),
+        "organizations are not a key"
+    );
+    req.include_access = access(vec![
+        (&f.pats, vec![refers_to(f.pat_org, &f.orgs, "org0")]),
+        (
+            &f.orgs,
+            vec![any_of(vec![
+                vec![code_is(f.org_ident, "o1")],
+                vec![code_is(f.org_ident, "none")],
+            ])],
+        ),
+    ]);
+    assert_eq!(
+        run(&req),
+        set(vec!["pat0".into(), "pat2".into(), "org1".into()]),
+        "per-type criteria"
+    );
+    req.include_access = access(Vec::new());
+    assert!(run(&req).is_empty(), "no type may be included");
+    req.include_access = access(vec![(&f.orgs, vec![any_of(Vec::new())])]);
+    assert!(run(&req).is_empty(), "no alternative holds");
+    // A named target type that is not a key.
+    req.includes = vec![include(&f.docs, vec![f.subject], Some(&f.pats), false)];
+    req.include_access = access(vec![(&f.orgs, Vec::new())]);
+    assert!(run(&req).is_empty());
+
+    // Reverse: the documents of pat1 (doc1, doc5, …), limited to category a.
+    let mut req = request(
+        &f.pats,
+        vec![Criterion::Id {
+            ids: vec!["pat1".into()],
+        }],
+    );
+    req.revincludes = vec![include(&f.docs, vec![f.subject], None, false)];
+    let rev = |req: &SearchRequest| included_ids(&store().search(req).expect("revinclude"));
+    assert_eq!(rev(&req), f.docs_where(|i| i % 4 == 1));
+    req.include_access = access(vec![(
+        &f.docs,
+        vec![any_of(vec![vec![code_is(f.category, "a")]])],
+    )]);
+    assert_eq!(rev(&req), f.docs_where(|i| i % 4 == 1 && i % 3 == 0));
+    req.include_access = access(vec![(&f.pats, Vec::new())]);
+    assert!(rev(&req).is_empty(), "documents are not a key");
+
+    // :iterate never passes through a hidden resource: doc0 → pat0 → org0.
+    let mut req = request(
+        &f.docs,
+        vec![Criterion::Id {
+            ids: vec!["doc0".into()],
+        }],
+    );
+    req.includes = vec![
+        include(&f.docs, vec![f.subject], None, false),
+        include(&f.pats, vec![f.pat_org], None, true),
+    ];
+    let through = |req: &SearchRequest| included_ids(&store().search(req).expect("iterate"));
+    assert_eq!(through(&req), set(vec!["pat0".into(), "org0".into()]));
+    req.include_access = access(vec![(&f.pats, Vec::new()), (&f.orgs, Vec::new())]);
+    assert_eq!(through(&req), set(vec!["pat0".into(), "org0".into()]));
+    req.include_access = access(vec![(&f.orgs, Vec::new())]);
+    assert!(
+        through(&req).is_empty(),
+        "the patient is hidden, so is its path"
+    );
+    req.include_access = access(vec![
+        (
+            &f.pats,
+            vec![Criterion::Id {
+                ids: vec!["pat1".into()],
+            }],
+        ),
+        (&f.orgs, Vec::new()),
+    ]);
+    assert!(through(&req).is_empty(), "hidden by its criteria");
+
+    // Reverse iteration alike: org0 ← pat0, pat2 ← their documents.
+    let mut req = request(
+        &f.orgs,
+        vec![Criterion::Id {
+            ids: vec!["org0".into()],
+        }],
+    );
+    req.revincludes = vec![
+        include(&f.pats, vec![f.pat_org], None, false),
+        include(&f.docs, vec![f.subject], None, true),
+    ];
+    let mut pats_and_docs = f.docs_where(|i| i % 2 == 0);
+    pats_and_docs.extend(["pat0".to_string(), "pat2".to_string()]);
+    assert_eq!(through(&req), pats_and_docs);
+    req.include_access = access(vec![(&f.docs, Vec::new())]);
+    assert!(
+        through(&req).is_empty(),
+        "no document through a hidden patient"
+    );
+    req.include_access = access(vec![
+        (
+            &f.pats,
+            vec![Criterion::Id {
+                ids: vec!["pat2".into()],
+            }],
+        ),
+        (&f.docs, vec![code_is(f.kind, "y")]),
+    ]);
+    let mut expected = f.docs_where(|i| i % 4 == 2);
+    expected.insert("pat2".into());
+    assert_eq!(through(&req), expected);
 }

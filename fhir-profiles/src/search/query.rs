@@ -13,6 +13,8 @@
 //!   code, a reference's `Type/id` (or its URL when not local), a string's normalized form,
 //!   a date as written.
 
+use std::collections::BTreeMap;
+
 use crate::search::date::DateRange;
 use crate::search::registry::{ParamKey, ParamType};
 use crate::summary::SummaryMode;
@@ -49,6 +51,25 @@ pub struct SearchRequest {
     pub link_params: Vec<(String, String)>,
     /// Names of unknown parameters that lenient handling ignored.
     pub ignored: Vec<String>,
+    /// What the caller may see of the resources `_include` and `_revinclude` add (every
+    /// `:iterate` round too), so included resources reveal no more than a search would:
+    /// `None` leaves them unrestricted; `Some(map)` returns one only when its type is a key
+    /// and it meets every criterion listed for that type (none listed: every resource of
+    /// the type). A resource left out is not followed by later `:iterate` rounds either.
+    /// The server sets it from the caller's access; parsing leaves it `None`.
+    pub include_access: Option<BTreeMap<String, Vec<Criterion>>>,
+}
+
+impl SearchRequest {
+    /// The criteria an included resource of `resource_type` must meet to be returned, by
+    /// [`SearchRequest::include_access`]: `None` when no resource of that type may be
+    /// included, an empty slice when every one may.
+    pub fn include_criteria(&self, resource_type: &str) -> Option<&[Criterion]> {
+        match &self.include_access {
+            None => Some(&[]),
+            Some(access) => access.get(resource_type).map(Vec::as_slice),
+        }
+    }
 }
 
 /// `_total`.
@@ -148,6 +169,12 @@ pub enum Criterion {
         key: ParamKey,
         criterion: Box<Criterion>,
     },
+    /// Holds when every criterion of at least one alternative holds (an OR of ANDs): how
+    /// the server narrows a search to what the caller may see when that takes more than
+    /// one condition, as several granular scopes on one type do. No query string produces
+    /// it. No alternatives match nothing; an alternative without criteria matches
+    /// everything.
+    AnyOf { alternatives: Vec<Vec<Criterion>> },
 }
 
 /// One target type of a chain and the criterion its resources must meet.
@@ -224,4 +251,57 @@ pub enum UriMode {
     Exact,
     Below,
     Above,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(include_access: Option<BTreeMap<String, Vec<Criterion>>>) -> SearchRequest {
+        SearchRequest {
+            resource_type: "DocumentReference".into(),
+            criteria: Vec::new(),
+            sort: Vec::new(),
+            count: DEFAULT_COUNT,
+            total: None,
+            summary: None,
+            elements: None,
+            includes: Vec::new(),
+            revincludes: Vec::new(),
+            cursor: None,
+            link_params: Vec::new(),
+            ignored: Vec::new(),
+            include_access,
+        }
+    }
+
+    #[test]
+    fn include_criteria_follow_the_access_map() {
+        let open = request(None);
+        assert_eq!(open.include_criteria("Patient"), Some(&[][..]));
+
+        let own = Criterion::Id {
+            ids: vec!["123".into()],
+        };
+        let access = BTreeMap::from([
+            ("Patient".to_string(), vec![own.clone()]),
+            ("Organization".to_string(), Vec::new()),
+        ]);
+        let restricted = request(Some(access));
+        assert_eq!(restricted.include_criteria("Patient"), Some(&[own][..]));
+        assert_eq!(
+            restricted.include_criteria("Organization"),
+            Some(&[][..]),
+            "no criteria: every resource of the type"
+        );
+        assert_eq!(
+            restricted.include_criteria("Practitioner"),
+            None,
+            "a type left out is never included"
+        );
+        assert_eq!(
+            request(Some(BTreeMap::new())).include_criteria("Patient"),
+            None
+        );
+    }
 }

@@ -42,6 +42,7 @@ async fn process_inner(
             .iter()
             .any(|v| v == "lenient"),
         returns: entry_return(req),
+        guard: crate::http::authenticate::guard(req, state)?,
     };
     let body = read_body(req, payload, state.max_body_bytes).await?;
     let started = std::time::Instant::now();

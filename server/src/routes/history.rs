@@ -8,12 +8,16 @@ use fhir_profiles::ids::is_valid_id;
 use fhirledger_postgres::{HistoryPage, Method, StoredVersion};
 use serde_json::{json, Value};
 
+use crate::access::allow::Interaction;
+use crate::access::guard::Guard;
 use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::negotiate::{form_pairs, response_format};
 use crate::http::preconditions::prefer_values;
 use crate::http::respond::{etag, resource_body};
 use crate::routes::{check_type, respond};
+use crate::service::read::read_checked;
+use fhir_profiles::resource_types::HOSTED;
 
 const DEFAULT_COUNT: i64 = 20;
 const MAX_COUNT: i64 = 1000;
@@ -38,6 +42,38 @@ pub async fn instance_history(
 ) -> HttpResponse {
     let (rt, id) = path.into_inner();
     respond(&req, history(&req, &state, Some(rt), Some(id)).await)
+}
+
+/// Who may see history: an instance's needs read access to the resource
+/// (checked against its current version); a type's or the system's lists
+/// versions the way a search does, but old versions cannot be filtered by
+/// the search index, so it needs unrestricted search access to the type
+/// (to every type for the system's).
+fn history_access(guard: &Guard, rt: Option<&str>, instance: bool) -> Result<(), ApiError> {
+    if instance {
+        return guard
+            .permit(rt.unwrap_or_default(), Interaction::Read)
+            .map(|_| ());
+    }
+    let types: Vec<&str> = match rt {
+        Some(t) => vec![t],
+        None => HOSTED.to_vec(),
+    };
+    for t in types {
+        if !guard.permit(t, Interaction::Search)?.is_all() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                fhir_profiles::outcome::IssueType::Forbidden,
+                format!(
+                    "the history of {} lists every version of every resource; it needs \
+                     unrestricted search access (a system/ scope). Search instead, or read \
+                     the history of each resource",
+                    rt.unwrap_or("the whole server")
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The parameters history understands.
@@ -128,6 +164,8 @@ async fn history(
             )));
         }
     }
+    let guard = crate::http::authenticate::guard(req, state)?;
+    history_access(&guard, rt.as_deref(), id.is_some())?;
     let format = response_format(req)?;
     let params = parse_params(req)?;
     let store = state.store.clone();
@@ -141,9 +179,7 @@ async fn history(
     let page = state
         .db_read(move || {
             if let (Some(t), Some(i)) = (&qrt, &qid) {
-                if store.read(t, i)?.is_none() {
-                    return Err(ApiError::not_found(format!("{t}/{i} does not exist")));
-                }
+                read_checked(&store, &guard, t, i, None)?;
             }
             Ok(store.history(qrt.as_deref(), qid.as_deref(), since, cursor, count)?)
         })

@@ -6,7 +6,9 @@ use fhir_profiles::ids::is_valid_id;
 use fhir_profiles::summary::{apply_elements, apply_summary, SummaryMode};
 use fhirledger_postgres::{StoredVersion, WriteOutcome};
 
+use crate::access::allow::Interaction;
 use crate::app::AppState;
+use crate::http::authenticate::guard;
 use crate::http::body::read_body;
 use crate::http::error::ApiError;
 use crate::http::negotiate::{query_param, request_format, response_format, ResponseFormat};
@@ -14,6 +16,7 @@ use crate::http::preconditions::{if_match, return_preference};
 use crate::http::respond::{resource_body, stored_body, versioned, write_response};
 use crate::routes::binary::{run_write, serve_binary};
 use crate::routes::{blocking, check_type, check_writable, respond};
+use crate::service::read::read_checked;
 use crate::service::{self, UpdateTarget};
 
 pub async fn read(
@@ -53,19 +56,15 @@ async fn read_version(
             "'{id}' is not a valid id, so there is no {rt} with it"
         )));
     }
+    let guard = guard(req, state)?;
+    guard.permit(&rt, Interaction::Read)?;
     let store = state.store.clone();
     let (qrt, qid) = (rt.clone(), id.clone());
     let found = state
-        .db_read(move || {
-            Ok(match version {
-                None => store.read(&qrt, &qid)?,
-                Some(v) => store.vread(&qrt, &qid, v)?,
-            })
-        })
+        .db_read(move || read_checked(&store, &guard, &qrt, &qid, version))
         .await?;
     let v = match found {
-        None => return Err(ApiError::no_such_version(&rt, &id, version)),
-        Some(v) if v.is_deleted() => {
+        v if v.is_deleted() => {
             let mut resp =
                 ApiError::gone(format!("{rt}/{id} was deleted (version {})", v.version_id))
                     .respond(crate::http::negotiate::error_format(req));
@@ -75,7 +74,7 @@ async fn read_version(
             }
             return Ok(resp);
         }
-        Some(v) => v,
+        v => v,
     };
     if rt == "Binary" {
         return serve_binary(req, state, v).await;
@@ -139,13 +138,15 @@ async fn update_inner(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_writable(&rt)?;
+    let guard = guard(req, state)?;
+    guard.permit(&rt, Interaction::Update)?;
     let format = response_format(req)?;
     let preference = return_preference(req);
     let expected = if_match(req)?;
     let limit = state.max_body_bytes;
     let target = UpdateTarget::Id(id);
     let outcome = run_write(req, state, &rt, payload, move |store, prepared, upload| {
-        service::update(&store, &prepared, &target, expected, upload, limit)
+        service::update(&store, &guard, &prepared, &target, expected, upload, limit)
     })
     .await?;
     write_outcome_response(state, &outcome, format, preference)
@@ -193,6 +194,8 @@ async fn delete_inner(
     id: String,
 ) -> Result<HttpResponse, ApiError> {
     check_writable(&rt)?;
+    let guard = guard(req, state)?;
+    guard.permit(&rt, Interaction::Delete)?;
     let format = response_format(req)?;
     let preference = return_preference(req);
     let expected = if_match(req)?;
@@ -203,7 +206,7 @@ async fn delete_inner(
     }
     let store = state.store.clone();
     let deleted = state
-        .db(move || service::delete(&store, &rt, &id, expected))
+        .db(move || service::delete(&store, &guard, &rt, &id, expected))
         .await?;
     Ok(delete_response(deleted.as_ref(), format, preference))
 }

@@ -76,8 +76,33 @@ fn rev_includes(resource_type: &str) -> Vec<String> {
         .collect()
 }
 
-/// Builds the CapabilityStatement for a FHIR base URL.
-pub fn build_capabilities(fhir_base: &str) -> serde_json::Value {
+/// `rest.security`: SMART on FHIR, with the `oauth-uris` extension pointing
+/// at our authorization server.
+fn security(issuer: &str) -> serde_json::Value {
+    serde_json::json!({
+        "cors": true,
+        "service": [{
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR",
+                "display": "SMART-on-FHIR"
+            }],
+            "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)"
+        }],
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [
+                {"url": "authorize", "valueUri": format!("{issuer}/authorize")},
+                {"url": "token", "valueUri": format!("{issuer}/token")},
+                {"url": "introspect", "valueUri": format!("{issuer}/introspect")},
+                {"url": "revoke", "valueUri": format!("{issuer}/revoke")}
+            ]
+        }]
+    })
+}
+
+/// Builds the CapabilityStatement for a FHIR base URL and the issuer of its tokens.
+pub fn build_capabilities(fhir_base: &str, issuer: &str) -> serde_json::Value {
     let resources = HOSTED
         .iter()
         .map(|t| {
@@ -119,7 +144,7 @@ pub fn build_capabilities(fhir_base: &str) -> serde_json::Value {
             SystemInteraction::Batch,
             SystemInteraction::HistorySystem,
         ],
-        security: None,
+        security: Some(security(issuer)),
         date: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
     })
 }

@@ -71,7 +71,8 @@ async fn run(
     let lenient = prefer_values(req, "handling")
         .iter()
         .any(|v| v == "lenient");
-    let request = search::parse(&state.fhir_base, &rt, &params, lenient)?;
+    let mut request = search::parse(&state.fhir_base, &rt, &params, lenient)?;
+    crate::http::authenticate::guard(req, state)?.restrict_search(&mut request)?;
     let store = state.store.clone();
     let base = state.fhir_base.clone();
     let json = state

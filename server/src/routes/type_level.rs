@@ -4,7 +4,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use crate::access::allow::Interaction;
 use crate::app::AppState;
+use crate::http::authenticate::guard;
 use crate::http::error::ApiError;
 use crate::http::negotiate::response_format;
 use crate::http::preconditions::{if_match, if_none_exist, parse_criteria, return_preference};
@@ -31,12 +33,21 @@ async fn create_inner(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_writable(&rt)?;
+    let guard = guard(req, state)?;
+    guard.permit(&rt, Interaction::Create)?;
     let format = response_format(req)?;
     let preference = return_preference(req);
     let criteria = if_none_exist(req)?;
     let limit = state.max_body_bytes;
     let outcome = run_write(req, state, &rt, payload, move |store, prepared, upload| {
-        service::create(&store, &prepared, criteria.as_deref(), upload, limit)
+        service::create(
+            &store,
+            &guard,
+            &prepared,
+            criteria.as_deref(),
+            upload,
+            limit,
+        )
     })
     .await?;
     match outcome {
@@ -79,13 +90,15 @@ async fn conditional_update_inner(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     check_writable(&rt)?;
+    let guard = guard(req, state)?;
+    guard.permit(&rt, Interaction::Update)?;
     let format = response_format(req)?;
     let preference = return_preference(req);
     let expected = if_match(req)?;
     let target = UpdateTarget::Criteria(parse_criteria(req.query_string())?);
     let limit = state.max_body_bytes;
     let outcome = run_write(req, state, &rt, payload, move |store, prepared, upload| {
-        service::update(&store, &prepared, &target, expected, upload, limit)
+        service::update(&store, &guard, &prepared, &target, expected, upload, limit)
     })
     .await?;
     write_outcome_response(state, &outcome, format, preference)
@@ -106,12 +119,14 @@ async fn conditional_delete_inner(
     rt: String,
 ) -> Result<HttpResponse, ApiError> {
     check_writable(&rt)?;
+    let guard = guard(req, state)?;
+    guard.permit(&rt, Interaction::Delete)?;
     let format = response_format(req)?;
     let preference = return_preference(req);
     let criteria = parse_criteria(req.query_string())?;
     let store = state.store.clone();
     let deleted = state
-        .db(move || service::conditional_delete(&store, &rt, &criteria))
+        .db(move || service::conditional_delete(&store, &guard, &rt, &criteria))
         .await?;
     Ok(delete_response(deleted.as_ref(), format, preference))
 }

@@ -3,6 +3,7 @@
 
 pub mod bundle;
 pub mod prepare;
+pub mod read;
 pub mod search;
 pub mod write;
 

@@ -40,13 +40,15 @@ pub fn execute(
 /// its `searchset` Bundle. Blocking: call it from a blocking context.
 pub fn search_bundle(
     store: &PgStore,
+    guard: &crate::access::guard::Guard,
     fhir_base: &str,
     resource_type: &str,
     query: &str,
     lenient: bool,
 ) -> Result<Value, ApiError> {
     let params = crate::http::negotiate::form_pairs(query);
-    let request = parse(fhir_base, resource_type, &params, lenient)?;
+    let mut request = parse(fhir_base, resource_type, &params, lenient)?;
+    guard.restrict_search(&mut request)?;
     let json = execute(store, fhir_base, &request)?;
     serde_json::from_str(&json).map_err(|e| ApiError::internal(format!("search Bundle: {e}")))
 }

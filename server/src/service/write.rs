@@ -6,6 +6,11 @@
 //! around it: the version, its search-index rows and (for a Binary) its bytes
 //! commit together or not at all.
 //!
+//! Each takes the interaction's [`Guard`]: targets of updates and deletes
+//! must be visible to the caller, conditions only match what the caller may
+//! read, and every version written must be within the caller's reach, all
+//! checked inside the transaction.
+//!
 //! The building blocks are public too, for callers that must order the steps
 //! themselves (a transaction Bundle locks every criterion up front, resolves
 //! every conditional target, and only then writes):
@@ -16,6 +21,8 @@
 use fhir_profiles::ids::is_valid_id;
 use fhirledger_postgres::{Criterion, NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
 
+use crate::access::allow::Interaction;
+use crate::access::guard::Guard;
 use crate::http::error::ApiError;
 use crate::http::preconditions::criteria_keys;
 use crate::service::prepare::{render, Prepared};
@@ -63,10 +70,12 @@ pub fn lock_criteria(
 /// matches, 412 when several do.
 pub fn single_match(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     resource_type: &str,
     criteria: &[Criterion],
 ) -> Result<Option<String>, ApiError> {
-    let mut ids = tx.find(resource_type, criteria)?;
+    let found = tx.find(resource_type, criteria)?;
+    let mut ids = guard.visible_matches(tx, resource_type, found)?;
     match ids.len() {
         0 => Ok(None),
         1 => Ok(ids.pop()),
@@ -106,16 +115,19 @@ fn write_bytes(
 /// a Binary. No conditions: see [`create_in`] for `If-None-Exist`.
 pub fn insert(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     prepared: &Prepared,
     id: &str,
     upload: &mut Option<ChunkSource>,
     limit: u64,
 ) -> Result<StoredVersion, ApiError> {
     let rt = prepared.resource_type.as_str();
+    guard.permit(rt, Interaction::Create)?;
     let v = tx.create(rt, id, &prepared.index, |version, ts| {
         render(&prepared.resource, id, version, ts)
     })?;
     write_bytes(tx, prepared, id, v.version_id, upload, limit)?;
+    guard.check_written(tx, rt, id, Interaction::Create)?;
     Ok(v)
 }
 
@@ -124,8 +136,12 @@ pub fn insert(
 /// Binary resources, whose bytes [`insert`] writes.
 pub fn insert_many(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     items: &[(&Prepared, &str)],
 ) -> Result<Vec<StoredVersion>, ApiError> {
+    for (p, _) in items {
+        guard.permit(&p.resource_type, Interaction::Create)?;
+    }
     if let Some((p, id)) = items.iter().find(|(p, _)| p.binary.is_some()) {
         return Err(ApiError::internal(format!(
             "{}/{id} carries bytes; insert it on its own",
@@ -140,16 +156,21 @@ pub fn insert_many(
             index: &p.index,
         })
         .collect();
-    Ok(tx.create_many(&resources, |i, ts| {
+    let versions = tx.create_many(&resources, |i, ts| {
         let (p, id) = items[i];
         render(&p.resource, id, 1, ts)
-    })?)
+    })?;
+    for (p, id) in items {
+        guard.check_written(tx, &p.resource_type, id, Interaction::Create)?;
+    }
+    Ok(versions)
 }
 
 /// A new version of `{type}/{id}` (created when it never existed), guarded
 /// by `if_match`, and its bytes for a Binary.
 pub fn put(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     prepared: &Prepared,
     id: &str,
     if_match: Option<i64>,
@@ -157,6 +178,7 @@ pub fn put(
     limit: u64,
 ) -> Result<WriteOutcome, ApiError> {
     let rt = prepared.resource_type.as_str();
+    guard.check_target(tx, rt, id, Interaction::Update)?;
     let outcome = tx.update(rt, id, if_match, &prepared.index, |version, ts| {
         render(&prepared.resource, id, version, ts)
     })?;
@@ -168,6 +190,11 @@ pub fn put(
         upload,
         limit,
     )?;
+    let interaction = match outcome {
+        WriteOutcome::Created(_) => Interaction::Create,
+        WriteOutcome::Updated(_) => Interaction::Update,
+    };
+    guard.check_written(tx, rt, id, interaction)?;
     Ok(outcome)
 }
 
@@ -175,6 +202,7 @@ pub fn put(
 /// conditional on `if_none_exist` (its criteria are locked here).
 pub fn create_in(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     prepared: &Prepared,
     id: &str,
     if_none_exist: Option<&[Criterion]>,
@@ -184,12 +212,12 @@ pub fn create_in(
     let rt = prepared.resource_type.as_str();
     if let Some(criteria) = if_none_exist {
         lock_criteria(tx, rt, criteria)?;
-        if let Some(existing) = single_match(tx, rt, criteria)? {
+        if let Some(existing) = single_match(tx, guard, rt, criteria)? {
             return Ok(CreateOutcome::Exists(read_matched(tx, rt, &existing)?));
         }
     }
     Ok(CreateOutcome::Created(insert(
-        tx, prepared, id, upload, limit,
+        tx, guard, prepared, id, upload, limit,
     )?))
 }
 
@@ -204,6 +232,7 @@ pub fn read_matched(tx: &mut Tx<'_>, rt: &str, id: &str) -> Result<StoredVersion
 /// Does not lock: callers lock the criteria first ([`lock_criteria`]).
 pub fn update_id(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     prepared: &Prepared,
     target: &UpdateTarget,
     fresh: impl FnOnce() -> String,
@@ -215,7 +244,7 @@ pub fn update_id(
             Ok(id.clone())
         }
         UpdateTarget::Criteria(criteria) => {
-            match (single_match(tx, rt, criteria)?, &prepared.body_id) {
+            match (single_match(tx, guard, rt, criteria)?, &prepared.body_id) {
                 (Some(found), Some(body_id)) if &found != body_id => Err(ApiError::bad_request(
                     format!("the criteria match {rt}/{found} but the body's id is {body_id}"),
                 )),
@@ -234,6 +263,7 @@ pub fn update_id(
 /// inside the caller's transaction.
 pub fn update_in(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     prepared: &Prepared,
     target: &UpdateTarget,
     if_match: Option<i64>,
@@ -243,18 +273,20 @@ pub fn update_in(
     if let UpdateTarget::Criteria(criteria) = target {
         lock_criteria(tx, &prepared.resource_type, criteria)?;
     }
-    let id = update_id(tx, prepared, target, new_id)?;
-    put(tx, prepared, &id, if_match, upload, limit)
+    let id = update_id(tx, guard, prepared, target, new_id)?;
+    put(tx, guard, prepared, &id, if_match, upload, limit)
 }
 
 /// A delete by id inside the caller's transaction: `None` when nothing live
 /// was there (412 instead when `if_match` expected a version).
 pub fn delete_in(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     resource_type: &str,
     id: &str,
     if_match: Option<i64>,
 ) -> Result<Option<StoredVersion>, ApiError> {
+    guard.check_target(tx, resource_type, id, Interaction::Delete)?;
     Ok(tx.delete(resource_type, id, if_match)?)
 }
 
@@ -262,13 +294,14 @@ pub fn delete_in(
 /// match (412 for several), guarded by `if_match` when given.
 pub fn conditional_delete_in(
     tx: &mut Tx<'_>,
+    guard: &Guard,
     resource_type: &str,
     criteria: &[Criterion],
     if_match: Option<i64>,
 ) -> Result<Option<StoredVersion>, ApiError> {
     lock_criteria(tx, resource_type, criteria)?;
-    match single_match(tx, resource_type, criteria)? {
-        Some(id) => delete_in(tx, resource_type, &id, if_match),
+    match single_match(tx, guard, resource_type, criteria)? {
+        Some(id) => delete_in(tx, guard, resource_type, &id, if_match),
         None => Ok(None),
     }
 }
@@ -300,42 +333,46 @@ fn check_body_id(prepared: &Prepared, url_id: &str) -> Result<(), ApiError> {
 /// `POST /{type}`, optionally conditional on `If-None-Exist`.
 pub fn create(
     store: &PgStore,
+    guard: &Guard,
     prepared: &Prepared,
     if_none_exist: Option<&[Criterion]>,
     mut upload: Option<ChunkSource>,
     limit: u64,
 ) -> Result<CreateOutcome, ApiError> {
     let id = new_id();
-    store.transaction(|tx| create_in(tx, prepared, &id, if_none_exist, &mut upload, limit))
+    store.transaction(|tx| create_in(tx, guard, prepared, &id, if_none_exist, &mut upload, limit))
 }
 
 /// `PUT /{type}/{id}` or `PUT /{type}?criteria`, with optional `If-Match`.
 pub fn update(
     store: &PgStore,
+    guard: &Guard,
     prepared: &Prepared,
     target: &UpdateTarget,
     if_match: Option<i64>,
     mut upload: Option<ChunkSource>,
     limit: u64,
 ) -> Result<WriteOutcome, ApiError> {
-    store.transaction(|tx| update_in(tx, prepared, target, if_match, &mut upload, limit))
+    store.transaction(|tx| update_in(tx, guard, prepared, target, if_match, &mut upload, limit))
 }
 
 /// `DELETE /{type}/{id}`: `None` when nothing live was there.
 pub fn delete(
     store: &PgStore,
+    guard: &Guard,
     resource_type: &str,
     id: &str,
     if_match: Option<i64>,
 ) -> Result<Option<StoredVersion>, ApiError> {
-    store.transaction(|tx| delete_in(tx, resource_type, id, if_match))
+    store.transaction(|tx| delete_in(tx, guard, resource_type, id, if_match))
 }
 
 /// `DELETE /{type}?criteria`: deletes the single match (412 for several).
 pub fn conditional_delete(
     store: &PgStore,
+    guard: &Guard,
     resource_type: &str,
     criteria: &[Criterion],
 ) -> Result<Option<StoredVersion>, ApiError> {
-    store.transaction(|tx| conditional_delete_in(tx, resource_type, criteria, None))
+    store.transaction(|tx| conditional_delete_in(tx, guard, resource_type, criteria, None))
 }

@@ -104,6 +104,45 @@ pub(crate) fn predicate(
                  AND NOT {s}.deleted AND {inner})"
             )
         }
+        Criterion::AnyOf { alternatives } => {
+            alternatives_predicate(sql, alternatives, r, resource_type)
+        }
+    }
+}
+
+/// `AnyOf`: the alternatives ORed, each the AND of its criteria's predicates, every probe
+/// fenced like a top-level one (see [`per_candidate`]). Always parenthesized (or a bare
+/// `TRUE`/`FALSE`), so a caller fencing top-level `EXISTS` probes leaves it alone.
+fn alternatives_predicate(
+    sql: &mut Sql,
+    alternatives: &[Vec<Criterion>],
+    r: &str,
+    resource_type: &str,
+) -> String {
+    let alternatives: Vec<String> = alternatives
+        .iter()
+        .map(|criteria| {
+            all_of(
+                criteria
+                    .iter()
+                    .map(|c| per_candidate(predicate(sql, c, r, resource_type))),
+            )
+        })
+        .collect();
+    match alternatives.as_slice() {
+        [] => "FALSE".into(),
+        [only] if only == "TRUE" => only.clone(),
+        _ => format!("({})", alternatives.join(" OR ")),
+    }
+}
+
+/// An `EXISTS` criterion as a probe per candidate row: `OFFSET 0` keeps PostgreSQL from
+/// turning it into a join or a hashed subplan (which reads every row of that value).
+pub(crate) fn per_candidate(predicate: String) -> String {
+    let is_exists = predicate.starts_with("EXISTS (") || predicate.starts_with("NOT EXISTS (");
+    match predicate.strip_suffix(')') {
+        Some(body) if is_exists => format!("{body} OFFSET 0)"),
+        _ => predicate,
     }
 }
 
@@ -181,14 +220,16 @@ fn index_exists(m: &IndexMatch, r: &str) -> String {
 
 /// A query of the row keys (`res_id`) of the `resource_type` resources a criterion
 /// matches, for a search to start from; `None` for criteria that cannot start one
-/// (negations, `:missing`, `_id` and `_lastUpdated`, which filter `resources` itself).
+/// (negations, `:missing`, `_id` and `_lastUpdated`, which filter `resources` itself, and
+/// `AnyOf`).
 pub(crate) fn driver_rows(
     sql: &mut Sql,
     criterion: &Criterion,
     resource_type: &str,
 ) -> Option<String> {
     match criterion {
-        Criterion::Token { negated: true, .. } => None,
+        // Negations cannot use a value index; alternatives are checked per candidate.
+        Criterion::Token { negated: true, .. } | Criterion::AnyOf { .. } => None,
         Criterion::Chain { key, targets } => {
             let x = sql.alias("x");
             let key = sql.key(*key);
@@ -232,6 +273,16 @@ pub(crate) fn driver_rows(
                 "SELECT {x}.res_id FROM {table} {x} WHERE {x}.key = {key} AND {matches}"
             ))
         }
+    }
+}
+
+/// ANDs predicates; none holds always.
+fn all_of(parts: impl Iterator<Item = String>) -> String {
+    let parts: Vec<String> = parts.collect();
+    match parts.len() {
+        0 => "TRUE".into(),
+        1 => parts.into_iter().next().unwrap_or_default(),
+        _ => format!("({})", parts.join(" AND ")),
     }
 }
 
@@ -397,5 +448,52 @@ pub(crate) fn widened(range: DateRange) -> DateRange {
     DateRange {
         low: range.low.checked_sub_signed(margin).unwrap_or(range.low),
         high: range.high.checked_add_signed(margin).unwrap_or(range.high),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(key: i32, code: &str) -> Criterion {
+        Criterion::Token {
+            key,
+            negated: false,
+            values: vec![TokenMatch {
+                system: SystemMatch::Any,
+                code: Some(code.into()),
+            }],
+        }
+    }
+
+    fn any_of(alternatives: Vec<Vec<Criterion>>) -> String {
+        let mut sql = Sql::default();
+        let p = predicate(&mut sql, &Criterion::AnyOf { alternatives }, "r", "T");
+        // The caller's fence leaves it as it is.
+        assert_eq!(per_candidate(p.clone()), p);
+        p
+    }
+
+    #[test]
+    fn alternatives_are_ors_of_fenced_ands() {
+        assert_eq!(any_of(Vec::new()), "FALSE");
+        assert_eq!(any_of(vec![Vec::new()]), "TRUE");
+        assert_eq!(
+            any_of(vec![vec![code(1, "a")], Vec::new()])
+                .matches(" OR TRUE")
+                .count(),
+            1
+        );
+        let one = any_of(vec![vec![code(1, "a")]]);
+        assert!(
+            one.starts_with("(EXISTS (") && one.ends_with(" OFFSET 0))"),
+            "{one}"
+        );
+        let two = any_of(vec![vec![code(1, "a"), code(2, "b")], vec![code(3, "c")]]);
+        assert_eq!(two.matches(" OFFSET 0)").count(), 3, "{two}");
+        assert!(
+            two.starts_with("((EXISTS (") && two.contains(") OR EXISTS ("),
+            "{two}"
+        );
     }
 }

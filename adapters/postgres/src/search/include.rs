@@ -8,9 +8,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
-use fhir_profiles::search::query::{Include, SearchRequest};
+use fhir_profiles::search::query::{Criterion, Include, SearchRequest};
 
 use crate::search::binds::{Bind, Sql};
+use crate::search::criteria::{per_candidate, predicate};
 use crate::search::Found;
 use crate::StoreError;
 
@@ -56,12 +57,12 @@ pub(crate) fn included(
         let mut fresh = Vec::new();
         for include in &request.includes {
             if round == 0 || include.iterate {
-                fresh.extend(forward(conn, include, &sources)?);
+                fresh.extend(forward(conn, request, include, &sources)?);
             }
         }
         for include in &request.revincludes {
             if round == 0 || include.iterate {
-                fresh.extend(reverse(conn, include, &sources)?);
+                fresh.extend(reverse(conn, request, include, &sources)?);
             }
         }
         sources = Vec::new();
@@ -87,9 +88,46 @@ fn ids_of(sources: &[(String, String)], resource_type: &str) -> Vec<String> {
 
 const INCLUDED_COLUMNS: &str = "t.resource_type, t.id, t.version_id, t.last_updated, v.content";
 
+/// ` AND …` limiting the included rows `t` (of `resource_type` when the include names
+/// one, else of any type) to what [`SearchRequest::include_access`] lets the caller see;
+/// `None` when no row could pass, so the query need not run. Being part of the statement,
+/// the condition also holds before `LIMIT`, and a hidden resource never becomes a source
+/// of a later `:iterate` round.
+fn visible(
+    sql: &mut Sql,
+    request: &SearchRequest,
+    t: &str,
+    resource_type: Option<&str>,
+) -> Option<String> {
+    let types: Vec<(&str, &[Criterion])> = match (&request.include_access, resource_type) {
+        (None, _) => return Some(String::new()),
+        (Some(_), Some(rt)) => vec![(rt, request.include_criteria(rt)?)],
+        (Some(access), None) => access
+            .iter()
+            .map(|(rt, criteria)| (rt.as_str(), criteria.as_slice()))
+            .collect(),
+    };
+    if types.is_empty() {
+        return None;
+    }
+    let per_type: Vec<String> = types
+        .into_iter()
+        .map(|(rt, criteria)| {
+            let mut condition = format!("{t}.resource_type = {}", sql.type_name(rt));
+            for criterion in criteria {
+                let p = per_candidate(predicate(sql, criterion, t, rt));
+                condition.push_str(&format!(" AND {p}"));
+            }
+            format!("({condition})")
+        })
+        .collect();
+    Some(format!(" AND ({})", per_type.join(" OR ")))
+}
+
 /// Resources that the sources of the include's type reference through its parameters.
 fn forward(
     conn: &mut PgConnection,
+    request: &SearchRequest,
     include: &Include,
     sources: &[(String, String)],
 ) -> Result<Vec<Found>, StoreError> {
@@ -98,6 +136,9 @@ fn forward(
         return Ok(Vec::new());
     }
     let mut sql = Sql::default();
+    let Some(visible) = visible(&mut sql, request, "t", include.target_type.as_deref()) else {
+        return Ok(Vec::new());
+    };
     let source_type = sql.type_name(&include.source_type);
     let ids = sql.bind(Bind::Texts(ids));
     let keys = sql.bind(Bind::Ints(include.keys.clone()));
@@ -111,7 +152,7 @@ fn forward(
          JOIN search_reference x ON x.res_id = s.res_id \
          JOIN resources t ON t.resource_type = x.target_type AND t.id = x.target_id AND NOT t.deleted \
          JOIN resource_versions v ON v.resource_type = t.resource_type AND v.id = t.id AND v.version_id = t.version_id \
-         WHERE s.resource_type = {source_type} AND s.id = ANY({ids}) AND x.key = ANY({keys}){target_filter} \
+         WHERE s.resource_type = {source_type} AND s.id = ANY({ids}) AND x.key = ANY({keys}){target_filter}{visible} \
          LIMIT {limit}"
     ));
     load(conn, &sql)
@@ -120,6 +161,7 @@ fn forward(
 /// Resources of the include's source type whose parameters reference the sources.
 fn reverse(
     conn: &mut PgConnection,
+    request: &SearchRequest,
     include: &Include,
     sources: &[(String, String)],
 ) -> Result<Vec<Found>, StoreError> {
@@ -136,6 +178,9 @@ fn reverse(
             continue;
         }
         let mut sql = Sql::default();
+        let Some(visible) = visible(&mut sql, request, "t", Some(&include.source_type)) else {
+            continue;
+        };
         let ids = sql.bind(Bind::Texts(ids_of(sources, target_type)));
         let target_type = sql.type_name(target_type);
         let keys = sql.bind(Bind::Ints(include.keys.clone()));
@@ -144,7 +189,7 @@ fn reverse(
             "SELECT DISTINCT {INCLUDED_COLUMNS} FROM search_reference x \
              JOIN resources t ON t.res_id = x.res_id AND NOT t.deleted \
              JOIN resource_versions v ON v.resource_type = t.resource_type AND v.id = t.id AND v.version_id = t.version_id \
-             WHERE x.key = ANY({keys}) AND x.target_type = {target_type} AND x.target_id = ANY({ids}) \
+             WHERE x.key = ANY({keys}) AND x.target_type = {target_type} AND x.target_id = ANY({ids}){visible} \
              LIMIT {limit}"
         ));
         found.extend(load(conn, &sql)?);

@@ -18,7 +18,7 @@ use fhir_profiles::search::ParamType;
 use fhir_profiles::summary::SummaryMode;
 
 use crate::search::binds::{Bind, Sql};
-use crate::search::criteria::{driver_rows, predicate, table_of};
+use crate::search::criteria::{driver_rows, per_candidate, predicate, table_of};
 use crate::search::cursor::Cursor;
 use crate::StoreError;
 
@@ -111,11 +111,13 @@ pub(crate) fn search(
     Ok(page)
 }
 
-/// Identifies a search for its cursors: the type, criteria and sort order.
+/// Identifies a search for its cursors: the type, criteria (the caller's access
+/// restrictions among them), sort order and what included resources are limited to, so a
+/// cursor issued under one caller's access does not validate under another's.
 fn fingerprint(request: &SearchRequest) -> String {
     format!(
-        "{}|{:?}|{:?}",
-        request.resource_type, request.criteria, request.sort
+        "{}|{:?}|{:?}|{:?}",
+        request.resource_type, request.criteria, request.sort, request.include_access
     )
 }
 
@@ -158,15 +160,11 @@ fn filtered(sql: &mut Sql, request: &SearchRequest) -> (String, bool) {
         });
     // Index rows belong to live resources of the key's type only, so a driver's row keys
     // need no check against `resources`.
-    let needs_row = request.criteria.iter().any(|c| {
-        matches!(
-            c,
-            Criterion::Id { .. } | Criterion::LastUpdated { .. } | Criterion::Has { .. }
-        )
-    }) || request
-        .sort
-        .iter()
-        .any(|k| matches!(k.field, SortField::Id | SortField::LastUpdated));
+    let needs_row = request.criteria.iter().any(reads_row)
+        || request
+            .sort
+            .iter()
+            .any(|k| matches!(k.field, SortField::Id | SortField::LastUpdated));
     let (mut text, with_row) = match &driver {
         Some((_, rows)) if !needs_row => (
             format!("FROM (SELECT DISTINCT d0.res_id FROM ({rows}) d0) r WHERE TRUE"),
@@ -201,13 +199,13 @@ fn filtered(sql: &mut Sql, request: &SearchRequest) -> (String, bool) {
     (text, with_row)
 }
 
-/// An `EXISTS` criterion as a probe per candidate row: `OFFSET 0` keeps PostgreSQL from
-/// turning it into a join or a hashed subplan (which reads every row of that value).
-fn per_candidate(predicate: String) -> String {
-    let is_exists = predicate.starts_with("EXISTS (") || predicate.starts_with("NOT EXISTS (");
-    match predicate.strip_suffix(')') {
-        Some(body) if is_exists => format!("{body} OFFSET 0)"),
-        _ => predicate,
+/// Whether a criterion reads columns of the candidate's `resources` row beyond `res_id`
+/// (`id`, `last_updated`), also from inside alternatives.
+fn reads_row(criterion: &Criterion) -> bool {
+    match criterion {
+        Criterion::Id { .. } | Criterion::LastUpdated { .. } | Criterion::Has { .. } => true,
+        Criterion::AnyOf { alternatives } => alternatives.iter().flatten().any(reads_row),
+        _ => false,
     }
 }
 
@@ -237,6 +235,8 @@ fn drive_rank(criterion: &Criterion) -> Option<u8> {
             ..
         } => Some(4),
         Criterion::Date { .. } => Some(5),
+        // Alternatives are ORed, so no one index range holds all their matches.
+        Criterion::AnyOf { .. } => None,
         _ => None,
     }
 }

@@ -66,6 +66,7 @@ pub fn parse_search(
         cursor: None,
         link_params: Vec::new(),
         ignored: Vec::new(),
+        include_access: None,
     };
     let base = fhir_base.trim_end_matches('/');
     let mut issues = Vec::new();

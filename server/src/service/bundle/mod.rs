@@ -90,6 +90,8 @@ pub struct BundleOptions {
     /// `Prefer: handling=lenient`, handed to searches.
     pub lenient: bool,
     pub returns: EntryReturn,
+    /// The caller's access, checked on every entry.
+    pub guard: crate::access::guard::Guard,
 }
 
 /// A Bundle read, checked and validated, ready to run.

@@ -11,23 +11,31 @@ use super::errors::at_entry;
 use super::planned::{Planned, Read, Search};
 use super::response::Done;
 use super::BundleOptions;
+use crate::access::guard::Guard;
 use crate::http::error::ApiError;
 use crate::http::negotiate::form_pairs;
+use crate::service::read::read_checked;
 use crate::service::search::search_bundle;
 
 /// Runs entry `i`, a GET or HEAD; its failure is its own outcome.
 pub(super) fn run_read(store: &PgStore, p: &Planned, options: &BundleOptions, i: usize) -> Done {
     let result = match p {
-        Planned::Read(read) => read_entry(store, read),
-        Planned::Search(Search { rt, query, head }) => {
-            search_bundle(store, &options.fhir_base, rt, query, options.lenient).map(|bundle| {
-                if *head {
-                    Done::Searched
-                } else {
-                    Done::Found(bundle)
-                }
-            })
-        }
+        Planned::Read(read) => read_entry(store, &options.guard, read),
+        Planned::Search(Search { rt, query, head }) => search_bundle(
+            store,
+            &options.guard,
+            &options.fhir_base,
+            rt,
+            query,
+            options.lenient,
+        )
+        .map(|bundle| {
+            if *head {
+                Done::Searched
+            } else {
+                Done::Found(bundle)
+            }
+        }),
         _ => Err(ApiError::internal("not a read")),
     };
     result.unwrap_or_else(|e| Done::Failed(at_entry(e, i, Some(p.resource_type()))))
@@ -35,7 +43,7 @@ pub(super) fn run_read(store: &PgStore, p: &Planned, options: &BundleOptions, i:
 
 /// A read or vread: 404/410 as on the REST routes, 304 for a matching
 /// `ifNoneMatch`/`ifModifiedSince`; a Binary carries its bytes as `data`.
-fn read_entry(store: &PgStore, read: &Read) -> Result<Done, ApiError> {
+fn read_entry(store: &PgStore, guard: &Guard, read: &Read) -> Result<Done, ApiError> {
     let Read {
         rt,
         id,
@@ -45,19 +53,14 @@ fn read_entry(store: &PgStore, read: &Read) -> Result<Done, ApiError> {
         head,
         query,
     } = read;
-    let found = match version {
-        None => store.read(rt, id)?,
-        Some(v) => store.vread(rt, id, *v)?,
-    };
-    let v = match found {
-        None => return Err(ApiError::no_such_version(rt, id, *version)),
-        Some(v) if v.is_deleted() => {
+    let v = match read_checked(store, guard, rt, id, *version)? {
+        v if v.is_deleted() => {
             return Err(ApiError::gone(format!(
                 "{rt}/{id} was deleted (version {})",
                 v.version_id
             )))
         }
-        Some(v) => v,
+        v => v,
     };
     let unchanged = *if_none_match == Some(v.version_id)
         || if_modified_since.is_some_and(|since| v.last_updated.timestamp() <= since.timestamp());

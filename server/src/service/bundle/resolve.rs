@@ -13,6 +13,7 @@ use super::links::ConditionalRef;
 use super::matching::{id_index, matching_entries, Index};
 use super::planned::Planned;
 use super::writes::{at, Claims, Failure};
+use crate::access::guard::Guard;
 use crate::http::error::ApiError;
 use crate::service::write::{single_match, update_id};
 
@@ -38,6 +39,7 @@ pub(super) fn resolve_targets(
     tx: &mut Tx<'_>,
     writes: &[(usize, &Planned)],
     claims: &mut Claims,
+    guard: &Guard,
 ) -> Result<Targets, Failure> {
     let mut targets = Targets {
         finals: HashMap::new(),
@@ -52,7 +54,9 @@ pub(super) fn resolve_targets(
                 ..
             } => {
                 let found = match if_none_exist {
-                    Some(c) => single_match(tx, &prepared.resource_type, c).map_err(at(i))?,
+                    Some(c) => {
+                        single_match(tx, guard, &prepared.resource_type, c).map_err(at(i))?
+                    }
                     None => None,
                 };
                 if let Some(found) = found {
@@ -68,7 +72,8 @@ pub(super) fn resolve_targets(
                 tentative,
                 ..
             } => {
-                let id = update_id(tx, prepared, target, || tentative.clone()).map_err(at(i))?;
+                let id =
+                    update_id(tx, guard, prepared, target, || tentative.clone()).map_err(at(i))?;
                 claims.claim(&prepared.resource_type, &id, i)?;
                 targets.finals.insert(i, id);
             }
@@ -87,6 +92,7 @@ pub(super) fn resolve_references<'p>(
     all: &[Result<Planned, ApiError>],
     by_identifier: Option<&Index>,
     targets: &Targets,
+    guard: &Guard,
 ) -> Result<HashMap<&'p str, String>, Failure> {
     let mut resolved: HashMap<&str, String> = HashMap::new();
     // (type, final id) → entries, built on the first conditional reference.
@@ -99,7 +105,8 @@ pub(super) fn resolve_references<'p>(
             if resolved.contains_key(c.text.as_str()) {
                 continue;
             }
-            let mut ids: Vec<String> = tx.find(&c.rt, &c.criteria).map_err(|e| at(i)(e.into()))?;
+            let found = tx.find(&c.rt, &c.criteria).map_err(|e| at(i)(e.into()))?;
+            let mut ids = guard.visible_matches(tx, &c.rt, found).map_err(at(i))?;
             if let Some(by_identifier) = by_identifier {
                 let by_final = by_final.get_or_insert_with(|| {
                     id_index(writes.iter().filter_map(|&(j, p)| {

@@ -68,9 +68,9 @@ pub(super) fn run_writes(
 ) -> Result<Vec<(usize, Done)>, Failure> {
     lock_all_criteria(tx, writes)?;
     let mut claims = Claims::default();
-    let mut done = run_deletes(tx, writes, &mut claims)?;
-    let targets = resolve_targets(tx, writes, &mut claims)?;
-    let resolved = resolve_references(tx, writes, all, by_identifier, &targets)?;
+    let mut done = run_deletes(tx, writes, &mut claims, options)?;
+    let targets = resolve_targets(tx, writes, &mut claims, &options.guard)?;
+    let resolved = resolve_references(tx, writes, all, by_identifier, &targets, &options.guard)?;
     run_creates(tx, writes, &targets, &resolved, options, &mut done)?;
     run_puts(tx, writes, &targets, &resolved, options, &mut done)?;
     Ok(done)
@@ -101,6 +101,7 @@ fn run_deletes(
     tx: &mut Tx<'_>,
     writes: &[(usize, &Planned)],
     claims: &mut Claims,
+    options: &BundleOptions,
 ) -> Result<Vec<(usize, Done)>, Failure> {
     let mut deletes = Vec::new();
     for &(i, p) in writes {
@@ -112,7 +113,9 @@ fn run_deletes(
         {
             let id = match target {
                 DeleteTarget::Id(id) => Some(id.clone()),
-                DeleteTarget::Criteria(c) => single_match(tx, rt, c).map_err(at(i))?,
+                DeleteTarget::Criteria(c) => {
+                    single_match(tx, &options.guard, rt, c).map_err(at(i))?
+                }
             };
             if let Some(id) = &id {
                 claims.claim(rt, id, i)?;
@@ -124,7 +127,7 @@ fn run_deletes(
     let mut done = Vec::with_capacity(deletes.len());
     for (i, rt, id, if_match) in deletes {
         let deleted = match id {
-            Some(id) => delete_in(tx, rt, &id, if_match).map_err(at(i))?,
+            Some(id) => delete_in(tx, &options.guard, rt, &id, if_match).map_err(at(i))?,
             None => None,
         };
         done.push((i, Done::Deleted(deleted)));
@@ -157,7 +160,8 @@ fn run_creates(
         let fixed = fix_links(&options.fhir_base, p, &targets.finals, resolved);
         if prepared.binary.is_some() {
             let prepared = fixed.as_ref().unwrap_or(prepared);
-            let v = insert(tx, prepared, &id, &mut None, options.limit).map_err(at(i))?;
+            let v = insert(tx, &options.guard, prepared, &id, &mut None, options.limit)
+                .map_err(at(i))?;
             done.push((i, Done::Created(v)));
         } else {
             plain.push((i, id, fixed, prepared));
@@ -169,7 +173,8 @@ fn run_creates(
             .map(|(_, id, fixed, prepared)| (fixed.as_ref().unwrap_or(prepared), id.as_str()))
             .collect();
         let only = (plain.len() == 1).then(|| plain[0].0);
-        let versions = insert_many(tx, &items).map_err(|error| Failure { index: only, error })?;
+        let versions = insert_many(tx, &options.guard, &items)
+            .map_err(|error| Failure { index: only, error })?;
         for ((i, ..), v) in plain.iter().zip(versions) {
             done.push((*i, Done::Created(v)));
         }
@@ -202,8 +207,16 @@ fn run_puts(
         {
             let fixed = fix_links(&options.fhir_base, p, &targets.finals, resolved);
             let prepared = fixed.as_ref().unwrap_or(prepared);
-            let outcome =
-                put(tx, prepared, &id, *if_match, &mut None, options.limit).map_err(at(i))?;
+            let outcome = put(
+                tx,
+                &options.guard,
+                prepared,
+                &id,
+                *if_match,
+                &mut None,
+                options.limit,
+            )
+            .map_err(at(i))?;
             let d = match outcome {
                 WriteOutcome::Created(v) => Done::Created(v),
                 WriteOutcome::Updated(v) => Done::Updated(v),

@@ -1,0 +1,207 @@
+//! SMART helpers for the tests: signing keys for client assertions, the
+//! `fhirledger` admin commands, and backend clients that get real tokens
+//! from the server's token endpoint (SMART Backend Services).
+
+use std::process::Command;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p384::elliptic_curve::sec1::ToEncodedPoint;
+use p384::pkcs8::EncodePrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde_json::{json, Value};
+
+use crate::server::TestServer;
+
+/// A key pair a client signs its assertions with.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub alg: Algorithm,
+    pub kid: String,
+    encoding: EncodingKey,
+    /// The public half, as a JWK.
+    pub public_jwk: Value,
+}
+
+impl SigningKey {
+    /// A fresh RSA 2048 key for RS384.
+    pub fn rs384() -> SigningKey {
+        let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("an RSA key");
+        let kid = format!("rs-{}", uuid::Uuid::new_v4());
+        SigningKey {
+            alg: Algorithm::RS384,
+            encoding: EncodingKey::from_rsa_der(&rsa_pkcs1(&key)),
+            public_jwk: json!({
+                "kty": "RSA", "alg": "RS384", "use": "sig", "kid": kid,
+                "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+                "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+            }),
+            kid,
+        }
+    }
+
+    /// A fresh P-384 key for ES384.
+    pub fn es384() -> SigningKey {
+        let secret = p384::SecretKey::random(&mut rand::rngs::OsRng);
+        let der = secret.to_pkcs8_der().expect("PKCS#8").as_bytes().to_vec();
+        let point = secret.public_key().to_encoded_point(false);
+        let kid = format!("ec-{}", uuid::Uuid::new_v4());
+        SigningKey {
+            alg: Algorithm::ES384,
+            encoding: EncodingKey::from_ec_der(&der),
+            public_jwk: json!({
+                "kty": "EC", "crv": "P-384", "alg": "ES384", "use": "sig", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(point.x().expect("x")),
+                "y": URL_SAFE_NO_PAD.encode(point.y().expect("y")),
+            }),
+            kid,
+        }
+    }
+
+    /// The public JWK Set.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": [self.public_jwk] })
+    }
+
+    /// Signs `claims` with this key (its `kid` in the header).
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(self.alg);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("signing")
+    }
+}
+
+fn rsa_pkcs1(key: &rsa::RsaPrivateKey) -> Vec<u8> {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    key.to_pkcs1_der().expect("PKCS#1").as_bytes().to_vec()
+}
+
+/// Runs `fhirledger {args}` against the test server's database and parses
+/// the JSON it prints; panics with its stderr when it fails.
+pub fn cli(server: &TestServer, args: &[&str]) -> Value {
+    let out = cli_output(server, args);
+    assert!(
+        out.status.success(),
+        "fhirledger {args:?} failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "fhirledger {args:?} printed no JSON ({e}):\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Runs `fhirledger {args}` against the test server's database.
+pub fn cli_output(server: &TestServer, args: &[&str]) -> std::process::Output {
+    Command::new(crate::server::server_binary())
+        .args(args)
+        .env("FHIRLEDGER_DATABASE_URL", &server.database_url)
+        .env("FHIRLEDGER_BASE_URL", &server.public_base)
+        .env("FHIRLEDGER_LOG", "warn")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run fhirledger {args:?}: {e}"))
+}
+
+/// A registered backend client.
+#[derive(Clone)]
+pub struct BackendClient {
+    pub client_id: String,
+    pub key: SigningKey,
+    token_url: String,
+}
+
+impl BackendClient {
+    /// Registers a backend client holding `scope` with `fhirledger client add`.
+    pub fn register(server: &TestServer, scope: &str, key: SigningKey) -> BackendClient {
+        let dir = std::env::temp_dir().join(format!("fhirledger-jwks-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&dir, key.jwks().to_string()).expect("writing the JWK Set");
+        let out = cli(
+            server,
+            &[
+                "client",
+                "add",
+                "--name",
+                "conformance backend",
+                "--kind",
+                "backend",
+                "--jwks-file",
+                &dir.to_string_lossy(),
+                "--scope",
+                scope,
+            ],
+        );
+        let _ = std::fs::remove_file(&dir);
+        BackendClient {
+            client_id: out["client_id"].as_str().expect("a client_id").to_string(),
+            key,
+            token_url: format!("{}/auth/token", server.public_base),
+        }
+    }
+
+    pub fn token_url(&self) -> &str {
+        &self.token_url
+    }
+
+    /// A fresh client assertion (`private_key_jwt`), valid for four minutes.
+    pub fn assertion(&self) -> String {
+        let now = chrono_now();
+        self.key.sign(&json!({
+            "iss": self.client_id, "sub": self.client_id, "aud": self.token_url,
+            "exp": now + 240, "iat": now, "jti": uuid::Uuid::new_v4().to_string(),
+        }))
+    }
+
+    /// The token endpoint's answer to a client_credentials request.
+    pub fn request_token(&self, scope: &str) -> (u16, Value) {
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("scope", scope),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &self.assertion()),
+        ];
+        post_form(&self.token_url, &form)
+    }
+
+    /// An access token for `scope`; panics when refused.
+    pub fn token(&self, scope: &str) -> String {
+        let (status, body) = self.request_token(scope);
+        assert_eq!(status, 200, "the token endpoint refused: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("an access_token")
+            .to_string()
+    }
+}
+
+/// POSTs a form and returns the status and JSON body.
+pub fn post_form(url: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    let resp = crate::http::client()
+        .post(url)
+        .form(form)
+        .send()
+        .unwrap_or_else(|e| panic!("POST {url} failed: {e}"));
+    let status = resp.status().as_u16();
+    let body = resp.text().unwrap_or_default();
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+/// Seconds since the epoch.
+pub fn chrono_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// Every scope the test server's own backend client holds.
+pub const ALL_SYSTEM_SCOPES: &str = "system/*.cruds fhirledger.launch";

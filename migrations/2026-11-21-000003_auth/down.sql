@@ -1,0 +1,13 @@
+DROP TABLE auth_revocations;
+DROP TABLE auth_client_assertions;
+DROP TABLE auth_refresh_tokens;
+DROP TABLE auth_codes;
+DROP TABLE auth_grants;
+DROP TABLE auth_launches;
+DROP TABLE auth_requests;
+DROP TABLE auth_sessions;
+DROP TABLE auth_invitations;
+DROP TABLE auth_identities;
+DROP TABLE auth_users;
+DROP TABLE auth_clients;
+DROP TABLE auth_signing_keys;

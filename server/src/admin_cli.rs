@@ -1,0 +1,189 @@
+//! The command line's administration commands: `client add`, `user add`,
+//! `launch` and `keys rotate`. They print JSON, so scripts can use them.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
+use fhirledger_postgres::{PgStore, PoolConfig};
+
+use crate::auth::accounts::{create_launch, create_user, register_client, NewClient, NewUser};
+use crate::config::ServerConfig;
+
+/// Which database an admin command works on.
+#[derive(Debug, Clone, Args)]
+pub struct AdminDatabase {
+    /// The database of a `serve` deployment.
+    #[arg(long, env = "FHIRLEDGER_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Otherwise the private cluster of `fhirledger dev` in this directory
+    /// (used while `dev` runs, or started for the command).
+    #[arg(long, env = "FHIRLEDGER_DATA_DIR", default_value = ".fhirledger")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register a SMART client; prints {"client_id", "client_secret"?}.
+    Add {
+        #[arg(long)]
+        name: String,
+        /// public, confidential, asymmetric or backend.
+        #[arg(long)]
+        kind: String,
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// A file holding the client's public JWK Set.
+        #[arg(long, conflicts_with = "jwks_uri")]
+        jwks_file: Option<PathBuf>,
+        /// Where the client publishes its JWK Set.
+        #[arg(long)]
+        jwks_uri: Option<String>,
+        /// The most the client may be granted (space-separated scopes).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an account; prints its id and invitation.
+    Add {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        org: Option<String>,
+        /// TYPE/ID of the person's FHIR identity (fhirUser).
+        #[arg(long)]
+        fhir_user: Option<String>,
+        #[arg(long)]
+        email: String,
+        /// A local password (development sign-in).
+        #[arg(long)]
+        password: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new token signing key; the old ones stay published until their tokens expire.
+    Rotate,
+}
+
+/// Runs `work` on the chosen database (starting the dev cluster for the
+/// command when it is not running).
+fn with_store<T>(
+    db: &AdminDatabase,
+    work: impl FnOnce(&PgStore) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let (cluster, url) = match (
+        &db.database_url,
+        PrivateCluster::running_database_url(&db.data_dir),
+    ) {
+        (Some(url), _) => (None, url.clone()),
+        (None, Some(url)) => (None, url),
+        (None, None) => {
+            let cluster =
+                PrivateCluster::start(&ClusterConfig::new(&db.data_dir)).with_context(|| {
+                    format!("starting the private cluster in {}", db.data_dir.display())
+                })?;
+            let url = cluster.database_url();
+            (Some(cluster), url)
+        }
+    };
+    let result = PgStore::connect(
+        &url,
+        &PoolConfig {
+            max_size: 2,
+            ..PoolConfig::default()
+        },
+    )
+    .context("connecting to the database")
+    .and_then(|store| {
+        store.migrate().context("applying migrations")?;
+        work(&store)
+    });
+    if let Some(cluster) = cluster {
+        cluster.stop().context("stopping the private cluster")?;
+    }
+    result
+}
+
+fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub fn client(db: &AdminDatabase, command: ClientCommand) -> anyhow::Result<()> {
+    let ClientCommand::Add {
+        name,
+        kind,
+        redirect_uris,
+        jwks_file,
+        jwks_uri,
+        scope,
+    } = command;
+    let jwks = match jwks_file {
+        Some(path) => Some(
+            serde_json::from_str(
+                &std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?,
+            )
+            .with_context(|| format!("{} is not JSON", path.display()))?,
+        ),
+        None => None,
+    };
+    let new = NewClient {
+        name,
+        kind,
+        redirect_uris,
+        jwks,
+        jwks_uri,
+        scope,
+    };
+    with_store(db, |store| print(&register_client(store, &new)?))
+}
+
+pub fn user(db: &AdminDatabase, server: &ServerConfig, command: UserCommand) -> anyhow::Result<()> {
+    let UserCommand::Add {
+        role,
+        org,
+        fhir_user,
+        email,
+        password,
+    } = command;
+    let new = NewUser {
+        role,
+        email,
+        organization: org,
+        fhir_user,
+        password,
+    };
+    let issuer = server.auth_settings().issuer;
+    with_store(db, |store| print(&create_user(store, &issuer, &new)?))
+}
+
+pub fn launch(db: &AdminDatabase, patient: &str, user: &str) -> anyhow::Result<()> {
+    let user_id: uuid::Uuid = user.parse().context("--user must be a user id")?;
+    with_store(db, |store| {
+        let launch = create_launch(store, patient, user_id)?;
+        print(
+            &serde_json::json!({ "launch": launch, "expires_in": crate::auth::accounts::LAUNCH_SECONDS }),
+        )
+    })
+}
+
+pub fn keys(db: &AdminDatabase, server: &ServerConfig, command: KeysCommand) -> anyhow::Result<()> {
+    let KeysCommand::Rotate = command;
+    let settings = server.auth_settings();
+    with_store(db, |store| {
+        let ring = crate::auth::keys::KeyRing::open(
+            store.clone(),
+            settings.key_rotation,
+            settings.longest_token(),
+        )?;
+        let kid = ring.rotate()?;
+        print(&serde_json::json!({ "kid": kid }))
+    })
+}

@@ -1,0 +1,479 @@
+//! The admin HTTP endpoints, for bearer tokens of admins holding
+//! `fhirledger.admin`: solution admins register clients, onboard hospital
+//! admins and compliance officers; hospital admins onboard and remove the
+//! doctors and patients of their own hospital — onboarding creates the FHIR
+//! resource (Practitioner with its PractitionerRole, or Patient) and the
+//! account with its invitation together. `POST /auth/launch` creates EHR
+//! launch values for integrations holding `fhirledger.launch`.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use fhir_profiles::format::FhirFormat;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::access::caller::Caller;
+use crate::access::guard::Guard;
+use crate::access::roles::{Role, ADMIN_SCOPE};
+use crate::access::scope::Scope;
+use crate::app::AppState;
+use crate::auth::accounts::{
+    create_launch, create_user, register_client, AccountError, NewClient, NewUser, LAUNCH_SECONDS,
+};
+use crate::auth::bearer::{bearer_token, validate, BearerError};
+use crate::http::error::ApiError;
+use crate::service::write::{insert, new_id};
+
+/// The scope integrations need to create EHR launches.
+pub const LAUNCH_SCOPE: &str = "fhirledger.launch";
+
+/// A JSON error answer of the admin API.
+fn error(status: StatusCode, code: &str, description: impl Into<String>) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header(("Content-Type", "application/json"))
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({ "error": code, "error_description": description.into() }))
+}
+
+/// Why an admin request is refused before it is handled.
+struct Refused {
+    status: StatusCode,
+    code: &'static str,
+    description: String,
+    /// `WWW-Authenticate` for 401s.
+    challenge: Option<String>,
+}
+
+impl Refused {
+    fn respond(self) -> HttpResponse {
+        let mut resp = error(self.status, self.code, self.description);
+        if let Some(v) = self.challenge.and_then(|c| c.parse().ok()) {
+            resp.headers_mut()
+                .insert(actix_web::http::header::WWW_AUTHENTICATE, v);
+        }
+        resp
+    }
+
+    fn bad_request(description: String) -> Refused {
+        Refused {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_request",
+            description,
+            challenge: None,
+        }
+    }
+}
+
+fn created(value: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(value)
+}
+
+impl AccountError {
+    fn respond(&self) -> HttpResponse {
+        match self {
+            AccountError::Invalid(m) => {
+                error(StatusCode::BAD_REQUEST, "invalid_request", m.clone())
+            }
+            AccountError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", m.clone()),
+            AccountError::Store(e) => {
+                tracing::error!(error = %e, "admin storage failure");
+                error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the database is unavailable",
+                )
+            }
+        }
+    }
+}
+
+/// The caller, who must hold `scope`.
+fn caller_with(req: &HttpRequest, state: &AppState, scope: &str) -> Result<Caller, Refused> {
+    let unauthorized = |e: BearerError| {
+        let (challenge, description) = match &e {
+            BearerError::Missing => (
+                "Bearer".to_string(),
+                "an access token is required".to_string(),
+            ),
+            BearerError::Invalid(why) => (
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                    why.replace('"', "'")
+                ),
+                why.clone(),
+            ),
+        };
+        Refused {
+            status: StatusCode::UNAUTHORIZED,
+            code: "invalid_token",
+            description,
+            challenge: Some(challenge),
+        }
+    };
+    let token = bearer_token(req)
+        .map_err(unauthorized)?
+        .ok_or_else(|| unauthorized(BearerError::Missing))?;
+    let claims = validate(&state.auth, token).map_err(unauthorized)?;
+    let caller = Caller::from_claims(&claims).ok_or_else(|| {
+        unauthorized(BearerError::Invalid(
+            "the token's claims are not understood".into(),
+        ))
+    })?;
+    if !caller.scopes.contains(&Scope::Other(scope.to_string())) {
+        return Err(Refused {
+            status: StatusCode::FORBIDDEN,
+            code: "insufficient_scope",
+            description: format!("this needs the {scope} scope"),
+            challenge: None,
+        });
+    }
+    Ok(caller)
+}
+
+fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Refused> {
+    serde_json::from_slice(body).map_err(|e| Refused::bad_request(format!("the JSON body: {e}")))
+}
+
+/// `POST /auth/admin/clients` (solution admins).
+pub async fn add_client(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = match caller_with(&req, &state, ADMIN_SCOPE) {
+        Ok(c) => c,
+        Err(r) => return r.respond(),
+    };
+    if caller.role != Some(Role::SolutionAdmin) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "only solution admins register clients",
+        );
+    }
+    let new: NewClient = match json_body(&body) {
+        Ok(n) => n,
+        Err(r) => return r.respond(),
+    };
+    let store = state.store.clone();
+    match web::block(move || register_client(&store, &new)).await {
+        Ok(Ok(c)) => created(&c),
+        Ok(Err(e)) => e.respond(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "shutting down",
+        ),
+    }
+}
+
+/// An onboarding: the account, and optionally the FHIR resource to create for it.
+#[derive(Deserialize)]
+struct Onboarding {
+    #[serde(flatten)]
+    user: NewUser,
+    /// A Patient (for patients) or Practitioner (for doctors) to create.
+    #[serde(default)]
+    resource: Option<Value>,
+}
+
+/// Which roles an admin may onboard and remove, and in which organisation.
+fn may_manage(admin: &Caller, role: Role, organization: Option<&str>) -> Result<(), String> {
+    match admin.role {
+        Some(Role::SolutionAdmin) => match role {
+            Role::SolutionAdmin | Role::HospitalAdmin | Role::ComplianceOfficer => Ok(()),
+            _ => Err("doctors and patients are onboarded by their hospital's admins".into()),
+        },
+        Some(Role::HospitalAdmin) => {
+            if !matches!(role, Role::Doctor | Role::Patient) {
+                return Err("hospital admins onboard doctors and patients".into());
+            }
+            if organization != admin.organization.as_deref() {
+                return Err("hospital admins act only within their own hospital".into());
+            }
+            Ok(())
+        }
+        _ => Err("only admins manage accounts".into()),
+    }
+}
+
+/// `POST /auth/admin/users`.
+pub async fn add_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let caller = match caller_with(&req, &state, ADMIN_SCOPE) {
+        Ok(c) => c,
+        Err(r) => return r.respond(),
+    };
+    let mut onboarding: Onboarding = match json_body(&body) {
+        Ok(n) => n,
+        Err(r) => return r.respond(),
+    };
+    if caller.role == Some(Role::HospitalAdmin) && onboarding.user.organization.is_none() {
+        onboarding.user.organization = caller.organization.clone();
+    }
+    let role: Role = match onboarding.user.role.parse() {
+        Ok(r) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", format!("{e}")),
+    };
+    if let Err(why) = may_manage(&caller, role, onboarding.user.organization.as_deref()) {
+        return error(StatusCode::FORBIDDEN, "forbidden", why);
+    }
+    let guard = Guard::new(Arc::new(caller), &state.fhir_base);
+    let store = state.store.clone();
+    let base = state.fhir_base.clone();
+    let issuer = state.auth.settings.issuer.clone();
+    let limit = state.max_body_bytes;
+    let result = web::block(move || -> Result<_, OnboardError> {
+        if let Some(resource) = onboarding.resource.take() {
+            let reference = create_identity(
+                &store,
+                &guard,
+                &base,
+                role,
+                onboarding.user.organization.as_deref(),
+                resource,
+                limit,
+            )?;
+            onboarding.user.fhir_user = Some(reference);
+        }
+        Ok(create_user(&store, &issuer, &onboarding.user)?)
+    })
+    .await;
+    match result {
+        Ok(Ok(user)) => created(&user),
+        Ok(Err(OnboardError::Account(e))) => e.respond(),
+        Ok(Err(OnboardError::Fhir(e))) => error(
+            e.status,
+            "invalid_resource",
+            e.issues
+                .iter()
+                .map(|i| i.diagnostics.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "shutting down",
+        ),
+    }
+}
+
+enum OnboardError {
+    Account(AccountError),
+    Fhir(ApiError),
+}
+
+impl From<AccountError> for OnboardError {
+    fn from(e: AccountError) -> Self {
+        OnboardError::Account(e)
+    }
+}
+
+impl From<ApiError> for OnboardError {
+    fn from(e: ApiError) -> Self {
+        OnboardError::Fhir(e)
+    }
+}
+
+impl From<fhirledger_postgres::StoreError> for OnboardError {
+    fn from(e: fhirledger_postgres::StoreError) -> Self {
+        OnboardError::Fhir(e.into())
+    }
+}
+
+/// Creates the person's FHIR identity, inside the admin's reach: a Patient
+/// managed by the hospital, or a Practitioner with a PractitionerRole at
+/// the hospital, in one transaction. Returns `Type/id`.
+fn create_identity(
+    store: &fhirledger_postgres::PgStore,
+    guard: &Guard,
+    fhir_base: &str,
+    role: Role,
+    organization: Option<&str>,
+    mut resource: Value,
+    limit: u64,
+) -> Result<String, OnboardError> {
+    let org = organization.map(|o| json!({ "reference": format!("Organization/{o}") }));
+    let expected = match role {
+        Role::Patient => "Patient",
+        Role::Doctor => "Practitioner",
+        _ => {
+            return Err(OnboardError::Account(AccountError::Invalid(
+                "only doctors and patients are onboarded with a FHIR resource".into(),
+            )))
+        }
+    };
+    if resource["resourceType"] != expected {
+        return Err(OnboardError::Account(AccountError::Invalid(format!(
+            "a {role} is onboarded with a {expected} resource"
+        ))));
+    }
+    if role == Role::Patient && resource.get("managingOrganization").is_none() {
+        if let Some(org) = &org {
+            resource["managingOrganization"] = org.clone();
+        }
+    }
+    let prepared = crate::service::prepare(
+        expected,
+        resource.to_string().as_bytes(),
+        FhirFormat::Json,
+        fhir_base,
+    )?;
+    let id = new_id();
+    store.transaction(|tx| -> Result<(), OnboardError> {
+        if role == Role::Doctor {
+            // The role first: a hospital admin sees a Practitioner through it.
+            let role_resource = json!({
+                "resourceType": "PractitionerRole",
+                "active": true,
+                "practitioner": { "reference": format!("Practitioner/{id}") },
+                "organization": org.clone().unwrap_or(Value::Null),
+                "code": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/practitioner-role", "code": "doctor" }] }],
+            });
+            let role_prepared = crate::service::prepare(
+                "PractitionerRole",
+                role_resource.to_string().as_bytes(),
+                FhirFormat::Json,
+                fhir_base,
+            )?;
+            insert(tx, guard, &role_prepared, &new_id(), &mut None, limit)?;
+            insert(tx, guard, &prepared, &id, &mut None, limit)?;
+        } else {
+            insert(tx, guard, &prepared, &id, &mut None, limit)?;
+        }
+        Ok(())
+    })?;
+    Ok(format!("{expected}/{id}"))
+}
+
+/// `GET /auth/admin/users`: the accounts an admin manages.
+pub async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let caller = match caller_with(&req, &state, ADMIN_SCOPE) {
+        Ok(c) => c,
+        Err(r) => return r.respond(),
+    };
+    let org = match caller.role {
+        Some(Role::SolutionAdmin) => None,
+        Some(Role::HospitalAdmin) => caller.organization.clone(),
+        _ => {
+            return error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only admins list accounts",
+            )
+        }
+    };
+    let store = state.store.clone();
+    match web::block(move || store.users(org.as_deref())).await {
+        Ok(Ok(users)) => HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(
+            users
+                .iter()
+                .map(|u| {
+                    json!({
+                        "user_id": u.user_id.to_string(), "email": u.email, "role": u.role,
+                        "organization": u.organization, "fhir_user": u.fhir_user, "active": u.active,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        ),
+        _ => error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "the database is unavailable"),
+    }
+}
+
+/// `DELETE /auth/admin/users/{id}`: deactivates the account and revokes
+/// every token it holds, at once.
+pub async fn remove_user(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let caller = match caller_with(&req, &state, ADMIN_SCOPE) {
+        Ok(c) => c,
+        Err(r) => return r.respond(),
+    };
+    let Ok(user_id) = path.parse::<Uuid>() else {
+        return error(StatusCode::NOT_FOUND, "not_found", "no such user");
+    };
+    let store = state.store.clone();
+    let user = match web::block(move || store.user(user_id)).await {
+        Ok(Ok(Some(u))) => u,
+        Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, "not_found", "no such user"),
+        _ => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "the database is unavailable",
+            )
+        }
+    };
+    let Ok(role) = user.role.parse::<Role>() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the account is unreadable",
+        );
+    };
+    if let Err(why) = may_manage(&caller, role, user.organization.as_deref()) {
+        return error(StatusCode::FORBIDDEN, "forbidden", why);
+    }
+    let store = state.store.clone();
+    let expire = state.auth.revocation_expiry();
+    match web::block(move || store.deactivate_user(user_id, expire)).await {
+        Ok(Ok(_)) => {
+            crate::auth::token::sync_revocations(&state.auth).await;
+            HttpResponse::NoContent().finish()
+        }
+        _ => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the database is unavailable",
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct LaunchRequest {
+    patient: String,
+    user: String,
+}
+
+/// `POST /auth/launch`: a single-use launch value for a patient and user.
+pub async fn launch(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    if let Err(r) = caller_with(&req, &state, LAUNCH_SCOPE) {
+        return r.respond();
+    }
+    let asked: LaunchRequest = match json_body(&body) {
+        Ok(l) => l,
+        Err(r) => return r.respond(),
+    };
+    let Ok(user_id) = asked.user.parse::<Uuid>() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "user must be a user id",
+        );
+    };
+    let store = state.store.clone();
+    match web::block(move || create_launch(&store, &asked.patient, user_id)).await {
+        Ok(Ok(launch)) => created(&json!({ "launch": launch, "expires_in": LAUNCH_SECONDS })),
+        Ok(Err(e)) => e.respond(),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "shutting down",
+        ),
+    }
+}

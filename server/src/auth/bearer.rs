@@ -1,0 +1,109 @@
+//! Checking the bearer token of a FHIR request: our signature (RS256 with a
+//! published `kid`), our issuer, the FHIR base as audience, not expired, not
+//! revoked. Anything else is a 401 with `WWW-Authenticate: Bearer`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use jsonwebtoken::{Algorithm, Validation};
+
+use crate::auth::claims::AccessClaims;
+use crate::auth::AuthServer;
+
+/// Why a request is not authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BearerError {
+    /// No token at all: the client should authenticate.
+    Missing,
+    /// A token was sent but is not acceptable.
+    Invalid(String),
+}
+
+impl BearerError {
+    /// 401 with the challenge RFC 6750 §3 describes, and an OperationOutcome.
+    pub fn respond(
+        &self,
+        realm: &str,
+        format: crate::http::negotiate::ResponseFormat,
+    ) -> HttpResponse {
+        let (challenge, message) = match self {
+            BearerError::Missing => (
+                format!("Bearer realm=\"{realm}\""),
+                "this request needs an access token (Authorization: Bearer …); see /.well-known/smart-configuration".to_string(),
+            ),
+            BearerError::Invalid(why) => (
+                format!(
+                    "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                    why.replace(['"', '\\'], "'")
+                ),
+                format!("the access token is not valid: {why}"),
+            ),
+        };
+        let mut resp = crate::http::error::ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            fhir_profiles::outcome::IssueType::Login,
+            message,
+        )
+        .respond(format);
+        if let Ok(value) = challenge.parse() {
+            resp.headers_mut()
+                .insert(actix_web::http::header::WWW_AUTHENTICATE, value);
+        }
+        resp
+    }
+}
+
+/// The token in `Authorization: Bearer …`, if any.
+pub fn bearer_token(req: &HttpRequest) -> Result<Option<&str>, BearerError> {
+    let Some(value) = req.headers().get("Authorization") else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| BearerError::Invalid("the Authorization header is not text".into()))?;
+    let (scheme, token) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerError::Invalid(format!(
+            "the Authorization scheme must be Bearer, not '{scheme}'"
+        )));
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(BearerError::Invalid("the bearer token is empty".into()));
+    }
+    Ok(Some(token))
+}
+
+/// Validates an access token of ours.
+pub fn validate(server: &AuthServer, token: &str) -> Result<AccessClaims, BearerError> {
+    let invalid = |why: &str| BearerError::Invalid(why.to_string());
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed token"))?;
+    if header.alg != Algorithm::RS256 {
+        return Err(invalid("unexpected signing algorithm"));
+    }
+    let kid = header
+        .kid
+        .ok_or_else(|| invalid("the token names no key"))?;
+    let key = server
+        .keys
+        .decoding_key(&kid)
+        .ok_or_else(|| invalid("the token was not signed by this server"))?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_issuer(&[server.settings.issuer.as_str()]);
+    validation.set_audience(&[server.settings.fhir_base.as_str()]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    validation.leeway = 0;
+    let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map_err(|e| {
+        use jsonwebtoken::errors::ErrorKind;
+        match e.kind() {
+            ErrorKind::ExpiredSignature => invalid("the token has expired"),
+            ErrorKind::InvalidIssuer => invalid("the token was issued by someone else"),
+            ErrorKind::InvalidAudience => invalid("the token is meant for another server"),
+            ErrorKind::InvalidSignature => invalid("the token's signature is wrong"),
+            _ => invalid("malformed token"),
+        }
+    })?;
+    if server.revocations.is_revoked(&data.claims) {
+        return Err(invalid("the token has been revoked"));
+    }
+    Ok(data.claims)
+}

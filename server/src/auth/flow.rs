@@ -1,0 +1,589 @@
+//! The person's side of an authorization request, after `/auth/authorize`
+//! kept it: sign in (`/auth/login`, or an external provider), pick a
+//! patient when the app asked for one (`/auth/patient`), approve or deny
+//! (`/auth/approve`), and back to the app with a code. `/auth/continue`
+//! shows whichever step is next.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use fhirledger_postgres::auth::{AuthRequestRow, GrantRow, UserRow};
+use uuid::Uuid;
+
+use crate::access::caller::Caller;
+use crate::access::describe::describe;
+use crate::access::grant::intersect;
+use crate::access::guard::Guard;
+use crate::access::roles::Role;
+use crate::access::scope::{Context, Scope, ScopeSet};
+use crate::app::AppState;
+use crate::auth::authorize::{append_query, redirect_error, see_other, AuthorizationRequest};
+use crate::auth::form::Params;
+use crate::auth::pages::{
+    approval_page, error_page, login_page, picker_page, PatientChoice, ProviderLink,
+};
+use crate::auth::secrets::{digest, new_secret};
+use crate::auth::session::{current_user, start};
+use crate::auth::AuthServer;
+
+/// Codes expire within a minute (SMART asks for a short life).
+const CODE_LIFETIME_SECONDS: i64 = 60;
+/// Patients the picker lists at once.
+const PICKER_PAGE: usize = 20;
+
+/// A kept request, by the id in the page's URL or form.
+pub struct Pending {
+    pub id: String,
+    pub row: AuthRequestRow,
+    pub request: AuthorizationRequest,
+}
+
+/// Loads a kept request; an error page when it expired or never was.
+pub async fn pending(server: &AuthServer, id: Option<&str>) -> Result<Pending, HttpResponse> {
+    let expired = || {
+        error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in has expired",
+            "The request is unknown or took too long. Start again from the app.",
+        )
+    };
+    let id = id.ok_or_else(expired)?.to_string();
+    let store = server.store.clone();
+    let hash = digest(&id);
+    let row = web::block(move || store.auth_request(&hash))
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten()
+        .ok_or_else(expired)?;
+    let request: AuthorizationRequest =
+        serde_json::from_value(row.request.clone()).map_err(|_| expired())?;
+    Ok(Pending { id, row, request })
+}
+
+fn unavailable() -> HttpResponse {
+    error_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in is unavailable",
+        "The authorization server cannot reach its database. Please try again shortly.",
+    )
+}
+
+/// `GET /auth/continue?request=…`: the next step of a request.
+pub async fn continue_route(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let params = Params::parse(req.query_string().as_bytes());
+    let server = &state.auth;
+    let p = match pending(server, params.get("request")).await {
+        Ok(p) => p,
+        Err(page) => return page,
+    };
+    let Some((user, session)) = current_user(server, &req).await else {
+        return login_page(
+            Some(&p.request.client_name),
+            &p.id,
+            &provider_links(server, &p.id),
+            server.settings.local_login,
+            None,
+        );
+    };
+    if p.row.session_sha256.as_deref() != Some(session.as_slice()) {
+        let store = server.store.clone();
+        let (id, s) = (digest(&p.id), session.clone());
+        if web::block(move || store.bind_auth_request(&id, &s))
+            .await
+            .is_err()
+        {
+            return unavailable();
+        }
+    }
+    next_step(&state, &p, &user, params.get("q")).await
+}
+
+/// Where a request's next step is shown.
+pub fn continue_url(server: &AuthServer, request: &str) -> String {
+    server.settings.url(&format!("continue?request={request}"))
+}
+
+/// External providers offered on the sign-in page.
+pub fn provider_links(server: &AuthServer, request: &str) -> Vec<ProviderLink> {
+    server
+        .providers
+        .iter()
+        .map(|p| ProviderLink {
+            label: p.label().to_string(),
+            href: format!("login/{}?request={request}", p.name()),
+        })
+        .collect()
+}
+
+/// What a signed-in person sees next: the picker or the approval page.
+async fn next_step(
+    state: &AppState,
+    p: &Pending,
+    user: &UserRow,
+    query: Option<&str>,
+) -> HttpResponse {
+    let back =
+        |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
+    if let Some(launch_user) = &p.request.launch_user {
+        if *launch_user != user.user_id.to_string() {
+            return back("access_denied", "this launch was made for another user");
+        }
+    }
+    let candidate = match candidate_scopes(&state.auth, &p.request, user).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    if candidate.iter().all(|s| matches!(s, Scope::Launch)) {
+        return back(
+            "invalid_scope",
+            "none of the requested scopes can be granted to this user",
+        );
+    }
+    let context = match patient_context(p, user, &candidate) {
+        Ok(c) => c,
+        Err(why) => return back("access_denied", why),
+    };
+    let patient = match context {
+        PatientContext::Needed => return picker(state, p, user, query.unwrap_or("")).await,
+        PatientContext::Chosen(id) => Some(id),
+        PatientContext::None => None,
+    };
+    let patient_label = match &patient {
+        Some(id) => Some(patient_label(state, id).await),
+        None => None,
+    };
+    let shown = without_launch(&candidate);
+    approval_page(
+        &p.id,
+        &p.request.client_name,
+        &user.email,
+        patient_label.as_deref(),
+        &describe(&shown),
+    )
+}
+
+/// requested ∩ the client's allowed scopes ∩ the role's ceiling.
+async fn candidate_scopes(
+    server: &AuthServer,
+    request: &AuthorizationRequest,
+    user: &UserRow,
+) -> Result<ScopeSet, HttpResponse> {
+    let store = server.store.clone();
+    let client_id = request.client_id.clone();
+    let client = match web::block(move || store.client(&client_id)).await {
+        Ok(Ok(Some(c))) if c.active => c,
+        Ok(Ok(_)) => {
+            return Err(error_page(
+                StatusCode::BAD_REQUEST,
+                "This app is no longer registered",
+                "Ask its provider.",
+            ))
+        }
+        _ => return Err(unavailable()),
+    };
+    let role: Role = user.role.parse().map_err(|_| unavailable())?;
+    let allowed = ScopeSet::parse(&client.scope).unwrap_or_default();
+    Ok(intersect(
+        &intersect(&request.scopes(), &allowed),
+        &role.ceiling(),
+    ))
+}
+
+enum PatientContext {
+    None,
+    /// A standalone launch asked for a patient and the user must pick one.
+    Needed,
+    Chosen(String),
+}
+
+/// The patient the grant will be about: the EHR launch's, the patient's own
+/// record, the one picked, or none; `Err` when an EHR launch is about
+/// another patient than the one signed in.
+fn patient_context(
+    p: &Pending,
+    user: &UserRow,
+    candidate: &ScopeSet,
+) -> Result<PatientContext, &'static str> {
+    let own = own_patient(user);
+    if let Some(launched) = &p.request.launch_patient {
+        if own.is_some() && own.as_ref() != Some(launched) {
+            return Err("this launch is about another patient");
+        }
+        return Ok(PatientContext::Chosen(launched.clone()));
+    }
+    if let Some(own) = own {
+        return Ok(PatientContext::Chosen(own));
+    }
+    let wants_patient = candidate.contains(&Scope::LaunchPatient)
+        || candidate
+            .resource_scopes()
+            .any(|s| s.context == Context::Patient);
+    if !wants_patient {
+        return Ok(PatientContext::None);
+    }
+    match &p.row.patient {
+        Some(chosen) => Ok(PatientContext::Chosen(chosen.clone())),
+        None if may_pick(user) => Ok(PatientContext::Needed),
+        None => Ok(PatientContext::None),
+    }
+}
+
+/// A patient's own record id.
+fn own_patient(user: &UserRow) -> Option<String> {
+    if user.role != "patient" {
+        return None;
+    }
+    user.fhir_user
+        .as_deref()?
+        .strip_prefix("Patient/")
+        .map(str::to_string)
+}
+
+/// Who may choose among several patients: whoever may read patient records.
+fn may_pick(user: &UserRow) -> bool {
+    user.role.parse::<Role>().is_ok_and(|r| {
+        r.ceiling()
+            .allows("Patient", crate::access::allow::Interaction::Search)
+    })
+}
+
+/// The user's own access as a caller (for the picker's search and checks).
+fn user_guard(state: &AppState, user: &UserRow) -> Option<Guard> {
+    let role: Role = user.role.parse().ok()?;
+    let user_scopes: ScopeSet = role
+        .ceiling()
+        .iter()
+        .filter(|s| matches!(s, Scope::Resource(r) if r.context == Context::User))
+        .cloned()
+        .collect();
+    let caller = Caller {
+        subject: user.user_id.to_string(),
+        client_id: String::new(),
+        scopes: user_scopes,
+        role: Some(role),
+        organization: user.organization.clone(),
+        patient: None,
+        token_id: String::new(),
+    };
+    Some(Guard::new(Arc::new(caller), &state.fhir_base))
+}
+
+/// The picker: patients the user may read, filtered by name.
+async fn picker(state: &AppState, p: &Pending, user: &UserRow, query: &str) -> HttpResponse {
+    let Some(guard) = user_guard(state, user) else {
+        return unavailable();
+    };
+    let mut params = vec![
+        ("_count".to_string(), PICKER_PAGE.to_string()),
+        ("_sort".to_string(), "family".to_string()),
+    ];
+    if !query.trim().is_empty() {
+        params.push(("name".to_string(), query.trim().to_string()));
+    }
+    let store = state.store.clone();
+    let base = state.fhir_base.clone();
+    let found = web::block(
+        move || -> Result<Vec<PatientChoice>, crate::http::error::ApiError> {
+            let mut request = crate::service::search::parse(&base, "Patient", &params, true)?;
+            guard.restrict_search(&mut request)?;
+            let page = store.search(&request)?;
+            Ok(page
+                .matches
+                .iter()
+                .filter_map(|m| {
+                    let v: serde_json::Value = serde_json::from_str(m.content.as_str()).ok()?;
+                    Some(PatientChoice {
+                        id: m.id.clone(),
+                        name: display_name(&v),
+                        detail: v["birthDate"]
+                            .as_str()
+                            .map(|d| format!("born {d}"))
+                            .unwrap_or_default(),
+                    })
+                })
+                .collect())
+        },
+    )
+    .await;
+    match found {
+        Ok(Ok(patients)) => picker_page(&p.id, &p.request.client_name, query, &patients),
+        _ => unavailable(),
+    }
+}
+
+/// "Given Family" of a Patient resource, or its id.
+fn display_name(patient: &serde_json::Value) -> String {
+    let name = &patient["name"][0];
+    if let Some(text) = name["text"].as_str() {
+        return text.to_string();
+    }
+    let given: Vec<&str> = name["given"]
+        .as_array()
+        .map(|g| g.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    let family = name["family"].as_str().unwrap_or("");
+    let full = format!("{} {family}", given.join(" ")).trim().to_string();
+    if full.is_empty() {
+        patient["id"]
+            .as_str()
+            .unwrap_or("unnamed patient")
+            .to_string()
+    } else {
+        full
+    }
+}
+
+async fn patient_label(state: &AppState, id: &str) -> String {
+    let store = state.store.clone();
+    let pid = id.to_string();
+    let found = web::block(move || store.read("Patient", &pid)).await;
+    match found {
+        Ok(Ok(Some(v))) => v
+            .content
+            .as_deref()
+            .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
+            .map(|v| display_name(&v))
+            .unwrap_or_else(|| id.to_string()),
+        _ => id.to_string(),
+    }
+}
+
+/// The approval page does not list `launch` itself: it is the EHR's
+/// context, not a permission.
+fn without_launch(scopes: &ScopeSet) -> ScopeSet {
+    scopes
+        .iter()
+        .filter(|s| !matches!(s, Scope::Launch))
+        .cloned()
+        .collect()
+}
+
+/// The signed-in user of a request's own session, or an error page.
+async fn request_user(
+    server: &AuthServer,
+    req: &HttpRequest,
+    p: &Pending,
+) -> Result<UserRow, HttpResponse> {
+    let forbidden = || {
+        error_page(
+            StatusCode::FORBIDDEN,
+            "Please sign in again",
+            "This step must come from the browser that signed in for this request.",
+        )
+    };
+    let (user, session) = current_user(server, req).await.ok_or_else(forbidden)?;
+    if p.row.session_sha256.as_deref() != Some(session.as_slice()) {
+        return Err(forbidden());
+    }
+    Ok(user)
+}
+
+/// `POST /auth/patient`: the picker's choice, which the user must be able to see.
+pub async fn patient_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let params = Params::parse(&body);
+    let server = &state.auth;
+    let p = match pending(server, params.get("request")).await {
+        Ok(p) => p,
+        Err(page) => return page,
+    };
+    let user = match request_user(server, &req, &p).await {
+        Ok(u) => u,
+        Err(page) => return page,
+    };
+    let Some(patient) = params.get("patient").map(str::to_string) else {
+        return see_other(&continue_url(server, &p.id));
+    };
+    let Some(guard) = user_guard(&state, &user) else {
+        return unavailable();
+    };
+    let store = state.store.clone();
+    let pid = patient.clone();
+    let visible = web::block(move || {
+        guard.check_visible(
+            "Patient",
+            &pid,
+            crate::access::allow::Interaction::Read,
+            &mut |r| store.search(r),
+        )
+    })
+    .await;
+    if !matches!(visible, Ok(Ok(()))) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "Patient not available",
+            "You may not open this patient's record.",
+        );
+    }
+    let store = state.store.clone();
+    let hash = digest(&p.id);
+    if web::block(move || store.set_auth_request_patient(&hash, &patient))
+        .await
+        .is_err()
+    {
+        return unavailable();
+    }
+    see_other(&continue_url(server, &p.id))
+}
+
+/// `POST /auth/approve`: the person's decision. Approving issues a code for
+/// the scopes left ticked (never more than the candidate set).
+pub async fn approve_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let mut request_id = None;
+    let mut decision = None;
+    let mut ticked = Vec::new();
+    for (k, v) in form_urlencoded::parse(&body) {
+        match k.as_ref() {
+            "request" => request_id = Some(v.to_string()),
+            "decision" => decision = Some(v.to_string()),
+            "scope" => ticked.push(v.to_string()),
+            _ => {}
+        }
+    }
+    let server = &state.auth;
+    let p = match pending(server, request_id.as_deref()).await {
+        Ok(p) => p,
+        Err(page) => return page,
+    };
+    let user = match request_user(server, &req, &p).await {
+        Ok(u) => u,
+        Err(page) => return page,
+    };
+    let back =
+        |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
+    let finish = |server: &AuthServer, id: &str| {
+        let store = server.store.clone();
+        let hash = digest(id);
+        web::block(move || store.finish_auth_request(&hash))
+    };
+    if decision.as_deref() != Some("approve") {
+        let _ = finish(server, &p.id).await;
+        return back("access_denied", "the user denied access");
+    }
+    let candidate = match candidate_scopes(server, &p.request, &user).await {
+        Ok(c) => c,
+        Err(page) => return page,
+    };
+    let chosen = ScopeSet::parse(&ticked.join(" ")).unwrap_or_default();
+    let mut approved = intersect(&chosen, &candidate);
+    if candidate.contains(&Scope::Launch) {
+        approved.insert(Scope::Launch);
+    }
+    let patient = match patient_context(&p, &user, &candidate) {
+        Ok(PatientContext::Chosen(id)) => Some(id),
+        Ok(PatientContext::Needed) => return see_other(&continue_url(server, &p.id)),
+        Ok(PatientContext::None) => None,
+        Err(why) => return back("access_denied", why),
+    };
+    match finish(server, &p.id).await {
+        Ok(Ok(true)) => {}
+        Ok(Ok(false)) => return back("access_denied", "this request was already answered"),
+        _ => return unavailable(),
+    }
+    let grant = GrantRow {
+        grant_id: Uuid::new_v4(),
+        client_id: p.request.client_id.clone(),
+        user_id: Some(user.user_id),
+        scope: approved.to_string(),
+        need_patient_banner: patient.is_some() && p.request.launch_patient.is_none(),
+        patient,
+    };
+    let code = new_secret();
+    let store = server.store.clone();
+    let (hash, redirect, challenge, nonce) = (
+        digest(&code),
+        p.request.redirect_uri.clone(),
+        p.request.code_challenge.clone(),
+        p.request.nonce.clone(),
+    );
+    let expires = Utc::now() + chrono::Duration::seconds(CODE_LIFETIME_SECONDS);
+    let saved = web::block(move || {
+        store.create_grant_with_code(
+            &grant,
+            &hash,
+            &redirect,
+            &challenge,
+            nonce.as_deref(),
+            expires,
+        )
+    })
+    .await;
+    if !matches!(saved, Ok(Ok(()))) {
+        return back(
+            "temporarily_unavailable",
+            "the authorization server's database is unavailable",
+        );
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("code", &code);
+    query.append_pair("state", &p.request.state);
+    see_other(&append_query(&p.request.redirect_uri, &query.finish()))
+}
+
+/// `POST /auth/login`: a local (development) password sign-in.
+pub async fn login_post(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let params = Params::parse(&body);
+    let server = &state.auth;
+    let p = match pending(server, params.get("request")).await {
+        Ok(p) => p,
+        Err(page) => return page,
+    };
+    let again = |msg: &str| {
+        login_page(
+            Some(&p.request.client_name),
+            &p.id,
+            &provider_links(server, &p.id),
+            server.settings.local_login,
+            Some(msg),
+        )
+    };
+    if !server.settings.local_login {
+        return again("Password sign-in is not enabled on this server.");
+    }
+    let (Some(email), Some(password)) = (params.get("email"), params.get("password")) else {
+        return again("Enter your email and password.");
+    };
+    let user = match crate::auth::passwords::check_login(server, email, password).await {
+        Ok(Some(u)) => u,
+        Ok(None) => return again("The email or password is wrong."),
+        Err(()) => return unavailable(),
+    };
+    signed_in(server, &p.id, user.user_id, &req).await
+}
+
+/// Starts the session, binds the request to it, and continues.
+pub async fn signed_in(
+    server: &AuthServer,
+    request_id: &str,
+    user_id: Uuid,
+    _req: &HttpRequest,
+) -> HttpResponse {
+    let Ok((cookie, session)) = start(server, user_id).await else {
+        return unavailable();
+    };
+    let store = server.store.clone();
+    let hash = digest(request_id);
+    if web::block(move || store.bind_auth_request(&hash, &session))
+        .await
+        .is_err()
+    {
+        return unavailable();
+    }
+    let mut resp = see_other(&continue_url(server, request_id));
+    let _ = resp.add_cookie(&cookie);
+    resp
+}

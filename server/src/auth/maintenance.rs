@@ -1,0 +1,57 @@
+//! Background upkeep of each server process: reading revocations other
+//! processes wrote, reloading (and when due, rotating) the signing keys.
+
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::auth::keys::RELOAD_EVERY;
+use crate::auth::revocation::SYNC_EVERY;
+use crate::auth::AuthServer;
+
+/// Stops the upkeep thread when dropped.
+pub struct Maintenance {
+    stop: Option<Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Maintenance {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the upkeep thread.
+pub fn start(server: Arc<AuthServer>) -> Maintenance {
+    let (stop, stopped) = channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("auth-maintenance".into())
+        .spawn(move || {
+            let mut keys_checked = Instant::now();
+            loop {
+                match stopped.recv_timeout(SYNC_EVERY) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => return,
+                }
+                if let Err(e) = server.revocations.sync(&server.store) {
+                    tracing::warn!(error = %e, "reading revocations failed");
+                }
+                if keys_checked.elapsed() >= RELOAD_EVERY {
+                    keys_checked = Instant::now();
+                    let s = &server.settings;
+                    if let Err(e) = server.keys.maintain(s.key_rotation, s.longest_token()) {
+                        tracing::warn!(error = %e, "signing key upkeep failed");
+                    }
+                }
+            }
+        })
+        .map_err(|e| tracing::error!(error = %e, "cannot start the authorization upkeep thread"))
+        .ok();
+    Maintenance {
+        stop: Some(stop),
+        thread,
+    }
+}

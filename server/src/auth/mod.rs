@@ -1,0 +1,122 @@
+//! fhirledger's own SMART on FHIR authorization server (App Launch 2.2 and
+//! Backend Services): discovery, `/auth/authorize` with its sign-in,
+//! patient-picker and approval pages, `/auth/token`, introspection,
+//! revocation, EHR launches, and the admin endpoints for clients and users.
+//! Access tokens are JWTs we sign; FHIR requests are checked against them by
+//! [`bearer`].
+
+pub mod accounts;
+pub mod admin;
+pub mod authorize;
+pub mod bearer;
+pub mod claims;
+pub mod client_auth;
+pub mod client_keys;
+pub mod discovery;
+pub mod flow;
+pub mod form;
+pub mod introspect;
+pub mod issue;
+pub mod keys;
+pub mod login;
+pub mod maintenance;
+pub mod oauth_error;
+pub mod pages;
+pub mod passwords;
+pub mod revocation;
+pub mod routes;
+pub mod secrets;
+pub mod session;
+pub mod token;
+
+use chrono::Duration;
+use fhirledger_postgres::PgStore;
+
+use crate::auth::client_keys::ClientKeys;
+use crate::auth::keys::KeyRing;
+use crate::auth::revocation::RevocationList;
+
+/// Lifetimes and addresses of the authorization server.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `{public base}/auth`: the `iss` of every token we sign.
+    pub issuer: String,
+    /// `{public base}/fhir`: the `aud` of every access token.
+    pub fhir_base: String,
+    pub public_base: String,
+    /// Access tokens of apps acting for a user.
+    pub access_token_lifetime: Duration,
+    /// Access tokens of backend clients (SMART: at most five minutes advised).
+    pub backend_token_lifetime: Duration,
+    /// Refresh tokens of `offline_access` grants.
+    pub offline_lifetime: Duration,
+    /// Browser sign-in sessions, and refresh tokens of `online_access` grants.
+    pub session_lifetime: Duration,
+    /// Signing keys are replaced this often.
+    pub key_rotation: Duration,
+    /// Local password accounts may sign in (`fhirledger dev`).
+    pub local_login: bool,
+}
+
+impl AuthSettings {
+    /// An endpoint of the authorization server: `{issuer}/{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.issuer)
+    }
+
+    pub fn token_url(&self) -> String {
+        self.url("token")
+    }
+
+    /// The longest any token we issue lives (how long revocations and
+    /// retired keys must be kept).
+    pub fn longest_token(&self) -> Duration {
+        self.access_token_lifetime.max(self.backend_token_lifetime)
+    }
+}
+
+/// Everything the authorization server and the bearer check share.
+pub struct AuthServer {
+    pub store: PgStore,
+    pub settings: AuthSettings,
+    pub keys: KeyRing,
+    pub revocations: RevocationList,
+    pub client_keys: ClientKeys,
+    /// External OpenID Connect providers people sign in with.
+    pub providers: Vec<login::ProviderSlot>,
+}
+
+impl AuthServer {
+    /// Loads (or makes) the signing keys and the revocation list.
+    pub fn open(
+        store: PgStore,
+        settings: AuthSettings,
+        providers: Option<&str>,
+    ) -> anyhow::Result<AuthServer> {
+        let providers = login::providers_from_setting(providers, &settings.issuer)?;
+        let keys = KeyRing::open(
+            store.clone(),
+            settings.key_rotation,
+            settings.longest_token(),
+        )?;
+        let revocations = RevocationList::default();
+        revocations.sync(&store)?;
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::limited(3))
+            .build()?;
+        Ok(AuthServer {
+            store,
+            settings,
+            keys,
+            revocations,
+            client_keys: ClientKeys::new(http),
+            providers,
+        })
+    }
+
+    /// When a revocation written now stops mattering.
+    pub fn revocation_expiry(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + self.settings.longest_token() + Duration::minutes(1)
+    }
+}

@@ -1,0 +1,90 @@
+//! OAuth 2.0 error answers (RFC 6749 §5.2) from the token, introspection and
+//! revocation endpoints: JSON, never cached.
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use serde_json::json;
+
+/// An OAuth error: its code, a description for developers, and the status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_request(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", d)
+    }
+    /// Client authentication failed: 401, as RFC 6749 asks.
+    pub fn invalid_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", d)
+    }
+    pub fn invalid_grant(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+    }
+    pub fn unauthorized_client(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)
+    }
+    pub fn unsupported_grant_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_grant_type", d)
+    }
+    pub fn invalid_scope(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
+    }
+    pub fn unsupported_token_type(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
+    }
+    pub fn server_error(d: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", d)
+    }
+
+    pub fn respond(&self) -> HttpResponse {
+        let mut resp = HttpResponse::build(self.status);
+        no_store(&mut resp);
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.insert_header(("WWW-Authenticate", "Basic realm=\"fhirledger\""));
+        }
+        resp.insert_header(("Content-Type", "application/json"))
+            .body(json!({ "error": self.error, "error_description": self.description }).to_string())
+    }
+}
+
+impl From<fhirledger_postgres::StoreError> for OAuthError {
+    fn from(e: fhirledger_postgres::StoreError) -> Self {
+        tracing::error!(error = %e, "authorization server storage failure");
+        OAuthError::server_error("the authorization server's database is unavailable; retry")
+    }
+}
+
+impl From<actix_web::error::BlockingError> for OAuthError {
+    fn from(_: actix_web::error::BlockingError) -> Self {
+        OAuthError::server_error("the server is shutting down")
+    }
+}
+
+/// `Cache-Control: no-store` and `Pragma: no-cache`, for anything with a token in it.
+/// Browser apps call these endpoints with fetch, so any origin may read the
+/// answer (credentials travel in the body or Authorization, never cookies).
+pub fn no_store(resp: &mut actix_web::HttpResponseBuilder) {
+    resp.insert_header(("Cache-Control", "no-store"))
+        .insert_header(("Pragma", "no-cache"))
+        .insert_header(("Access-Control-Allow-Origin", "*"));
+}
+
+/// A JSON success answer that must not be cached.
+pub fn json_no_store(value: &serde_json::Value) -> HttpResponse {
+    let mut resp = HttpResponse::Ok();
+    no_store(&mut resp);
+    resp.insert_header(("Content-Type", "application/json"))
+        .body(value.to_string())
+}

@@ -1,0 +1,348 @@
+//! `POST /auth/token`: the `authorization_code`, `refresh_token` and
+//! `client_credentials` grants (RFC 6749 with PKCE, SMART App Launch 2.2
+//! and SMART Backend Services).
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use fhirledger_postgres::auth::{CodeUse, GrantRow, RefreshUse, UserRow};
+
+use crate::access::grant::{intersect, is_subset};
+use crate::access::scope::{Scope, ScopeSet};
+use crate::app::AppState;
+use crate::auth::client_auth::{authenticate, AuthenticatedClient, ClientAuthMethod};
+use crate::auth::form::Params;
+use crate::auth::issue::{token_response, TokenRequest};
+use crate::auth::oauth_error::{json_no_store, OAuthError};
+use crate::auth::secrets::{
+    constant_time_eq, digest, is_valid_verifier, new_secret, pkce_challenge,
+};
+use crate::auth::AuthServer;
+
+/// The token endpoint.
+pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
+    match token_inner(&req, &state.auth, &body).await {
+        Ok(json) => json_no_store(&json),
+        Err(e) => e.respond(),
+    }
+}
+
+async fn token_inner(
+    req: &HttpRequest,
+    server: &AuthServer,
+    body: &[u8],
+) -> Result<serde_json::Value, OAuthError> {
+    check_form(req)?;
+    let params = Params::parse(body);
+    if let Some(name) = params.repeated() {
+        return Err(OAuthError::invalid_request(format!(
+            "'{name}' is given more than once"
+        )));
+    }
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is missing"))?;
+    if !matches!(
+        grant_type,
+        "authorization_code" | "refresh_token" | "client_credentials"
+    ) {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type '{grant_type}' is not supported; use authorization_code, refresh_token or client_credentials"
+        )));
+    }
+    let client = authenticate(server, req, &params).await?;
+    match grant_type {
+        "authorization_code" => authorization_code(server, &client, &params).await,
+        "refresh_token" => refresh(server, &client, &params).await,
+        _ => client_credentials(server, &client, &params).await,
+    }
+}
+
+/// Token requests are form-encoded (RFC 6749 §3.2).
+pub fn check_form(req: &HttpRequest) -> Result<(), OAuthError> {
+    let ct = req
+        .headers()
+        .get("Content-Type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = ct.split(';').next().unwrap_or("").trim();
+    if mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ))
+    }
+}
+
+fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, OAuthError> {
+    params
+        .get(name)
+        .ok_or_else(|| OAuthError::invalid_request(format!("{name} is missing")))
+}
+
+/// Runs blocking store work.
+async fn db<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, fhirledger_postgres::StoreError> + Send + 'static,
+) -> Result<T, OAuthError> {
+    Ok(web::block(work).await??)
+}
+
+async fn authorization_code(
+    server: &AuthServer,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<serde_json::Value, OAuthError> {
+    let code = required(params, "code")?.to_string();
+    let redirect_uri = required(params, "redirect_uri")?.to_string();
+    let verifier = params
+        .get("code_verifier")
+        .ok_or_else(|| OAuthError::invalid_grant("code_verifier is missing (PKCE is required)"))?
+        .to_string();
+    let store = server.store.clone();
+    let expire = server.revocation_expiry();
+    let used = db(move || store.use_code(&digest(&code), expire)).await?;
+    let (row, grant) = match used {
+        CodeUse::Fresh(fresh) => *fresh,
+        CodeUse::Replayed => {
+            sync_revocations(server).await;
+            return Err(OAuthError::invalid_grant(
+                "this code was used before; every token issued from it is now revoked",
+            ));
+        }
+        CodeUse::Invalid => {
+            return Err(OAuthError::invalid_grant("the code is unknown or expired"))
+        }
+    };
+    if grant.client_id != client.client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the code was issued to another client",
+        ));
+    }
+    if row.redirect_uri != redirect_uri {
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri differs from the one of the authorization request",
+        ));
+    }
+    if !is_valid_verifier(&verifier)
+        || !constant_time_eq(
+            pkce_challenge(&verifier).as_bytes(),
+            row.code_challenge.as_bytes(),
+        )
+    {
+        return Err(OAuthError::invalid_grant(
+            "the code_verifier does not match the code_challenge",
+        ));
+    }
+    let user = grant_user(server, &grant).await?;
+    let scope = parse_stored(&grant.scope)?;
+    let refresh_token = issue_refresh(server, &grant, &scope).await?;
+    token_response(
+        server,
+        &TokenRequest {
+            client_id: &client.client.client_id,
+            scope: &scope,
+            grant: Some(&grant),
+            user: user.as_ref(),
+            nonce: row.nonce.as_deref(),
+            refresh_token,
+        },
+    )
+}
+
+async fn refresh(
+    server: &AuthServer,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<serde_json::Value, OAuthError> {
+    let presented = required(params, "refresh_token")?.to_string();
+    let old = digest(&presented);
+    let store = server.store.clone();
+    let expire = server.revocation_expiry();
+    let looked = {
+        let old = old.clone();
+        db(move || store.refresh_token(&old, expire)).await?
+    };
+    let (grant, held) = match looked {
+        RefreshUse::Live { grant, scope } => (grant, scope),
+        RefreshUse::Reused => return Err(reused(server).await),
+        RefreshUse::Invalid => {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is unknown, expired or revoked",
+            ))
+        }
+    };
+    if grant.client_id != client.client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token was issued to another client",
+        ));
+    }
+    let held = parse_stored(&held)?;
+    let scope = match params.get("scope") {
+        None => held,
+        Some(asked) => {
+            let asked =
+                ScopeSet::parse(asked).map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+            if !is_subset(&asked, &held) {
+                return Err(OAuthError::invalid_scope(
+                    "a refresh can only keep or narrow the granted scopes, never widen them",
+                ));
+            }
+            asked
+        }
+    };
+    let user = grant_user(server, &grant).await?;
+    let new = new_secret();
+    let expires = refresh_expiry(server, &scope);
+    let store = server.store.clone();
+    let (new_digest, scope_text) = (digest(&new), scope.to_string());
+    let rotated =
+        db(move || store.rotate_refresh_token(&old, &new_digest, &scope_text, expires, expire))
+            .await?;
+    match rotated {
+        RefreshUse::Live { .. } => {}
+        RefreshUse::Reused => return Err(reused(server).await),
+        RefreshUse::Invalid => {
+            return Err(OAuthError::invalid_grant(
+                "the refresh token is unknown, expired or revoked",
+            ))
+        }
+    }
+    let keeps_refreshing =
+        scope.contains(&Scope::OfflineAccess) || scope.contains(&Scope::OnlineAccess);
+    token_response(
+        server,
+        &TokenRequest {
+            client_id: &client.client.client_id,
+            scope: &scope,
+            grant: Some(&grant),
+            user: user.as_ref(),
+            nonce: None,
+            refresh_token: keeps_refreshing.then_some(new),
+        },
+    )
+}
+
+/// A refresh token presented a second time: the grant is revoked (someone
+/// else holds a copy).
+async fn reused(server: &AuthServer) -> OAuthError {
+    sync_revocations(server).await;
+    OAuthError::invalid_grant("this refresh token was used before; the whole grant is now revoked")
+}
+
+async fn client_credentials(
+    server: &AuthServer,
+    client: &AuthenticatedClient,
+    params: &Params,
+) -> Result<serde_json::Value, OAuthError> {
+    let c = &client.client;
+    if c.kind != "backend" || client.method != ClientAuthMethod::PrivateKeyJwt {
+        return Err(OAuthError::unauthorized_client(
+            "client_credentials is for backend clients authenticating with private_key_jwt",
+        ));
+    }
+    let asked = ScopeSet::parse(required(params, "scope")?)
+        .map_err(|e| OAuthError::invalid_scope(e.to_string()))?;
+    let allowed = parse_stored(&c.scope)?;
+    let granted = intersect(&asked, &allowed);
+    let granted = system_only(granted);
+    if granted.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "none of the requested scopes is allowed for this client (allowed: {})",
+            c.scope
+        )));
+    }
+    token_response(
+        server,
+        &TokenRequest {
+            client_id: &c.client_id,
+            scope: &granted,
+            grant: None,
+            user: None,
+            nonce: None,
+            refresh_token: None,
+        },
+    )
+}
+
+/// Backend clients act for no user and no patient: only `system/` scopes
+/// (and admin scopes) mean anything for them.
+fn system_only(scopes: ScopeSet) -> ScopeSet {
+    let mut kept = ScopeSet::new();
+    for s in scopes.iter() {
+        let keep = match s {
+            Scope::Resource(r) => r.context == crate::access::scope::Context::System,
+            Scope::Other(_) => true,
+            _ => false,
+        };
+        if keep {
+            kept.insert(s.clone());
+        }
+    }
+    kept
+}
+
+/// The user a grant is for, who must still be active.
+async fn grant_user(server: &AuthServer, grant: &GrantRow) -> Result<Option<UserRow>, OAuthError> {
+    let Some(user_id) = grant.user_id else {
+        return Ok(None);
+    };
+    let store = server.store.clone();
+    match db(move || store.user(user_id)).await? {
+        Some(u) if u.active => Ok(Some(u)),
+        _ => Err(OAuthError::invalid_grant(
+            "the user of this grant is no longer active",
+        )),
+    }
+}
+
+/// A refresh token, when the grant asked for offline or online access.
+async fn issue_refresh(
+    server: &AuthServer,
+    grant: &GrantRow,
+    scope: &ScopeSet,
+) -> Result<Option<String>, OAuthError> {
+    if !(scope.contains(&Scope::OfflineAccess) || scope.contains(&Scope::OnlineAccess)) {
+        return Ok(None);
+    }
+    let token = new_secret();
+    let store = server.store.clone();
+    let (hash, grant_id, text, expires) = (
+        digest(&token),
+        grant.grant_id,
+        scope.to_string(),
+        refresh_expiry(server, scope),
+    );
+    db(move || store.create_refresh_token(&hash, grant_id, &text, expires)).await?;
+    Ok(Some(token))
+}
+
+/// Offline refresh tokens live long; online ones as long as a sign-in.
+fn refresh_expiry(server: &AuthServer, scope: &ScopeSet) -> Option<chrono::DateTime<Utc>> {
+    let s = &server.settings;
+    let lifetime = if scope.contains(&Scope::OfflineAccess) {
+        s.offline_lifetime
+    } else {
+        s.session_lifetime
+    };
+    Some(Utc::now() + lifetime)
+}
+
+/// Scopes we stored ourselves.
+fn parse_stored(text: &str) -> Result<ScopeSet, OAuthError> {
+    ScopeSet::parse(text).map_err(|e| {
+        tracing::error!(error = %e, "stored scopes do not parse");
+        OAuthError::server_error("a stored grant is unreadable")
+    })
+}
+
+/// Picks up revocations the store just wrote, so they bind this process at once.
+pub async fn sync_revocations(server: &AuthServer) {
+    let store = server.store.clone();
+    let since = server.revocations.last_seq();
+    let since_ok = web::block(move || store.revocations_since(since)).await;
+    match since_ok {
+        Ok(Ok(rows)) => server.revocations.apply(&rows),
+        Ok(Err(e)) => tracing::warn!(error = %e, "reading revocations failed"),
+        Err(_) => {}
+    }
+}

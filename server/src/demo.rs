@@ -1,0 +1,120 @@
+//! `fhirledger dev`'s demo data: a hospital with one patient and one
+//! doctor, and one local account per role, all with the same password, so
+//! a SMART app can be tried at once. Idempotent: existing data is kept.
+
+use fhir_profiles::format::FhirFormat;
+use fhirledger_postgres::PgStore;
+use serde_json::{json, Value};
+
+use crate::access::guard::Guard;
+use crate::auth::accounts::{create_user, AccountError, NewUser};
+use crate::service::{self, UpdateTarget};
+
+/// The password of every demo account.
+pub const DEMO_PASSWORD: &str = "fhirledger-demo";
+
+/// The demo accounts: (role, email, organization, fhirUser).
+pub const DEMO_USERS: &[(&str, &str, Option<&str>, Option<&str>)] = &[
+    ("solution-admin", "admin@solution.example", None, None),
+    (
+        "hospital-admin",
+        "admin@hospital.example",
+        Some("demo-hospital"),
+        None,
+    ),
+    (
+        "doctor",
+        "doctor@hospital.example",
+        Some("demo-hospital"),
+        Some("Practitioner/demo-doctor"),
+    ),
+    (
+        "patient",
+        "patient@hospital.example",
+        Some("demo-hospital"),
+        Some("Patient/demo-patient"),
+    ),
+    (
+        "compliance-officer",
+        "compliance@hospital.example",
+        Some("demo-hospital"),
+        None,
+    ),
+];
+
+fn demo_resources() -> Vec<Value> {
+    vec![
+        json!({"resourceType": "Organization", "id": "demo-hospital", "active": true, "name": "Demo Hospital"}),
+        json!({"resourceType": "Patient", "id": "demo-patient", "active": true,
+               "name": [{"family": "Example", "given": ["Pat"]}], "gender": "female", "birthDate": "1980-04-02",
+               "managingOrganization": {"reference": "Organization/demo-hospital"}}),
+        json!({"resourceType": "Practitioner", "id": "demo-doctor", "active": true,
+               "name": [{"family": "Example", "given": ["Doc"], "prefix": ["Dr"]}]}),
+        json!({"resourceType": "PractitionerRole", "id": "demo-doctor-role", "active": true,
+               "practitioner": {"reference": "Practitioner/demo-doctor"},
+               "organization": {"reference": "Organization/demo-hospital"}}),
+    ]
+}
+
+/// Creates what is missing of the demo data.
+pub fn seed(store: &PgStore, fhir_base: &str, issuer: &str) -> anyhow::Result<()> {
+    let guard = Guard::unrestricted(fhir_base);
+    for resource in demo_resources() {
+        let rt = resource["resourceType"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let id = resource["id"].as_str().unwrap_or_default().to_string();
+        if store.read(&rt, &id)?.is_some() {
+            continue;
+        }
+        let prepared = service::prepare(
+            &rt,
+            resource.to_string().as_bytes(),
+            FhirFormat::Json,
+            fhir_base,
+        )
+        .map_err(|e| anyhow::anyhow!("demo {rt}: {:?}", e.issues))?;
+        service::update(
+            &store.clone(),
+            &guard,
+            &prepared,
+            &UpdateTarget::Id(id),
+            None,
+            None,
+            1 << 20,
+        )
+        .map_err(|e| anyhow::anyhow!("demo {rt}: {:?}", e.issues))?;
+    }
+    for (role, email, org, fhir_user) in DEMO_USERS {
+        if store.user_by_email(email)?.is_some() {
+            continue;
+        }
+        let new = NewUser {
+            role: role.to_string(),
+            email: email.to_string(),
+            organization: org.map(str::to_string),
+            fhir_user: fhir_user.map(str::to_string),
+            password: Some(DEMO_PASSWORD.to_string()),
+        };
+        match create_user(store, issuer, &new) {
+            Ok(_) | Err(AccountError::Conflict(_)) => {}
+            Err(e) => anyhow::bail!("demo account {email}: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// What `fhirledger dev` prints about signing in.
+pub fn banner(issuer: &str) -> String {
+    let mut out = format!(
+        "Sign in at the authorization server ({issuer}) with one of these demo accounts, password '{DEMO_PASSWORD}':\n"
+    );
+    for (role, email, _, _) in DEMO_USERS {
+        out.push_str(&format!("  {role:<19} {email}\n"));
+    }
+    out.push_str(
+        "Register your app first:  fhirledger client add --name 'My app' --kind public --redirect-uri http://localhost:3000/callback",
+    );
+    out
+}

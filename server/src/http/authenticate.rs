@@ -1,0 +1,101 @@
+//! Every FHIR request but the public ones (`/fhir/metadata` and the
+//! discovery documents) must carry a valid access token of ours: this
+//! middleware checks it before routing and leaves the [`Caller`] in the
+//! request for the handlers' access decisions. It also answers CORS for the
+//! FHIR API: browser apps send bearer tokens, never cookies, so any origin
+//! may call it.
+
+use std::sync::Arc;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{web, HttpMessage, HttpRequest};
+
+use crate::access::caller::Caller;
+use crate::access::guard::Guard;
+use crate::app::AppState;
+use crate::auth::bearer::{bearer_token, validate, BearerError};
+use crate::http::error::ApiError;
+use crate::http::negotiate::error_format;
+
+/// Paths under `/fhir` anyone may read.
+fn is_public(path: &str) -> bool {
+    path == "/fhir/metadata" || path.starts_with("/fhir/.well-known/")
+}
+
+/// The middleware: 401 without a valid token; otherwise the request goes on
+/// with its [`Caller`].
+pub async fn authenticate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let path = req.path();
+    let fhir = path == "/fhir" || path.starts_with("/fhir/");
+    if !fhir {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    if req.method() == actix_web::http::Method::OPTIONS {
+        return Ok(req.into_response(crate::auth::discovery::preflight().await));
+    }
+    let mut response = if is_public(path) {
+        next.call(req).await?.map_into_boxed_body()
+    } else {
+        guarded(req, next).await?
+    };
+    allow_any_origin(response.headers_mut());
+    Ok(response)
+}
+
+/// CORS headers on a FHIR answer.
+fn allow_any_origin(headers: &mut actix_web::http::header::HeaderMap) {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    headers.insert(
+        HeaderName::from_static("access-control-allow-origin"),
+        HeaderValue::from_static("*"),
+    );
+    headers.insert(
+        HeaderName::from_static("access-control-expose-headers"),
+        HeaderValue::from_static(
+            "Location, ETag, Last-Modified, Content-Location, WWW-Authenticate",
+        ),
+    );
+}
+
+/// Authenticates a request to a guarded path.
+async fn guarded(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let outcome = match bearer_token(req.request()) {
+        Ok(Some(token)) => validate(&state.auth, token).and_then(|claims| {
+            Caller::from_claims(&claims)
+                .ok_or_else(|| BearerError::Invalid("the token's claims are not understood".into()))
+        }),
+        Ok(None) => Err(BearerError::Missing),
+        Err(e) => Err(e),
+    };
+    match outcome {
+        Ok(caller) => {
+            req.extensions_mut().insert(Arc::new(caller));
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        Err(e) => {
+            let response = e.respond(&state.fhir_base, error_format(req.request()));
+            Ok(req.into_response(response))
+        }
+    }
+}
+
+/// The guard of an authenticated request.
+pub fn guard(req: &HttpRequest, state: &AppState) -> Result<Guard, ApiError> {
+    let caller = req
+        .extensions()
+        .get::<Arc<Caller>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal("the request was not authenticated"))?;
+    Ok(Guard::new(caller, &state.fhir_base))
+}
