@@ -1,6 +1,20 @@
 -- Shared by the wrk scripts: the document body, seeded ids, and a JSON summary.
 local M = {}
 
+-- Every request carries the harness's access token (wrk.format uses
+-- wrk.headers when a script passes none; M.with_auth adds it otherwise).
+local token = os.getenv("BENCH_TOKEN")
+if token and #token > 0 then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
+
+function M.with_auth(headers)
+  if token and #token > 0 then
+    headers["Authorization"] = "Bearer " .. token
+  end
+  return headers
+end
+
 function M.read_file(path)
   local f = assert(io.open(path, "r"))
   local s = f:read("*a")

@@ -12,11 +12,15 @@ mkdir -p "$RESULTS"
 
 # Builds and starts the server on a fresh data directory; sets WORK, SERVER, PG_PORT, BASE,
 # DATABASE_URL and stops everything on exit.
+# BENCH_SERVER_BIN runs another build instead (to compare two versions).
+# Every request carries BENCH_TOKEN, a real backend-services access token.
 bench_start_server() {
     cargo build --release --locked -p fhirledger
+    cargo build --release --locked -p conformance --example smart_bench
+    local bin=${BENCH_SERVER_BIN:-./target/release/fhirledger}
     WORK=$(mktemp -d /tmp/fhirledger-bench.XXXXXX)
     chmod 755 "$WORK"
-    ./target/release/fhirledger dev --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" \
+    FHIRLEDGER_BACKEND_TOKEN_SECONDS=14400 "$bin" dev --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" \
         >"$WORK/server.out" 2>"$WORK/server.log" &
     SERVER=$!
     trap bench_stop_server EXIT
@@ -32,6 +36,12 @@ bench_start_server() {
     export PGPASSWORD
     DATABASE_URL="postgres://postgres:$PGPASSWORD@127.0.0.1:$PG_PORT/fhirledger"
     PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+    BENCH_TOKEN=
+    if [ -z "${BENCH_NO_AUTH:-}" ]; then
+        BENCH_TOKEN=$(FHIRLEDGER_BIN=./target/release/fhirledger ./target/release/examples/smart_bench \
+            token "$DATABASE_URL" "http://127.0.0.1:$PORT" "system/*.cruds")
+    fi
+    export BENCH_TOKEN
     echo "server up (pid $SERVER), PostgreSQL on $PG_PORT" >&2
 }
 

@@ -7,10 +7,19 @@ search.lua's queries select from (see terms.lua).
 """
 import concurrent.futures
 import json
+import os
 import sys
 import time
 import urllib.request
 import uuid
+
+
+def auth(headers):
+    """Adds the harness's access token (BENCH_TOKEN), when there is one."""
+    token = os.environ.get("BENCH_TOKEN")
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
 
 base, patients, docs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 workers = int(sys.argv[4]) if len(sys.argv) > 4 else 4
@@ -74,8 +83,8 @@ def patient(i):
 
 def post_bundle(entries):
     body = json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}).encode()
-    req = urllib.request.Request(base, data=body, method="POST", headers={
-        "Content-Type": "application/fhir+json", "Prefer": "return=minimal"})
+    req = urllib.request.Request(base, data=body, method="POST", headers=auth({
+        "Content-Type": "application/fhir+json", "Prefer": "return=minimal"}))
     started = time.monotonic()
     with urllib.request.urlopen(req, timeout=600) as resp:
         resp.read()

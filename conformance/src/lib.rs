@@ -16,13 +16,20 @@
 //! - `FHIRLEDGER_BIN`: the server binary to run (default: build it with cargo).
 //! - `FHIRLEDGER_TEST_DATABASE_URL`: use this database instead of a private cluster.
 //! - `FHIRLEDGER_TEST_LOG`: `FHIRLEDGER_LOG` filter for the server (default `info`).
+//! - `FHIRLEDGER_NODE`: the Node.js binary for [`oidc`]'s test OpenID Connect
+//!   provider (default `node`; `npm ci` runs in `conformance/smart` when needed).
+//! - `FHIRLEDGER_CHROMIUM`: the browser [`e2e`]'s SMART flows drive (default
+//!   `/usr/bin/chromium`, Debian's `chromium`).
 
+pub mod e2e;
 pub mod examples;
 pub mod fhir;
 pub mod http;
+pub mod oidc;
 pub mod raw;
 pub mod server;
 pub mod smart;
+pub mod smart_flow;
 
 pub use fhir::*;
 pub use http::*;

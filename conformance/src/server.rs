@@ -21,7 +21,7 @@ pub const SMALL_BODY_LIMIT: u64 = 256 * 1024;
 /// How long a server may take to say it is listening (migrations included).
 const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// Lines of server log kept for failure messages.
-const LOG_LINES: usize = 400;
+pub(crate) const LOG_LINES: usize = 400;
 
 /// A running `fhirledger serve`.
 pub struct TestServer {
@@ -104,24 +104,34 @@ pub fn small_limit_server() -> &'static TestServer {
     SERVER.get_or_init(|| start_server(Some(SMALL_BODY_LIMIT)))
 }
 
+/// A server of its own on the binary's database, started with extra
+/// environment variables (set after, so overriding, the defaults). They may
+/// depend on the server's public base URL (`http://localhost:PORT`), which
+/// `extra_env` is given: an external OpenID Connect provider, for one, must
+/// know the server's callback URL before the server is told its issuer.
+/// `extra_env` runs once per start attempt (a retry picks another port).
+pub fn start_server_with(extra_env: impl FnMut(&str) -> Vec<(String, String)>) -> TestServer {
+    start_server_inner(None, extra_env)
+}
+
 /// What the exit hook must tear down.
-struct Cleanup {
-    children: Vec<Child>,
+pub(crate) struct Cleanup {
+    pub(crate) children: Vec<Child>,
     cluster: Option<PrivateCluster>,
     temp_dir: Option<PathBuf>,
 }
 
-static CLEANUP: Mutex<Cleanup> = Mutex::new(Cleanup {
+pub(crate) static CLEANUP: Mutex<Cleanup> = Mutex::new(Cleanup {
     children: Vec::new(),
     cluster: None,
     temp_dir: None,
 });
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn register_exit_hook() {
+pub(crate) fn register_exit_hook() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         // SAFETY: registering a plain `extern "C" fn` with no captured state.
@@ -312,6 +322,13 @@ fn free_port() -> u16 {
 /// Starts one server; retried a few times because the free port can be
 /// taken between choosing it and binding it.
 fn start_server(max_body_bytes: Option<u64>) -> TestServer {
+    start_server_inner(max_body_bytes, |_| Vec::new())
+}
+
+fn start_server_inner(
+    max_body_bytes: Option<u64>,
+    mut extra_env: impl FnMut(&str) -> Vec<(String, String)>,
+) -> TestServer {
     // Serialised: the first server applies the migrations before a second
     // one looks at the database.
     static START: Mutex<()> = Mutex::new(());
@@ -326,7 +343,7 @@ fn start_server(max_body_bytes: Option<u64>) -> TestServer {
     );
     let mut failures = Vec::new();
     for _ in 0..3 {
-        match try_start(bin, url, max_body_bytes) {
+        match try_start(bin, url, max_body_bytes, &mut extra_env) {
             Ok(server) => return server,
             Err(e) => failures.push(e),
         }
@@ -338,6 +355,7 @@ fn try_start(
     bin: &Path,
     database_url: &str,
     max_body_bytes: Option<u64>,
+    extra_env: &mut dyn FnMut(&str) -> Vec<(String, String)>,
 ) -> Result<TestServer, String> {
     let port = free_port();
     let bind = format!("127.0.0.1:{port}");
@@ -365,27 +383,8 @@ fn try_start(
     if let Some(limit) = max_body_bytes {
         cmd.env("FHIRLEDGER_MAX_BODY_BYTES", limit.to_string());
     }
-    // SAFETY: only async-signal-safe calls between fork and exec.
-    let parent = unsafe { libc::getpid() };
-    unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGTERM as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
+    cmd.envs(extra_env(&public_base));
+    die_with_parent(&mut cmd);
     let mut child =
         spawn_on_keeper_thread(cmd).map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
     let pid = child.id();
@@ -434,9 +433,35 @@ fn try_start(
     })
 }
 
+/// Makes the child get SIGTERM when this process dies, however it dies.
+/// Spawn it with [`spawn_on_keeper_thread`].
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// `PR_SET_PDEATHSIG` fires when the *thread* that forked the child ends, so
 /// the child is spawned from a thread that lives as long as the process.
-fn spawn_on_keeper_thread(mut cmd: Command) -> std::io::Result<Child> {
+pub(crate) fn spawn_on_keeper_thread(mut cmd: Command) -> std::io::Result<Child> {
     let (tx, rx) = mpsc::channel();
     std::thread::Builder::new()
         .name("fhirledger-keeper".into())
@@ -450,9 +475,13 @@ fn spawn_on_keeper_thread(mut cmd: Command) -> std::io::Result<Child> {
         .map_err(|_| std::io::Error::other("the keeper thread died before spawning the server"))?
 }
 
-/// Reads the server's stderr to the end, keeping the last lines and
-/// forwarding each line while somebody listens.
-fn drain(stderr: impl Read, log: Arc<Mutex<VecDeque<String>>>, tx: mpsc::Sender<String>) {
+/// Reads a child's output (the server's stderr) to the end, keeping the last
+/// lines and forwarding each line while somebody listens.
+pub(crate) fn drain(
+    stderr: impl Read,
+    log: Arc<Mutex<VecDeque<String>>>,
+    tx: mpsc::Sender<String>,
+) {
     let mut reader = BufReader::new(stderr);
     let mut buf = Vec::new();
     let mut listening = true;
@@ -477,12 +506,13 @@ fn drain(stderr: impl Read, log: Arc<Mutex<VecDeque<String>>>, tx: mpsc::Sender<
     }
 }
 
-fn tail_of(log: &Mutex<VecDeque<String>>) -> String {
+pub(crate) fn tail_of(log: &Mutex<VecDeque<String>>) -> String {
     lock(log).iter().cloned().collect::<Vec<_>>().join("\n")
 }
 
-/// Stops a child that failed to start and forgets it; returns its status.
-fn stop_child(pid: u32) -> String {
+/// Stops a child (one that failed to start, or is no longer wanted) and
+/// forgets it; returns its status.
+pub(crate) fn stop_child(pid: u32) -> String {
     let mut state = lock(&CLEANUP);
     match state.children.iter().position(|c| c.id() == pid) {
         Some(i) => {

@@ -80,30 +80,59 @@ fn rsa_pkcs1(key: &rsa::RsaPrivateKey) -> Vec<u8> {
 /// Runs `fhirledger {args}` against the test server's database and parses
 /// the JSON it prints; panics with its stderr when it fails.
 pub fn cli(server: &TestServer, args: &[&str]) -> Value {
-    let out = cli_output(server, args);
-    assert!(
-        out.status.success(),
-        "fhirledger {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "fhirledger {args:?} printed no JSON ({e}):\n{}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    Deployment::of(server).cli(args)
 }
 
 /// Runs `fhirledger {args}` against the test server's database.
 pub fn cli_output(server: &TestServer, args: &[&str]) -> std::process::Output {
-    Command::new(crate::server::server_binary())
-        .args(args)
-        .env("FHIRLEDGER_DATABASE_URL", &server.database_url)
-        .env("FHIRLEDGER_BASE_URL", &server.public_base)
-        .env("FHIRLEDGER_LOG", "warn")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run fhirledger {args:?}: {e}"))
+    Deployment::of(server).cli_output(args)
+}
+
+/// A running fhirledger as the admin commands see it: its binary, its
+/// database and its public base URL.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub binary: std::path::PathBuf,
+    pub database_url: String,
+    pub public_base: String,
+}
+
+impl Deployment {
+    pub fn of(server: &TestServer) -> Deployment {
+        Deployment {
+            binary: crate::server::server_binary().to_path_buf(),
+            database_url: server.database_url.clone(),
+            public_base: server.public_base.clone(),
+        }
+    }
+
+    /// Runs `fhirledger {args}` against this deployment's database.
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        Command::new(&self.binary)
+            .args(args)
+            .env("FHIRLEDGER_DATABASE_URL", &self.database_url)
+            .env("FHIRLEDGER_BASE_URL", &self.public_base)
+            .env("FHIRLEDGER_LOG", "warn")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run fhirledger {args:?}: {e}"))
+    }
+
+    /// Runs `fhirledger {args}` and parses the JSON it prints.
+    pub fn cli(&self, args: &[&str]) -> Value {
+        let out = self.cli_output(args);
+        assert!(
+            out.status.success(),
+            "fhirledger {args:?} failed ({}):\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "fhirledger {args:?} printed no JSON ({e}):\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
 }
 
 /// A registered backend client.
@@ -117,28 +146,30 @@ pub struct BackendClient {
 impl BackendClient {
     /// Registers a backend client holding `scope` with `fhirledger client add`.
     pub fn register(server: &TestServer, scope: &str, key: SigningKey) -> BackendClient {
+        Self::register_at(&Deployment::of(server), scope, key)
+    }
+
+    /// Registers a backend client of any deployment.
+    pub fn register_at(deployment: &Deployment, scope: &str, key: SigningKey) -> BackendClient {
         let dir = std::env::temp_dir().join(format!("fhirledger-jwks-{}", uuid::Uuid::new_v4()));
         std::fs::write(&dir, key.jwks().to_string()).expect("writing the JWK Set");
-        let out = cli(
-            server,
-            &[
-                "client",
-                "add",
-                "--name",
-                "conformance backend",
-                "--kind",
-                "backend",
-                "--jwks-file",
-                &dir.to_string_lossy(),
-                "--scope",
-                scope,
-            ],
-        );
+        let out = deployment.cli(&[
+            "client",
+            "add",
+            "--name",
+            "conformance backend",
+            "--kind",
+            "backend",
+            "--jwks-file",
+            &dir.to_string_lossy(),
+            "--scope",
+            scope,
+        ]);
         let _ = std::fs::remove_file(&dir);
         BackendClient {
             client_id: out["client_id"].as_str().expect("a client_id").to_string(),
             key,
-            token_url: format!("{}/auth/token", server.public_base),
+            token_url: format!("{}/auth/token", deployment.public_base),
         }
     }
 

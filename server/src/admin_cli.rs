@@ -164,9 +164,16 @@ pub fn user(db: &AdminDatabase, server: &ServerConfig, command: UserCommand) -> 
     with_store(db, |store| print(&create_user(store, &issuer, &new)?))
 }
 
+/// `--user` is a user id or an account's email.
 pub fn launch(db: &AdminDatabase, patient: &str, user: &str) -> anyhow::Result<()> {
-    let user_id: uuid::Uuid = user.parse().context("--user must be a user id")?;
     with_store(db, |store| {
+        let user_id = match user.parse::<uuid::Uuid>() {
+            Ok(id) => id,
+            Err(_) => store
+                .user_by_email(user)?
+                .map(|u| u.user_id)
+                .with_context(|| format!("there is no account with id or email '{user}'"))?,
+        };
         let launch = create_launch(store, patient, user_id)?;
         print(
             &serde_json::json!({ "launch": launch, "expires_in": crate::auth::accounts::LAUNCH_SECONDS }),

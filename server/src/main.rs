@@ -84,6 +84,7 @@ enum Command {
     Launch {
         #[arg(long)]
         patient: String,
+        /// The user's id or email.
         #[arg(long)]
         user: String,
         #[command(flatten)]

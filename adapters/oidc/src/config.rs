@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::error::OidcError;
 
@@ -12,7 +12,8 @@ use crate::error::OidcError;
 ///
 /// Deserialisable so that the server can read a list of them from its
 /// configuration; `scopes` defaults to [`ProviderConfig::default_scopes`].
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Not serialisable, nor printable with its secret: it holds one.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 pub struct ProviderConfig {
     /// URL-safe identifier, used in our callback path and stored with each
     /// pending login (`[A-Za-z0-9._~-]`, e.g. `hospital-idp`).

@@ -1,19 +1,22 @@
 //! OpenID Connect Discovery: the provider's metadata document and its key set.
 //!
 //! The document is fetched here rather than by openidconnect's
-//! `discover_async` so that the failures a operator must tell apart get their
+//! `discover_async` so that the failures an operator must tell apart get their
 //! own errors: unreachable (retry later), not found or malformed (fix the
 //! issuer URL), or naming another issuer (fix the trailing slash, the realm).
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClientAuthMethod, CoreGrantType,
     CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
-    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType,
+    CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, DiscoveryError, HttpClientError, IssuerUrl, ProviderMetadata,
+    AdditionalProviderMetadata, AuthType, DiscoveryError, HttpClientError, IssuerUrl,
+    ProviderMetadata, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
+use tracing::debug;
 
 use crate::config::ProviderConfig;
 use crate::error::{chain, untrusted, OidcError};
@@ -146,6 +149,57 @@ pub(crate) async fn fetch_keys(
                 reason: format!("key set: {}", chain(&other)),
             },
         })
+}
+
+/// The token endpoint, after checking that the provider can do the
+/// authorization code flow with PKCE S256.
+pub(crate) fn code_flow_token_url(
+    metadata: &Metadata,
+    config: &ProviderConfig,
+) -> Result<TokenUrl, OidcError> {
+    let failed = |reason: &str| OidcError::Discovery {
+        provider: config.name.clone(),
+        url: config.issuer.clone(),
+        reason: reason.to_string(),
+    };
+    match metadata.additional_metadata().supports_pkce_s256() {
+        Some(false) => {
+            return Err(failed(
+                "the provider does not support PKCE with S256 (code_challenge_methods_supported)",
+            ))
+        }
+        None => debug!(provider = %config.name,
+            "the provider does not advertise its PKCE methods; sending S256 anyway"),
+        Some(true) => {}
+    }
+    metadata.token_endpoint().cloned().ok_or_else(|| {
+        failed("the provider has no token endpoint (the authorization code flow needs one)")
+    })
+}
+
+/// The algorithms id_tokens may be signed with: those the provider
+/// advertises, never `none`.
+pub(crate) fn id_token_algs(metadata: &Metadata) -> Vec<CoreJwsSigningAlgorithm> {
+    metadata
+        .id_token_signing_alg_values_supported()
+        .iter()
+        .filter(|alg| **alg != CoreJwsSigningAlgorithm::None)
+        .cloned()
+        .collect()
+}
+
+/// How we authenticate at the token endpoint: `client_secret_basic`, the
+/// default (RFC 8414 §2), unless the provider offers only `client_secret_post`.
+pub(crate) fn token_auth_type(metadata: &Metadata) -> AuthType {
+    match metadata.token_endpoint_auth_methods_supported() {
+        Some(methods)
+            if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
+        {
+            AuthType::RequestBody
+        }
+        _ => AuthType::BasicAuth,
+    }
 }
 
 /// A transport failure of openidconnect's HTTP client, sources included.

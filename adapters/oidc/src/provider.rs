@@ -10,9 +10,9 @@ use openidconnect::core::{
     CoreJsonWebKeySet, CoreJwsSigningAlgorithm, CoreTokenResponse, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessToken, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
-    CsrfToken, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySetUrl,
-    LocalizedClaim, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
+    AccessToken, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKeySetUrl, LocalizedClaim,
+    Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
     RequestTokenError, Scope, SignatureVerificationError, SubjectIdentifier, TokenResponse,
     UserInfoError,
 };
@@ -53,7 +53,8 @@ struct Inner {
     jwks_uri: JsonWebKeySetUrl,
     /// Replaced when the provider rotates its keys.
     keys: RwLock<CoreJsonWebKeySet>,
-    keys_fetched: Mutex<Instant>,
+    /// When the key set was last fetched again after discovery.
+    keys_refreshed: Mutex<Option<Instant>>,
     /// What the provider says it signs id_tokens with; nothing else is accepted.
     signing_algs: Vec<CoreJwsSigningAlgorithm>,
     /// Besides `openid`, which openidconnect always adds.
@@ -77,27 +78,7 @@ impl Provider {
         }
         let http = crate::http::client(&config.name)?;
         let metadata = discovery::discover(&http, &config).await?;
-        let discovery_failed = |reason: String| OidcError::Discovery {
-            provider: config.name.clone(),
-            url: config.issuer.clone(),
-            reason,
-        };
-        let token_url = metadata.token_endpoint().cloned().ok_or_else(|| {
-            discovery_failed(
-                "the provider has no token endpoint (needed for the authorization code flow)"
-                    .into(),
-            )
-        })?;
-        match metadata.additional_metadata().supports_pkce_s256() {
-            Some(false) => return Err(discovery_failed(
-                "the provider does not support PKCE with S256 (code_challenge_methods_supported)"
-                    .into(),
-            )),
-            None => {
-                debug!(provider = %config.name, "provider does not advertise its PKCE methods; sending S256 anyway")
-            }
-            Some(true) => {}
-        }
+        let token_url = discovery::code_flow_token_url(&metadata, &config)?;
         let redirect_url =
             RedirectUrl::new(config.redirect_url.clone()).map_err(|e| OidcError::Config {
                 provider: config.name.clone(),
@@ -106,26 +87,9 @@ impl Provider {
         let issuer = metadata.issuer().clone();
         let jwks_uri = metadata.jwks_uri().clone();
         let keys = metadata.jwks().clone();
-        let signing_algs: Vec<_> = metadata
-            .id_token_signing_alg_values_supported()
-            .iter()
-            .filter(|alg| **alg != CoreJwsSigningAlgorithm::None)
-            .cloned()
-            .collect();
+        let signing_algs = discovery::id_token_algs(&metadata);
         let iss_parameter_supported = metadata.additional_metadata().iss_parameter_supported();
-        // client_secret_basic is the default (RFC 8414 §2); use the request
-        // body only for a provider that does not offer it.
-        let auth_type = match metadata.token_endpoint_auth_methods_supported() {
-            Some(methods)
-                if !methods
-                    .contains(&openidconnect::core::CoreClientAuthMethod::ClientSecretBasic)
-                    && methods
-                        .contains(&openidconnect::core::CoreClientAuthMethod::ClientSecretPost) =>
-            {
-                AuthType::RequestBody
-            }
-            _ => AuthType::BasicAuth,
-        };
+        let auth_type = discovery::token_auth_type(&metadata);
         let scopes = config
             .scopes
             .iter()
@@ -150,7 +114,7 @@ impl Provider {
                 issuer,
                 jwks_uri,
                 keys: RwLock::new(keys),
-                keys_fetched: Mutex::new(Instant::now()),
+                keys_refreshed: Mutex::new(None),
                 signing_algs,
                 scopes,
                 iss_parameter_supported,
@@ -365,18 +329,19 @@ impl Provider {
     }
 
     /// Fetches the key set again unless that was done very recently; whether
-    /// there is a new one.
+    /// there is a new one. The first time is never "recently": a provider may
+    /// rotate its keys right after we discovered it.
     async fn refresh_keys(&self) -> bool {
         {
-            let mut fetched = self
+            let mut refreshed = self
                 .inner
-                .keys_fetched
+                .keys_refreshed
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if fetched.elapsed() < MIN_KEY_REFRESH_INTERVAL {
+            if refreshed.is_some_and(|at| at.elapsed() < MIN_KEY_REFRESH_INTERVAL) {
                 return false;
             }
-            *fetched = Instant::now();
+            *refreshed = Some(Instant::now());
         }
         match discovery::fetch_keys(&self.inner.http, &self.inner.config, &self.inner.jwks_uri)
             .await

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use fhir_profiles::resource_types::HOSTED;
-use fhir_profiles::search::query::{Criterion, SearchRequest};
+use fhir_profiles::search::query::{Criterion, SearchRequest, TotalMode};
 use fhirledger_postgres::{SearchPage, StoreError};
 
 use crate::access::allow::{Filter, Interaction};
@@ -136,6 +136,48 @@ pub fn is_visible(
             Ok(!search(&request)?.matches.is_empty())
         }
     }
+}
+
+/// Whether a DocumentReference the caller may not see (under `documents`)
+/// points at Binary `id`: such a Binary is someone else's, and pointing a
+/// document of one's own at it must not open it.
+pub fn binary_claimed_by_others(
+    fhir_base: &str,
+    id: &str,
+    documents: &Access,
+    search: &mut dyn FnMut(&SearchRequest) -> Result<SearchPage, StoreError>,
+) -> Result<bool, ApiError> {
+    if documents.is_all() {
+        return Ok(false);
+    }
+    let urls = format!("{fhir_base}/Binary/{id},Binary/{id}");
+    let mut all = by_id(fhir_base, "DocumentReference", "location", &urls)?;
+    all.total = Some(TotalMode::Accurate);
+    let everyone = search(&all)?.total.unwrap_or(0);
+    let mut visible = all.clone();
+    visible
+        .criteria
+        .extend(access_criteria(fhir_base, "DocumentReference", documents)?);
+    Ok(everyone > search(&visible)?.total.unwrap_or(0))
+}
+
+/// The ids of the Binaries a document's attachments point at on this server.
+pub fn linked_binaries(fhir_base: &str, document: &serde_json::Value) -> Vec<String> {
+    let absolute = format!("{fhir_base}/Binary/");
+    document["content"]
+        .as_array()
+        .map(|contents| {
+            contents
+                .iter()
+                .filter_map(|c| c["attachment"]["url"].as_str())
+                .filter_map(|url| {
+                    url.strip_prefix(&absolute)
+                        .or_else(|| url.strip_prefix("Binary/"))
+                })
+                .map(|id| id.split('/').next().unwrap_or(id).to_string())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A one-result search `{type}?{param}={value}`.

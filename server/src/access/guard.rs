@@ -18,7 +18,9 @@ use fhirledger_postgres::{SearchPage, StoreError, Tx};
 use crate::access::allow::Interaction;
 use crate::access::caller::Caller;
 use crate::access::decision::{decide, Access};
-use crate::access::enforce::{is_visible, restrict_search};
+use crate::access::enforce::{
+    binary_claimed_by_others, is_visible, linked_binaries, restrict_search,
+};
 use crate::http::error::ApiError;
 
 /// The caller of one interaction, with the FHIR base its filters use.
@@ -115,9 +117,17 @@ impl Guard {
         interaction: Interaction,
     ) -> Result<(), ApiError> {
         let access = self.permit(resource_type, interaction)?;
+        // A new Binary is reachable only once a document points at it; until
+        // then nobody restricted can read it, so creating it reveals nothing.
+        if interaction == Interaction::Create && matches!(access, Access::ThroughDocuments(_)) {
+            return Ok(());
+        }
         if is_visible(&self.fhir_base, resource_type, id, &access, &mut |r| {
             tx.search(r)
         })? {
+            if resource_type == "DocumentReference" {
+                self.check_binary_links(tx, id)?;
+            }
             Ok(())
         } else {
             Err(ApiError::new(
@@ -130,6 +140,36 @@ impl Guard {
                 ),
             ))
         }
+    }
+
+    /// A document the caller wrote may point only at Binaries that no hidden
+    /// document points at: otherwise anyone knowing a Binary's id could open
+    /// it by pointing a document of their own at it.
+    fn check_binary_links(&self, tx: &mut Tx<'_>, id: &str) -> Result<(), ApiError> {
+        let Ok(Access::ThroughDocuments(documents)) = self.permit("Binary", Interaction::Read)
+        else {
+            return Ok(());
+        };
+        let Some(content) = tx.read("DocumentReference", id)?.and_then(|v| v.content) else {
+            return Ok(());
+        };
+        let document: serde_json::Value = serde_json::from_str(&content)
+            .map_err(|e| ApiError::internal(format!("stored JSON is corrupt: {e}")))?;
+        for binary in linked_binaries(&self.fhir_base, &document) {
+            if binary_claimed_by_others(&self.fhir_base, &binary, &documents, &mut |r| {
+                tx.search(r)
+            })? {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    IssueType::Forbidden,
+                    format!(
+                        "the document points at Binary/{binary}, which belongs to documents \
+                         this access token may not see"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The matches of a condition that the caller may read; the rest are

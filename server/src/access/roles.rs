@@ -63,7 +63,8 @@ impl Role {
     /// Every role may sign in (`openid fhirUser profile`), launch, and hold a
     /// refresh token. Resource scopes follow the brief: patients only ever
     /// `patient/` scopes on their own compartment; staff `user/` scopes,
-    /// confined later to their organisation; admins no clinical data.
+    /// confined later to their organisation, and doctors also `patient/`
+    /// scopes for the one patient a launch is about; admins no clinical data.
     pub fn ceiling(self) -> ScopeSet {
         let mut scopes = vec![
             Scope::OpenId,
@@ -100,6 +101,12 @@ impl Role {
                 user("Practitioner", RS),
                 user("PractitionerRole", RS),
                 user("Organization", RS),
+                // An app a doctor launches for one patient (EHR launch or
+                // the picker) works on that patient's compartment.
+                patient("DocumentReference", CRS),
+                patient("Binary", CRS),
+                patient("Patient", RS),
+                patient("Consent", RS),
             ],
             Role::Patient => vec![
                 patient("DocumentReference", CRS),
@@ -199,7 +206,8 @@ mod tests {
             ),
             (
                 Role::Doctor,
-                "user/DocumentReference.crs user/Binary.crs user/Patient.rs user/Consent.rs user/Practitioner.rs user/PractitionerRole.rs user/Organization.rs",
+                "user/DocumentReference.crs user/Binary.crs user/Patient.rs user/Consent.rs user/Practitioner.rs user/PractitionerRole.rs user/Organization.rs \
+                 patient/DocumentReference.crs patient/Binary.crs patient/Patient.rs patient/Consent.rs",
             ),
             (
                 Role::Patient,

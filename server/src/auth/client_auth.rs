@@ -124,6 +124,42 @@ pub async fn authenticate(
     }
 }
 
+/// The client of a refresh request that carries no client identification
+/// at all: SMART App Launch lets public apps refresh with only `grant_type`
+/// and `refresh_token` ("for public apps, authentication is not possible (and
+/// thus not required)"), and fhirclient does so by default. A live refresh
+/// token names its client; when that client is public it is the caller.
+/// `None` (authenticate as usual) when anything identifies a client, or the
+/// token is not live, or its client is not public.
+pub async fn public_refresh_client(
+    server: &AuthServer,
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<Option<AuthenticatedClient>, OAuthError> {
+    let identified = req.headers().contains_key("Authorization")
+        || [
+            "client_id",
+            "client_secret",
+            "client_assertion",
+            "client_assertion_type",
+        ]
+        .iter()
+        .any(|name| params.get(name).is_some());
+    let Some(token) = params.get("refresh_token").filter(|_| !identified) else {
+        return Ok(None);
+    };
+    let store = server.store.clone();
+    let hash = digest(token);
+    let Some(live) = actix_web::web::block(move || store.peek_refresh_token(&hash)).await?? else {
+        return Ok(None);
+    };
+    let client = load_client(server, &live.grant.client_id).await?;
+    Ok((client.kind == "public").then_some(AuthenticatedClient {
+        client,
+        method: ClientAuthMethod::None,
+    }))
+}
+
 async fn load_client(server: &AuthServer, client_id: &str) -> Result<ClientRow, OAuthError> {
     let store = server.store.clone();
     let id = client_id.to_string();

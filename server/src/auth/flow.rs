@@ -127,10 +127,10 @@ async fn next_step(
 ) -> HttpResponse {
     let back =
         |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
-    if let Some(launch_user) = &p.request.launch_user {
-        if *launch_user != user.user_id.to_string() {
-            return back("access_denied", "this launch was made for another user");
-        }
+    match launch_refusal(state, p, user).await {
+        Ok(None) => {}
+        Ok(Some(why)) => return back("access_denied", why),
+        Err(()) => return unavailable(),
     }
     let candidate = match candidate_scopes(&state.auth, &p.request, user).await {
         Ok(c) => c,
@@ -381,6 +381,56 @@ async fn request_user(
     Ok(user)
 }
 
+/// Whether `user` may open the record of `patient` (read it with their own
+/// access): the rule for a picked patient and for an EHR launch's patient.
+/// `Err` when the database cannot say.
+async fn may_open(state: &AppState, user: &UserRow, patient: &str) -> Result<bool, ()> {
+    let guard = user_guard(state, user).ok_or(())?;
+    let store = state.store.clone();
+    let pid = patient.to_string();
+    let visible = web::block(move || {
+        guard.check_visible(
+            "Patient",
+            &pid,
+            crate::access::allow::Interaction::Read,
+            &mut |r| store.search(r),
+        )
+    })
+    .await
+    .map_err(|_| ())?;
+    match visible {
+        Ok(()) => Ok(true),
+        Err(e) if e.status.is_client_error() => Ok(false),
+        Err(_) => Err(()),
+    }
+}
+
+/// Why an EHR launch may not go on for this user: it was made for someone
+/// else, or its patient is outside what the user may open (a patient's own
+/// record is checked by [`patient_context`]). Checked wherever a request
+/// advances, since each form can be posted without the page before it.
+async fn launch_refusal(
+    state: &AppState,
+    p: &Pending,
+    user: &UserRow,
+) -> Result<Option<&'static str>, ()> {
+    if let Some(launch_user) = &p.request.launch_user {
+        if *launch_user != user.user_id.to_string() {
+            return Ok(Some("this launch was made for another user"));
+        }
+    }
+    match &p.request.launch_patient {
+        Some(patient) if own_patient(user).is_none() => {
+            if may_open(state, user, patient).await? {
+                Ok(None)
+            } else {
+                Ok(Some("this launch is about a patient you may not open"))
+            }
+        }
+        _ => Ok(None),
+    }
+}
+
 /// `POST /auth/patient`: the picker's choice, which the user must be able to see.
 pub async fn patient_post(
     req: HttpRequest,
@@ -400,21 +450,7 @@ pub async fn patient_post(
     let Some(patient) = params.get("patient").map(str::to_string) else {
         return see_other(&continue_url(server, &p.id));
     };
-    let Some(guard) = user_guard(&state, &user) else {
-        return unavailable();
-    };
-    let store = state.store.clone();
-    let pid = patient.clone();
-    let visible = web::block(move || {
-        guard.check_visible(
-            "Patient",
-            &pid,
-            crate::access::allow::Interaction::Read,
-            &mut |r| store.search(r),
-        )
-    })
-    .await;
-    if !matches!(visible, Ok(Ok(()))) {
+    if !matches!(may_open(&state, &user, &patient).await, Ok(true)) {
         return error_page(
             StatusCode::FORBIDDEN,
             "Patient not available",
@@ -461,6 +497,12 @@ pub async fn approve_post(
     };
     let back =
         |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
+    // Checked here too: the form can be posted without the page being shown.
+    match launch_refusal(&state, &p, &user).await {
+        Ok(None) => {}
+        Ok(Some(why)) => return back("access_denied", why),
+        Err(()) => return unavailable(),
+    }
     let finish = |server: &AuthServer, id: &str| {
         let store = server.store.clone();
         let hash = digest(id);

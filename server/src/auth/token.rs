@@ -9,7 +9,9 @@ use fhirledger_postgres::auth::{CodeUse, GrantRow, RefreshUse, UserRow};
 use crate::access::grant::{intersect, is_subset};
 use crate::access::scope::{Scope, ScopeSet};
 use crate::app::AppState;
-use crate::auth::client_auth::{authenticate, AuthenticatedClient, ClientAuthMethod};
+use crate::auth::client_auth::{
+    authenticate, public_refresh_client, AuthenticatedClient, ClientAuthMethod,
+};
 use crate::auth::form::Params;
 use crate::auth::issue::{token_response, TokenRequest};
 use crate::auth::oauth_error::{json_no_store, OAuthError};
@@ -49,7 +51,14 @@ async fn token_inner(
             "grant_type '{grant_type}' is not supported; use authorization_code, refresh_token or client_credentials"
         )));
     }
-    let client = authenticate(server, req, &params).await?;
+    let public_refresh = match grant_type {
+        "refresh_token" => public_refresh_client(server, req, &params).await?,
+        _ => None,
+    };
+    let client = match public_refresh {
+        Some(client) => client,
+        None => authenticate(server, req, &params).await?,
+    };
     match grant_type {
         "authorization_code" => authorization_code(server, &client, &params).await,
         "refresh_token" => refresh(server, &client, &params).await,
