@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark harness (not a test) for SMART authorization: reads of a
-# DocumentReference with token validation and scope checks, the same reads
+# DocumentReference with token validation and scope checks (a plain system/
+# scope, and a granular one whose filter is checked per read), the same reads
 # on a build without them (BENCH_BASELINE_BIN, e.g. the REST core commit
 # built in a worktree), and the token endpoint under backend clients.
 #
@@ -35,6 +36,14 @@ fi
 
 bench_start_server
 reads "read, bearer token + scope check"
+# A granular scope: every read also checks the document against the scope's
+# filter (one indexed probe), as patient/ and user/ tokens do for their context.
+GRANULAR=$(FHIRLEDGER_BIN=./target/release/fhirledger ./target/release/examples/smart_bench \
+    token "$DATABASE_URL" "http://127.0.0.1:$PORT" "system/DocumentReference.r?status=current")
+for c in $LEVELS; do
+    wrk_row "read, granular scope (filter checked per read)" "$c" read.lua \
+        BENCH_IDS="$WORK/ids.txt" BENCH_TOKEN="$GRANULAR" >>"$TABLE"
+done
 for c in $LEVELS; do
     out=$(FHIRLEDGER_BIN=./target/release/fhirledger ./target/release/examples/smart_bench \
         token-load "$DATABASE_URL" "http://127.0.0.1:$PORT" "$DURATION" "$c")

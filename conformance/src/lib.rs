@@ -25,6 +25,7 @@ pub mod e2e;
 pub mod examples;
 pub mod fhir;
 pub mod http;
+pub mod jwks_host;
 pub mod oidc;
 pub mod raw;
 pub mod server;

@@ -24,8 +24,8 @@ use reqwest::Url;
 use serde_json::{json, Value};
 
 use crate::server::{
-    die_with_parent, drain, lock, register_exit_hook, spawn_on_keeper_thread, stop_child, tail_of,
-    workspace_root, CLEANUP, LOG_LINES,
+    die_with_parent, drain, last_lines, lock, register_exit_hook, spawn_on_keeper_thread,
+    stop_child, tail_of, workspace_root, CLEANUP, LOG_LINES,
 };
 
 /// How long node may take to load oidc-provider and say it listens.
@@ -108,13 +108,7 @@ impl TestOidcProvider {
 
     /// The last `n` lines it printed (stdout and stderr).
     pub fn log_tail(&self, n: usize) -> String {
-        let log = lock(&self.log);
-        let skip = log.len().saturating_sub(n);
-        log.iter()
-            .skip(skip)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        last_lines(&self.log, n)
     }
 
     /// How many requests like `request` (`"GET /jwks"`: method and path, no

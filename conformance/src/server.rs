@@ -54,13 +54,7 @@ impl TestServer {
 
     /// The last `n` lines the server logged.
     pub fn log_tail(&self, n: usize) -> String {
-        let log = lock(&self.log);
-        let skip = log.len().saturating_sub(n);
-        log.iter()
-            .skip(skip)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
+        last_lines(&self.log, n)
     }
 
     /// Whether the server process is still alive.
@@ -507,7 +501,18 @@ pub(crate) fn drain(
 }
 
 pub(crate) fn tail_of(log: &Mutex<VecDeque<String>>) -> String {
-    lock(log).iter().cloned().collect::<Vec<_>>().join("\n")
+    last_lines(log, LOG_LINES)
+}
+
+/// The last `n` lines of a child's kept output, one string.
+pub(crate) fn last_lines(log: &Mutex<VecDeque<String>>, n: usize) -> String {
+    let log = lock(log);
+    let skip = log.len().saturating_sub(n);
+    log.iter()
+        .skip(skip)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Stops a child (one that failed to start, or is no longer wanted) and

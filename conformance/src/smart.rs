@@ -149,10 +149,39 @@ impl BackendClient {
         Self::register_at(&Deployment::of(server), scope, key)
     }
 
-    /// Registers a backend client of any deployment.
+    /// Registers a backend client of any deployment, its JWK Set given inline.
     pub fn register_at(deployment: &Deployment, scope: &str, key: SigningKey) -> BackendClient {
-        let dir = std::env::temp_dir().join(format!("fhirledger-jwks-{}", uuid::Uuid::new_v4()));
-        std::fs::write(&dir, key.jwks().to_string()).expect("writing the JWK Set");
+        let file = std::env::temp_dir().join(format!("fhirledger-jwks-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&file, key.jwks().to_string()).expect("writing the JWK Set");
+        let client = Self::add(
+            deployment,
+            scope,
+            key,
+            "--jwks-file",
+            &file.to_string_lossy(),
+        );
+        let _ = std::fs::remove_file(&file);
+        client
+    }
+
+    /// Registers a backend client whose JWK Set the server fetches from `url`.
+    pub fn register_with_jwks_uri(
+        server: &TestServer,
+        scope: &str,
+        key: SigningKey,
+        url: &str,
+    ) -> BackendClient {
+        Self::add(&Deployment::of(server), scope, key, "--jwks-uri", url)
+    }
+
+    /// `fhirledger client add --kind backend` with the keys given by `key_flag`.
+    fn add(
+        deployment: &Deployment,
+        scope: &str,
+        key: SigningKey,
+        key_flag: &str,
+        key_value: &str,
+    ) -> BackendClient {
         let out = deployment.cli(&[
             "client",
             "add",
@@ -160,12 +189,11 @@ impl BackendClient {
             "conformance backend",
             "--kind",
             "backend",
-            "--jwks-file",
-            &dir.to_string_lossy(),
+            key_flag,
+            key_value,
             "--scope",
             scope,
         ]);
-        let _ = std::fs::remove_file(&dir);
         BackendClient {
             client_id: out["client_id"].as_str().expect("a client_id").to_string(),
             key,
@@ -188,6 +216,12 @@ impl BackendClient {
 
     /// The token endpoint's answer to a client_credentials request.
     pub fn request_token(&self, scope: &str) -> (u16, Value) {
+        self.request_token_via(&self.token_url, scope)
+    }
+
+    /// The same request sent to `endpoint`: another process of the same
+    /// deployment (the assertion's audience stays the public token URL).
+    pub fn request_token_via(&self, endpoint: &str, scope: &str) -> (u16, Value) {
         let form = [
             ("grant_type", "client_credentials"),
             ("scope", scope),
@@ -197,7 +231,7 @@ impl BackendClient {
             ),
             ("client_assertion", &self.assertion()),
         ];
-        post_form(&self.token_url, &form)
+        post_form(endpoint, &form)
     }
 
     /// An access token for `scope`; panics when refused.

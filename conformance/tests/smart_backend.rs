@@ -228,3 +228,47 @@ fn a_wrong_client_secret_is_invalid_client() {
         .exchange("some-code", "v".repeat(43).as_str())
         .assert_error(401, "invalid_client");
 }
+
+#[test]
+fn a_client_registered_with_a_jwks_url_is_checked_against_the_set_it_publishes() {
+    let patient = new_patient();
+    let key = SigningKey::es384();
+    let host = conformance::jwks_host::JwksHost::serve(key.jwks());
+    let client =
+        BackendClient::register_with_jwks_uri(server(), "system/Patient.rs", key, &host.url);
+    let token = client.token("system/Patient.rs");
+    get(&format!("Patient/{patient}"))
+        .bearer(&token)
+        .send()
+        .assert_status(200);
+    // The set is cached: a second token does not fetch it again.
+    client.token("system/Patient.rs");
+    assert_eq!(host.fetches(), 1, "the JWK Set is fetched once and cached");
+    // A key the client does not publish signs nothing.
+    let stranger = SigningKey::es384();
+    with_assertion(
+        &client,
+        &stranger.sign(&good_claims(&client)),
+        "system/Patient.rs",
+    )
+    .assert_error(401, "invalid_client");
+}
+
+#[test]
+fn a_client_whose_jwks_url_does_not_answer_is_invalid_client() {
+    // A port nothing listens on: bound, then released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}/jwks.json");
+    let client = BackendClient::register_with_jwks_uri(
+        server(),
+        "system/Patient.rs",
+        SigningKey::rs384(),
+        &url,
+    );
+    let (status, body) = client.request_token("system/Patient.rs");
+    assert_eq!(status, 401, "{body}");
+    assert_eq!(body["error"], "invalid_client", "{body}");
+}

@@ -77,6 +77,7 @@ CREATE TABLE auth_requests (
     created_at    TIMESTAMPTZ NOT NULL DEFAULT now(),
     expires_at    TIMESTAMPTZ NOT NULL
 );
+CREATE INDEX auth_requests_by_expiry ON auth_requests (expires_at);
 
 -- EHR launch values: single use, bound to a patient and a user.
 CREATE TABLE auth_launches (
@@ -131,6 +132,8 @@ CREATE TABLE auth_client_assertions (
     expires_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (client_id, jti)
 );
+-- The upkeep thread drops expired rows in the background (never a request).
+CREATE INDEX auth_client_assertions_by_expiry ON auth_client_assertions (expires_at);
 
 -- Revocations every server process keeps in memory: a token (jti), a grant,
 -- every token of a user, or every token of a client issued up to revoked_at.

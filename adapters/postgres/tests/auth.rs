@@ -57,6 +57,23 @@ fn grant(client: &ClientRow, user: &UserRow) -> GrantRow {
     }
 }
 
+/// A grant of a new patient to a new client, stored with its code.
+fn stored_grant() -> GrantRow {
+    let (c, u) = (client(), user("patient"));
+    let g = grant(&c, &u);
+    store()
+        .create_grant_with_code(
+            &g,
+            &secret("code"),
+            "https://app.example/cb",
+            "ch",
+            None,
+            later(),
+        )
+        .expect("grant");
+    g
+}
+
 fn later() -> chrono::DateTime<Utc> {
     Utc::now() + Duration::hours(1)
 }
@@ -152,18 +169,7 @@ fn an_expired_code_is_refused() {
 
 #[test]
 fn refresh_tokens_rotate_and_reuse_revokes_the_whole_grant() {
-    let (c, u) = (client(), user("patient"));
-    let g = grant(&c, &u);
-    store()
-        .create_grant_with_code(
-            &g,
-            &secret("code"),
-            "https://app.example/cb",
-            "ch",
-            None,
-            later(),
-        )
-        .expect("grant");
+    let g = stored_grant();
     let first = secret("rt");
     store()
         .create_refresh_token(&first, g.grant_id, &g.scope, Some(later()))
@@ -206,18 +212,7 @@ fn refresh_tokens_rotate_and_reuse_revokes_the_whole_grant() {
 
 #[test]
 fn racing_rotations_of_one_refresh_token_leave_one_winner() {
-    let (c, u) = (client(), user("patient"));
-    let g = grant(&c, &u);
-    store()
-        .create_grant_with_code(
-            &g,
-            &secret("code"),
-            "https://app.example/cb",
-            "ch",
-            None,
-            later(),
-        )
-        .expect("grant");
+    let g = stored_grant();
     let token = secret("rt");
     store()
         .create_refresh_token(&token, g.grant_id, &g.scope, None)
@@ -356,4 +351,25 @@ fn a_client_assertion_jti_is_accepted_once() {
     assert!(store()
         .remember_assertion("backend-2", &jti, later())
         .expect("another client"));
+}
+
+#[test]
+fn expired_assertion_jtis_are_dropped_by_the_upkeep_and_live_ones_kept() {
+    let (old, live) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string());
+    let client = format!("backend-{}", Uuid::new_v4());
+    assert!(store()
+        .remember_assertion(&client, &old, Utc::now() - Duration::seconds(1))
+        .expect("expired"));
+    assert!(store()
+        .remember_assertion(&client, &live, later())
+        .expect("live"));
+    assert!(store().forget_expired_auth_state().expect("purge") >= 1);
+    // The live jti is still remembered (a replay is refused); the expired
+    // one is gone (its assertion is refused for its exp anyway).
+    assert!(!store()
+        .remember_assertion(&client, &live, later())
+        .expect("replay"));
+    assert!(store()
+        .remember_assertion(&client, &old, later())
+        .expect("forgotten"));
 }

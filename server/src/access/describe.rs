@@ -17,10 +17,19 @@ pub struct ScopeDescription {
 
 const IDENTITY: &str = "Know who you are (your name and role)";
 
+/// Whose record `patient/` scopes are about, for the person approving.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatientRecord {
+    /// The patient approves for their own record: "your documents".
+    Own,
+    /// A clinician approves for the patient in context: "the patient's documents".
+    InContext,
+}
+
 /// Describes a scope set, one line per scope, in the set's order, except
 /// that `openid`, `fhirUser` and `profile` share one line: to a person they
 /// are one thing, the app learning who they are.
-pub fn describe(scopes: &ScopeSet) -> Vec<ScopeDescription> {
+pub fn describe(scopes: &ScopeSet, record: PatientRecord) -> Vec<ScopeDescription> {
     let mut lines: Vec<ScopeDescription> = Vec::new();
     let mut identity_line: Option<usize> = None;
     for entry in scopes.entries() {
@@ -37,16 +46,16 @@ pub fn describe(scopes: &ScopeSet) -> Vec<ScopeDescription> {
         }
         lines.push(ScopeDescription {
             scopes: vec![text],
-            text: describe_scope(entry.scope()),
+            text: describe_scope(entry.scope(), record),
         });
     }
     lines
 }
 
 /// Describes one scope.
-pub fn describe_scope(scope: &Scope) -> String {
+pub fn describe_scope(scope: &Scope, record: PatientRecord) -> String {
     match scope {
-        Scope::Resource(r) => describe_resource(r),
+        Scope::Resource(r) => describe_resource(r, record),
         Scope::OpenId | Scope::FhirUser | Scope::Profile => IDENTITY.to_owned(),
         Scope::Launch => {
             "Receive what it was opened with (such as the patient on screen)".to_owned()
@@ -64,8 +73,8 @@ pub fn describe_scope(scope: &Scope) -> String {
     }
 }
 
-fn describe_resource(scope: &ResourceScope) -> String {
-    let mut out = format!("{} {}", verbs(scope.permissions), object(scope));
+fn describe_resource(scope: &ResourceScope, record: PatientRecord) -> String {
+    let mut out = format!("{} {}", verbs(scope.permissions), object(scope, record));
     if !scope.query.is_empty() {
         let conditions: Vec<String> = scope
             .query
@@ -100,12 +109,19 @@ fn verbs(permissions: Permissions) -> String {
 }
 
 /// What the verbs apply to, worded for the context.
-fn object(scope: &ResourceScope) -> String {
+fn object(scope: &ResourceScope, record: PatientRecord) -> String {
     let t = scope.resource_type.as_deref();
+    let whose = match record {
+        PatientRecord::Own => "your",
+        PatientRecord::InContext => "the patient's",
+    };
     match (scope.context, t) {
-        (Context::Patient, Some("Patient")) => "your patient record".to_owned(),
-        (Context::Patient, Some(t)) => format!("your {}", noun(t)),
-        (Context::Patient, None) => "all your health records".to_owned(),
+        (Context::Patient, Some("Patient")) => match record {
+            PatientRecord::Own => "your patient record".to_owned(),
+            PatientRecord::InContext => "the patient's record".to_owned(),
+        },
+        (Context::Patient, Some(t)) => format!("{whose} {}", noun(t)),
+        (Context::Patient, None) => format!("all {whose} health records"),
         (Context::User, Some("Organization")) => "hospital records".to_owned(),
         (Context::User, Some(t)) => format!("{} at your hospital", noun(t)),
         (Context::User, None) => "all records you can see at your hospital".to_owned(),
@@ -171,7 +187,7 @@ mod tests {
     use super::*;
 
     fn one(text: &str) -> String {
-        describe_scope(&Scope::parse(text).unwrap())
+        describe_scope(&Scope::parse(text).unwrap(), PatientRecord::Own)
     }
 
     #[test]
@@ -262,7 +278,7 @@ mod tests {
     #[test]
     fn identity_scopes_share_one_line() {
         let set = ScopeSet::parse("launch/patient openid patient/*.read fhirUser profile").unwrap();
-        let lines = describe(&set);
+        let lines = describe(&set, PatientRecord::Own);
         assert_eq!(
             lines,
             vec![
@@ -280,6 +296,25 @@ mod tests {
                 },
             ]
         );
-        assert!(describe(&ScopeSet::new()).is_empty());
+        assert!(describe(&ScopeSet::new(), PatientRecord::Own).is_empty());
+    }
+
+    #[test]
+    fn a_clinician_approves_for_the_patient_in_context() {
+        let said =
+            |text: &str| describe_scope(&Scope::parse(text).unwrap(), PatientRecord::InContext);
+        assert_eq!(
+            said("patient/DocumentReference.rs"),
+            "Read and search the patient's documents"
+        );
+        assert_eq!(said("patient/Patient.r"), "Read the patient's record");
+        assert_eq!(
+            said("patient/*.rs"),
+            "Read and search all the patient's health records"
+        );
+        assert_eq!(
+            said("user/DocumentReference.rs"),
+            "Read and search documents at your hospital"
+        );
     }
 }

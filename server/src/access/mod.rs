@@ -19,7 +19,7 @@ pub mod scope;
 mod strategies;
 
 pub use allow::{Allowance, Allowed, ContextGrant, Filter, Interaction};
-pub use describe::{describe, describe_scope, ScopeDescription};
+pub use describe::{describe, describe_scope, PatientRecord, ScopeDescription};
 pub use grant::{intersect, is_subset};
 pub use roles::{Role, UnknownRole, ADMIN_SCOPE};
 pub use scope::{

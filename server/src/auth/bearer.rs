@@ -6,6 +6,10 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use jsonwebtoken::{Algorithm, Validation};
 
+use std::sync::Arc;
+
+use crate::access::caller::Caller;
+use crate::auth::checked_tokens::Checked;
 use crate::auth::claims::AccessClaims;
 use crate::auth::AuthServer;
 
@@ -106,4 +110,30 @@ pub fn validate(server: &AuthServer, token: &str) -> Result<AccessClaims, Bearer
         return Err(invalid("the token has been revoked"));
     }
     Ok(data.claims)
+}
+
+/// The caller of a FHIR request with this token: [`validate`] once per
+/// token and process, then from [`AuthServer::checked_tokens`] (expiry and
+/// revocation checked every time).
+pub fn caller(server: &AuthServer, token: &str) -> Result<Arc<Caller>, BearerError> {
+    let now = chrono::Utc::now().timestamp();
+    let checked = match server.checked_tokens.get(token, now) {
+        Some(checked) => checked,
+        None => {
+            let claims = validate(server, token)?;
+            let caller = Caller::from_claims(&claims).ok_or_else(|| {
+                BearerError::Invalid("the token's claims are not understood".into())
+            })?;
+            let checked = Arc::new(Checked {
+                claims,
+                caller: Arc::new(caller),
+            });
+            server.checked_tokens.insert(token, checked.clone(), now);
+            return Ok(checked.caller.clone());
+        }
+    };
+    if server.revocations.is_revoked(&checked.claims) {
+        return Err(BearerError::Invalid("the token has been revoked".into()));
+    }
+    Ok(checked.caller.clone())
 }

@@ -13,7 +13,7 @@ use fhirledger_postgres::auth::{AuthRequestRow, GrantRow, UserRow};
 use uuid::Uuid;
 
 use crate::access::caller::Caller;
-use crate::access::describe::describe;
+use crate::access::describe::{describe, PatientRecord};
 use crate::access::grant::intersect;
 use crate::access::guard::Guard;
 use crate::access::roles::Role;
@@ -161,7 +161,14 @@ async fn next_step(
         &p.request.client_name,
         &user.email,
         patient_label.as_deref(),
-        &describe(&shown),
+        &describe(
+            &shown,
+            if own_patient(user).is_some() {
+                PatientRecord::Own
+            } else {
+                PatientRecord::InContext
+            },
+        ),
     )
 }
 

@@ -111,14 +111,7 @@ impl KeyRing {
             verifying.insert(row.kid.clone(), decoding_key(row)?);
             published.push(row.public_jwk.clone());
         }
-        // Newest first: the newest key published long enough signs; on a
-        // first start only a brand new key exists, and it signs at once.
-        let ready = Utc::now() - PUBLISH_AHEAD;
-        let signer = rows
-            .iter()
-            .find(|r| r.created_at <= ready)
-            .or_else(|| rows.first());
-        let signing = match signer {
+        let signing = match signer_at(&rows, Utc::now()) {
             Some(row) => Some((
                 row.kid.clone(),
                 EncodingKey::from_rsa_pem(row.private_pem.as_bytes()).map_err(|e| {
@@ -165,6 +158,16 @@ impl KeyRing {
     }
 }
 
+/// The key that signs at `now`, of `rows` (newest first): the newest one
+/// published for at least [`PUBLISH_AHEAD`]; when none has been, the one
+/// published longest (on a first start, the only key, at once).
+fn signer_at(rows: &[SigningKeyRow], now: DateTime<Utc>) -> Option<&SigningKeyRow> {
+    let ready = now - PUBLISH_AHEAD;
+    rows.iter()
+        .find(|r| r.created_at <= ready)
+        .or_else(|| rows.last())
+}
+
 fn decoding_key(row: &SigningKeyRow) -> Result<DecodingKey, KeyError> {
     let corrupt = |reason: String| KeyError::Corrupt {
         kid: row.kid.clone(),
@@ -202,4 +205,54 @@ fn generate() -> Result<SigningKeyRow, KeyError> {
         created_at: Utc::now(),
         retired_at: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_made(at: DateTime<Utc>) -> SigningKeyRow {
+        let mut row = generate().expect("a key");
+        row.created_at = at;
+        row
+    }
+
+    #[test]
+    fn a_new_key_signs_only_once_it_has_been_published_long_enough() {
+        let now = Utc::now();
+        let old = key_made(now - Duration::days(30));
+        let new = key_made(now);
+        let rows = vec![new.clone(), old.clone()];
+        let signer = |at| signer_at(&rows, at).map(|r| r.kid.clone());
+        assert_eq!(signer(now), Some(old.kid.clone()), "the old key signs on");
+        assert_eq!(
+            signer(now + PUBLISH_AHEAD - Duration::seconds(1)),
+            Some(old.kid)
+        );
+        assert_eq!(signer(now + PUBLISH_AHEAD), Some(new.kid));
+    }
+
+    #[test]
+    fn a_key_rotated_soon_after_the_first_waits_its_turn_too() {
+        let now = Utc::now();
+        let first = key_made(now - Duration::seconds(5));
+        let second = key_made(now);
+        let rows = vec![second.clone(), first.clone()];
+        assert_eq!(signer_at(&rows, now).map(|r| &r.kid), Some(&first.kid));
+        assert_eq!(
+            signer_at(&rows, now + PUBLISH_AHEAD).map(|r| &r.kid),
+            Some(&second.kid)
+        );
+    }
+
+    #[test]
+    fn the_first_key_signs_at_once() {
+        let now = Utc::now();
+        let first = key_made(now);
+        assert_eq!(
+            signer_at(std::slice::from_ref(&first), now).map(|r| &r.kid),
+            Some(&first.kid)
+        );
+        assert!(signer_at(&[], now).is_none());
+    }
 }

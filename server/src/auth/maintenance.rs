@@ -1,5 +1,6 @@
 //! Background upkeep of each server process: reading revocations other
-//! processes wrote, reloading (and when due, rotating) the signing keys.
+//! processes wrote, reloading (and when due, rotating) the signing keys,
+//! and dropping expired single-use state (so requests never wait on it).
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -8,6 +9,9 @@ use std::time::Instant;
 use crate::auth::keys::RELOAD_EVERY;
 use crate::auth::revocation::SYNC_EVERY;
 use crate::auth::AuthServer;
+
+/// How often expired authorization requests and assertion `jti`s are dropped.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Stops the upkeep thread when dropped.
 pub struct Maintenance {
@@ -31,6 +35,7 @@ pub fn start(server: Arc<AuthServer>) -> Maintenance {
         .name("auth-maintenance".into())
         .spawn(move || {
             let mut keys_checked = Instant::now();
+            let mut purged = Instant::now();
             loop {
                 match stopped.recv_timeout(SYNC_EVERY) {
                     Err(RecvTimeoutError::Timeout) => {}
@@ -38,6 +43,13 @@ pub fn start(server: Arc<AuthServer>) -> Maintenance {
                 }
                 if let Err(e) = server.revocations.sync(&server.store) {
                     tracing::warn!(error = %e, "reading revocations failed");
+                }
+                if purged.elapsed() >= PURGE_EVERY {
+                    purged = Instant::now();
+                    match server.store.forget_expired_auth_state() {
+                        Ok(n) => tracing::debug!(rows = n, "dropped expired authorization state"),
+                        Err(e) => tracing::warn!(error = %e, "dropping expired authorization state failed"),
+                    }
                 }
                 if keys_checked.elapsed() >= RELOAD_EVERY {
                     keys_checked = Instant::now();

@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod admin;
 pub mod authorize;
 pub mod bearer;
+pub mod checked_tokens;
 pub mod claims;
 pub mod client_auth;
 pub mod client_keys;
@@ -81,6 +82,8 @@ pub struct AuthServer {
     pub settings: AuthSettings,
     pub keys: KeyRing,
     pub revocations: RevocationList,
+    /// Access tokens already checked by this process (see [`checked_tokens`]).
+    pub checked_tokens: checked_tokens::CheckedTokens,
     pub client_keys: ClientKeys,
     /// External OpenID Connect providers people sign in with.
     pub providers: Vec<login::ProviderSlot>,
@@ -110,6 +113,7 @@ impl AuthServer {
             settings,
             keys,
             revocations,
+            checked_tokens: Default::default(),
             client_keys: ClientKeys::new(http),
             providers,
         })

@@ -11,46 +11,52 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(discovery::smart_configuration_route))
             .route(web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight)),
     )
-    .service(
-        web::resource("/auth/.well-known/openid-configuration")
+    // One scope: FHIR requests compare its prefix once and never try the
+    // dynamic /auth paths below (each of those is a regex match).
+    .service(web::scope("/auth").configure(auth_routes));
+}
+
+/// The routes under `/auth`.
+fn auth_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/.well-known/openid-configuration")
             .route(web::get().to(discovery::openid_configuration_route))
             .route(web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight)),
     )
     .service(
-        web::resource("/auth/jwks")
+        web::resource("/jwks")
             .route(web::get().to(discovery::jwks_route))
             .route(web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight)),
     )
-    .service(web::resource("/auth/style").route(web::get().to(discovery::style_route)))
+    .service(web::resource("/style").route(web::get().to(discovery::style_route)))
     .service(
-        web::resource("/auth/authorize")
+        web::resource("/authorize")
             .route(web::get().to(authorize::authorize_get))
             .route(web::post().to(authorize::authorize_post)),
     )
-    .service(web::resource("/auth/continue").route(web::get().to(flow::continue_route)))
-    .service(web::resource("/auth/login").route(web::post().to(flow::login_post)))
-    .service(web::resource("/auth/login/{provider}").route(web::get().to(login::start_route)))
-    .service(web::resource("/auth/login/{provider}/callback").route(web::get().to(login::callback)))
-    .service(web::resource("/auth/invite/{code}").route(web::get().to(login::invitation)))
+    .service(web::resource("/continue").route(web::get().to(flow::continue_route)))
+    .service(web::resource("/login").route(web::post().to(flow::login_post)))
+    .service(web::resource("/login/{provider}").route(web::get().to(login::start_route)))
+    .service(web::resource("/login/{provider}/callback").route(web::get().to(login::callback)))
+    .service(web::resource("/invite/{code}").route(web::get().to(login::invitation)))
     .service(
-        web::resource("/auth/invite/{code}/password")
-            .route(web::post().to(login::invitation_password)),
+        web::resource("/invite/{code}/password").route(web::post().to(login::invitation_password)),
     )
-    .service(web::resource("/auth/patient").route(web::post().to(flow::patient_post)))
-    .service(web::resource("/auth/approve").route(web::post().to(flow::approve_post)))
+    .service(web::resource("/patient").route(web::post().to(flow::patient_post)))
+    .service(web::resource("/approve").route(web::post().to(flow::approve_post)))
     .service(
-        web::resource("/auth/token")
+        web::resource("/token")
             .route(web::post().to(token::token))
             .route(web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight)),
     )
-    .service(web::resource("/auth/introspect").route(web::post().to(introspect::introspect)))
-    .service(web::resource("/auth/revoke").route(web::post().to(introspect::revoke)))
-    .service(web::resource("/auth/launch").route(web::post().to(admin::launch)))
-    .service(web::resource("/auth/admin/clients").route(web::post().to(admin::add_client)))
+    .service(web::resource("/introspect").route(web::post().to(introspect::introspect)))
+    .service(web::resource("/revoke").route(web::post().to(introspect::revoke)))
+    .service(web::resource("/launch").route(web::post().to(admin::launch)))
+    .service(web::resource("/admin/clients").route(web::post().to(admin::add_client)))
     .service(
-        web::resource("/auth/admin/users")
+        web::resource("/admin/users")
             .route(web::post().to(admin::add_user))
             .route(web::get().to(admin::list_users)),
     )
-    .service(web::resource("/auth/admin/users/{id}").route(web::delete().to(admin::remove_user)));
+    .service(web::resource("/admin/users/{id}").route(web::delete().to(admin::remove_user)));
 }

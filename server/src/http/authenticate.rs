@@ -15,7 +15,7 @@ use actix_web::{web, HttpMessage, HttpRequest};
 use crate::access::caller::Caller;
 use crate::access::guard::Guard;
 use crate::app::AppState;
-use crate::auth::bearer::{bearer_token, validate, BearerError};
+use crate::auth::bearer::{bearer_token, caller, BearerError};
 use crate::http::error::ApiError;
 use crate::http::negotiate::error_format;
 
@@ -71,16 +71,13 @@ async fn guarded(
         return Ok(next.call(req).await?.map_into_boxed_body());
     };
     let outcome = match bearer_token(req.request()) {
-        Ok(Some(token)) => validate(&state.auth, token).and_then(|claims| {
-            Caller::from_claims(&claims)
-                .ok_or_else(|| BearerError::Invalid("the token's claims are not understood".into()))
-        }),
+        Ok(Some(token)) => caller(&state.auth, token),
         Ok(None) => Err(BearerError::Missing),
         Err(e) => Err(e),
     };
     match outcome {
         Ok(caller) => {
-            req.extensions_mut().insert(Arc::new(caller));
+            req.extensions_mut().insert(caller);
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         Err(e) => {

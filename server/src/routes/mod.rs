@@ -17,7 +17,10 @@ use crate::http::negotiate::error_format;
 
 pub use metadata::build_capabilities;
 
-/// Registers every route.
+/// Registers every route. actix tries dynamic paths in order, each with a
+/// regex: the type-level `_history` and `_search` must come before
+/// `{type}/{id}` (which would take them as ids), and then the most frequent
+/// interactions, read and search/create, come first.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/fhir")
@@ -45,16 +48,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
-        web::resource("/fhir/{type}/{id}/_history/{vid}")
-            .route(web::get().to(instance::vread))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
-        web::resource("/fhir/{type}/{id}/_history")
-            .route(web::get().to(history::instance_history))
-            .default_service(web::to(not_allowed)),
-    )
-    .service(
         web::resource("/fhir/{type}/{id}")
             .route(web::get().to(instance::read))
             .route(web::head().to(instance::read))
@@ -68,6 +61,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(type_level::create))
             .route(web::put().to(type_level::conditional_update))
             .route(web::delete().to(type_level::conditional_delete))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/{type}/{id}/_history/{vid}")
+            .route(web::get().to(instance::vread))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/{type}/{id}/_history")
+            .route(web::get().to(history::instance_history))
             .default_service(web::to(not_allowed)),
     )
     .default_service(web::to(not_found));

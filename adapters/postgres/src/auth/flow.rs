@@ -114,11 +114,23 @@ impl PgStore {
         Ok(())
     }
 
-    /// Removes a finished request (and any expired ones); true when it was there.
+    /// Removes a finished request; true when it was there.
     pub fn finish_auth_request(&self, id_sha256: &[u8]) -> Result<bool, StoreError> {
+        Ok(diesel::delete(r::table.find(id_sha256)).execute(&mut *self.conn()?)? == 1)
+    }
+
+    /// Drops what has expired of the single-use state nobody will redeem:
+    /// authorization requests never finished and client assertion `jti`s
+    /// (an expired assertion is refused before its `jti` is looked at).
+    /// Run by each process's upkeep thread, never on a request's path.
+    pub fn forget_expired_auth_state(&self) -> Result<usize, StoreError> {
+        use super::schema::auth_client_assertions as a;
         let mut conn = self.conn()?;
-        diesel::delete(r::table.filter(r::expires_at.lt(diesel::dsl::now))).execute(&mut *conn)?;
-        Ok(diesel::delete(r::table.find(id_sha256)).execute(&mut *conn)? == 1)
+        let requests = diesel::delete(r::table.filter(r::expires_at.lt(diesel::dsl::now)))
+            .execute(&mut *conn)?;
+        let assertions = diesel::delete(a::table.filter(a::expires_at.lt(diesel::dsl::now)))
+            .execute(&mut *conn)?;
+        Ok(requests + assertions)
     }
 
     pub fn create_launch(

@@ -247,7 +247,6 @@ impl PgStore {
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        diesel::delete(a::table.filter(a::expires_at.lt(diesel::dsl::now))).execute(&mut *conn)?;
         let inserted = diesel::insert_into(a::table)
             .values((
                 a::client_id.eq(client_id),
