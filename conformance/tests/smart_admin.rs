@@ -1,7 +1,7 @@
 //! Admin roles: hospital admins onboard and remove the doctors and patients
 //! of their own hospital and read no clinical data; solution admins assign
 //! hospital admins and register clients; deactivating an account revokes
-//! its tokens at once.
+//! its tokens at once, and deactivating a hospital those of its accounts.
 
 use conformance::smart_flow::*;
 use conformance::*;
@@ -463,4 +463,62 @@ fn a_compliance_officer_reads_the_audit_trail_and_no_clinical_content() {
         get("Binary").bearer(&t).send().assert_outcome(403);
         get("Consent").bearer(&t).send().assert_outcome(403);
     }
+}
+
+#[test]
+fn deactivating_a_hospital_ends_its_accounts_access() {
+    let s = server();
+    let h = hospital();
+    let doctor = new_doctor(s, &h.org);
+    let patient = new_patient_in(&h.org, "Discharged");
+    let answer = tokens_for(
+        s,
+        &h.client,
+        &doctor,
+        "openid user/Patient.rs offline_access",
+    );
+    let token = answer.access_token();
+    let path = format!("Patient/{patient}");
+    get(&path).bearer(&token).send().assert_status(200);
+
+    // A solution admin deactivates the hospital: an ordinary FHIR update.
+    let sol = TestUser::create(s, "solution-admin", None, None);
+    let sol_token = tokens_for(s, &admin_app(), &sol, ADMIN_APP).access_token();
+    let org_path = format!("Organization/{}", h.org);
+    let read = get(&org_path).bearer(&sol_token).send();
+    read.assert_status(200);
+    let mut org = read.json();
+    org["active"] = json!(false);
+    put(&org_path)
+        .bearer(&sol_token)
+        .json(&org)
+        .send()
+        .assert_status(200);
+
+    // Every process revokes the hospital's tokens within a second (its
+    // upkeep thread looks for deactivated hospitals); wait for that here.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let revoked = loop {
+        let resp = get(&path).bearer(&token).send();
+        if resp.status == 401 || std::time::Instant::now() > deadline {
+            break resp;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    revoked.assert_status(401);
+    get(&path).bearer(&h.token).send().assert_status(401);
+    h.client
+        .refresh(&answer.field("refresh_token"), None)
+        .assert_error(400, "invalid_grant");
+    // Nobody of the hospital gets a new token: the sign-in ends at the app
+    // with access_denied.
+    let request = h.client.request("openid user/Patient.rs");
+    let browser = Browser::new(s);
+    let login = browser.authorize(&request).login();
+    match browser.login(&login, &doctor) {
+        Step::Callback(cb) => assert_eq!(cb.get("error"), Some("access_denied"), "{cb:?}"),
+        other => panic!("a deactivated hospital's doctor signs in: {other:?}"),
+    }
+    // The solution admin, of no hospital, is untouched.
+    get(&org_path).bearer(&sol_token).send().assert_status(200);
 }

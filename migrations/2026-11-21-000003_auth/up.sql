@@ -136,11 +136,11 @@ CREATE TABLE auth_client_assertions (
 CREATE INDEX auth_client_assertions_by_expiry ON auth_client_assertions (expires_at);
 
 -- Revocations every server process keeps in memory: a token (jti), a grant,
--- every token of a user, or every token of a client issued up to revoked_at.
+-- every token of a user, of a client, or of a hospital's accounts issued up to revoked_at.
 -- Rows are kept until every token they can affect has expired.
 CREATE TABLE auth_revocations (
     seq        BIGSERIAL PRIMARY KEY,
-    kind       TEXT NOT NULL CHECK (kind IN ('token', 'grant', 'user', 'client')),
+    kind       TEXT NOT NULL CHECK (kind IN ('token', 'grant', 'user', 'client', 'organization')),
     subject    TEXT NOT NULL,
     revoked_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     expires_at TIMESTAMPTZ NOT NULL

@@ -127,7 +127,7 @@ async fn next_step(
 ) -> HttpResponse {
     let back =
         |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
-    match launch_refusal(state, p, user).await {
+    match refusal(state, p, user).await {
         Ok(None) => {}
         Ok(Some(why)) => return back("access_denied", why),
         Err(()) => return unavailable(),
@@ -412,15 +412,26 @@ async fn may_open(state: &AppState, user: &UserRow, patient: &str) -> Result<boo
     }
 }
 
-/// Why an EHR launch may not go on for this user: it was made for someone
-/// else, or its patient is outside what the user may open (a patient's own
-/// record is checked by [`patient_context`]). Checked wherever a request
-/// advances, since each form can be posted without the page before it.
-async fn launch_refusal(
+/// Why a request may not go on for this user: their hospital has been
+/// deactivated, or an EHR launch was made for someone else, or its patient
+/// is outside what the user may open (a patient's own record is checked by
+/// [`patient_context`]). Checked wherever a request advances, since each
+/// form can be posted without the page before it.
+async fn refusal(
     state: &AppState,
     p: &Pending,
     user: &UserRow,
 ) -> Result<Option<&'static str>, ()> {
+    let store = state.store.clone();
+    let organization = user.organization.clone();
+    let hospital_active =
+        web::block(move || crate::auth::hospitals::is_active(&store, organization.as_deref()))
+            .await
+            .map_err(|_| ())?
+            .map_err(|_| ())?;
+    if !hospital_active {
+        return Ok(Some("your hospital's access has been deactivated"));
+    }
     if let Some(launch_user) = &p.request.launch_user {
         if *launch_user != user.user_id.to_string() {
             return Ok(Some("this launch was made for another user"));
@@ -505,7 +516,7 @@ pub async fn approve_post(
     let back =
         |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
     // Checked here too: the form can be posted without the page being shown.
-    match launch_refusal(&state, &p, &user).await {
+    match refusal(&state, &p, &user).await {
         Ok(None) => {}
         Ok(Some(why)) => return back("access_denied", why),
         Err(()) => return unavailable(),

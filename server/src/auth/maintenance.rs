@@ -1,6 +1,7 @@
 //! Background upkeep of each server process: reading revocations other
 //! processes wrote, reloading (and when due, rotating) the signing keys,
-//! and dropping expired single-use state (so requests never wait on it).
+//! revoking the tokens of newly deactivated hospitals, and dropping expired
+//! single-use state (so requests never wait on it).
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ pub fn start(server: Arc<AuthServer>) -> Maintenance {
         .spawn(move || {
             let mut keys_checked = Instant::now();
             let mut purged = Instant::now();
+            let mut deactivated_hospitals = std::collections::BTreeSet::new();
             loop {
                 match stopped.recv_timeout(SYNC_EVERY) {
                     Err(RecvTimeoutError::Timeout) => {}
@@ -44,6 +46,10 @@ pub fn start(server: Arc<AuthServer>) -> Maintenance {
                 if let Err(e) = server.revocations.sync(&server.store) {
                     tracing::warn!(error = %e, "reading revocations failed");
                 }
+                crate::auth::hospitals::revoke_newly_deactivated(
+                    &server,
+                    &mut deactivated_hospitals,
+                );
                 if purged.elapsed() >= PURGE_EVERY {
                     purged = Instant::now();
                     match server.store.forget_expired_auth_state() {

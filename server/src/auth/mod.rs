@@ -16,6 +16,7 @@ pub mod client_keys;
 pub mod discovery;
 pub mod flow;
 pub mod form;
+pub mod hospitals;
 pub mod introspect;
 pub mod issue;
 pub mod keys;

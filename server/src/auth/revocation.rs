@@ -61,7 +61,7 @@ impl RevocationList {
     }
 
     /// Whether a token was revoked: itself, its grant, or everything its
-    /// user or client held when they were revoked.
+    /// user, client or hospital held when they were revoked.
     pub fn is_revoked(&self, claims: &AccessClaims) -> bool {
         let entries = self.read();
         if entries.by_subject.is_empty() {
@@ -82,6 +82,10 @@ impl RevocationList {
             || claims.grant.as_deref().is_some_and(|g| hit("grant", g))
             || before("user", &claims.sub)
             || before("client", &claims.client_id)
+            || claims
+                .org
+                .as_deref()
+                .is_some_and(|o| before("organization", o))
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {

@@ -13,6 +13,7 @@ use crate::auth::client_auth::{
     authenticate, public_refresh_client, AuthenticatedClient, ClientAuthMethod,
 };
 use crate::auth::form::Params;
+use crate::auth::hospitals;
 use crate::auth::issue::{token_response, TokenRequest};
 use crate::auth::oauth_error::{json_no_store, OAuthError};
 use crate::auth::secrets::{
@@ -296,9 +297,23 @@ async fn grant_user(server: &AuthServer, grant: &GrantRow) -> Result<Option<User
         return Ok(None);
     };
     let store = server.store.clone();
-    match db(move || store.user(user_id)).await? {
-        Some(u) if u.active => Ok(Some(u)),
-        _ => Err(OAuthError::invalid_grant(
+    let user = db(move || {
+        let user = store.user(user_id)?;
+        match user {
+            Some(u) if u.active => {
+                let hospital_active = hospitals::is_active(&store, u.organization.as_deref())?;
+                Ok(Some((u, hospital_active)))
+            }
+            _ => Ok(None),
+        }
+    })
+    .await?;
+    match user {
+        Some((u, true)) => Ok(Some(u)),
+        Some((_, false)) => Err(OAuthError::invalid_grant(
+            "the user's hospital has been deactivated",
+        )),
+        None => Err(OAuthError::invalid_grant(
             "the user of this grant is no longer active",
         )),
     }
