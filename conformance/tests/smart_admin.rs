@@ -357,10 +357,10 @@ fn a_solution_admin_assigns_a_hospital_admin_and_reads_no_patients() {
     assert_eq!(status, 403);
 }
 
-#[test]
-fn deactivating_a_user_revokes_their_tokens_at_once() {
+/// A doctor of the hospital, their tokens (with a refresh token), and the
+/// path of a patient of the hospital they can read.
+fn doctor_reading_a_patient(h: &Hospital) -> (TestUser, TokenAnswer, String) {
     let s = server();
-    let h = hospital();
     let doctor = new_doctor(s, &h.org);
     let patient = new_patient_in(&h.org, "Treated");
     let answer = tokens_for(
@@ -369,9 +369,20 @@ fn deactivating_a_user_revokes_their_tokens_at_once() {
         &doctor,
         "openid user/Patient.rs offline_access",
     );
-    let token = answer.access_token();
     let path = format!("Patient/{patient}");
-    get(&path).bearer(&token).send().assert_status(200);
+    get(&path)
+        .bearer(&answer.access_token())
+        .send()
+        .assert_status(200);
+    (doctor, answer, path)
+}
+
+#[test]
+fn deactivating_a_user_revokes_their_tokens_at_once() {
+    let s = server();
+    let h = hospital();
+    let (doctor, answer, path) = doctor_reading_a_patient(&h);
+    let token = answer.access_token();
 
     let (status, body) = admin(
         "DELETE",
@@ -469,17 +480,8 @@ fn a_compliance_officer_reads_the_audit_trail_and_no_clinical_content() {
 fn deactivating_a_hospital_ends_its_accounts_access() {
     let s = server();
     let h = hospital();
-    let doctor = new_doctor(s, &h.org);
-    let patient = new_patient_in(&h.org, "Discharged");
-    let answer = tokens_for(
-        s,
-        &h.client,
-        &doctor,
-        "openid user/Patient.rs offline_access",
-    );
+    let (doctor, answer, path) = doctor_reading_a_patient(&h);
     let token = answer.access_token();
-    let path = format!("Patient/{patient}");
-    get(&path).bearer(&token).send().assert_status(200);
 
     // A solution admin deactivates the hospital: an ordinary FHIR update.
     let sol = TestUser::create(s, "solution-admin", None, None);
