@@ -24,8 +24,8 @@ use reqwest::Url;
 use serde_json::{json, Value};
 
 use crate::server::{
-    die_with_parent, drain, last_lines, lock, register_exit_hook, spawn_on_keeper_thread,
-    stop_child, tail_of, workspace_root, CLEANUP, LOG_LINES,
+    child_running, die_with_parent, drain, last_lines, lock, register_exit_hook,
+    spawn_on_keeper_thread, stop_child, tail_of, workspace_root, CLEANUP, LOG_LINES,
 };
 
 /// How long node may take to load oidc-provider and say it listens.
@@ -139,12 +139,7 @@ impl TestOidcProvider {
 
     /// Whether the node process is still alive.
     pub fn is_running(&self) -> bool {
-        let mut state = lock(&CLEANUP);
-        state
-            .children
-            .iter_mut()
-            .find(|c| c.id() == self.pid)
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        child_running(self.pid)
     }
 
     /// Stops it now (SIGTERM) rather than when the test binary exits.

@@ -59,12 +59,7 @@ impl TestServer {
 
     /// Whether the server process is still alive.
     pub fn is_running(&self) -> bool {
-        let mut state = lock(&CLEANUP);
-        state
-            .children
-            .iter_mut()
-            .find(|c| c.id() == self.pid)
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        child_running(self.pid)
     }
 
     pub fn pid(&self) -> u32 {
@@ -306,7 +301,17 @@ pub fn server_binary() -> &'static Path {
     })
 }
 
-fn free_port() -> u16 {
+/// Whether the child `pid` started by this binary is still alive.
+pub(crate) fn child_running(pid: u32) -> bool {
+    lock(&CLEANUP)
+        .children
+        .iter_mut()
+        .find(|c| c.id() == pid)
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+}
+
+/// A loopback port free at the time of asking.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -32,6 +32,13 @@ fn good_claims(client: &BackendClient) -> Value {
     })
 }
 
+/// A good assertion for `client` signed with `key`, which is not the
+/// client's, is refused as `invalid_client`.
+fn assert_refused_when_signed_by(client: &BackendClient, key: &SigningKey) {
+    with_assertion(client, &key.sign(&good_claims(client)), "system/Patient.rs")
+        .assert_error(401, "invalid_client");
+}
+
 fn backend(scope: &str) -> BackendClient {
     BackendClient::register(server(), scope, SigningKey::rs384())
 }
@@ -118,13 +125,7 @@ fn an_assertion_whose_iss_is_not_its_sub_is_refused() {
 #[test]
 fn an_assertion_naming_an_unknown_key_is_refused() {
     let client = backend("system/Patient.rs");
-    let stranger = SigningKey::rs384();
-    with_assertion(
-        &client,
-        &stranger.sign(&good_claims(&client)),
-        "system/Patient.rs",
-    )
-    .assert_error(401, "invalid_client");
+    assert_refused_when_signed_by(&client, &SigningKey::rs384());
 }
 
 #[test]
@@ -245,22 +246,13 @@ fn a_client_registered_with_a_jwks_url_is_checked_against_the_set_it_publishes()
     client.token("system/Patient.rs");
     assert_eq!(host.fetches(), 1, "the JWK Set is fetched once and cached");
     // A key the client does not publish signs nothing.
-    let stranger = SigningKey::es384();
-    with_assertion(
-        &client,
-        &stranger.sign(&good_claims(&client)),
-        "system/Patient.rs",
-    )
-    .assert_error(401, "invalid_client");
+    assert_refused_when_signed_by(&client, &SigningKey::es384());
 }
 
 #[test]
 fn a_client_whose_jwks_url_does_not_answer_is_invalid_client() {
-    // A port nothing listens on: bound, then released.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
+    // A port nothing listens on.
+    let port = conformance::server::free_port();
     let url = format!("http://127.0.0.1:{port}/jwks.json");
     let client = BackendClient::register_with_jwks_uri(
         server(),

@@ -57,8 +57,9 @@ fn grant(client: &ClientRow, user: &UserRow) -> GrantRow {
     }
 }
 
-/// A grant of a new patient to a new client, stored with its code.
-fn stored_grant() -> GrantRow {
+/// A grant of a new patient to a new client, stored with its code; the
+/// patient's account with it.
+fn stored_grant() -> (UserRow, GrantRow) {
     let (c, u) = (client(), user("patient"));
     let g = grant(&c, &u);
     store()
@@ -71,7 +72,7 @@ fn stored_grant() -> GrantRow {
             later(),
         )
         .expect("grant");
-    g
+    (u, g)
 }
 
 fn later() -> chrono::DateTime<Utc> {
@@ -169,7 +170,7 @@ fn an_expired_code_is_refused() {
 
 #[test]
 fn refresh_tokens_rotate_and_reuse_revokes_the_whole_grant() {
-    let g = stored_grant();
+    let (_, g) = stored_grant();
     let first = secret("rt");
     store()
         .create_refresh_token(&first, g.grant_id, &g.scope, Some(later()))
@@ -212,7 +213,7 @@ fn refresh_tokens_rotate_and_reuse_revokes_the_whole_grant() {
 
 #[test]
 fn racing_rotations_of_one_refresh_token_leave_one_winner() {
-    let g = stored_grant();
+    let (_, g) = stored_grant();
     let token = secret("rt");
     store()
         .create_refresh_token(&token, g.grant_id, &g.scope, None)
@@ -302,18 +303,7 @@ fn duplicate_emails_and_client_ids_are_refused() {
 
 #[test]
 fn deactivating_a_user_ends_sessions_revokes_grants_and_lists_the_user() {
-    let (c, u) = (client(), user("patient"));
-    let g = grant(&c, &u);
-    store()
-        .create_grant_with_code(
-            &g,
-            &secret("code"),
-            "https://app.example/cb",
-            "ch",
-            None,
-            later(),
-        )
-        .expect("grant");
+    let (u, g) = stored_grant();
     let session = secret("session");
     store()
         .create_session(&session, u.user_id, later())
