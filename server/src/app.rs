@@ -2,70 +2,28 @@
 //! graceful shutdown (actix stops on SIGTERM/SIGINT after in-flight
 //! requests finish).
 
+use std::sync::Arc;
+
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use fhirledger_postgres::PgStore;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use fhirledger_service::Database;
 
 use crate::auth::AuthServer;
 use crate::config::ServerConfig;
-use crate::http::error::ApiError;
 use crate::routes;
 
 /// What every handler can reach.
 pub struct AppState {
-    pub store: PgStore,
+    /// The store behind its fair queues: every blocking call goes through it.
+    pub db: Arc<Database>,
     /// `{public base}/fhir`, used for every absolute URL we emit.
     pub fhir_base: String,
     pub max_body_bytes: u64,
     /// The CapabilityStatement, built once from what the server implements.
     pub capability: serde_json::Value,
-    /// One permit per pooled connection. Requests queue here in FIFO order
-    /// instead of piling blocking threads onto the pool, whose wake-ups are
-    /// not fair: that kept throughput but gave some reads second-long tails.
-    pub db_slots: Semaphore,
-    /// Reads additionally queue here. Writes mostly wait for their commit to
-    /// reach the disk and gain from many connections (group commit); reads
-    /// only need CPU, and on two cores sixteen of them at once made some wait
-    /// for hundreds of milliseconds.
-    pub read_slots: Semaphore,
     /// The SMART authorization server, whose tokens guard every FHIR request.
-    pub auth: std::sync::Arc<AuthServer>,
-}
-
-impl AppState {
-    /// Runs blocking database work once a connection slot is free.
-    pub async fn db<T, F>(&self, work: F) -> Result<T, ApiError>
-    where
-        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let _slot = self.db_slot().await?;
-        web::block(work).await?
-    }
-
-    /// Runs a blocking read once a read slot and a connection slot are free.
-    pub async fn db_read<T, F>(&self, work: F) -> Result<T, ApiError>
-    where
-        F: FnOnce() -> Result<T, ApiError> + Send + 'static,
-        T: Send + 'static,
-    {
-        let _read = permit(&self.read_slots).await?;
-        self.db(work).await
-    }
-
-    /// Waits for a connection slot, for work that is started by other means.
-    pub async fn db_slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        permit(&self.db_slots).await
-    }
-}
-
-/// A permit of `slots`; the semaphore only closes when the server stops.
-async fn permit(slots: &Semaphore) -> Result<SemaphorePermit<'_>, ApiError> {
-    slots
-        .acquire()
-        .await
-        .map_err(|_| ApiError::internal("the server is shutting down"))
+    pub auth: Arc<AuthServer>,
 }
 
 /// Serves until a shutdown signal arrives.
@@ -74,9 +32,14 @@ pub async fn serve(
     config: ServerConfig,
     banner: Option<String>,
 ) -> anyhow::Result<()> {
-    let auth = std::sync::Arc::new(
+    let db = Arc::new(Database::new(
+        store,
+        config.db_pool_size as usize,
+        config.read_concurrency(),
+    ));
+    let auth = Arc::new(
         AuthServer::open(
-            store.clone(),
+            db.clone(),
             config.auth_settings(),
             config.auth.oidc_providers.as_deref(),
         )
@@ -85,12 +48,10 @@ pub async fn serve(
     let _maintenance = crate::auth::maintenance::start(auth.clone());
     let state = web::Data::new(AppState {
         auth,
-        store,
+        db,
         fhir_base: config.fhir_base(),
         max_body_bytes: config.max_body_bytes,
         capability: routes::build_capabilities(&config.fhir_base(), &config.auth_settings().issuer),
-        db_slots: Semaphore::new(config.db_pool_size as usize),
-        read_slots: Semaphore::new(config.read_concurrency()),
     });
     let mut server = HttpServer::new(move || {
         App::new()

@@ -6,9 +6,10 @@ use fhir_profiles::format::FhirFormat;
 use fhirledger_postgres::PgStore;
 use serde_json::{json, Value};
 
-use crate::access::guard::Guard;
 use crate::auth::accounts::{create_user, AccountError, NewUser};
-use crate::service::{self, UpdateTarget};
+use fhirledger_service::reads::{self, ReadResource};
+use fhirledger_service::Guard;
+use fhirledger_service::{self as service, Status, UpdateTarget};
 
 /// The password of every demo account.
 pub const DEMO_PASSWORD: &str = "fhirledger-demo";
@@ -58,15 +59,22 @@ fn demo_resources() -> Vec<Value> {
 
 /// Creates what is missing of the demo data.
 pub fn seed(store: &PgStore, fhir_base: &str, issuer: &str) -> anyhow::Result<()> {
-    let guard = Guard::unrestricted(fhir_base);
+    let guard = Guard::for_server(fhir_base, "dev: demo data");
     for resource in demo_resources() {
         let rt = resource["resourceType"]
             .as_str()
             .unwrap_or_default()
             .to_string();
         let id = resource["id"].as_str().unwrap_or_default().to_string();
-        if store.read(&rt, &id)?.is_some() {
-            continue;
+        let existing = ReadResource {
+            resource_type: &rt,
+            id: &id,
+            version: None,
+        };
+        match reads::read(store, &guard, existing) {
+            Ok(_) => continue,
+            Err(e) if e.status == Status::NOT_FOUND => {}
+            Err(e) => anyhow::bail!("demo {rt}: {e}"),
         }
         let prepared = service::prepare(
             &rt,

@@ -1,7 +1,6 @@
 //! The fhirledger server: HTTP routes, the request pipeline and the CLI's
 //! commands. FHIR rules live in `fhir-profiles`, storage in the adapters.
 
-pub mod access;
 pub mod admin_cli;
 pub mod app;
 pub mod auth;
@@ -10,4 +9,3 @@ pub mod demo;
 pub mod http;
 pub mod routes;
 pub mod run;
-pub mod service;

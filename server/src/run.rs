@@ -84,8 +84,11 @@ pub fn explain(database_url: &str, server: ServerConfig, search: &str) -> anyhow
     let (resource_type, query) = search.split_once('?').unwrap_or((search, ""));
     let resource_type = resource_type.trim_start_matches('/');
     let params = crate::http::negotiate::form_pairs(query);
-    let request = crate::service::search::parse(&server.fhir_base(), resource_type, &params, false)
-        .map_err(|e| anyhow::anyhow!("{}", fhir_profiles::outcome::operation_outcome(&e.issues)))?;
+    let request =
+        fhirledger_service::search::parse(&server.fhir_base(), resource_type, &params, false)
+            .map_err(|e| {
+                anyhow::anyhow!("{}", fhir_profiles::outcome::operation_outcome(&e.issues))
+            })?;
     println!("{}", store.explain_search(&request)?);
     Ok(())
 }

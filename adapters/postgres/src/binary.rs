@@ -76,6 +76,81 @@ impl Tx<'_> {
     }
 }
 
+/// The large object and metadata of one Binary version.
+fn locate(
+    conn: &mut PgConnection,
+    id: &str,
+    version_id: i64,
+) -> Result<Option<(u32, BinaryMeta)>, StoreError> {
+    let row = binary_content::table
+        .filter(binary_content::id.eq(id))
+        .filter(binary_content::version_id.eq(version_id))
+        .select((
+            binary_content::content_type,
+            binary_content::size,
+            binary_content::sha256,
+            binary_content::data,
+        ))
+        .first::<(String, i64, Vec<u8>, u32)>(conn)
+        .optional()?;
+    Ok(row.map(|(content_type, size, sha256, oid)| {
+        (
+            oid,
+            BinaryMeta {
+                content_type,
+                size,
+                sha256,
+            },
+        )
+    }))
+}
+
+/// The chunk of large object `oid` at `offset`; `None` past `size`.
+fn chunk_at(
+    conn: &mut PgConnection,
+    oid: u32,
+    offset: i64,
+    size: i64,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if offset >= size {
+        return Ok(None);
+    }
+    let len = (size - offset).min(CHUNK_SIZE as i64);
+    let chunk: Vec<u8> = diesel::select(
+        sql::<Binary>("lo_get(")
+            .bind::<Oid, _>(oid)
+            .sql(", ")
+            .bind::<BigInt, _>(offset)
+            .sql(", ")
+            .bind::<Integer, _>(len as i32)
+            .sql(")"),
+    )
+    .get_result(conn)?;
+    if chunk.is_empty() {
+        return Err(StoreError::Internal(format!(
+            "large object {oid} ended at {offset} of {size} bytes"
+        )));
+    }
+    Ok(Some(chunk))
+}
+
+/// Every byte of a Binary version and its metadata, on `conn` (inside the
+/// caller's transaction); `None` when the version has no bytes recorded.
+pub(crate) fn read_all(
+    conn: &mut PgConnection,
+    id: &str,
+    version_id: i64,
+) -> Result<Option<(Vec<u8>, BinaryMeta)>, StoreError> {
+    let Some((oid, meta)) = locate(conn, id, version_id)? else {
+        return Ok(None);
+    };
+    let mut all = Vec::with_capacity(meta.size.max(0) as usize);
+    while let Some(chunk) = chunk_at(conn, oid, all.len() as i64, meta.size)? {
+        all.extend_from_slice(&chunk);
+    }
+    Ok(Some((all, meta)))
+}
+
 /// Reads the bytes of one Binary version in chunks over a pooled connection.
 pub struct BinaryReader {
     conn: PooledConnection<ConnectionManager<PgConnection>>,
@@ -90,53 +165,23 @@ impl BinaryReader {
         id: &str,
         version_id: i64,
     ) -> Result<Option<Self>, StoreError> {
-        let row = binary_content::table
-            .filter(binary_content::id.eq(id))
-            .filter(binary_content::version_id.eq(version_id))
-            .select((
-                binary_content::content_type,
-                binary_content::size,
-                binary_content::sha256,
-                binary_content::data,
-            ))
-            .first::<(String, i64, Vec<u8>, u32)>(&mut conn)
-            .optional()?;
-        Ok(row.map(|(content_type, size, sha256, oid)| BinaryReader {
-            conn,
-            oid,
-            offset: 0,
-            meta: BinaryMeta {
-                content_type,
-                size,
-                sha256,
-            },
-        }))
+        Ok(
+            locate(&mut conn, id, version_id)?.map(|(oid, meta)| BinaryReader {
+                conn,
+                oid,
+                offset: 0,
+                meta,
+            }),
+        )
     }
 
     /// The next chunk, or `None` at the end.
     pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
-        if self.offset >= self.meta.size {
-            return Ok(None);
+        let chunk = chunk_at(&mut self.conn, self.oid, self.offset, self.meta.size)?;
+        if let Some(c) = &chunk {
+            self.offset += c.len() as i64;
         }
-        let len = (self.meta.size - self.offset).min(CHUNK_SIZE as i64);
-        let chunk: Vec<u8> = diesel::select(
-            sql::<Binary>("lo_get(")
-                .bind::<Oid, _>(self.oid)
-                .sql(", ")
-                .bind::<BigInt, _>(self.offset)
-                .sql(", ")
-                .bind::<Integer, _>(len as i32)
-                .sql(")"),
-        )
-        .get_result(&mut self.conn)?;
-        if chunk.is_empty() {
-            return Err(StoreError::Internal(format!(
-                "large object {} ended at {} of {} bytes",
-                self.oid, self.offset, self.meta.size
-            )));
-        }
-        self.offset += chunk.len() as i64;
-        Ok(Some(chunk))
+        Ok(chunk)
     }
 
     /// All remaining bytes at once, for small binaries and FHIR renderings.

@@ -21,4 +21,4 @@ pub use error::StoreError;
 pub use migrate::run_migrations;
 pub use search::{Found, SearchPage};
 pub use store::{PgStore, PoolConfig};
-pub use tx::{Criterion, HistoryPage, Method, StoredVersion, Tx, WriteOutcome};
+pub use tx::{HistoryPage, Method, StoredVersion, Tx, WriteOutcome};

@@ -3,10 +3,10 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
 
-use fhir_profiles::search::query::SearchRequest;
+use fhir_profiles::search::query::{SearchRequest, Visibility};
 
 use crate::search::{self, SearchPage};
-use crate::tx::{self, Criterion, HistoryPage, StoredVersion, Tx};
+use crate::tx::{self, HistoryPage, StoredVersion, Tx};
 use crate::{run_migrations, BinaryReader, StoreError};
 
 /// Sizing of the connection pool.
@@ -120,18 +120,14 @@ impl PgStore {
         )
     }
 
-    /// Ids of live resources of a type matching every criterion.
-    pub fn find(
+    /// One page of a search limited to `visibility`, with its includes and the total
+    /// asked for.
+    pub fn search(
         &self,
-        resource_type: &str,
-        criteria: &[Criterion],
-    ) -> Result<Vec<String>, StoreError> {
-        tx::find(&mut *self.conn()?, resource_type, criteria)
-    }
-
-    /// One page of a search, with its includes and the total asked for.
-    pub fn search(&self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
-        search::search(&mut *self.conn()?, request)
+        request: &SearchRequest,
+        visibility: &Visibility,
+    ) -> Result<SearchPage, StoreError> {
+        search::search(&mut *self.conn()?, request, visibility)
     }
 
     /// The PostgreSQL plan, with actual timings, of the statement fetching a search's page.
@@ -146,6 +142,38 @@ impl PgStore {
         version_id: i64,
     ) -> Result<Option<BinaryReader>, StoreError> {
         BinaryReader::open(self.conn()?, id, version_id)
+    }
+
+    /// Runs `work`, which only reads, on one connection. With `snapshot`, in one
+    /// `READ ONLY` transaction at `REPEATABLE READ`, so that its several statements (a
+    /// visibility check and the read it allows) see the same state of the database;
+    /// without, each statement is its own snapshot, which is enough for a single one and
+    /// saves the round trips of `BEGIN` and `COMMIT`.
+    pub fn reading<T, E, F>(&self, snapshot: bool, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Tx<'_>) -> Result<T, E>,
+        E: From<StoreError>,
+    {
+        let mut conn = self.conn().map_err(E::from)?;
+        if !snapshot {
+            return work(&mut Tx::new(&mut conn));
+        }
+        let mut outcome: Option<Result<T, E>> = None;
+        let result = conn
+            .build_transaction()
+            .read_only()
+            .repeatable_read()
+            .run::<(), diesel::result::Error, _>(|c| {
+                outcome = Some(work(&mut Tx::new(c)));
+                Ok(())
+            });
+        match (result, outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Err(e), _) => Err(E::from(StoreError::Database(e))),
+            (Ok(()), None) => Err(E::from(StoreError::Internal(
+                "a read produced no outcome".into(),
+            ))),
+        }
     }
 
     /// Runs `work` in one database transaction: everything it writes commits

@@ -10,9 +10,9 @@ use chrono::{DateTime, SubsecRound, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
-use fhir_profiles::search::{param_key, IndexRows};
+use fhir_profiles::search::IndexRows;
 
-use fhir_profiles::search::query::SearchRequest;
+use fhir_profiles::search::query::{SearchRequest, Visibility};
 
 use crate::index::{bind_index_rows, index_write_ctes};
 use crate::schema::{resource_versions, resources};
@@ -84,17 +84,6 @@ impl WriteOutcome {
             WriteOutcome::Created(v) | WriteOutcome::Updated(v) => v,
         }
     }
-}
-
-/// A match condition of conditional interactions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Criterion {
-    Id(String),
-    /// `system|value`; `None` system matches any system.
-    Identifier {
-        system: Option<String>,
-        value: String,
-    },
 }
 
 type VersionRow = (
@@ -207,51 +196,6 @@ pub(crate) fn history(
     })
 }
 
-pub(crate) fn find(
-    conn: &mut PgConnection,
-    resource_type: &str,
-    criteria: &[Criterion],
-) -> Result<Vec<String>, StoreError> {
-    let mut sql =
-        String::from("SELECT r.id FROM resources r WHERE r.resource_type = $1 AND NOT r.deleted");
-    let mut texts: Vec<String> = vec![resource_type.to_string()];
-    for criterion in criteria {
-        match criterion {
-            Criterion::Id(id) => {
-                texts.push(id.clone());
-                sql.push_str(&format!(" AND r.id = ${}", texts.len()));
-            }
-            Criterion::Identifier { system, value } => {
-                texts.push(value.clone());
-                let value_at = texts.len();
-                let system_clause = match system {
-                    Some(system) => {
-                        texts.push(system.clone());
-                        format!(" AND t.system = ${}", texts.len())
-                    }
-                    None => String::new(),
-                };
-                sql.push_str(&format!(
-                    " AND EXISTS (SELECT 1 FROM search_token t WHERE t.res_id = r.res_id \
-                     AND t.key = {} AND t.code = ${value_at}{system_clause})",
-                    param_key(resource_type, "identifier")
-                ));
-            }
-        }
-    }
-    sql.push_str(" ORDER BY r.id");
-    let mut query = diesel::sql_query(sql).into_boxed();
-    for t in texts {
-        query = query.bind::<Text, _>(crate::index::pg_text(&t));
-    }
-    #[derive(QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = Text)]
-        id: String,
-    }
-    Ok(query.load::<Id>(conn)?.into_iter().map(|r| r.id).collect())
-}
-
 /// Truncated to what PostgreSQL stores, so the time in the JSON and in the
 /// row are the same instant.
 pub(crate) fn now() -> DateTime<Utc> {
@@ -276,17 +220,44 @@ impl<'c> Tx<'c> {
         read_current(self.conn, resource_type, id)
     }
 
-    pub fn find(
+    /// One page of a search limited to `visibility`, seeing this transaction's writes.
+    pub fn search(
         &mut self,
-        resource_type: &str,
-        criteria: &[Criterion],
-    ) -> Result<Vec<String>, StoreError> {
-        find(self.conn, resource_type, criteria)
+        request: &SearchRequest,
+        visibility: &Visibility,
+    ) -> Result<SearchPage, StoreError> {
+        crate::search::search(self.conn, request, visibility)
     }
 
-    /// One page of a search, seeing this transaction's writes.
-    pub fn search(&mut self, request: &SearchRequest) -> Result<SearchPage, StoreError> {
-        crate::search::search(self.conn, request)
+    /// A specific version of a resource.
+    pub fn vread(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        read_version(self.conn, resource_type, id, version_id)
+    }
+
+    /// A page of history, newest first (see [`PgStore::history`](crate::PgStore::history)).
+    pub fn history(
+        &mut self,
+        resource_type: Option<&str>,
+        id: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        before_seq: Option<i64>,
+        count: i64,
+    ) -> Result<HistoryPage, StoreError> {
+        history(self.conn, resource_type, id, since, before_seq, count)
+    }
+
+    /// The bytes and metadata of a Binary version, read in this transaction.
+    pub fn binary_bytes(
+        &mut self,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<(Vec<u8>, crate::BinaryMeta)>, StoreError> {
+        crate::binary::read_all(self.conn, id, version_id)
     }
 
     /// Serialises conditional interactions on the same criteria until this

@@ -10,7 +10,7 @@ use common::store;
 use fhir_profiles::search::date::parse_range;
 use fhir_profiles::search::query::{
     ChainTarget, Criterion, DateMatch, Include, Prefix, ReferenceMatch, SearchRequest, SortField,
-    SortKey, StringMode, SystemMatch, TokenMatch, TotalMode,
+    SortKey, StringMode, SystemMatch, TokenMatch, TotalMode, Visibility,
 };
 use fhir_profiles::search::{
     param_key, DateIndex, IndexRows, ParamType, ReferenceIndex, StringIndex, TokenIndex,
@@ -28,22 +28,44 @@ fn fresh_type(stem: &str) -> String {
     )
 }
 
-fn request(rt: &str, criteria: Vec<Criterion>) -> SearchRequest {
-    SearchRequest {
-        resource_type: rt.to_string(),
-        criteria,
-        sort: Vec::new(),
-        count: 1000,
-        total: None,
-        summary: None,
-        elements: None,
-        includes: Vec::new(),
-        revincludes: Vec::new(),
-        cursor: None,
-        link_params: Vec::new(),
-        ignored: Vec::new(),
+/// A search request with what its included resources are limited to (the
+/// server builds that from the caller's access and hands it beside the request).
+#[derive(Debug, Clone)]
+struct Req {
+    request: SearchRequest,
+    include_access: Option<BTreeMap<String, Vec<Criterion>>>,
+}
+
+impl std::ops::Deref for Req {
+    type Target = SearchRequest;
+    fn deref(&self) -> &SearchRequest {
+        &self.request
+    }
+}
+
+impl std::ops::DerefMut for Req {
+    fn deref_mut(&mut self) -> &mut SearchRequest {
+        &mut self.request
+    }
+}
+
+fn request(rt: &str, criteria: Vec<Criterion>) -> Req {
+    let mut request = SearchRequest::new(rt);
+    request.criteria = criteria;
+    request.count = 1000;
+    Req {
+        request,
         include_access: None,
     }
+}
+
+/// Runs `req` on the test store.
+fn search(req: &Req) -> Result<SearchPage, fhirledger_postgres::StoreError> {
+    let visibility = Visibility {
+        criteria: Vec::new(),
+        includes: req.include_access.clone(),
+    };
+    store().search(&req.request, &visibility)
 }
 
 fn create(rt: &str, id: &str, index: IndexRows) {
@@ -113,11 +135,8 @@ fn tokens_strings_and_references_match_as_specified() {
     let expect = |f: &dyn Fn(usize) -> bool| -> HashSet<String> {
         (0..30).filter(|i| f(*i)).map(|i| format!("d{i}")).collect()
     };
-    let run = |criteria: Vec<Criterion>| {
-        set(ids(&store()
-            .search(&request(&rt, criteria))
-            .expect("search")))
-    };
+    let run =
+        |criteria: Vec<Criterion>| set(ids(&search(&request(&rt, criteria)).expect("search")));
     let tok = |system: SystemMatch, code: Option<&str>| TokenMatch {
         system,
         code: code.map(str::to_string),
@@ -313,9 +332,7 @@ fn date_prefixes_follow_range_semantics_at_every_precision() {
                 key,
                 values: vec![DateMatch { prefix, range }],
             };
-            let found = set(ids(&store()
-                .search(&request(&rt, vec![criterion]))
-                .expect("search")));
+            let found = set(ids(&search(&request(&rt, vec![criterion])).expect("search")));
             let expected: HashSet<String> = ranges
                 .iter()
                 .enumerate()
@@ -364,7 +381,7 @@ fn paging_by_cursor_returns_every_match_once_in_order_while_others_insert() {
     let mut walked = Vec::new();
     let mut pages = Vec::new();
     loop {
-        let page = store().search(&req).expect("page");
+        let page = search(&req).expect("page");
         walked.extend(ids(&page));
         pages.push((req.cursor.clone(), ids(&page)));
         // Another client inserts matching resources meanwhile (after the walk's start).
@@ -396,13 +413,13 @@ fn paging_by_cursor_returns_every_match_once_in_order_while_others_insert() {
     });
     assert_eq!(original, sorted);
     // Walking `previous` from the last page gives back the same pages.
-    let last_page = store().search(&req).expect("last page");
+    let last_page = search(&req).expect("last page");
     let mut back = last_page.previous.clone();
     let mut index = pages.len() - 1;
     while let Some(prev) = back {
         index -= 1;
         req.cursor = Some(prev);
-        let page = store().search(&req).expect("previous page");
+        let page = search(&req).expect("previous page");
         let expected: Vec<String> = pages[index]
             .1
             .iter()
@@ -418,7 +435,7 @@ fn paging_by_cursor_returns_every_match_once_in_order_while_others_insert() {
     }
     assert_eq!(index, 0, "previous links lead back to the first page");
     req.cursor = Some("garbage".into());
-    assert!(store().search(&req).is_err());
+    assert!(search(&req).is_err());
 }
 
 #[test]
@@ -471,9 +488,7 @@ fn totals_chains_has_and_includes() {
             }),
         }],
     };
-    let found = set(ids(&store()
-        .search(&request(&docs, vec![chain]))
-        .expect("chain")));
+    let found = set(ids(&search(&request(&docs, vec![chain])).expect("chain")));
     assert_eq!(
         found,
         set(vec![
@@ -497,25 +512,19 @@ fn totals_chains_has_and_includes() {
         }),
     };
     assert_eq!(
-        ids(&store()
-            .search(&request(&patients, vec![has("odd")]))
-            .expect("has"))
-        .len(),
+        ids(&search(&request(&patients, vec![has("odd")])).expect("has")).len(),
         5
     );
-    assert!(ids(&store()
-        .search(&request(&patients, vec![has("none")]))
-        .expect("has"))
-    .is_empty());
+    assert!(ids(&search(&request(&patients, vec![has("none")])).expect("has")).is_empty());
 
     // Totals and a small page.
     let mut req = request(&docs, Vec::new());
     req.count = 3;
     req.total = Some(TotalMode::Accurate);
-    let page = store().search(&req).expect("page");
+    let page = search(&req).expect("page");
     assert_eq!((page.matches.len(), page.total), (3, Some(20)));
     req.total = Some(TotalMode::Estimate);
-    assert!(store().search(&req).expect("estimate").total.is_some());
+    assert!(search(&req).expect("estimate").total.is_some());
 
     // _include the patients of a page; _revinclude documents of patients.
     req.total = None;
@@ -525,7 +534,7 @@ fn totals_chains_has_and_includes() {
         target_type: None,
         iterate: false,
     }];
-    let page = store().search(&req).expect("include");
+    let page = search(&req).expect("include");
     let included: HashSet<String> = page.included.iter().map(|f| f.id.clone()).collect();
     assert_eq!(
         included,
@@ -543,7 +552,7 @@ fn totals_chains_has_and_includes() {
         target_type: None,
         iterate: false,
     }];
-    let page = store().search(&req).expect("revinclude");
+    let page = search(&req).expect("revinclude");
     assert_eq!(ids(&page), vec!["pat4".to_string()]);
     let rev: HashSet<String> = page.included.iter().map(|f| f.id.clone()).collect();
     assert_eq!(
@@ -560,7 +569,7 @@ fn totals_chains_has_and_includes() {
     store()
         .transaction(|tx| tx.delete(&docs, "doc4", None))
         .expect("deleted");
-    let page = store().search(&req).expect("revinclude after delete");
+    let page = search(&req).expect("revinclude after delete");
     assert!(!page.included.iter().any(|f| f.id == "doc4"));
     store()
         .transaction(|tx| {
@@ -569,7 +578,7 @@ fn totals_chains_has_and_includes() {
             })
         })
         .expect("updated");
-    let page = store().search(&req).expect("revinclude after update");
+    let page = search(&req).expect("revinclude after update");
     let rev: HashSet<String> = page.included.iter().map(|f| f.id.clone()).collect();
     assert_eq!(rev, set(vec!["doc14".into(), "doc19".into()]));
 }
@@ -697,9 +706,7 @@ impl Fixture {
     }
 
     fn search_docs(&self, criteria: Vec<Criterion>) -> HashSet<String> {
-        set(ids(&store()
-            .search(&request(&self.docs, criteria))
-            .expect("search")))
+        set(ids(&search(&request(&self.docs, criteria)).expect("search")))
     }
 
     /// Patients of the organization `org`, as a chain criterion on documents.
@@ -716,6 +723,52 @@ impl Fixture {
 
 fn included_ids(page: &SearchPage) -> HashSet<String> {
     page.included.iter().map(|f| f.id.clone()).collect()
+}
+
+#[test]
+fn none_of_leaves_out_what_any_alternative_names() {
+    let f = Fixture::new();
+    let (cat, kind) = (f.category, f.kind);
+    let none_of = |alternatives| Criterion::NoneOf { alternatives };
+
+    assert_eq!(
+        f.search_docs(vec![none_of(Vec::new())]),
+        f.docs_where(|_| true),
+        "nothing named, nothing left out"
+    );
+    assert_eq!(
+        f.search_docs(vec![none_of(vec![Vec::new()])]),
+        f.docs_where(|_| false),
+        "an empty alternative names everything"
+    );
+    assert_eq!(
+        f.search_docs(vec![none_of(vec![
+            vec![code_is(cat, "a")],
+            vec![code_is(kind, "x")]
+        ])]),
+        f.docs_where(|i| i % 3 != 0 && i % 4 != 0)
+    );
+    // An alternative is an AND: only documents meeting all of it are left out.
+    assert_eq!(
+        f.search_docs(vec![none_of(vec![vec![
+            code_is(cat, "b"),
+            code_is(kind, "x")
+        ]])]),
+        f.docs_where(|i| !(i % 3 == 1 && i % 4 == 0))
+    );
+    // Beside an allowance and a driving criterion, as a Consent deny would sit beside
+    // the scopes' confinement: patient 1's documents, but not those of category a, nor
+    // those the organization-1 chain names with type x.
+    let pat1 = refers_to(f.subject, &f.pats, "pat1");
+    let allowed = any_of(vec![vec![f.subject_of_org("org1")]]);
+    let denied = none_of(vec![
+        vec![code_is(cat, "a")],
+        vec![f.subject_of_org("org1"), code_is(kind, "x")],
+    ]);
+    assert_eq!(
+        f.search_docs(vec![pat1, allowed, denied]),
+        f.docs_where(|i| i % 4 == 1 && i % 3 != 0)
+    );
 }
 
 #[test]
@@ -835,9 +888,7 @@ fn any_of_holds_when_one_alternative_holds_whole() {
         key: f.subject,
         criterion: Box::new(any_of(vec![vec![code_is(cat, "a"), code_is(kind, "x")]])),
     };
-    let patients = set(ids(&store()
-        .search(&request(&f.pats, vec![has]))
-        .expect("_has")));
+    let patients = set(ids(&search(&request(&f.pats, vec![has])).expect("_has")));
     assert_eq!(patients, set(vec!["pat0".into()]));
 
     // No alternatives: nothing, even beside a driver; an empty alternative: everything.
@@ -855,7 +906,7 @@ fn any_of_holds_when_one_alternative_holds_whole() {
     );
     let mut none = request(&f.docs, vec![any_of(Vec::new())]);
     none.total = Some(TotalMode::Accurate);
-    assert_eq!(store().search(&none).expect("total").total, Some(0));
+    assert_eq!(search(&none).expect("total").total, Some(0));
 }
 
 #[test]
@@ -866,7 +917,7 @@ fn any_of_pages_sorted_and_counts_only_what_it_lets_through() {
         vec![f.subject_of_org("org1"), code_is(f.kind, "y")],
     ]);
     let expected = f.docs_where(|i| i % 3 == 0 || i % 2 == 1);
-    let sorted = |mut req: SearchRequest| {
+    let sorted = |mut req: Req| {
         req.sort = vec![
             SortKey {
                 field: SortField::Param {
@@ -898,9 +949,7 @@ fn any_of_pages_sorted_and_counts_only_what_it_lets_through() {
         ],
     };
     for criteria in [vec![visible.clone()], vec![every_kind, visible.clone()]] {
-        let whole = store()
-            .search(&sorted(request(&f.docs, criteria.clone())))
-            .expect("one page");
+        let whole = search(&sorted(request(&f.docs, criteria.clone()))).expect("one page");
         assert_eq!(set(ids(&whole)), expected);
 
         let mut req = sorted(request(&f.docs, criteria));
@@ -909,7 +958,7 @@ fn any_of_pages_sorted_and_counts_only_what_it_lets_through() {
         let mut walked = Vec::new();
         let mut pages = 0;
         loop {
-            let page = store().search(&req).expect("page");
+            let page = search(&req).expect("page");
             assert_eq!(
                 page.total,
                 Some(expected.len() as u64),
@@ -928,27 +977,24 @@ fn any_of_pages_sorted_and_counts_only_what_it_lets_through() {
         // A cursor of these restrictions is refused under others.
         let mut first = req.clone();
         first.cursor = None;
-        let cursor = store().search(&first).expect("first").next;
+        let cursor = search(&first).expect("first").next;
         assert!(cursor.is_some());
         let mut other = first.clone();
         other.cursor = cursor.clone();
-        assert!(store().search(&other).is_ok(), "same restrictions");
+        assert!(search(&other).is_ok(), "same restrictions");
         other.criteria.pop();
         other
             .criteria
             .push(any_of(vec![vec![code_is(f.category, "b")]]));
-        assert!(store().search(&other).is_err(), "other criteria");
+        assert!(search(&other).is_err(), "other criteria");
         let mut other = first.clone();
         other.cursor = cursor;
         other.include_access = Some(BTreeMap::new());
-        assert!(
-            store().search(&other).is_err(),
-            "other include restrictions"
-        );
+        assert!(search(&other).is_err(), "other include restrictions");
     }
     let mut estimate = request(&f.docs, vec![visible]);
     estimate.total = Some(TotalMode::Estimate);
-    assert!(store().search(&estimate).expect("estimate").total.is_some());
+    assert!(search(&estimate).expect("estimate").total.is_some());
     let explained = store()
         .explain_search(&estimate)
         .expect("explain with alternatives");
@@ -981,8 +1027,8 @@ fn includes_return_only_what_include_access_lets_through() {
         }],
     );
     req.includes = vec![include(&f.docs, vec![f.subject, f.author], None, false)];
-    let run = |req: &SearchRequest| {
-        let page = store().search(req).expect("search");
+    let run = |req: &Req| {
+        let page = search(req).expect("search");
         assert_eq!(
             page.matches.len(),
             8,
@@ -1044,7 +1090,7 @@ fn includes_return_only_what_include_access_lets_through() {
         }],
     );
     req.revincludes = vec![include(&f.docs, vec![f.subject], None, false)];
-    let rev = |req: &SearchRequest| included_ids(&store().search(req).expect("revinclude"));
+    let rev = |req: &Req| included_ids(&search(req).expect("revinclude"));
     assert_eq!(rev(&req), f.docs_where(|i| i % 4 == 1));
     req.include_access = access(vec![(
         &f.docs,
@@ -1065,7 +1111,7 @@ fn includes_return_only_what_include_access_lets_through() {
         include(&f.docs, vec![f.subject], None, false),
         include(&f.pats, vec![f.pat_org], None, true),
     ];
-    let through = |req: &SearchRequest| included_ids(&store().search(req).expect("iterate"));
+    let through = |req: &Req| included_ids(&search(req).expect("iterate"));
     assert_eq!(through(&req), set(vec!["pat0".into(), "org0".into()]));
     req.include_access = access(vec![(&f.pats, Vec::new()), (&f.orgs, Vec::new())]);
     assert_eq!(through(&req), set(vec!["pat0".into(), "org0".into()]));

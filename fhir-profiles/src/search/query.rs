@@ -51,21 +51,55 @@ pub struct SearchRequest {
     pub link_params: Vec<(String, String)>,
     /// Names of unknown parameters that lenient handling ignored.
     pub ignored: Vec<String>,
-    /// What the caller may see of the resources `_include` and `_revinclude` add (every
-    /// `:iterate` round too), so included resources reveal no more than a search would:
-    /// `None` leaves them unrestricted; `Some(map)` returns one only when its type is a key
-    /// and it meets every criterion listed for that type (none listed: every resource of
-    /// the type). A resource left out is not followed by later `:iterate` rounds either.
-    /// The server sets it from the caller's access; parsing leaves it `None`.
-    pub include_access: Option<BTreeMap<String, Vec<Criterion>>>,
 }
 
 impl SearchRequest {
-    /// The criteria an included resource of `resource_type` must meet to be returned, by
-    /// [`SearchRequest::include_access`]: `None` when no resource of that type may be
-    /// included, an empty slice when every one may.
+    /// A search of every resource of `resource_type`, with the default page size and no
+    /// other parameter: what an empty query string means.
+    pub fn new(resource_type: impl Into<String>) -> SearchRequest {
+        SearchRequest {
+            resource_type: resource_type.into(),
+            criteria: Vec::new(),
+            sort: Vec::new(),
+            count: DEFAULT_COUNT,
+            total: None,
+            summary: None,
+            elements: None,
+            includes: Vec::new(),
+            revincludes: Vec::new(),
+            cursor: None,
+            link_params: Vec::new(),
+            ignored: Vec::new(),
+        }
+    }
+}
+
+/// What a caller may see of a search, built by the server from its access decision (no
+/// query string produces it) and handed to the store beside the client's own
+/// [`SearchRequest`], so the request stays a pure parse of what the client asked.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Visibility {
+    /// Criteria every match must also meet, applied before paging and counting.
+    pub criteria: Vec<Criterion>,
+    /// What the resources `_include` and `_revinclude` add (every `:iterate` round too)
+    /// must meet, so included resources reveal no more than a search would: `None` leaves
+    /// them unrestricted; `Some(map)` returns one only when its type is a key and it meets
+    /// every criterion listed for that type (none listed: every resource of the type). A
+    /// resource left out is not followed by later `:iterate` rounds either.
+    pub includes: Option<BTreeMap<String, Vec<Criterion>>>,
+}
+
+impl Visibility {
+    /// Everything: the server's own searches and callers with unrestricted access.
+    pub fn everything() -> Visibility {
+        Visibility::default()
+    }
+
+    /// The criteria an included resource of `resource_type` must meet to be returned:
+    /// `None` when no resource of that type may be included, an empty slice when every
+    /// one may.
     pub fn include_criteria(&self, resource_type: &str) -> Option<&[Criterion]> {
-        match &self.include_access {
+        match &self.includes {
             None => Some(&[]),
             Some(access) => access.get(resource_type).map(Vec::as_slice),
         }
@@ -175,6 +209,10 @@ pub enum Criterion {
     /// it. No alternatives match nothing; an alternative without criteria matches
     /// everything.
     AnyOf { alternatives: Vec<Vec<Criterion>> },
+    /// Holds when no alternative holds (each alternative the AND of its criteria): how the
+    /// server leaves out what a deny rule names, such as the documents a patient's Consent
+    /// withholds. No query string produces it either. No alternatives exclude nothing.
+    NoneOf { alternatives: Vec<Vec<Criterion>> },
 }
 
 /// One target type of a chain and the criterion its resources must meet.
@@ -257,27 +295,9 @@ pub enum UriMode {
 mod tests {
     use super::*;
 
-    fn request(include_access: Option<BTreeMap<String, Vec<Criterion>>>) -> SearchRequest {
-        SearchRequest {
-            resource_type: "DocumentReference".into(),
-            criteria: Vec::new(),
-            sort: Vec::new(),
-            count: DEFAULT_COUNT,
-            total: None,
-            summary: None,
-            elements: None,
-            includes: Vec::new(),
-            revincludes: Vec::new(),
-            cursor: None,
-            link_params: Vec::new(),
-            ignored: Vec::new(),
-            include_access,
-        }
-    }
-
     #[test]
     fn include_criteria_follow_the_access_map() {
-        let open = request(None);
+        let open = Visibility::everything();
         assert_eq!(open.include_criteria("Patient"), Some(&[][..]));
 
         let own = Criterion::Id {
@@ -287,7 +307,10 @@ mod tests {
             ("Patient".to_string(), vec![own.clone()]),
             ("Organization".to_string(), Vec::new()),
         ]);
-        let restricted = request(Some(access));
+        let restricted = Visibility {
+            criteria: Vec::new(),
+            includes: Some(access),
+        };
         assert_eq!(restricted.include_criteria("Patient"), Some(&[own][..]));
         assert_eq!(
             restricted.include_criteria("Organization"),
@@ -299,9 +322,17 @@ mod tests {
             None,
             "a type left out is never included"
         );
-        assert_eq!(
-            request(Some(BTreeMap::new())).include_criteria("Patient"),
-            None
-        );
+        let none = Visibility {
+            criteria: Vec::new(),
+            includes: Some(BTreeMap::new()),
+        };
+        assert_eq!(none.include_criteria("Patient"), None);
+    }
+
+    #[test]
+    fn a_new_request_is_an_empty_query() {
+        let request = SearchRequest::new("Patient");
+        assert_eq!(request.count, DEFAULT_COUNT);
+        assert!(request.criteria.is_empty() && request.link_params.is_empty());
     }
 }

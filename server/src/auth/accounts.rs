@@ -8,11 +8,11 @@ use fhirledger_postgres::{PgStore, StoreError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::access::roles::Role;
-use crate::access::scope::ScopeSet;
 use crate::auth::client_keys::validate_jwks;
 use crate::auth::passwords;
 use crate::auth::secrets::{digest, new_secret};
+use fhirledger_access::roles::Role;
+use fhirledger_access::scope::ScopeSet;
 
 /// How long an invitation can be redeemed.
 const INVITATION_DAYS: i64 = 14;
@@ -215,7 +215,7 @@ pub fn create_user(
     let role: Role = new
         .role
         .parse()
-        .map_err(|e: crate::access::roles::UnknownRole| invalid(e.to_string()))?;
+        .map_err(|e: fhirledger_access::roles::UnknownRole| invalid(e.to_string()))?;
     let email = new.email.trim();
     if !plausible_email(email) {
         return Err(invalid(format!("'{email}' is not an email address")));

@@ -15,17 +15,17 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::access::caller::Caller;
-use crate::access::guard::Guard;
-use crate::access::roles::{Role, ADMIN_SCOPE};
-use crate::access::scope::Scope;
+use fhirledger_access::caller::Caller;
+use fhirledger_access::roles::{Role, ADMIN_SCOPE};
+use fhirledger_access::scope::Scope;
+use fhirledger_service::write::{create_together, new_id};
+use fhirledger_service::{Guard, ServiceError};
+
 use crate::app::AppState;
 use crate::auth::accounts::{
     create_launch, create_user, register_client, AccountError, NewClient, NewUser, LAUNCH_SECONDS,
 };
 use crate::auth::bearer::{bearer_token, validate, BearerError};
-use crate::http::error::ApiError;
-use crate::service::write::{insert, new_id};
 
 /// The scope integrations need to create EHR launches.
 pub const LAUNCH_SCOPE: &str = "fhirledger.launch";
@@ -119,7 +119,7 @@ fn caller_with(req: &HttpRequest, state: &AppState, scope: &str) -> Result<Calle
         .map_err(unauthorized)?
         .ok_or_else(|| unauthorized(BearerError::Missing))?;
     let claims = validate(&state.auth, token).map_err(unauthorized)?;
-    let caller = Caller::from_claims(&claims).ok_or_else(|| {
+    let caller = claims.caller().ok_or_else(|| {
         unauthorized(BearerError::Invalid(
             "the token's claims are not understood".into(),
         ))
@@ -160,8 +160,11 @@ pub async fn add_client(
         Ok(n) => n,
         Err(r) => return r.respond(),
     };
-    let store = state.store.clone();
-    match web::block(move || register_client(&store, &new)).await {
+    match state
+        .db
+        .call(move |store| register_client(store, &new))
+        .await
+    {
         Ok(Ok(c)) => created(&c),
         Ok(Err(e)) => e.respond(),
         Err(_) => error(
@@ -226,32 +229,33 @@ pub async fn add_user(
     if let Err(why) = may_manage(&caller, role, onboarding.user.organization.as_deref()) {
         return error(StatusCode::FORBIDDEN, "forbidden", why);
     }
-    let guard = Guard::new(Arc::new(caller), &state.fhir_base);
-    let store = state.store.clone();
+    let guard = Guard::for_caller(Arc::new(caller), &state.fhir_base);
     let base = state.fhir_base.clone();
     let issuer = state.auth.settings.issuer.clone();
     let limit = state.max_body_bytes;
-    let result = web::block(move || -> Result<_, OnboardError> {
-        if let Some(resource) = onboarding.resource.take() {
-            let reference = create_identity(
-                &store,
-                &guard,
-                &base,
-                role,
-                onboarding.user.organization.as_deref(),
-                resource,
-                limit,
-            )?;
-            onboarding.user.fhir_user = Some(reference);
-        }
-        Ok(create_user(&store, &issuer, &onboarding.user)?)
-    })
-    .await;
+    let result = state
+        .db
+        .call(move |store| -> Result<_, OnboardError> {
+            if let Some(resource) = onboarding.resource.take() {
+                let reference = create_identity(
+                    store,
+                    &guard,
+                    &base,
+                    role,
+                    onboarding.user.organization.as_deref(),
+                    resource,
+                    limit,
+                )?;
+                onboarding.user.fhir_user = Some(reference);
+            }
+            Ok(create_user(store, &issuer, &onboarding.user)?)
+        })
+        .await;
     match result {
         Ok(Ok(user)) => created(&user),
         Ok(Err(OnboardError::Account(e))) => e.respond(),
         Ok(Err(OnboardError::Fhir(e))) => error(
-            e.status,
+            StatusCode::from_u16(e.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             "invalid_resource",
             e.issues
                 .iter()
@@ -269,7 +273,7 @@ pub async fn add_user(
 
 enum OnboardError {
     Account(AccountError),
-    Fhir(ApiError),
+    Fhir(ServiceError),
 }
 
 impl From<AccountError> for OnboardError {
@@ -278,15 +282,9 @@ impl From<AccountError> for OnboardError {
     }
 }
 
-impl From<ApiError> for OnboardError {
-    fn from(e: ApiError) -> Self {
+impl From<ServiceError> for OnboardError {
+    fn from(e: ServiceError) -> Self {
         OnboardError::Fhir(e)
-    }
-}
-
-impl From<fhirledger_postgres::StoreError> for OnboardError {
-    fn from(e: fhirledger_postgres::StoreError) -> Self {
-        OnboardError::Fhir(e.into())
     }
 }
 
@@ -322,36 +320,38 @@ fn create_identity(
             resource["managingOrganization"] = org.clone();
         }
     }
-    let prepared = crate::service::prepare(
+    let prepared = fhirledger_service::prepare(
         expected,
         resource.to_string().as_bytes(),
         FhirFormat::Json,
         fhir_base,
     )?;
     let id = new_id();
-    store.transaction(|tx| -> Result<(), OnboardError> {
-        if role == Role::Doctor {
-            // The role first: a hospital admin sees a Practitioner through it.
-            let role_resource = json!({
-                "resourceType": "PractitionerRole",
-                "active": true,
-                "practitioner": { "reference": format!("Practitioner/{id}") },
-                "organization": org.clone().unwrap_or(Value::Null),
-                "code": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/practitioner-role", "code": "doctor" }] }],
-            });
-            let role_prepared = crate::service::prepare(
-                "PractitionerRole",
-                role_resource.to_string().as_bytes(),
-                FhirFormat::Json,
-                fhir_base,
-            )?;
-            insert(tx, guard, &role_prepared, &new_id(), &mut None, limit)?;
-            insert(tx, guard, &prepared, &id, &mut None, limit)?;
-        } else {
-            insert(tx, guard, &prepared, &id, &mut None, limit)?;
-        }
-        Ok(())
-    })?;
+    if role == Role::Doctor {
+        // The role first: a hospital admin sees a Practitioner through it.
+        let role_resource = json!({
+            "resourceType": "PractitionerRole",
+            "active": true,
+            "practitioner": { "reference": format!("Practitioner/{id}") },
+            "organization": org.clone().unwrap_or(Value::Null),
+            "code": [{ "coding": [{ "system": "http://terminology.hl7.org/CodeSystem/practitioner-role", "code": "doctor" }] }],
+        });
+        let role_prepared = fhirledger_service::prepare(
+            "PractitionerRole",
+            role_resource.to_string().as_bytes(),
+            FhirFormat::Json,
+            fhir_base,
+        )?;
+        let role_id = new_id();
+        create_together(
+            store,
+            guard,
+            &[(&role_prepared, &role_id), (&prepared, &id)],
+            limit,
+        )?;
+    } else {
+        create_together(store, guard, &[(&prepared, &id)], limit)?;
+    }
     Ok(format!("{expected}/{id}"))
 }
 
@@ -372,8 +372,7 @@ pub async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             )
         }
     };
-    let store = state.store.clone();
-    match web::block(move || store.users(org.as_deref())).await {
+    match state.db.call(move |store| store.users(org.as_deref())).await {
         Ok(Ok(users)) => HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(
             users
                 .iter()
@@ -403,8 +402,7 @@ pub async fn remove_user(
     let Ok(user_id) = path.parse::<Uuid>() else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such user");
     };
-    let store = state.store.clone();
-    let user = match web::block(move || store.user(user_id)).await {
+    let user = match state.db.call(move |store| store.user(user_id)).await {
         Ok(Ok(Some(u))) => u,
         Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, "not_found", "no such user"),
         _ => {
@@ -425,9 +423,12 @@ pub async fn remove_user(
     if let Err(why) = may_manage(&caller, role, user.organization.as_deref()) {
         return error(StatusCode::FORBIDDEN, "forbidden", why);
     }
-    let store = state.store.clone();
     let expire = state.auth.revocation_expiry();
-    match web::block(move || store.deactivate_user(user_id, expire)).await {
+    match state
+        .db
+        .call(move |store| store.deactivate_user(user_id, expire))
+        .await
+    {
         Ok(Ok(_)) => {
             crate::auth::token::sync_revocations(&state.auth).await;
             HttpResponse::NoContent().finish()
@@ -466,8 +467,11 @@ pub async fn launch(
             "user must be a user id",
         );
     };
-    let store = state.store.clone();
-    match web::block(move || create_launch(&store, &asked.patient, user_id)).await {
+    match state
+        .db
+        .call(move |store| create_launch(store, &asked.patient, user_id))
+        .await
+    {
         Ok(Ok(launch)) => created(&json!({ "launch": launch, "expires_in": LAUNCH_SECONDS })),
         Ok(Err(e)) => e.respond(),
         Err(_) => error(

@@ -9,12 +9,12 @@ use chrono::Utc;
 use fhirledger_postgres::auth::ClientRow;
 use serde::{Deserialize, Serialize};
 
-use crate::access::scope::{Scope, ScopeSet};
 use crate::app::AppState;
 use crate::auth::form::Params;
 use crate::auth::pages::error_page;
 use crate::auth::secrets::{digest, new_secret};
 use crate::auth::AuthServer;
+use fhirledger_access::scope::{Scope, ScopeSet};
 
 /// How long a person has to sign in and approve.
 const REQUEST_LIFETIME_MINUTES: i64 = 15;
@@ -78,14 +78,17 @@ async fn authorize(server: &AuthServer, params: Params) -> HttpResponse {
     match checked(server, &client, &params).await {
         Ok(request) => {
             let id = new_secret();
-            let store = server.store.clone();
             let value = match serde_json::to_value(&request) {
                 Ok(v) => v,
                 Err(_) => return back("server_error", "the request could not be kept"),
             };
             let expires = Utc::now() + chrono::Duration::minutes(REQUEST_LIFETIME_MINUTES);
             let hash = digest(&id);
-            match web::block(move || store.create_auth_request(&hash, &value, expires)).await {
+            match server
+                .db
+                .call(move |store| store.create_auth_request(&hash, &value, expires))
+                .await
+            {
                 Ok(Ok(())) => see_other(&format!("continue?request={id}")),
                 _ => back(
                     "temporarily_unavailable",
@@ -110,9 +113,8 @@ async fn trusted_client(server: &AuthServer, params: &Params) -> Result<ClientRo
     let Some(client_id) = params.get("client_id") else {
         return Err(bad("The app did not say who it is (client_id is missing)."));
     };
-    let store = server.store.clone();
     let id = client_id.to_string();
-    let client = match web::block(move || store.client(&id)).await {
+    let client = match server.db.call(move |store| store.client(&id)).await {
         Ok(Ok(Some(c))) if c.active => c,
         Ok(Ok(_)) => return Err(bad("The app is not registered with this server.")),
         _ => {
@@ -205,9 +207,10 @@ async fn checked(
                     "a launch value needs the launch scope".into(),
                 ));
             }
-            let store = server.store.clone();
             let hash = digest(launch);
-            let found = web::block(move || store.take_launch(&hash))
+            let found = server
+                .db
+                .call(move |store| store.take_launch(&hash))
                 .await
                 .ok()
                 .and_then(Result::ok)

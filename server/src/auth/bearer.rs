@@ -8,10 +8,10 @@ use jsonwebtoken::{Algorithm, Validation};
 
 use std::sync::Arc;
 
-use crate::access::caller::Caller;
 use crate::auth::checked_tokens::Checked;
 use crate::auth::claims::AccessClaims;
 use crate::auth::AuthServer;
+use fhirledger_access::caller::Caller;
 
 /// Why a request is not authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,7 @@ pub fn caller(server: &AuthServer, token: &str) -> Result<Arc<Caller>, BearerErr
         Some(checked) => checked,
         None => {
             let claims = validate(server, token)?;
-            let caller = Caller::from_claims(&claims).ok_or_else(|| {
+            let caller = claims.caller().ok_or_else(|| {
                 BearerError::Invalid("the token's claims are not understood".into())
             })?;
             let checked = Arc::new(Checked {

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::access::caller::Caller;
 use crate::auth::claims::AccessClaims;
+use fhirledger_access::caller::Caller;
 
 /// How many tokens are kept at most; past that, expired ones are dropped,
 /// and if that is not enough, all of them (they are checked again on use).
@@ -76,7 +76,7 @@ mod tests {
             role: None,
             org: None,
         };
-        let caller = Arc::new(Caller::from_claims(&claims).expect("a caller"));
+        let caller = Arc::new(claims.caller().expect("a caller"));
         Arc::new(Checked { claims, caller })
     }
 

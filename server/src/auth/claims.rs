@@ -1,5 +1,6 @@
 //! What our access tokens and id tokens say.
 
+use fhirledger_access::{Caller, Identity, Role, ScopeSet};
 use serde::{Deserialize, Serialize};
 
 /// An access token's claims. Everything the access decision needs travels
@@ -50,4 +51,31 @@ pub struct IdClaims {
     pub fhir_user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+}
+
+impl AccessClaims {
+    /// The caller these (validated) claims describe, with its scopes'
+    /// granular filters compiled against the FHIR base the token is for;
+    /// `None` when the claims are not ours to understand (a scope or role
+    /// this server never issues).
+    pub fn caller(&self) -> Option<Caller> {
+        let scopes = ScopeSet::parse(&self.scope).ok()?;
+        let role = match &self.role {
+            Some(r) => Some(r.parse::<Role>().ok()?),
+            None => None,
+        };
+        let identity = Identity {
+            subject: self.sub.clone(),
+            client_id: self.client_id.clone(),
+            role,
+            organization: self.org.clone(),
+            patient: self.patient.clone(),
+            token_id: self.jti.clone(),
+        };
+        Some(Caller::new(
+            identity,
+            scopes,
+            self.aud.trim_end_matches('/'),
+        ))
+    }
 }

@@ -148,9 +148,12 @@ pub async fn public_refresh_client(
     let Some(token) = params.get("refresh_token").filter(|_| !identified) else {
         return Ok(None);
     };
-    let store = server.store.clone();
     let hash = digest(token);
-    let Some(live) = actix_web::web::block(move || store.peek_refresh_token(&hash)).await?? else {
+    let Some(live) = server
+        .db
+        .call(move |store| store.peek_refresh_token(&hash))
+        .await??
+    else {
         return Ok(None);
     };
     let client = load_client(server, &live.grant.client_id).await?;
@@ -161,9 +164,8 @@ pub async fn public_refresh_client(
 }
 
 async fn load_client(server: &AuthServer, client_id: &str) -> Result<ClientRow, OAuthError> {
-    let store = server.store.clone();
     let id = client_id.to_string();
-    let client = actix_web::web::block(move || store.client(&id)).await??;
+    let client = server.db.call(move |store| store.client(&id)).await??;
     match client {
         Some(c) if c.active => Ok(c),
         _ => Err(OAuthError::invalid_client(format!(
@@ -280,9 +282,10 @@ async fn authenticate_assertion(
         .timestamp_opt(claims.exp + LEEWAY, 0)
         .single()
         .ok_or_else(|| OAuthError::invalid_client("the client assertion's exp is out of range"))?;
-    let store = server.store.clone();
     let client_id = client.client_id.clone();
-    let fresh = actix_web::web::block(move || store.remember_assertion(&client_id, &jti, expires))
+    let fresh = server
+        .db
+        .call(move |store| store.remember_assertion(&client_id, &jti, expires))
         .await??;
     if !fresh {
         return Err(OAuthError::invalid_client(

@@ -12,12 +12,15 @@ use chrono::Utc;
 use fhirledger_postgres::auth::{AuthRequestRow, GrantRow, UserRow};
 use uuid::Uuid;
 
-use crate::access::caller::Caller;
-use crate::access::describe::{describe, PatientRecord};
-use crate::access::grant::intersect;
-use crate::access::guard::Guard;
-use crate::access::roles::Role;
-use crate::access::scope::{Context, Scope, ScopeSet};
+use fhirledger_access::describe::{describe, PatientRecord};
+use fhirledger_access::grant::intersect;
+use fhirledger_access::roles::Role;
+use fhirledger_access::scope::{Context, Scope, ScopeSet};
+use fhirledger_access::{Caller, Identity};
+use fhirledger_postgres::StoredVersion;
+use fhirledger_service::reads::{self, ReadResource, Search};
+use fhirledger_service::{search, Guard, ServiceError};
+
 use crate::app::AppState;
 use crate::auth::authorize::{append_query, redirect_error, see_other, AuthorizationRequest};
 use crate::auth::form::Params;
@@ -50,9 +53,10 @@ pub async fn pending(server: &AuthServer, id: Option<&str>) -> Result<Pending, H
         )
     };
     let id = id.ok_or_else(expired)?.to_string();
-    let store = server.store.clone();
     let hash = digest(&id);
-    let row = web::block(move || store.auth_request(&hash))
+    let row = server
+        .db
+        .call(move |store| store.auth_request(&hash))
         .await
         .ok()
         .and_then(Result::ok)
@@ -89,9 +93,10 @@ pub async fn continue_route(req: HttpRequest, state: web::Data<AppState>) -> Htt
         );
     };
     if p.row.session_sha256.as_deref() != Some(session.as_slice()) {
-        let store = server.store.clone();
         let (id, s) = (digest(&p.id), session.clone());
-        if web::block(move || store.bind_auth_request(&id, &s))
+        if server
+            .db
+            .call(move |store| store.bind_auth_request(&id, &s))
             .await
             .is_err()
         {
@@ -178,9 +183,8 @@ async fn candidate_scopes(
     request: &AuthorizationRequest,
     user: &UserRow,
 ) -> Result<ScopeSet, HttpResponse> {
-    let store = server.store.clone();
     let client_id = request.client_id.clone();
-    let client = match web::block(move || store.client(&client_id)).await {
+    let client = match server.db.call(move |store| store.client(&client_id)).await {
         Ok(Ok(Some(c))) if c.active => c,
         Ok(Ok(_)) => {
             return Err(error_page(
@@ -253,7 +257,7 @@ fn own_patient(user: &UserRow) -> Option<String> {
 fn may_pick(user: &UserRow) -> bool {
     user.role.parse::<Role>().is_ok_and(|r| {
         r.ceiling()
-            .allows("Patient", crate::access::allow::Interaction::Search)
+            .allows("Patient", fhirledger_access::allow::Interaction::Search)
     })
 }
 
@@ -266,16 +270,16 @@ fn user_guard(state: &AppState, user: &UserRow) -> Option<Guard> {
         .filter(|s| matches!(s, Scope::Resource(r) if r.context == Context::User))
         .cloned()
         .collect();
-    let caller = Caller {
+    let identity = Identity {
         subject: user.user_id.to_string(),
         client_id: String::new(),
-        scopes: user_scopes,
         role: Some(role),
         organization: user.organization.clone(),
         patient: None,
         token_id: String::new(),
     };
-    Some(Guard::new(Arc::new(caller), &state.fhir_base))
+    let caller = Caller::new(identity, user_scopes, &state.fhir_base);
+    Some(Guard::for_caller(Arc::new(caller), &state.fhir_base))
 }
 
 /// The picker: patients the user may read, filtered by name.
@@ -290,13 +294,12 @@ async fn picker(state: &AppState, p: &Pending, user: &UserRow, query: &str) -> H
     if !query.trim().is_empty() {
         params.push(("name".to_string(), query.trim().to_string()));
     }
-    let store = state.store.clone();
     let base = state.fhir_base.clone();
-    let found = web::block(
-        move || -> Result<Vec<PatientChoice>, crate::http::error::ApiError> {
-            let mut request = crate::service::search::parse(&base, "Patient", &params, true)?;
-            guard.restrict_search(&mut request)?;
-            let page = store.search(&request)?;
+    let found = state
+        .db
+        .run_read(move |store| -> Result<Vec<PatientChoice>, ServiceError> {
+            let request = search::parse(&base, "Patient", &params, true)?;
+            let page = reads::read(store, &guard, Search { request: &request })?.value;
             Ok(page
                 .matches
                 .iter()
@@ -312,11 +315,10 @@ async fn picker(state: &AppState, p: &Pending, user: &UserRow, query: &str) -> H
                     })
                 })
                 .collect())
-        },
-    )
-    .await;
+        })
+        .await;
     match found {
-        Ok(Ok(patients)) => picker_page(&p.id, &p.request.client_name, query, &patients),
+        Ok(patients) => picker_page(&p.id, &p.request.client_name, query, &patients),
         _ => unavailable(),
     }
 }
@@ -344,11 +346,24 @@ fn display_name(patient: &serde_json::Value) -> String {
 }
 
 async fn patient_label(state: &AppState, id: &str) -> String {
-    let store = state.store.clone();
+    // The person approving either is this patient or was checked to open
+    // this patient's record (`may_open`); the name is read by the server
+    // for the page they are shown.
+    let guard = Guard::for_server(&state.fhir_base, "approval page: the patient's name");
     let pid = id.to_string();
-    let found = web::block(move || store.read("Patient", &pid)).await;
+    let found = state
+        .db
+        .run_read(move |store| -> Result<StoredVersion, ServiceError> {
+            let op = ReadResource {
+                resource_type: "Patient",
+                id: &pid,
+                version: None,
+            };
+            Ok(reads::read(store, &guard, op)?.value)
+        })
+        .await;
     match found {
-        Ok(Ok(Some(v))) => v
+        Ok(v) => v
             .content
             .as_deref()
             .and_then(|c| serde_json::from_str::<serde_json::Value>(c).ok())
@@ -393,21 +408,21 @@ async fn request_user(
 /// `Err` when the database cannot say.
 async fn may_open(state: &AppState, user: &UserRow, patient: &str) -> Result<bool, ()> {
     let guard = user_guard(state, user).ok_or(())?;
-    let store = state.store.clone();
     let pid = patient.to_string();
-    let visible = web::block(move || {
-        guard.check_visible(
-            "Patient",
-            &pid,
-            crate::access::allow::Interaction::Read,
-            &mut |r| store.search(r),
-        )
-    })
-    .await
-    .map_err(|_| ())?;
+    let visible = state
+        .db
+        .run_read(move |store| -> Result<bool, ServiceError> {
+            let op = ReadResource {
+                resource_type: "Patient",
+                id: &pid,
+                version: None,
+            };
+            Ok(!reads::read(store, &guard, op)?.value.is_deleted())
+        })
+        .await;
     match visible {
-        Ok(()) => Ok(true),
-        Err(e) if e.status.is_client_error() => Ok(false),
+        Ok(visible) => Ok(visible),
+        Err(e) if e.status.code() < 500 => Ok(false),
         Err(_) => Err(()),
     }
 }
@@ -422,12 +437,9 @@ async fn refusal(
     p: &Pending,
     user: &UserRow,
 ) -> Result<Option<&'static str>, ()> {
-    let store = state.store.clone();
-    let organization = user.organization.clone();
     let hospital_active =
-        web::block(move || crate::auth::hospitals::is_active(&store, organization.as_deref()))
+        crate::auth::hospitals::is_active(&state.auth, user.organization.as_deref())
             .await
-            .map_err(|_| ())?
             .map_err(|_| ())?;
     if !hospital_active {
         return Ok(Some("your hospital's access has been deactivated"));
@@ -475,9 +487,10 @@ pub async fn patient_post(
             "You may not open this patient's record.",
         );
     }
-    let store = state.store.clone();
     let hash = digest(&p.id);
-    if web::block(move || store.set_auth_request_patient(&hash, &patient))
+    if state
+        .db
+        .call(move |store| store.set_auth_request_patient(&hash, &patient))
         .await
         .is_err()
     {
@@ -522,9 +535,9 @@ pub async fn approve_post(
         Err(()) => return unavailable(),
     }
     let finish = |server: &AuthServer, id: &str| {
-        let store = server.store.clone();
         let hash = digest(id);
-        web::block(move || store.finish_auth_request(&hash))
+        let db = server.db.clone();
+        async move { db.call(move |store| store.finish_auth_request(&hash)).await }
     };
     if decision.as_deref() != Some("approve") {
         let _ = finish(server, &p.id).await;
@@ -559,7 +572,6 @@ pub async fn approve_post(
         patient,
     };
     let code = new_secret();
-    let store = server.store.clone();
     let (hash, redirect, challenge, nonce) = (
         digest(&code),
         p.request.redirect_uri.clone(),
@@ -567,17 +579,19 @@ pub async fn approve_post(
         p.request.nonce.clone(),
     );
     let expires = Utc::now() + chrono::Duration::seconds(CODE_LIFETIME_SECONDS);
-    let saved = web::block(move || {
-        store.create_grant_with_code(
-            &grant,
-            &hash,
-            &redirect,
-            &challenge,
-            nonce.as_deref(),
-            expires,
-        )
-    })
-    .await;
+    let saved = server
+        .db
+        .call(move |store| {
+            store.create_grant_with_code(
+                &grant,
+                &hash,
+                &redirect,
+                &challenge,
+                nonce.as_deref(),
+                expires,
+            )
+        })
+        .await;
     if !matches!(saved, Ok(Ok(()))) {
         return back(
             "temporarily_unavailable",
@@ -635,9 +649,10 @@ pub async fn signed_in(
     let Ok((cookie, session)) = start(server, user_id).await else {
         return unavailable();
     };
-    let store = server.store.clone();
     let hash = digest(request_id);
-    if web::block(move || store.bind_auth_request(&hash, &session))
+    if server
+        .db
+        .call(move |store| store.bind_auth_request(&hash, &session))
         .await
         .is_err()
     {

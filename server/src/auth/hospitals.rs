@@ -8,22 +8,50 @@
 
 use std::collections::BTreeSet;
 
-use fhirledger_postgres::{PgStore, StoreError};
+use fhirledger_postgres::PgStore;
+use fhirledger_service::reads::{self, ReadResource, Search};
+use fhirledger_service::{search, Guard, ServiceError};
 
 use crate::auth::AuthServer;
-use crate::service::search::parse;
 
 /// The most hospitals one look for deactivated ones returns.
 const MAX_HOSPITALS: usize = 1000;
 
+/// The server reads Organizations for itself here: whether an account's
+/// hospital is active decides sign-in, not what the person may see.
+const PURPOSE: &str = "authorization server: is the hospital active";
+
 /// Whether accounts of `organization` may act: true for accounts of no
 /// organization (solution level), false when the Organization is gone or
 /// has `active: false`.
-pub fn is_active(store: &PgStore, organization: Option<&str>) -> Result<bool, StoreError> {
+pub async fn is_active(
+    server: &AuthServer,
+    organization: Option<&str>,
+) -> Result<bool, ServiceError> {
     let Some(id) = organization else {
         return Ok(true);
     };
-    let Some(content) = store.read("Organization", id)?.and_then(|v| v.content) else {
+    let guard = Guard::for_server(&server.settings.fhir_base, PURPOSE);
+    let id = id.to_string();
+    server
+        .db
+        .run_read(move |store| is_active_in(store, &guard, &id))
+        .await
+}
+
+/// [`is_active`] on a blocking thread.
+pub fn is_active_in(store: &PgStore, guard: &Guard, id: &str) -> Result<bool, ServiceError> {
+    let op = ReadResource {
+        resource_type: "Organization",
+        id,
+        version: None,
+    };
+    let content = match reads::read(store, guard, op) {
+        Ok(found) => found.value.content,
+        Err(e) if e.status == fhirledger_service::Status::NOT_FOUND => None,
+        Err(e) => return Err(e),
+    };
+    let Some(content) = content else {
         return Ok(false);
     };
     let resource: serde_json::Value = serde_json::from_str(&content).unwrap_or_default();
@@ -36,9 +64,13 @@ fn deactivated(server: &AuthServer) -> Result<BTreeSet<String>, String> {
         ("active".to_string(), "false".to_string()),
         ("_count".to_string(), MAX_HOSPITALS.to_string()),
     ];
-    let request = parse(&server.settings.fhir_base, "Organization", &params, false)
+    let base = &server.settings.fhir_base;
+    let request = search::parse(base, "Organization", &params, false)
         .map_err(|e| format!("{:?}", e.issues))?;
-    let page = server.store.search(&request).map_err(|e| e.to_string())?;
+    let guard = Guard::for_server(base, PURPOSE);
+    let page = reads::read(server.db.store(), &guard, Search { request: &request })
+        .map_err(|e| e.to_string())?
+        .value;
     Ok(page.matches.into_iter().map(|r| r.id).collect())
 }
 
@@ -54,7 +86,8 @@ pub fn revoke_newly_deactivated(server: &AuthServer, known: &mut BTreeSet<String
     };
     for org in now.difference(known) {
         match server
-            .store
+            .db
+            .store()
             .add_revocation("organization", org, server.revocation_expiry())
         {
             Ok(row) => {

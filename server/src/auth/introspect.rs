@@ -45,9 +45,11 @@ async fn introspect_inner(
         }
         return Ok(access_token_info(&claims));
     }
-    let store = server.store.clone();
     let hash = digest(token);
-    let found = web::block(move || store.peek_refresh_token(&hash)).await??;
+    let found = server
+        .db
+        .call(move |store| store.peek_refresh_token(&hash))
+        .await??;
     match found {
         Some(fhirledger_postgres::auth::LiveRefresh {
             grant,
@@ -135,20 +137,26 @@ async fn revoke_inner(
             .timestamp_opt(claims.exp, 0)
             .single()
             .unwrap_or_else(Utc::now);
-        let store = server.store.clone();
         let jti = claims.jti.clone();
-        let row = web::block(move || store.add_revocation("token", &jti, expires)).await??;
+        let row = server
+            .db
+            .call(move |store| store.add_revocation("token", &jti, expires))
+            .await??;
         server.revocations.apply(&[row]);
         return Ok(());
     }
-    let store = server.store.clone();
     let hash = digest(&token);
-    let found = web::block(move || store.peek_refresh_token(&hash)).await??;
+    let found = server
+        .db
+        .call(move |store| store.peek_refresh_token(&hash))
+        .await??;
     if let Some(fhirledger_postgres::auth::LiveRefresh { grant, .. }) = found {
         if own(&grant.client_id) {
-            let store = server.store.clone();
             let expire = server.revocation_expiry();
-            web::block(move || store.revoke_grant(grant.grant_id, expire)).await??;
+            server
+                .db
+                .call(move |store| store.revoke_grant(grant.grant_id, expire))
+                .await??;
             sync_revocations(server).await;
         }
     }

@@ -168,18 +168,19 @@ pub async fn start_route(
     let Ok(value) = serde_json::to_value(&login) else {
         return unavailable("The sign-in could not be started.");
     };
-    let store = server.store.clone();
     let key = digest(&login.pending.state);
     let expires = Utc::now() + chrono::Duration::minutes(LOGIN_MINUTES);
-    let saved = web::block(move || {
-        store.create_auth_request(
-            &key,
-            &serde_json::json!({ "kind": "external-login" }),
-            expires,
-        )?;
-        store.set_pending_login(&key, Some(&value))
-    })
-    .await;
+    let saved = server
+        .db
+        .call(move |store| {
+            store.create_auth_request(
+                &key,
+                &serde_json::json!({ "kind": "external-login" }),
+                expires,
+            )?;
+            store.set_pending_login(&key, Some(&value))
+        })
+        .await;
     if !matches!(saved, Ok(Ok(()))) {
         return unavailable("The authorization server cannot reach its database.");
     }
@@ -200,9 +201,12 @@ pub async fn callback(
         return failed("The provider's answer carries no state.");
     };
     let key = digest(state_param);
-    let store = server.store.clone();
     let lookup = key.clone();
-    let row = match web::block(move || store.auth_request(&lookup)).await {
+    let row = match server
+        .db
+        .call(move |store| store.auth_request(&lookup))
+        .await
+    {
         Ok(Ok(Some(row))) => row,
         Ok(Ok(None)) => return failed("This sign-in is unknown or took too long. Start again."),
         _ => return unavailable("The authorization server cannot reach its database."),
@@ -216,9 +220,11 @@ pub async fn callback(
     if login.provider != path.as_str() || !login.pending.matches_state(state_param) {
         return failed("The provider's answer does not belong to this sign-in.");
     }
-    let store = server.store.clone();
     let done = key.clone();
-    let _ = web::block(move || store.finish_auth_request(&done)).await;
+    let _ = server
+        .db
+        .call(move |store| store.finish_auth_request(&done))
+        .await;
     if let Some(error) = params.get("error") {
         return failed(&format!("The provider refused the sign-in ({error})."));
     }
@@ -242,20 +248,23 @@ pub async fn callback(
             return failed(&format!("The sign-in could not be verified: {e}"));
         }
     };
-    let store = server.store.clone();
     let (issuer, subject, invite) = (
         identity.issuer.clone(),
         identity.subject.clone(),
         login.invite.clone(),
     );
-    let user = web::block(move || match store.user_by_identity(&issuer, &subject)? {
-        Some(u) => Ok(Some(u)),
-        None => match &invite {
-            Some(code) => store.redeem_invitation(&digest(code), &issuer, &subject),
-            None => Ok(None),
-        },
-    })
-    .await;
+    let user = server
+        .db
+        .call(
+            move |store| match store.user_by_identity(&issuer, &subject)? {
+                Some(u) => Ok(Some(u)),
+                None => match &invite {
+                    Some(code) => store.redeem_invitation(&digest(code), &issuer, &subject),
+                    None => Ok(None),
+                },
+            },
+        )
+        .await;
     let user = match user {
         Ok(Ok(Some(u))) if u.active => u,
         Ok(Ok(Some(_))) => return failed("This account has been deactivated."),
@@ -289,9 +298,10 @@ async fn signed_in_to(server: &AuthServer, request: &str, user_id: uuid::Uuid) -
     let Ok((cookie, session)) = start(server, user_id).await else {
         return unavailable("The session could not be started.");
     };
-    let store = server.store.clone();
     let hash = digest(request);
-    if web::block(move || store.bind_auth_request(&hash, &session))
+    if server
+        .db
+        .call(move |store| store.bind_auth_request(&hash, &session))
         .await
         .is_err()
     {
@@ -306,9 +316,8 @@ async fn signed_in_to(server: &AuthServer, request: &str, user_id: uuid::Uuid) -
 pub async fn invitation(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
     let server = &state.auth;
     let code = path.into_inner();
-    let store = server.store.clone();
     let hash = digest(&code);
-    let user = match web::block(move || store.invitation(&hash)).await {
+    let user = match server.db.call(move |store| store.invitation(&hash)).await {
         Ok(Ok(Some(u))) => u,
         Ok(Ok(None)) => {
             return error_page(
@@ -357,23 +366,26 @@ pub async fn invitation_password(
         );
     }
     let code = path.into_inner();
-    let store = server.store.clone();
-    let done = web::block(move || -> Result<bool, fhirledger_postgres::StoreError> {
-        let Some(user) = store.invitation(&digest(&code))? else {
-            return Ok(false);
-        };
-        let hash = crate::auth::passwords::hash(&password)
-            .map_err(fhirledger_postgres::StoreError::Internal)?;
-        let subject = user.user_id.to_string();
-        if store
-            .redeem_invitation(&digest(&code), "local", &subject)?
-            .is_none()
-        {
-            return Ok(false);
-        }
-        store.set_password_hash(user.user_id, &hash)
-    })
-    .await;
+    let done = server
+        .db
+        .call(
+            move |store| -> Result<bool, fhirledger_postgres::StoreError> {
+                let Some(user) = store.invitation(&digest(&code))? else {
+                    return Ok(false);
+                };
+                let hash = crate::auth::passwords::hash(&password)
+                    .map_err(fhirledger_postgres::StoreError::Internal)?;
+                let subject = user.user_id.to_string();
+                if store
+                    .redeem_invitation(&digest(&code), "local", &subject)?
+                    .is_none()
+                {
+                    return Ok(false);
+                }
+                store.set_password_hash(user.user_id, &hash)
+            },
+        )
+        .await;
     match done {
         Ok(Ok(true)) => message_page(
             "Password set",

@@ -43,7 +43,7 @@ pub fn start(server: Arc<AuthServer>) -> Maintenance {
                     Err(RecvTimeoutError::Timeout) => {}
                     _ => return,
                 }
-                if let Err(e) = server.revocations.sync(&server.store) {
+                if let Err(e) = server.revocations.sync(server.db.store()) {
                     tracing::warn!(error = %e, "reading revocations failed");
                 }
                 crate::auth::hospitals::revoke_newly_deactivated(
@@ -52,7 +52,7 @@ pub fn start(server: Arc<AuthServer>) -> Maintenance {
                 );
                 if purged.elapsed() >= PURGE_EVERY {
                     purged = Instant::now();
-                    match server.store.forget_expired_auth_state() {
+                    match server.db.store().forget_expired_auth_state() {
                         Ok(n) => tracing::debug!(rows = n, "dropped expired authorization state"),
                         Err(e) => tracing::warn!(error = %e, "dropping expired authorization state failed"),
                     }

@@ -31,8 +31,10 @@ pub mod secrets;
 pub mod session;
 pub mod token;
 
+use std::sync::Arc;
+
 use chrono::Duration;
-use fhirledger_postgres::PgStore;
+use fhirledger_service::Database;
 
 use crate::auth::client_keys::ClientKeys;
 use crate::auth::keys::KeyRing;
@@ -79,7 +81,8 @@ impl AuthSettings {
 
 /// Everything the authorization server and the bearer check share.
 pub struct AuthServer {
-    pub store: PgStore,
+    /// The store behind the fair database slots shared with the FHIR routes.
+    pub db: Arc<Database>,
     pub settings: AuthSettings,
     pub keys: KeyRing,
     pub revocations: RevocationList,
@@ -93,24 +96,25 @@ pub struct AuthServer {
 impl AuthServer {
     /// Loads (or makes) the signing keys and the revocation list.
     pub fn open(
-        store: PgStore,
+        db: Arc<Database>,
         settings: AuthSettings,
         providers: Option<&str>,
     ) -> anyhow::Result<AuthServer> {
         let providers = login::providers_from_setting(providers, &settings.issuer)?;
+        let store = db.store();
         let keys = KeyRing::open(
             store.clone(),
             settings.key_rotation,
             settings.longest_token(),
         )?;
         let revocations = RevocationList::default();
-        revocations.sync(&store)?;
+        revocations.sync(store)?;
         let http = reqwest::Client::builder()
             .timeout(std::time::Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::limited(3))
             .build()?;
         Ok(AuthServer {
-            store,
+            db,
             settings,
             keys,
             revocations,

@@ -66,8 +66,8 @@ impl From<fhirledger_postgres::StoreError> for OAuthError {
     }
 }
 
-impl From<actix_web::error::BlockingError> for OAuthError {
-    fn from(_: actix_web::error::BlockingError) -> Self {
+impl From<fhirledger_service::Stopped> for OAuthError {
+    fn from(_: fhirledger_service::Stopped) -> Self {
         OAuthError::server_error("the server is shutting down")
     }
 }

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
-use crate::access::describe::ScopeDescription;
+use fhirledger_access::describe::ScopeDescription;
 
 const STYLE: &str = r#"
 body{font-family:system-ui,sans-serif;background:#f7f8fa;color:#1b1f24;margin:0;line-height:1.5}

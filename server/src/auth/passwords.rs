@@ -2,7 +2,6 @@
 //! form. A sign-in with an unknown email still runs one hash, so timing
 //! does not tell which emails have accounts.
 
-use actix_web::web;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
@@ -35,24 +34,25 @@ pub async fn check_login(
     email: &str,
     password: &str,
 ) -> Result<Option<UserRow>, ()> {
-    let store = server.store.clone();
     let (email, password) = (email.to_string(), password.to_string());
-    web::block(move || {
-        let user = store.user_by_email(&email).map_err(|_| ())?;
-        match user {
-            Some(u) if u.active => {
-                let ok = u
-                    .password_hash
-                    .as_deref()
-                    .is_some_and(|h| verify(&password, h));
-                Ok(ok.then_some(u))
+    server
+        .db
+        .call(move |store| {
+            let user = store.user_by_email(&email).map_err(|_| ())?;
+            match user {
+                Some(u) if u.active => {
+                    let ok = u
+                        .password_hash
+                        .as_deref()
+                        .is_some_and(|h| verify(&password, h));
+                    Ok(ok.then_some(u))
+                }
+                _ => {
+                    let _ = hash(&password);
+                    Ok(None)
+                }
             }
-            _ => {
-                let _ = hash(&password);
-                Ok(None)
-            }
-        }
-    })
-    .await
-    .map_err(|_| ())?
+        })
+        .await
+        .map_err(|_| ())?
 }

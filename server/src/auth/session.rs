@@ -2,7 +2,7 @@
 //! cookie scoped to `/auth`, kept in the store as its SHA-256.
 
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::{web, HttpRequest};
+use actix_web::HttpRequest;
 use fhirledger_postgres::auth::UserRow;
 use uuid::Uuid;
 
@@ -15,9 +15,10 @@ const COOKIE: &str = "fhirledger_session";
 pub async fn current_user(server: &AuthServer, req: &HttpRequest) -> Option<(UserRow, Vec<u8>)> {
     let value = req.cookie(COOKIE)?.value().to_string();
     let hash = digest(&value);
-    let store = server.store.clone();
     let lookup = hash.clone();
-    let user = web::block(move || store.session_user(&lookup))
+    let user = server
+        .db
+        .call(move |store| store.session_user(&lookup))
         .await
         .ok()?
         .ok()??;
@@ -32,9 +33,10 @@ pub async fn start(
     let value = new_secret();
     let hash = digest(&value);
     let expires = chrono::Utc::now() + server.settings.session_lifetime;
-    let store = server.store.clone();
     let kept = hash.clone();
-    web::block(move || store.create_session(&kept, user_id, expires))
+    server
+        .db
+        .call(move |store| store.create_session(&kept, user_id, expires))
         .await
         .map_err(|_| fhirledger_postgres::StoreError::Internal("shutting down".into()))??;
     let cookie = Cookie::build(COOKIE, value)

@@ -6,8 +6,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use fhirledger_postgres::auth::{CodeUse, GrantRow, RefreshUse, UserRow};
 
-use crate::access::grant::{intersect, is_subset};
-use crate::access::scope::{Scope, ScopeSet};
 use crate::app::AppState;
 use crate::auth::client_auth::{
     authenticate, public_refresh_client, AuthenticatedClient, ClientAuthMethod,
@@ -20,6 +18,8 @@ use crate::auth::secrets::{
     constant_time_eq, digest, is_valid_verifier, new_secret, pkce_challenge,
 };
 use crate::auth::AuthServer;
+use fhirledger_access::grant::{intersect, is_subset};
+use fhirledger_access::scope::{Scope, ScopeSet};
 
 /// The token endpoint.
 pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
@@ -90,11 +90,14 @@ fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, OAuthError> {
         .ok_or_else(|| OAuthError::invalid_request(format!("{name} is missing")))
 }
 
-/// Runs blocking store work.
+/// Runs blocking store work behind the fair database slots.
 async fn db<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, fhirledger_postgres::StoreError> + Send + 'static,
+    server: &AuthServer,
+    work: impl FnOnce(&fhirledger_postgres::PgStore) -> Result<T, fhirledger_postgres::StoreError>
+        + Send
+        + 'static,
 ) -> Result<T, OAuthError> {
-    Ok(web::block(work).await??)
+    Ok(server.db.call(work).await??)
 }
 
 async fn authorization_code(
@@ -108,9 +111,8 @@ async fn authorization_code(
         .get("code_verifier")
         .ok_or_else(|| OAuthError::invalid_grant("code_verifier is missing (PKCE is required)"))?
         .to_string();
-    let store = server.store.clone();
     let expire = server.revocation_expiry();
-    let used = db(move || store.use_code(&digest(&code), expire)).await?;
+    let used = db(server, move |store| store.use_code(&digest(&code), expire)).await?;
     let (row, grant) = match used {
         CodeUse::Fresh(fresh) => *fresh,
         CodeUse::Replayed => {
@@ -166,11 +168,10 @@ async fn refresh(
 ) -> Result<serde_json::Value, OAuthError> {
     let presented = required(params, "refresh_token")?.to_string();
     let old = digest(&presented);
-    let store = server.store.clone();
     let expire = server.revocation_expiry();
     let looked = {
         let old = old.clone();
-        db(move || store.refresh_token(&old, expire)).await?
+        db(server, move |store| store.refresh_token(&old, expire)).await?
     };
     let (grant, held) = match looked {
         RefreshUse::Live { grant, scope } => (grant, scope),
@@ -203,11 +204,11 @@ async fn refresh(
     let user = grant_user(server, &grant).await?;
     let new = new_secret();
     let expires = refresh_expiry(server, &scope);
-    let store = server.store.clone();
     let (new_digest, scope_text) = (digest(&new), scope.to_string());
-    let rotated =
-        db(move || store.rotate_refresh_token(&old, &new_digest, &scope_text, expires, expire))
-            .await?;
+    let rotated = db(server, move |store| {
+        store.rotate_refresh_token(&old, &new_digest, &scope_text, expires, expire)
+    })
+    .await?;
     match rotated {
         RefreshUse::Live { .. } => {}
         RefreshUse::Reused => return Err(reused(server).await),
@@ -280,7 +281,7 @@ fn system_only(scopes: ScopeSet) -> ScopeSet {
     let mut kept = ScopeSet::new();
     for s in scopes.iter() {
         let keep = match s {
-            Scope::Resource(r) => r.context == crate::access::scope::Context::System,
+            Scope::Resource(r) => r.context == fhirledger_access::scope::Context::System,
             Scope::Other(_) => true,
             _ => false,
         };
@@ -296,18 +297,20 @@ async fn grant_user(server: &AuthServer, grant: &GrantRow) -> Result<Option<User
     let Some(user_id) = grant.user_id else {
         return Ok(None);
     };
-    let store = server.store.clone();
-    let user = db(move || {
-        let user = store.user(user_id)?;
-        match user {
-            Some(u) if u.active => {
-                let hospital_active = hospitals::is_active(&store, u.organization.as_deref())?;
-                Ok(Some((u, hospital_active)))
-            }
-            _ => Ok(None),
+    let user = match db(server, move |store| store.user(user_id)).await? {
+        Some(u) if u.active => {
+            let hospital_active = hospitals::is_active(server, u.organization.as_deref())
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "checking the user's hospital failed");
+                    OAuthError::server_error(
+                        "the authorization server's database is unavailable; retry",
+                    )
+                })?;
+            Some((u, hospital_active))
         }
-    })
-    .await?;
+        _ => None,
+    };
     match user {
         Some((u, true)) => Ok(Some(u)),
         Some((_, false)) => Err(OAuthError::invalid_grant(
@@ -329,14 +332,16 @@ async fn issue_refresh(
         return Ok(None);
     }
     let token = new_secret();
-    let store = server.store.clone();
     let (hash, grant_id, text, expires) = (
         digest(&token),
         grant.grant_id,
         scope.to_string(),
         refresh_expiry(server, scope),
     );
-    db(move || store.create_refresh_token(&hash, grant_id, &text, expires)).await?;
+    db(server, move |store| {
+        store.create_refresh_token(&hash, grant_id, &text, expires)
+    })
+    .await?;
     Ok(Some(token))
 }
 
@@ -361,9 +366,11 @@ fn parse_stored(text: &str) -> Result<ScopeSet, OAuthError> {
 
 /// Picks up revocations the store just wrote, so they bind this process at once.
 pub async fn sync_revocations(server: &AuthServer) {
-    let store = server.store.clone();
     let since = server.revocations.last_seq();
-    let since_ok = web::block(move || store.revocations_since(since)).await;
+    let since_ok = server
+        .db
+        .call(move |store| store.revocations_since(since))
+        .await;
     match since_ok {
         Ok(Ok(rows)) => server.revocations.apply(&rows),
         Ok(Err(e)) => tracing::warn!(error = %e, "reading revocations failed"),

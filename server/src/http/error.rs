@@ -5,6 +5,7 @@ use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use fhir_profiles::outcome::{operation_outcome, Issue, IssueType};
 use fhirledger_postgres::StoreError;
+use fhirledger_service::{ServiceError, Stopped};
 
 use crate::http::negotiate::ResponseFormat;
 use crate::http::respond::resource_body;
@@ -110,28 +111,26 @@ impl ApiError {
     }
 }
 
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        let status =
+            StatusCode::from_u16(e.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        ApiError {
+            status,
+            issues: e.issues,
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::VersionConflict { .. } | StoreError::VersionConflictMissing { .. } => {
-                ApiError::precondition_failed(e.to_string())
-            }
-            StoreError::TooLarge { limit } => ApiError::too_large(limit),
-            StoreError::InvalidCursor(_) => ApiError::bad_request(format!(
-                "{e}; follow the next/previous links of the search as given"
-            )),
-            StoreError::UploadAborted(reason) => {
-                ApiError::bad_request(format!("the upload was aborted: {reason}"))
-            }
-            other => {
-                tracing::error!(error = %other, "storage failure");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    IssueType::Exception,
-                    "the database is unavailable; nothing was changed, please retry",
-                )
-            }
-        }
+        ServiceError::from(e).into()
+    }
+}
+
+impl From<Stopped> for ApiError {
+    fn from(e: Stopped) -> Self {
+        ServiceError::from(e).into()
     }
 }
 

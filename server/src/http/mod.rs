@@ -4,6 +4,7 @@
 pub mod authenticate;
 pub mod body;
 pub mod error;
+pub mod fhir_request;
 pub mod negotiate;
 pub mod preconditions;
 pub mod respond;

@@ -1,12 +1,11 @@
 //! Request headers that change what an interaction does: `Prefer`,
-//! `If-Match`, `If-None-Exist`, and the search criteria of conditional
-//! interactions.
+//! `If-Match` and `If-None-Exist` (whose criteria the service parses).
 
 use actix_web::HttpRequest;
-use fhirledger_postgres::Criterion;
+use fhirledger_service::types::parse_version_tag;
+use fhirledger_service::{parse_conditions, Conditions};
 
 use crate::http::error::ApiError;
-use crate::http::negotiate::form_pairs;
 
 /// `Prefer: return=...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,14 +43,6 @@ pub fn prefer_values(req: &HttpRequest, token: &str) -> Vec<String> {
         .collect()
 }
 
-/// Parses a version tag `W/"3"`, `"3"` or `3`.
-pub fn parse_version_tag(raw: &str) -> Option<i64> {
-    let raw = raw.trim();
-    let raw = raw.strip_prefix("W/").unwrap_or(raw);
-    let raw = raw.trim_matches('"');
-    raw.parse::<i64>().ok().filter(|v| *v > 0)
-}
-
 /// The version required by `If-Match`, if any (400 when malformed).
 pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
     match req.headers().get("If-Match") {
@@ -67,8 +58,11 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
     }
 }
 
-/// The criteria of `If-None-Exist`, if the header is present.
-pub fn if_none_exist(req: &HttpRequest) -> Result<Option<Vec<Criterion>>, ApiError> {
+/// The criteria of `If-None-Exist` on `resource_type`, if the header is present.
+pub fn if_none_exist(
+    req: &HttpRequest,
+    resource_type: &str,
+) -> Result<Option<Conditions>, ApiError> {
     match req.headers().get("If-None-Exist") {
         None => Ok(None),
         Some(v) => {
@@ -76,75 +70,7 @@ pub fn if_none_exist(req: &HttpRequest) -> Result<Option<Vec<Criterion>>, ApiErr
                 .to_str()
                 .map_err(|_| ApiError::bad_request("If-None-Exist must be ASCII"))?;
             let query = raw.split_once('?').map(|(_, q)| q).unwrap_or(raw);
-            parse_criteria(query).map(Some)
+            Ok(Some(parse_conditions(resource_type, query)?))
         }
     }
-}
-
-/// Criteria of a conditional interaction: `_id` and `identifier`
-/// (`value`, `system|value` or `|value`); anything else is refused with 400
-/// rather than silently matching too much.
-pub fn parse_criteria(query: &str) -> Result<Vec<Criterion>, ApiError> {
-    let mut criteria = Vec::new();
-    for (name, value) in form_pairs(query) {
-        if name.starts_with('_') && matches!(name.as_str(), "_format" | "_pretty") {
-            continue;
-        }
-        if value.contains('\0') {
-            return Err(ApiError::bad_request(format!(
-                "parameter '{name}' contains a NUL character"
-            )));
-        }
-        match name.as_str() {
-            "_id" => criteria.push(Criterion::Id(value)),
-            "identifier" => {
-                if value.contains(',') {
-                    return Err(ApiError::bad_request(
-                        "conditional interactions take one identifier per parameter (no comma lists)",
-                    ));
-                }
-                let criterion = match value.split_once('|') {
-                    Some((system, code)) => Criterion::Identifier {
-                        system: Some(system.to_string()),
-                        value: code.to_string(),
-                    },
-                    None => Criterion::Identifier {
-                        system: None,
-                        value: value.clone(),
-                    },
-                };
-                if matches!(&criterion, Criterion::Identifier { value, .. } if value.is_empty()) {
-                    return Err(ApiError::bad_request("identifier needs a value"));
-                }
-                criteria.push(criterion);
-            }
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "parameter '{other}' is not supported in conditional interactions; use _id or identifier"
-                )))
-            }
-        }
-    }
-    if criteria.is_empty() {
-        return Err(ApiError::bad_request(
-            "a conditional interaction needs criteria (_id or identifier)",
-        ));
-    }
-    Ok(criteria)
-}
-
-/// Lock keys for criteria, sorted so that concurrent conditional writes take
-/// their advisory locks in the same order (no deadlocks). Identifiers are
-/// keyed by value alone, so `|v` and `s|v` serialise against each other.
-pub fn criteria_keys(criteria: &[Criterion]) -> Vec<String> {
-    let mut keys: Vec<String> = criteria
-        .iter()
-        .map(|c| match c {
-            Criterion::Id(id) => format!("_id={id}"),
-            Criterion::Identifier { value, .. } => format!("identifier={value}"),
-        })
-        .collect();
-    keys.sort();
-    keys.dedup();
-    keys
 }

@@ -6,20 +6,21 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use bytes::BytesMut;
-use fhirledger_postgres::{PgStore, StoredVersion, CHUNK_SIZE};
+use fhirledger_postgres::{PgStore, CHUNK_SIZE};
+use fhirledger_service::reads::{read, ReadBinary};
+use fhirledger_service::write::ChunkSource;
+use fhirledger_service::{BinaryPayload, Prepared, ServiceError};
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
-use crate::app::AppState;
 use crate::http::body::check_declared_length;
 use crate::http::error::ApiError;
+use crate::http::fhir_request::FhirRequest;
 use crate::http::negotiate::{
     accept_items, fhir_format_of, is_fhir_mime, query_param, response_format,
 };
 use crate::http::respond::{resource_body, versioned};
-use crate::routes::instance::prepared_body;
-use crate::service::write::ChunkSource;
-use crate::service::{BinaryPayload, Prepared};
+use crate::routes::instance::{deleted, prepared_body};
 use fhir_profiles::search::IndexRows;
 
 /// True when a request to `Binary` carries raw content rather than a FHIR
@@ -39,31 +40,36 @@ fn is_raw_upload(req: &HttpRequest, rt: &str) -> bool {
 /// first) or, for Binary, raw bytes streamed chunk by chunk into the same
 /// transaction while they arrive.
 pub(crate) async fn run_write<T, F>(
-    req: &HttpRequest,
-    state: &AppState,
+    fhir: &FhirRequest,
     rt: &str,
     payload: web::Payload,
     op: F,
 ) -> Result<T, ApiError>
 where
-    F: FnOnce(PgStore, Prepared, Option<ChunkSource>) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&PgStore, Prepared, Option<ChunkSource>) -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
-    let store = state.store.clone();
+    let (req, state) = (&fhir.req, &fhir.state);
     let limit = state.max_body_bytes;
     if !is_raw_upload(req, rt) {
         let prepared = prepared_body(req, rt, payload, limit, &state.fhir_base).await?;
-        return state.db(move || op(store, prepared, None)).await;
+        return state
+            .db
+            .run(move |store| op(store, prepared, None).map_err(ApiError::from))
+            .await;
     }
     check_declared_length(req, limit)?;
     let prepared = raw_binary(req, req.match_info().get("id"))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, String>>(4);
     let source: ChunkSource = Box::new(std::iter::from_fn(move || rx.blocking_recv()));
-    let _slot = state.db_slot().await?;
-    let job = web::block(move || op(store, prepared, Some(source)));
+    // The transaction runs while the body arrives: the pump feeds it through
+    // the channel once it has its connection.
+    let job = state
+        .db
+        .run(move |store| op(store, prepared, Some(source)).map_err(ApiError::from));
     let pump = pump_payload(payload, tx, limit);
     let (result, ()) = tokio::join!(job, pump);
-    result?
+    result
 }
 
 /// Moves the request body into the channel in chunks of about CHUNK_SIZE,
@@ -151,10 +157,23 @@ fn accepts(accept: &str, content_type: &str) -> bool {
 /// Reads a Binary version: raw bytes when `Accept` admits the stored type
 /// (or says nothing), the Binary resource for `_format` or a FHIR `Accept`.
 pub(crate) async fn serve_binary(
-    req: &HttpRequest,
-    state: &AppState,
-    v: StoredVersion,
+    fhir: &FhirRequest,
+    id: String,
+    version: Option<i64>,
 ) -> Result<HttpResponse, ApiError> {
+    let guard = fhir.guard.clone();
+    let (v, bytes) = fhir
+        .state
+        .db
+        .run_read(move |store| {
+            let op = ReadBinary { id: &id, version };
+            Ok::<_, ApiError>(read(store, &guard, op)?.value)
+        })
+        .await?;
+    let req = &fhir.req;
+    let Some((data, meta)) = bytes else {
+        return Ok(deleted(req, &v));
+    };
     let stored: Value = serde_json::from_str(v.content.as_deref().unwrap_or("{}"))
         .map_err(|e| ApiError::internal(format!("stored JSON is corrupt: {e}")))?;
     let content_type = stored
@@ -178,18 +197,6 @@ pub(crate) async fn serve_binary(
             "this Binary is {content_type}; ask for that type or for application/fhir+json / application/fhir+xml"
         )));
     }
-    let store = state.store.clone();
-    let (id, version) = (v.id.clone(), v.version_id);
-    let bytes = state
-        .db_read(move || {
-            let mut reader = store
-                .binary_reader(&id, version)?
-                .ok_or_else(|| ApiError::internal("the bytes of this Binary are missing"))?;
-            let bytes = reader.read_to_end()?;
-            Ok((bytes, reader.meta))
-        })
-        .await?;
-    let (data, meta) = bytes;
     if wants_resource {
         let format = response_format(req)?;
         let mut resource = stored;

@@ -3,14 +3,14 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::app::AppState;
 use crate::http::body::read_body;
 use crate::http::error::ApiError;
+use crate::http::fhir_request::FhirRequest;
 use crate::http::negotiate::{request_format, response_format};
 use crate::http::preconditions::prefer_values;
 use crate::http::respond::resource_body;
-use crate::routes::{blocking, respond};
-use crate::service::bundle::{self, BundleOptions, EntryReturn};
+use crate::routes::blocking;
+use fhirledger_service::bundle::{self, BundleOptions, EntryReturn};
 
 /// Bundles up to this size are parsed and planned on the HTTP worker; larger
 /// ones on the blocking pool (as for single resources).
@@ -20,45 +20,39 @@ const INLINE_BYTES: usize = 64 * 1024;
 /// blocking pool.
 const INLINE_RESPONSE_ENTRIES: usize = 64;
 
-pub async fn process(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    payload: web::Payload,
-) -> HttpResponse {
-    respond(&req, process_inner(&req, &state, payload).await)
+pub async fn process(fhir: FhirRequest, payload: web::Payload) -> HttpResponse {
+    fhir.answer(process_inner(&fhir, payload).await)
 }
 
 async fn process_inner(
-    req: &HttpRequest,
-    state: &AppState,
+    fhir: &FhirRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let (req, state) = (&fhir.req, &fhir.state);
     let format = response_format(req)?;
     let body_format = request_format(req)?;
     let options = BundleOptions {
         fhir_base: state.fhir_base.clone(),
         limit: state.max_body_bytes,
-        lenient: prefer_values(req, "handling")
-            .iter()
-            .any(|v| v == "lenient"),
+        lenient: fhir.lenient(),
         returns: entry_return(req),
-        guard: crate::http::authenticate::guard(req, state)?,
+        guard: fhir.guard.clone(),
     };
     let body = read_body(req, payload, state.max_body_bytes).await?;
     let started = std::time::Instant::now();
     let large = body.len() > INLINE_BYTES;
     let plan = if large {
         let base = options.fhir_base.clone();
-        blocking(move || bundle::plan(&body, body_format, &base)).await?
+        blocking(move || Ok(bundle::plan(&body, body_format, &base)?)).await?
     } else {
         bundle::plan(&body, body_format, &options.fhir_base)?
     };
     let planned = started.elapsed();
     let (kind, entries) = (plan.kind(), plan.len());
     let many = entries > INLINE_RESPONSE_ENTRIES;
-    let store = state.store.clone();
     let response = state
-        .db(move || bundle::execute(&store, plan, &options))
+        .db
+        .run(move |store| Ok::<_, ApiError>(bundle::execute(store, plan, &options)?))
         .await?;
     let executed = started.elapsed();
     let (ct, body) = if many {

@@ -4,48 +4,41 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_profiles::ids::is_valid_id;
 use fhir_profiles::summary::{apply_elements, apply_summary, SummaryMode};
+use fhirledger_access::Interaction;
 use fhirledger_postgres::{StoredVersion, WriteOutcome};
+use fhirledger_service::reads::{self, ReadResource};
+use fhirledger_service::types::check_type;
+use fhirledger_service::{self as service, UpdateTarget};
 
-use crate::access::allow::Interaction;
 use crate::app::AppState;
-use crate::http::authenticate::guard;
 use crate::http::body::read_body;
 use crate::http::error::ApiError;
-use crate::http::negotiate::{query_param, request_format, response_format, ResponseFormat};
-use crate::http::preconditions::{if_match, return_preference};
+use crate::http::fhir_request::{FhirRequest, WriteAnswer};
+use crate::http::negotiate::{query_param, request_format, ResponseFormat};
 use crate::http::respond::{resource_body, stored_body, versioned, write_response};
 use crate::routes::binary::{run_write, serve_binary};
-use crate::routes::{blocking, check_type, check_writable, respond};
-use crate::service::read::read_checked;
-use crate::service::{self, UpdateTarget};
+use crate::routes::blocking;
 
-pub async fn read(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> HttpResponse {
+pub async fn read(fhir: FhirRequest, path: web::Path<(String, String)>) -> HttpResponse {
     let (rt, id) = path.into_inner();
-    respond(&req, read_version(&req, &state, rt, id, None).await)
+    fhir.answer(read_version(&fhir, rt, id, None).await)
 }
 
-pub async fn vread(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String, String)>,
-) -> HttpResponse {
+pub async fn vread(fhir: FhirRequest, path: web::Path<(String, String, String)>) -> HttpResponse {
     let (rt, id, vid) = path.into_inner();
     let result = match vid.parse::<i64>() {
-        Ok(v) if v > 0 => read_version(&req, &state, rt, id, Some(v)).await,
-        _ => check_type(&rt).and(Err(ApiError::not_found(format!(
-            "'{vid}' is not a version of {rt}/{id}"
-        )))),
+        Ok(v) if v > 0 => read_version(&fhir, rt, id, Some(v)).await,
+        _ => check_type(&rt)
+            .map_err(ApiError::from)
+            .and(Err(ApiError::not_found(format!(
+                "'{vid}' is not a version of {rt}/{id}"
+            )))),
     };
-    respond(&req, result)
+    fhir.answer(result)
 }
 
 async fn read_version(
-    req: &HttpRequest,
-    state: &AppState,
+    fhir: &FhirRequest,
     rt: String,
     id: String,
     version: Option<i64>,
@@ -56,31 +49,41 @@ async fn read_version(
             "'{id}' is not a valid id, so there is no {rt} with it"
         )));
     }
-    let guard = guard(req, state)?;
-    guard.permit(&rt, Interaction::Read)?;
-    let store = state.store.clone();
-    let (qrt, qid) = (rt.clone(), id.clone());
-    let found = state
-        .db_read(move || read_checked(&store, &guard, &qrt, &qid, version))
-        .await?;
-    let v = match found {
-        v if v.is_deleted() => {
-            let mut resp =
-                ApiError::gone(format!("{rt}/{id} was deleted (version {})", v.version_id))
-                    .respond(crate::http::negotiate::error_format(req));
-            if let Ok(tag) = crate::http::respond::etag(v.version_id).parse() {
-                resp.headers_mut()
-                    .insert(actix_web::http::header::ETAG, tag);
-            }
-            return Ok(resp);
-        }
-        v => v,
-    };
     if rt == "Binary" {
-        return serve_binary(req, state, v).await;
+        return serve_binary(fhir, id, version).await;
     }
-    let format = response_format(req)?;
-    render_read(req, &v, format)
+    let guard = fhir.guard.clone();
+    let (qrt, qid) = (rt.clone(), id.clone());
+    let v = fhir
+        .state
+        .db
+        .run_read(move |store| {
+            let op = ReadResource {
+                resource_type: &qrt,
+                id: &qid,
+                version,
+            };
+            Ok::<_, ApiError>(reads::read(store, &guard, op)?.value)
+        })
+        .await?;
+    if v.is_deleted() {
+        return Ok(deleted(&fhir.req, &v));
+    }
+    render_read(&fhir.req, &v, fhir.format()?)
+}
+
+/// 410 for a deleted resource, with the ETag of the delete.
+pub(crate) fn deleted(req: &HttpRequest, v: &StoredVersion) -> HttpResponse {
+    let mut resp = ApiError::gone(format!(
+        "{}/{} was deleted (version {})",
+        v.resource_type, v.id, v.version_id
+    ))
+    .respond(crate::http::negotiate::error_format(req));
+    if let Ok(tag) = crate::http::respond::etag(v.version_id).parse() {
+        resp.headers_mut()
+            .insert(actix_web::http::header::ETAG, tag);
+    }
+    resp
 }
 
 /// A read answer: the stored bytes, or a `_summary`/`_elements` subset.
@@ -121,43 +124,38 @@ pub(crate) fn render_read(
 }
 
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    fhir: FhirRequest,
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> HttpResponse {
     let (rt, id) = path.into_inner();
-    respond(&req, update_inner(&req, &state, rt, id, payload).await)
+    fhir.answer(update_inner(&fhir, rt, id, payload).await)
 }
 
 async fn update_inner(
-    req: &HttpRequest,
-    state: &AppState,
+    fhir: &FhirRequest,
     rt: String,
     id: String,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    check_writable(&rt)?;
-    let guard = guard(req, state)?;
-    guard.permit(&rt, Interaction::Update)?;
-    let format = response_format(req)?;
-    let preference = return_preference(req);
-    let expected = if_match(req)?;
-    let limit = state.max_body_bytes;
+    let answer = fhir.begin_write(&rt, Interaction::Update)?;
+    let expected = fhir.if_match()?;
+    let limit = fhir.state.max_body_bytes;
     let target = UpdateTarget::Id(id);
-    let outcome = run_write(req, state, &rt, payload, move |store, prepared, upload| {
-        service::update(&store, &guard, &prepared, &target, expected, upload, limit)
+    let guard = fhir.guard.clone();
+    let outcome = run_write(fhir, &rt, payload, move |store, prepared, upload| {
+        service::update(store, &guard, &prepared, &target, expected, upload, limit)
     })
     .await?;
-    write_outcome_response(state, &outcome, format, preference)
+    write_outcome_response(&fhir.state, &outcome, answer)
 }
 
 pub(crate) fn write_outcome_response(
     state: &AppState,
     outcome: &WriteOutcome,
-    format: ResponseFormat,
-    preference: crate::http::preconditions::ReturnPreference,
+    answer: WriteAnswer,
 ) -> Result<HttpResponse, ApiError> {
+    let WriteAnswer { format, preference } = answer;
     match outcome {
         WriteOutcome::Created(v) => write_response(
             StatusCode::CREATED,
@@ -178,45 +176,38 @@ pub(crate) fn write_outcome_response(
     }
 }
 
-pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> HttpResponse {
+pub async fn delete(fhir: FhirRequest, path: web::Path<(String, String)>) -> HttpResponse {
     let (rt, id) = path.into_inner();
-    respond(&req, delete_inner(&req, &state, rt, id).await)
+    fhir.answer(delete_inner(&fhir, rt, id).await)
 }
 
 async fn delete_inner(
-    req: &HttpRequest,
-    state: &AppState,
+    fhir: &FhirRequest,
     rt: String,
     id: String,
 ) -> Result<HttpResponse, ApiError> {
-    check_writable(&rt)?;
-    let guard = guard(req, state)?;
-    guard.permit(&rt, Interaction::Delete)?;
-    let format = response_format(req)?;
-    let preference = return_preference(req);
-    let expected = if_match(req)?;
+    let answer = fhir.begin_write(&rt, Interaction::Delete)?;
+    let expected = fhir.if_match()?;
     if !is_valid_id(&id) {
         return Err(ApiError::not_found(format!(
             "'{id}' is not a valid id, so there is no {rt} with it"
         )));
     }
-    let store = state.store.clone();
-    let deleted = state
-        .db(move || service::delete(&store, &guard, &rt, &id, expected))
+    let guard = fhir.guard.clone();
+    let deleted = fhir
+        .state
+        .db
+        .run(move |store| service::delete(store, &guard, &rt, &id, expected))
         .await?;
-    Ok(delete_response(deleted.as_ref(), format, preference))
+    Ok(delete_response(deleted.as_ref(), answer))
 }
 
 /// 204, or 200 with an OperationOutcome when the client prefers one.
 pub(crate) fn delete_response(
     deleted: Option<&StoredVersion>,
-    format: ResponseFormat,
-    preference: crate::http::preconditions::ReturnPreference,
+    answer: WriteAnswer,
 ) -> HttpResponse {
+    let WriteAnswer { format, preference } = answer;
     let message = match deleted {
         Some(v) => format!(
             "deleted {}/{} (version {})",
@@ -256,9 +247,9 @@ pub(crate) async fn prepared_body(
     let body_format = request_format(req)?;
     let body = read_body(req, payload, limit).await?;
     if body.len() <= INLINE_PARSE_BYTES {
-        return service::prepare(rt, &body, body_format, fhir_base);
+        return Ok(service::prepare(rt, &body, body_format, fhir_base)?);
     }
     let rt = rt.to_string();
     let fhir_base = fhir_base.to_string();
-    blocking(move || service::prepare(&rt, &body, body_format, &fhir_base)).await
+    blocking(move || Ok(service::prepare(&rt, &body, body_format, &fhir_base)?)).await
 }

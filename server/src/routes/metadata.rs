@@ -12,9 +12,9 @@ use fhir_profiles::resource_types::HOSTED;
 use fhir_profiles::search::{params, ParamType};
 
 use crate::app::AppState;
+use crate::http::negotiate::error_format;
 use crate::http::negotiate::response_format;
 use crate::http::respond::resource_body;
-use crate::routes::respond;
 
 /// Interactions every hosted type supports.
 const FULL: &[TypeInteraction] = &[
@@ -156,5 +156,5 @@ pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpRespo
             .insert_header(("Content-Type", ct))
             .body(body))
     });
-    respond(&req, result)
+    result.unwrap_or_else(|e| e.respond(error_format(&req)))
 }

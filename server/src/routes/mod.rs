@@ -10,7 +10,8 @@ mod search;
 mod type_level;
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use fhir_profiles::resource_types::{is_hosted, is_r4_resource_type};
+use fhir_profiles::resource_types::is_hosted;
+use fhirledger_service::types::unknown_type;
 
 use crate::http::error::ApiError;
 use crate::http::negotiate::error_format;
@@ -76,15 +77,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .default_service(web::to(not_found));
 }
 
-/// Unwraps a handler result into a response, rendering errors as
-/// OperationOutcomes in the negotiated format.
-pub(crate) fn respond(req: &HttpRequest, result: Result<HttpResponse, ApiError>) -> HttpResponse {
-    result.unwrap_or_else(|e| e.respond(error_format(req)))
-}
-
 async fn not_allowed(req: HttpRequest) -> HttpResponse {
     let err = match req.match_info().get("type") {
-        Some(t) if !is_hosted(t) => unknown_type(t),
+        Some(t) if !is_hosted(t) => unknown_type(t).into(),
         _ => ApiError::method_not_allowed(format!(
             "{} is not supported on {}",
             req.method(),
@@ -98,35 +93,8 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     ApiError::not_found(format!("nothing is served at {}", req.path())).respond(error_format(&req))
 }
 
-fn unknown_type(t: &str) -> ApiError {
-    if is_r4_resource_type(t) {
-        ApiError::not_found(format!("resource type {t} is not hosted by this server"))
-    } else {
-        ApiError::not_found(format!("'{t}' is not a FHIR R4 resource type"))
-    }
-}
-
-/// 404 unless this server hosts the type.
-pub(crate) fn check_type(t: &str) -> Result<(), ApiError> {
-    if is_hosted(t) {
-        Ok(())
-    } else {
-        Err(unknown_type(t))
-    }
-}
-
-/// Only the server writes AuditEvents.
-pub(crate) fn check_writable(t: &str) -> Result<(), ApiError> {
-    check_type(t)?;
-    if t == "AuditEvent" {
-        return Err(ApiError::method_not_allowed(
-            "AuditEvents are recorded by the server itself; clients cannot write them",
-        ));
-    }
-    Ok(())
-}
-
-/// Runs blocking store work off the async workers.
+/// Runs CPU-heavy work (parsing or rendering large bodies) off the async
+/// workers. Database work goes through `fhirledger_service::Database`.
 pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
 where
     F: FnOnce() -> Result<T, ApiError> + Send + 'static,

@@ -6,40 +6,37 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_profiles::format::{json_bytes_to_xml, FhirFormat};
 
-use crate::app::AppState;
-use crate::http::error::ApiError;
-use crate::http::negotiate::{form_pairs, response_format, ResponseFormat};
-use crate::http::preconditions::prefer_values;
-use crate::http::respond::{FHIR_JSON, FHIR_XML};
-use crate::routes::{check_type, respond};
-use crate::service::search;
+use fhirledger_access::Interaction;
+use fhirledger_service::query::form_pairs;
+use fhirledger_service::search;
+use fhirledger_service::types::check_type;
 
-pub async fn search_get(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<String>,
-) -> HttpResponse {
+use crate::http::error::ApiError;
+use crate::http::fhir_request::FhirRequest;
+use crate::http::negotiate::ResponseFormat;
+use crate::http::respond::{FHIR_JSON, FHIR_XML};
+
+pub async fn search_get(fhir: FhirRequest, path: web::Path<String>) -> HttpResponse {
     let rt = path.into_inner();
-    let params = form_pairs(req.query_string());
-    respond(&req, run(&req, &state, rt, params).await)
+    let params = form_pairs(fhir.req.query_string());
+    fhir.answer(run(&fhir, rt, params).await)
 }
 
 pub async fn search_post(
-    req: HttpRequest,
-    state: web::Data<AppState>,
+    fhir: FhirRequest,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
     let rt = path.into_inner();
-    let result = match form_body(&req, &body) {
+    let result = match form_body(&fhir.req, &body) {
         Ok(mut params) => {
-            let mut all = form_pairs(req.query_string());
+            let mut all = form_pairs(fhir.req.query_string());
             all.append(&mut params);
-            run(&req, &state, rt, all).await
+            run(&fhir, rt, all).await
         }
         Err(e) => Err(e),
     };
-    respond(&req, result)
+    fhir.answer(result)
 }
 
 /// The parameters of a `_search` body, which must be form-encoded.
@@ -61,22 +58,20 @@ fn form_body(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, Ap
 }
 
 async fn run(
-    req: &HttpRequest,
-    state: &AppState,
+    fhir: &FhirRequest,
     rt: String,
     params: Vec<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     check_type(&rt)?;
-    let format = response_format(req)?;
-    let lenient = prefer_values(req, "handling")
-        .iter()
-        .any(|v| v == "lenient");
-    let mut request = search::parse(&state.fhir_base, &rt, &params, lenient)?;
-    crate::http::authenticate::guard(req, state)?.restrict_search(&mut request)?;
-    let store = state.store.clone();
-    let base = state.fhir_base.clone();
-    let json = state
-        .db_read(move || search::execute(&store, &base, &request))
+    let format = fhir.format()?;
+    let request = search::parse(&fhir.state.fhir_base, &rt, &params, fhir.lenient())?;
+    // Refused before queueing for the database.
+    fhir.guard.permit(&rt, Interaction::Search)?;
+    let guard = fhir.guard.clone();
+    let json = fhir
+        .state
+        .db
+        .run_read(move |store| Ok::<_, ApiError>(search::execute(store, &guard, &request)?))
         .await?;
     bundle_response(json, format)
 }

@@ -107,6 +107,13 @@ pub(crate) fn predicate(
         Criterion::AnyOf { alternatives } => {
             alternatives_predicate(sql, alternatives, r, resource_type)
         }
+        Criterion::NoneOf { alternatives } => {
+            match alternatives_predicate(sql, alternatives, r, resource_type).as_str() {
+                "FALSE" => "TRUE".into(),
+                "TRUE" => "FALSE".into(),
+                any => format!("(NOT {any})"),
+            }
+        }
     }
 }
 
@@ -229,7 +236,9 @@ pub(crate) fn driver_rows(
 ) -> Option<String> {
     match criterion {
         // Negations cannot use a value index; alternatives are checked per candidate.
-        Criterion::Token { negated: true, .. } | Criterion::AnyOf { .. } => None,
+        Criterion::Token { negated: true, .. }
+        | Criterion::AnyOf { .. }
+        | Criterion::NoneOf { .. } => None,
         Criterion::Chain { key, targets } => {
             let x = sql.alias("x");
             let key = sql.key(*key);
@@ -472,6 +481,22 @@ mod tests {
         // The caller's fence leaves it as it is.
         assert_eq!(per_candidate(p.clone()), p);
         p
+    }
+
+    fn none_of(alternatives: Vec<Vec<Criterion>>) -> String {
+        let mut sql = Sql::default();
+        let p = predicate(&mut sql, &Criterion::NoneOf { alternatives }, "r", "T");
+        assert_eq!(per_candidate(p.clone()), p);
+        p
+    }
+
+    #[test]
+    fn exclusions_negate_the_alternatives() {
+        assert_eq!(none_of(Vec::new()), "TRUE", "nothing excluded");
+        assert_eq!(none_of(vec![Vec::new()]), "FALSE", "everything excluded");
+        let two = none_of(vec![vec![code(1, "a")], vec![code(2, "b"), code(3, "c")]]);
+        assert!(two.starts_with("(NOT (EXISTS ("), "{two}");
+        assert_eq!(two.matches(" OFFSET 0)").count(), 3, "{two}");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
-use fhir_profiles::search::query::{Criterion, Include, SearchRequest};
+use fhir_profiles::search::query::{Criterion, Include, SearchRequest, Visibility};
 
 use crate::search::binds::{Bind, Sql};
 use crate::search::criteria::{per_candidate, predicate};
@@ -39,6 +39,7 @@ struct IncludedRow {
 pub(crate) fn included(
     conn: &mut PgConnection,
     request: &SearchRequest,
+    visibility: &Visibility,
     matches: &[Found],
 ) -> Result<Vec<Found>, StoreError> {
     if request.includes.is_empty() && request.revincludes.is_empty() {
@@ -57,12 +58,12 @@ pub(crate) fn included(
         let mut fresh = Vec::new();
         for include in &request.includes {
             if round == 0 || include.iterate {
-                fresh.extend(forward(conn, request, include, &sources)?);
+                fresh.extend(forward(conn, visibility, include, &sources)?);
             }
         }
         for include in &request.revincludes {
             if round == 0 || include.iterate {
-                fresh.extend(reverse(conn, request, include, &sources)?);
+                fresh.extend(reverse(conn, visibility, include, &sources)?);
             }
         }
         sources = Vec::new();
@@ -89,19 +90,19 @@ fn ids_of(sources: &[(String, String)], resource_type: &str) -> Vec<String> {
 const INCLUDED_COLUMNS: &str = "t.resource_type, t.id, t.version_id, t.last_updated, v.content";
 
 /// ` AND …` limiting the included rows `t` (of `resource_type` when the include names
-/// one, else of any type) to what [`SearchRequest::include_access`] lets the caller see;
+/// one, else of any type) to what [`Visibility::includes`] lets the caller see;
 /// `None` when no row could pass, so the query need not run. Being part of the statement,
 /// the condition also holds before `LIMIT`, and a hidden resource never becomes a source
 /// of a later `:iterate` round.
 fn visible(
     sql: &mut Sql,
-    request: &SearchRequest,
+    visibility: &Visibility,
     t: &str,
     resource_type: Option<&str>,
 ) -> Option<String> {
-    let types: Vec<(&str, &[Criterion])> = match (&request.include_access, resource_type) {
+    let types: Vec<(&str, &[Criterion])> = match (&visibility.includes, resource_type) {
         (None, _) => return Some(String::new()),
-        (Some(_), Some(rt)) => vec![(rt, request.include_criteria(rt)?)],
+        (Some(_), Some(rt)) => vec![(rt, visibility.include_criteria(rt)?)],
         (Some(access), None) => access
             .iter()
             .map(|(rt, criteria)| (rt.as_str(), criteria.as_slice()))
@@ -127,7 +128,7 @@ fn visible(
 /// Resources that the sources of the include's type reference through its parameters.
 fn forward(
     conn: &mut PgConnection,
-    request: &SearchRequest,
+    visibility: &Visibility,
     include: &Include,
     sources: &[(String, String)],
 ) -> Result<Vec<Found>, StoreError> {
@@ -136,7 +137,7 @@ fn forward(
         return Ok(Vec::new());
     }
     let mut sql = Sql::default();
-    let Some(visible) = visible(&mut sql, request, "t", include.target_type.as_deref()) else {
+    let Some(visible) = visible(&mut sql, visibility, "t", include.target_type.as_deref()) else {
         return Ok(Vec::new());
     };
     let source_type = sql.type_name(&include.source_type);
@@ -161,7 +162,7 @@ fn forward(
 /// Resources of the include's source type whose parameters reference the sources.
 fn reverse(
     conn: &mut PgConnection,
-    request: &SearchRequest,
+    visibility: &Visibility,
     include: &Include,
     sources: &[(String, String)],
 ) -> Result<Vec<Found>, StoreError> {
@@ -178,7 +179,7 @@ fn reverse(
             continue;
         }
         let mut sql = Sql::default();
-        let Some(visible) = visible(&mut sql, request, "t", Some(&include.source_type)) else {
+        let Some(visible) = visible(&mut sql, visibility, "t", Some(&include.source_type)) else {
             continue;
         };
         let ids = sql.bind(Bind::Texts(ids_of(sources, target_type)));

@@ -11,8 +11,10 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
+use std::borrow::Cow;
+
 use fhir_profiles::search::query::{
-    Criterion, SearchRequest, SortField, SortKey, StringMode, TotalMode, UriMode,
+    Criterion, SearchRequest, SortField, SortKey, StringMode, TotalMode, UriMode, Visibility,
 };
 use fhir_profiles::search::ParamType;
 use fhir_profiles::summary::SummaryMode;
@@ -74,7 +76,7 @@ pub(crate) fn explain(
         #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
         line: String,
     }
-    let cursor = decode_cursor(request)?;
+    let cursor = decode_cursor(request, &Visibility::everything())?;
     let mut sql = page_sql(request, cursor.as_ref())?;
     let statement = format!("{}\n-- parameters: {:?}", sql.text, sql.binds);
     sql.text = format!("EXPLAIN (ANALYZE, BUFFERS) {}", sql.text);
@@ -86,17 +88,21 @@ pub(crate) fn explain(
     Ok(format!("{statement}\n\n{}", plan.join("\n")))
 }
 
-/// Runs a search: its page (from `request.cursor`), its includes and the total asked for.
+/// Runs a search: its page (from `request.cursor`), its includes and the total asked for,
+/// limited to what `visibility` lets the caller see.
 pub(crate) fn search(
     conn: &mut PgConnection,
     request: &SearchRequest,
+    visibility: &Visibility,
 ) -> Result<SearchPage, StoreError> {
-    let cursor = decode_cursor(request)?;
+    let scoped = scoped(request, visibility);
+    let request = scoped.as_ref();
+    let cursor = decode_cursor(request, visibility)?;
     let count_only = request.summary == Some(SummaryMode::Count);
     let mut page = SearchPage::default();
     if !count_only && request.count > 0 {
-        fill_page(conn, request, cursor.as_ref(), &mut page)?;
-        page.included = include::included(conn, request, &page.matches)?;
+        fill_page(conn, request, visibility, cursor.as_ref(), &mut page)?;
+        page.included = include::included(conn, request, visibility, &page.matches)?;
     }
     let total_mode = match request.total {
         Some(mode) => mode,
@@ -111,21 +117,34 @@ pub(crate) fn search(
     Ok(page)
 }
 
+/// The client's request with the visibility's criteria added: one statement filters both.
+fn scoped<'r>(request: &'r SearchRequest, visibility: &Visibility) -> Cow<'r, SearchRequest> {
+    if visibility.criteria.is_empty() {
+        return Cow::Borrowed(request);
+    }
+    let mut scoped = request.clone();
+    scoped.criteria.extend(visibility.criteria.iter().cloned());
+    Cow::Owned(scoped)
+}
+
 /// Identifies a search for its cursors: the type, criteria (the caller's access
 /// restrictions among them), sort order and what included resources are limited to, so a
 /// cursor issued under one caller's access does not validate under another's.
-fn fingerprint(request: &SearchRequest) -> String {
+fn fingerprint(request: &SearchRequest, visibility: &Visibility) -> String {
     format!(
         "{}|{:?}|{:?}|{:?}",
-        request.resource_type, request.criteria, request.sort, request.include_access
+        request.resource_type, request.criteria, request.sort, visibility.includes
     )
 }
 
-fn decode_cursor(request: &SearchRequest) -> Result<Option<Cursor>, StoreError> {
+fn decode_cursor(
+    request: &SearchRequest,
+    visibility: &Visibility,
+) -> Result<Option<Cursor>, StoreError> {
     request
         .cursor
         .as_deref()
-        .map(|c| Cursor::decode(c, request.sort.len(), &fingerprint(request)))
+        .map(|c| Cursor::decode(c, request.sort.len(), &fingerprint(request, visibility)))
         .transpose()
 }
 
@@ -204,7 +223,9 @@ fn filtered(sql: &mut Sql, request: &SearchRequest) -> (String, bool) {
 fn reads_row(criterion: &Criterion) -> bool {
     match criterion {
         Criterion::Id { .. } | Criterion::LastUpdated { .. } | Criterion::Has { .. } => true,
-        Criterion::AnyOf { alternatives } => alternatives.iter().flatten().any(reads_row),
+        Criterion::AnyOf { alternatives } | Criterion::NoneOf { alternatives } => {
+            alternatives.iter().flatten().any(reads_row)
+        }
         _ => false,
     }
 }
@@ -236,7 +257,7 @@ fn drive_rank(criterion: &Criterion) -> Option<u8> {
         } => Some(4),
         Criterion::Date { .. } => Some(5),
         // Alternatives are ORed, so no one index range holds all their matches.
-        Criterion::AnyOf { .. } => None,
+        Criterion::AnyOf { .. } | Criterion::NoneOf { .. } => None,
         _ => None,
     }
 }
@@ -392,6 +413,7 @@ fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Result<Sql, Sto
 fn fill_page(
     conn: &mut PgConnection,
     request: &SearchRequest,
+    visibility: &Visibility,
     cursor: Option<&Cursor>,
     page: &mut SearchPage,
 ) -> Result<(), StoreError> {
@@ -403,7 +425,7 @@ fn fill_page(
     if backwards {
         rows.reverse();
     }
-    let search = fingerprint(request);
+    let search = fingerprint(request, visibility);
     let boundary = |row: &PageRow, backwards: bool| {
         Cursor {
             keys: row.keys.clone(),

@@ -21,7 +21,7 @@ mod tests;
 use crate::outcome::{Issue, IssueType};
 use crate::resource_types::is_hosted;
 use crate::search::query::{
-    Include, SearchRequest, SortField, SortKey, TotalMode, CURSOR_PARAM, DEFAULT_COUNT, MAX_COUNT,
+    Include, SearchRequest, SortField, SortKey, TotalMode, CURSOR_PARAM, MAX_COUNT,
 };
 use crate::search::registry::{self, ParamType, SearchParam};
 use crate::summary::SummaryMode;
@@ -53,21 +53,7 @@ pub fn parse_search(
     fhir_base: &str,
     lenient: bool,
 ) -> Result<SearchRequest, Vec<Issue>> {
-    let mut request = SearchRequest {
-        resource_type: resource_type.to_owned(),
-        criteria: Vec::new(),
-        sort: Vec::new(),
-        count: DEFAULT_COUNT,
-        total: None,
-        summary: None,
-        elements: None,
-        includes: Vec::new(),
-        revincludes: Vec::new(),
-        cursor: None,
-        link_params: Vec::new(),
-        ignored: Vec::new(),
-        include_access: None,
-    };
+    let mut request = SearchRequest::new(resource_type);
     let base = fhir_base.trim_end_matches('/');
     let mut issues = Vec::new();
     let mut seen: Vec<&str> = Vec::new();

@@ -1,0 +1,36 @@
+//! The FHIR service: every interaction in terms of the store, independent of
+//! HTTP, so the REST routes, batch/transaction Bundles, the authorization
+//! server and the command-line tools share one implementation.
+//!
+//! - Reads go through one path, [`reads`]: a [`reads::ReadOp`] is decided by
+//!   the caller's [`Guard`] and run in a store transaction by
+//!   [`reads::read`] / `reads::read_in`, returning what was accessed with the
+//!   decision that allowed it.
+//! - Writes go through [`write`] (and Bundles through [`bundle`], which uses
+//!   its building blocks): one store transaction per interaction, with the
+//!   target, the condition matches (through the read path) and every version
+//!   written checked by the same guard.
+//! - Errors are [`ServiceError`]s: a FHIR status and OperationOutcome issues,
+//!   no transport types.
+
+pub mod bundle;
+pub mod conditions;
+mod database;
+mod error;
+pub mod guard;
+pub mod history;
+pub mod prepare;
+pub mod query;
+pub mod reads;
+pub mod search;
+pub mod types;
+mod visibility;
+pub mod write;
+
+pub use conditions::{parse_conditions, Condition, Conditions};
+pub use database::{Database, Stopped};
+pub use error::{ServiceError, Status};
+pub use guard::{Guard, Principal};
+pub use prepare::{prepare, BinaryPayload, Prepared};
+pub use reads::{read, Accessed, ReadOp};
+pub use write::{conditional_delete, create, delete, update, CreateOutcome, UpdateTarget};

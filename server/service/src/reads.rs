@@ -1,0 +1,326 @@
+//! THE access path for reading FHIR data. Every read — read and vread, the
+//! bytes of a Binary, search with its includes and totals, history, the
+//! matching of conditional interactions, Bundle GET entries and the
+//! authorization server's own searches — is a [`ReadOp`] run by [`read`]
+//! (which opens a store transaction, read-only) or, inside a write's
+//! transaction, by [`read_in`]. `read_in` is the single function where a
+//! read is decided, applied and returned with the decision that allowed it:
+//! Consent joins the decision there (through [`Guard`]), and the AuditEvent
+//! of the access will be written there, in the same transaction.
+
+use chrono::{DateTime, Utc};
+use fhir_profiles::resource_types::HOSTED;
+use fhir_profiles::search::query::{SearchRequest, Visibility};
+use fhirledger_access::{Access, Interaction};
+use fhirledger_postgres::{BinaryMeta, HistoryPage, PgStore, SearchPage, StoredVersion, Tx};
+
+use crate::conditions::Conditions;
+use crate::error::ServiceError;
+use crate::guard::Guard;
+use crate::visibility::{criteria_of, is_visible};
+
+/// What a read returned, with the decision that allowed it.
+#[derive(Debug)]
+pub struct Accessed<T> {
+    pub value: T,
+    pub access: Access,
+}
+
+/// One kind of read.
+pub trait ReadOp {
+    type Output;
+    /// The access decision for this read (403 when refused).
+    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError>;
+    /// Whether the read takes several statements that must see one state
+    /// of the database (then it runs in a `REPEATABLE READ` snapshot).
+    fn snapshot(&self, access: &Access) -> bool;
+    /// The read itself, limited to what `access` allows.
+    fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        guard: &Guard,
+        access: &Access,
+    ) -> Result<Self::Output, ServiceError>;
+}
+
+/// Runs a read in its own read-only store transaction. Blocking.
+pub fn read<O: ReadOp>(
+    store: &PgStore,
+    guard: &Guard,
+    op: O,
+) -> Result<Accessed<O::Output>, ServiceError> {
+    let access = op.decide(guard)?;
+    let snapshot = op.snapshot(&access);
+    store.reading(snapshot, |tx| read_in(tx, guard, &op, access.clone()))
+}
+
+/// Runs a read inside the caller's transaction (a write that must match
+/// conditions, or [`read`]) under `access`, as decided by `op`.
+pub(crate) fn read_in<O: ReadOp>(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    op: &O,
+    access: Access,
+) -> Result<Accessed<O::Output>, ServiceError> {
+    let value = op.run(tx, guard, &access)?;
+    Ok(Accessed { value, access })
+}
+
+/// Decides and runs a read inside the caller's transaction.
+pub(crate) fn decide_and_read_in<O: ReadOp>(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    op: &O,
+) -> Result<Accessed<O::Output>, ServiceError> {
+    let access = op.decide(guard)?;
+    read_in(tx, guard, op, access)
+}
+
+/// `GET {type}/{id}` and `GET {type}/{id}/_history/{vid}`: the version asked
+/// for, a delete marker when the resource was deleted. For a caller whose
+/// access is restricted, a resource outside it answers 404 exactly like one
+/// that never existed (so does a deleted one: its former owner cannot be
+/// checked any more).
+#[derive(Debug, Clone)]
+pub struct ReadResource<'a> {
+    pub resource_type: &'a str,
+    pub id: &'a str,
+    pub version: Option<i64>,
+}
+
+impl ReadOp for ReadResource<'_> {
+    type Output = StoredVersion;
+
+    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
+        guard.permit(self.resource_type, Interaction::Read)
+    }
+
+    fn snapshot(&self, access: &Access) -> bool {
+        !access.is_all()
+    }
+
+    fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        guard: &Guard,
+        access: &Access,
+    ) -> Result<StoredVersion, ServiceError> {
+        let ReadResource {
+            resource_type: rt,
+            id,
+            version,
+        } = *self;
+        if !access.is_all() {
+            guard.check_visible(tx, rt, id, access)?;
+        }
+        let found = match version {
+            None => tx.read(rt, id)?,
+            Some(v) => tx.vread(rt, id, v)?,
+        };
+        found.ok_or_else(|| ServiceError::no_such_version(rt, id, version))
+    }
+}
+
+/// A Binary version with its bytes, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct ReadBinary<'a> {
+    pub id: &'a str,
+    pub version: Option<i64>,
+}
+
+/// A Binary version and its bytes (`None` for a delete marker).
+pub type BinaryContent = (StoredVersion, Option<(Vec<u8>, BinaryMeta)>);
+
+impl ReadOp for ReadBinary<'_> {
+    type Output = BinaryContent;
+
+    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
+        guard.permit("Binary", Interaction::Read)
+    }
+
+    fn snapshot(&self, _: &Access) -> bool {
+        true
+    }
+
+    fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        guard: &Guard,
+        access: &Access,
+    ) -> Result<BinaryContent, ServiceError> {
+        let v = ReadResource {
+            resource_type: "Binary",
+            id: self.id,
+            version: self.version,
+        }
+        .run(tx, guard, access)?;
+        if v.is_deleted() {
+            return Ok((v, None));
+        }
+        let bytes = tx
+            .binary_bytes(&v.id, v.version_id)?
+            .ok_or_else(|| ServiceError::internal("the bytes of this Binary are missing"))?;
+        Ok((v, Some(bytes)))
+    }
+}
+
+/// A search: one page of matches, its includes and the total asked for,
+/// all limited to what the caller may see before paging and counting.
+#[derive(Debug, Clone)]
+pub struct Search<'a> {
+    pub request: &'a SearchRequest,
+}
+
+impl ReadOp for Search<'_> {
+    type Output = SearchPage;
+
+    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
+        guard.permit(&self.request.resource_type, Interaction::Search)
+    }
+
+    fn snapshot(&self, _: &Access) -> bool {
+        // The page, its includes and its total are separate statements;
+        // they read committed data, and a search racing writes may see a
+        // resource in one and not another, as any paged search may.
+        false
+    }
+
+    fn run(&self, tx: &mut Tx<'_>, guard: &Guard, _: &Access) -> Result<SearchPage, ServiceError> {
+        let request = self.request;
+        let with_includes = !request.includes.is_empty() || !request.revincludes.is_empty();
+        let visibility = guard.search_visibility(&request.resource_type, with_includes)?;
+        Ok(tx.search(request, &visibility)?)
+    }
+}
+
+/// History of an instance, a type or the whole server, newest first.
+#[derive(Debug, Clone)]
+pub struct History<'a> {
+    pub resource_type: Option<&'a str>,
+    pub id: Option<&'a str>,
+    pub since: Option<DateTime<Utc>>,
+    /// The cursor: versions before this sequence number.
+    pub before_seq: Option<i64>,
+    pub count: i64,
+}
+
+impl ReadOp for History<'_> {
+    type Output = HistoryPage;
+
+    /// An instance's history needs read access to the resource (checked
+    /// against its current version); a type's or the server's lists
+    /// versions the way a search does, but old versions cannot be filtered
+    /// by the search index, so it needs unrestricted search access to the
+    /// type (to every type for the server's).
+    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
+        if self.id.is_some() {
+            return guard.permit(self.resource_type.unwrap_or_default(), Interaction::Read);
+        }
+        let types: Vec<&str> = match self.resource_type {
+            Some(t) => vec![t],
+            None => HOSTED.to_vec(),
+        };
+        for t in types {
+            if !guard.permit(t, Interaction::Search)?.is_all() {
+                return Err(ServiceError::forbidden(format!(
+                    "the history of {} lists every version of every resource; it needs \
+                     unrestricted search access (a system/ scope). Search instead, or read \
+                     the history of each resource",
+                    self.resource_type.unwrap_or("the whole server")
+                )));
+            }
+        }
+        Ok(Access::All)
+    }
+
+    fn snapshot(&self, access: &Access) -> bool {
+        self.id.is_some() && !access.is_all()
+    }
+
+    fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        guard: &Guard,
+        access: &Access,
+    ) -> Result<HistoryPage, ServiceError> {
+        if let (Some(rt), Some(id)) = (self.resource_type, self.id) {
+            ReadResource {
+                resource_type: rt,
+                id,
+                version: None,
+            }
+            .run(tx, guard, access)?;
+        }
+        Ok(tx.history(
+            self.resource_type,
+            self.id,
+            self.since,
+            self.before_seq,
+            self.count,
+        )?)
+    }
+}
+
+/// The live resources that the conditions of a conditional interaction
+/// match and the caller may read (the rest are treated as absent), at most
+/// `limit` of them (2 tells one match from several).
+#[derive(Debug, Clone)]
+pub struct Matching<'a> {
+    pub resource_type: &'a str,
+    pub conditions: &'a Conditions,
+    pub limit: usize,
+}
+
+impl ReadOp for Matching<'_> {
+    type Output = Vec<String>;
+
+    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
+        guard.permit(self.resource_type, Interaction::Read)
+    }
+
+    fn snapshot(&self, _: &Access) -> bool {
+        false
+    }
+
+    fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        guard: &Guard,
+        access: &Access,
+    ) -> Result<Vec<String>, ServiceError> {
+        let mut request = SearchRequest::new(self.resource_type);
+        request.criteria = self.conditions.criteria.clone();
+        let through_documents = matches!(access, Access::ThroughDocuments(_));
+        let visibility = Visibility {
+            criteria: if through_documents {
+                Vec::new()
+            } else {
+                criteria_of(self.resource_type, access)?
+            },
+            includes: None,
+        };
+        request.count = if through_documents {
+            fhir_profiles::search::query::MAX_COUNT
+        } else {
+            self.limit
+        };
+        let mut ids: Vec<String> = tx
+            .search(&request, &visibility)?
+            .matches
+            .into_iter()
+            .map(|f| f.id)
+            .collect();
+        if through_documents {
+            // A Binary is visible through the documents pointing at it.
+            let mut visible = Vec::new();
+            for id in ids {
+                if is_visible(tx, guard.fhir_base(), self.resource_type, &id, access)? {
+                    visible.push(id);
+                }
+            }
+            ids = visible;
+        }
+        ids.truncate(self.limit);
+        Ok(ids)
+    }
+}

@@ -1,0 +1,415 @@
+//! Create, update and delete.
+//!
+//! Every write exists in two forms: a `*_in` function that runs inside a
+//! caller's transaction (`&mut Tx`), so that a transaction Bundle can put
+//! many writes in one, and the REST form, a thin `store.transaction` wrapper
+//! around it: the version, its search-index rows and (for a Binary) its bytes
+//! commit together or not at all.
+//!
+//! Each takes the interaction's [`Guard`]: targets of updates and deletes
+//! must be visible to the caller, conditions only match what the caller may
+//! read, and every version written must be within the caller's reach, all
+//! checked inside the transaction.
+//!
+//! The building blocks are public too, for callers that must order the steps
+//! themselves (a transaction Bundle locks every criterion up front, resolves
+//! every conditional target, and only then writes):
+//! [`lock_criteria`], [`single_match`], [`update_id`], and [`insert`] /
+//! [`insert_many`] / [`put`], which hold the only calls to `Tx::create`,
+//! `Tx::create_many` and `Tx::update`.
+
+use fhir_profiles::ids::is_valid_id;
+use fhirledger_postgres::{NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
+
+use crate::conditions::Conditions;
+use crate::error::ServiceError;
+use crate::guard::Guard;
+use crate::prepare::{render, Prepared};
+use crate::reads::{decide_and_read_in, Matching};
+use fhirledger_access::Interaction;
+
+/// A stream of Binary bytes arriving from the client, consumed inside the
+/// transaction.
+pub type ChunkSource = Box<dyn Iterator<Item = Result<Vec<u8>, String>> + Send>;
+
+/// What a (possibly conditional) create did.
+#[derive(Debug)]
+pub enum CreateOutcome {
+    Created(StoredVersion),
+    /// `If-None-Exist` matched this existing resource; nothing was written.
+    Exists(StoredVersion),
+}
+
+/// Where an update goes.
+#[derive(Debug, Clone)]
+pub enum UpdateTarget {
+    /// `PUT /{type}/{id}`.
+    Id(String),
+    /// `PUT /{type}?criteria`.
+    Criteria(Conditions),
+}
+
+/// A fresh server-assigned id.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Takes the advisory locks of `criteria` (sorted) until the transaction
+/// ends, so that conditional writes on the same criteria queue up.
+pub fn lock_criteria(
+    tx: &mut Tx<'_>,
+    resource_type: &str,
+    criteria: &Conditions,
+) -> Result<(), ServiceError> {
+    for key in criteria.lock_keys() {
+        tx.lock_criteria(resource_type, &key)?;
+    }
+    Ok(())
+}
+
+/// The live resources matching `criteria` that the caller may read (the
+/// others are treated as absent), at most `limit`, through the read path.
+pub fn matches(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    resource_type: &str,
+    criteria: &Conditions,
+    limit: usize,
+) -> Result<Vec<String>, ServiceError> {
+    let matching = Matching {
+        resource_type,
+        conditions: criteria,
+        limit,
+    };
+    Ok(decide_and_read_in(tx, guard, &matching)?.value)
+}
+
+/// The single live resource matching `criteria`, `None` when nothing
+/// matches, 412 when several do.
+pub fn single_match(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    resource_type: &str,
+    criteria: &Conditions,
+) -> Result<Option<String>, ServiceError> {
+    let mut ids = matches(tx, guard, resource_type, criteria, 2)?;
+    match ids.len() {
+        0 => Ok(None),
+        1 => Ok(ids.pop()),
+        n => Err(ServiceError::precondition_failed(format!(
+            "the criteria match {n} {resource_type} resources; they must match at most one"
+        ))),
+    }
+}
+
+/// Writes the bytes of a Binary version from the prepared payload or the
+/// streamed upload.
+fn write_bytes(
+    tx: &mut Tx<'_>,
+    prepared: &Prepared,
+    id: &str,
+    version_id: i64,
+    upload: &mut Option<ChunkSource>,
+    limit: u64,
+) -> Result<(), ServiceError> {
+    let Some(payload) = &prepared.binary else {
+        return Ok(());
+    };
+    match upload.take() {
+        Some(chunks) => tx.write_binary(id, version_id, &payload.content_type, chunks, limit)?,
+        None => tx.write_binary(
+            id,
+            version_id,
+            &payload.content_type,
+            std::iter::once(Ok(payload.data.clone())),
+            limit,
+        )?,
+    };
+    Ok(())
+}
+
+/// Version 1 of a new resource with the given (fresh) id, and its bytes for
+/// a Binary. No conditions: see [`create_in`] for `If-None-Exist`.
+pub fn insert(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    prepared: &Prepared,
+    id: &str,
+    upload: &mut Option<ChunkSource>,
+    limit: u64,
+) -> Result<StoredVersion, ServiceError> {
+    let rt = prepared.resource_type.as_str();
+    guard.permit(rt, Interaction::Create)?;
+    let v = tx.create(rt, id, &prepared.index, |version, ts| {
+        render(&prepared.resource, id, version, ts)
+    })?;
+    write_bytes(tx, prepared, id, v.version_id, upload, limit)?;
+    guard.check_written(tx, rt, id, Interaction::Create)?;
+    Ok(v)
+}
+
+/// Version 1 of many new resources (each with its fresh id) in a constant
+/// number of statements, for the POSTs of a transaction Bundle. Not for
+/// Binary resources, whose bytes [`insert`] writes.
+pub fn insert_many(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    items: &[(&Prepared, &str)],
+) -> Result<Vec<StoredVersion>, ServiceError> {
+    for (p, _) in items {
+        guard.permit(&p.resource_type, Interaction::Create)?;
+    }
+    if let Some((p, id)) = items.iter().find(|(p, _)| p.binary.is_some()) {
+        return Err(ServiceError::internal(format!(
+            "{}/{id} carries bytes; insert it on its own",
+            p.resource_type
+        )));
+    }
+    let resources: Vec<NewResource<'_>> = items
+        .iter()
+        .map(|(p, id)| NewResource {
+            resource_type: &p.resource_type,
+            id,
+            index: &p.index,
+        })
+        .collect();
+    let versions = tx.create_many(&resources, |i, ts| {
+        let (p, id) = items[i];
+        render(&p.resource, id, 1, ts)
+    })?;
+    for (p, id) in items {
+        guard.check_written(tx, &p.resource_type, id, Interaction::Create)?;
+    }
+    Ok(versions)
+}
+
+/// A new version of `{type}/{id}` (created when it never existed), guarded
+/// by `if_match`, and its bytes for a Binary.
+pub fn put(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    prepared: &Prepared,
+    id: &str,
+    if_match: Option<i64>,
+    upload: &mut Option<ChunkSource>,
+    limit: u64,
+) -> Result<WriteOutcome, ServiceError> {
+    let rt = prepared.resource_type.as_str();
+    guard.check_target(tx, rt, id, Interaction::Update)?;
+    let outcome = tx.update(rt, id, if_match, &prepared.index, |version, ts| {
+        render(&prepared.resource, id, version, ts)
+    })?;
+    write_bytes(
+        tx,
+        prepared,
+        id,
+        outcome.version().version_id,
+        upload,
+        limit,
+    )?;
+    let interaction = match outcome {
+        WriteOutcome::Created(_) => Interaction::Create,
+        WriteOutcome::Updated(_) => Interaction::Update,
+    };
+    guard.check_written(tx, rt, id, interaction)?;
+    Ok(outcome)
+}
+
+/// A create inside the caller's transaction, with `id` as the new id;
+/// conditional on `if_none_exist` (its criteria are locked here).
+pub fn create_in(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    prepared: &Prepared,
+    id: &str,
+    if_none_exist: Option<&Conditions>,
+    upload: &mut Option<ChunkSource>,
+    limit: u64,
+) -> Result<CreateOutcome, ServiceError> {
+    let rt = prepared.resource_type.as_str();
+    if let Some(criteria) = if_none_exist {
+        lock_criteria(tx, rt, criteria)?;
+        if let Some(existing) = single_match(tx, guard, rt, criteria)? {
+            return Ok(CreateOutcome::Exists(read_matched(tx, rt, &existing)?));
+        }
+    }
+    Ok(CreateOutcome::Created(insert(
+        tx, guard, prepared, id, upload, limit,
+    )?))
+}
+
+/// The current version of a resource a condition just matched.
+pub fn read_matched(tx: &mut Tx<'_>, rt: &str, id: &str) -> Result<StoredVersion, ServiceError> {
+    tx.read(rt, id)?
+        .ok_or_else(|| ServiceError::internal("a matched resource has no version"))
+}
+
+/// The id an update writes: the URL's id (which the body must repeat), or
+/// for criteria their single match, else the body's id, else `fresh()`.
+/// Does not lock: callers lock the criteria first ([`lock_criteria`]).
+pub fn update_id(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    prepared: &Prepared,
+    target: &UpdateTarget,
+    fresh: impl FnOnce() -> String,
+) -> Result<String, ServiceError> {
+    let rt = prepared.resource_type.as_str();
+    match target {
+        UpdateTarget::Id(id) => {
+            check_body_id(prepared, id)?;
+            Ok(id.clone())
+        }
+        UpdateTarget::Criteria(criteria) => {
+            match (single_match(tx, guard, rt, criteria)?, &prepared.body_id) {
+                (Some(found), Some(body_id)) if &found != body_id => {
+                    Err(ServiceError::bad_request(format!(
+                        "the criteria match {rt}/{found} but the body's id is {body_id}"
+                    )))
+                }
+                (Some(found), _) => Ok(found),
+                (None, Some(body_id)) => {
+                    check_id(body_id)?;
+                    Ok(body_id.clone())
+                }
+                (None, None) => Ok(fresh()),
+            }
+        }
+    }
+}
+
+/// An update (by id or by criteria, optionally guarded by `if_match`)
+/// inside the caller's transaction.
+pub fn update_in(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    prepared: &Prepared,
+    target: &UpdateTarget,
+    if_match: Option<i64>,
+    upload: &mut Option<ChunkSource>,
+    limit: u64,
+) -> Result<WriteOutcome, ServiceError> {
+    if let UpdateTarget::Criteria(criteria) = target {
+        lock_criteria(tx, &prepared.resource_type, criteria)?;
+    }
+    let id = update_id(tx, guard, prepared, target, new_id)?;
+    put(tx, guard, prepared, &id, if_match, upload, limit)
+}
+
+/// A delete by id inside the caller's transaction: `None` when nothing live
+/// was there (412 instead when `if_match` expected a version).
+pub fn delete_in(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    resource_type: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<Option<StoredVersion>, ServiceError> {
+    guard.check_target(tx, resource_type, id, Interaction::Delete)?;
+    Ok(tx.delete(resource_type, id, if_match)?)
+}
+
+/// A conditional delete inside the caller's transaction: deletes the single
+/// match (412 for several), guarded by `if_match` when given.
+pub fn conditional_delete_in(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    resource_type: &str,
+    criteria: &Conditions,
+    if_match: Option<i64>,
+) -> Result<Option<StoredVersion>, ServiceError> {
+    lock_criteria(tx, resource_type, criteria)?;
+    match single_match(tx, guard, resource_type, criteria)? {
+        Some(id) => delete_in(tx, guard, resource_type, &id, if_match),
+        None => Ok(None),
+    }
+}
+
+fn check_id(id: &str) -> Result<(), ServiceError> {
+    if is_valid_id(id) {
+        Ok(())
+    } else {
+        Err(ServiceError::bad_request(format!(
+            "'{id}' is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)"
+        )))
+    }
+}
+
+/// On `PUT /{type}/{id}` the body must carry the same id.
+fn check_body_id(prepared: &Prepared, url_id: &str) -> Result<(), ServiceError> {
+    check_id(url_id)?;
+    match &prepared.body_id {
+        Some(body_id) if body_id == url_id => Ok(()),
+        Some(body_id) => Err(ServiceError::bad_request(format!(
+            "the body's id '{body_id}' differs from the id '{url_id}' in the URL"
+        ))),
+        None => Err(ServiceError::bad_request(format!(
+            "the body needs an id element equal to '{url_id}' from the URL"
+        ))),
+    }
+}
+
+/// `POST /{type}`, optionally conditional on `If-None-Exist`.
+pub fn create(
+    store: &PgStore,
+    guard: &Guard,
+    prepared: &Prepared,
+    if_none_exist: Option<&Conditions>,
+    mut upload: Option<ChunkSource>,
+    limit: u64,
+) -> Result<CreateOutcome, ServiceError> {
+    let id = new_id();
+    store.transaction(|tx| create_in(tx, guard, prepared, &id, if_none_exist, &mut upload, limit))
+}
+
+/// `PUT /{type}/{id}` or `PUT /{type}?criteria`, with optional `If-Match`.
+pub fn update(
+    store: &PgStore,
+    guard: &Guard,
+    prepared: &Prepared,
+    target: &UpdateTarget,
+    if_match: Option<i64>,
+    mut upload: Option<ChunkSource>,
+    limit: u64,
+) -> Result<WriteOutcome, ServiceError> {
+    store.transaction(|tx| update_in(tx, guard, prepared, target, if_match, &mut upload, limit))
+}
+
+/// Several new resources created together in one transaction, in order
+/// (each with its fresh id): all of them or none, each checked like a
+/// create. For onboarding, where a Practitioner and its PractitionerRole
+/// arrive together.
+pub fn create_together(
+    store: &PgStore,
+    guard: &Guard,
+    resources: &[(&Prepared, &str)],
+    limit: u64,
+) -> Result<Vec<StoredVersion>, ServiceError> {
+    store.transaction(|tx| {
+        resources
+            .iter()
+            .map(|(prepared, id)| insert(tx, guard, prepared, id, &mut None, limit))
+            .collect()
+    })
+}
+
+/// `DELETE /{type}/{id}`: `None` when nothing live was there.
+pub fn delete(
+    store: &PgStore,
+    guard: &Guard,
+    resource_type: &str,
+    id: &str,
+    if_match: Option<i64>,
+) -> Result<Option<StoredVersion>, ServiceError> {
+    store.transaction(|tx| delete_in(tx, guard, resource_type, id, if_match))
+}
+
+/// `DELETE /{type}?criteria`: deletes the single match (412 for several).
+pub fn conditional_delete(
+    store: &PgStore,
+    guard: &Guard,
+    resource_type: &str,
+    criteria: &Conditions,
+) -> Result<Option<StoredVersion>, ServiceError> {
+    store.transaction(|tx| conditional_delete_in(tx, guard, resource_type, criteria, None))
+}
