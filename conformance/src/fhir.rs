@@ -10,17 +10,8 @@ use crate::server::server;
 /// The identifier system of everything these tests create.
 pub const ID_SYSTEM: &str = "urn:fhirledger:conformance";
 
-/// The resource types the server hosts.
-pub const HOSTED_TYPES: [&str; 8] = [
-    "DocumentReference",
-    "Consent",
-    "Patient",
-    "Practitioner",
-    "PractitionerRole",
-    "Organization",
-    "Binary",
-    "AuditEvent",
-];
+/// The resource types the server hosts: the server's own list.
+pub const HOSTED_TYPES: &[&str] = fhir_profiles::resource_types::HOSTED;
 
 /// A random 32-hex-digit string: a valid FHIR id and a unique identifier value.
 pub fn uid() -> String {

@@ -70,7 +70,7 @@ fn metadata_lists_the_hosted_types_and_their_interactions() {
         .iter()
         .filter_map(|r| r["type"].as_str())
         .collect();
-    for t in HOSTED_TYPES {
+    for &t in HOSTED_TYPES {
         assert!(
             types.contains(&t),
             "{t} is hosted but not listed: {types:?}"

@@ -9,17 +9,9 @@ use std::path::Path;
 
 use serde_json::{json, Map, Value};
 
-/// Types whose StructureDefinition snapshots and required bindings are extracted.
-pub const PROFILED: &[&str] = &[
-    "DocumentReference",
-    "Consent",
-    "Patient",
-    "Practitioner",
-    "PractitionerRole",
-    "Organization",
-    "Binary",
-    "AuditEvent",
-];
+/// Types whose StructureDefinition snapshots and required bindings are extracted: the
+/// hosted ones.
+pub const PROFILED: &[&str] = fhir_profiles::resource_types::HOSTED;
 
 /// Primitive type names, longest first, to recognise inline `valueX` patterns in the schema.
 const PRIMITIVES_LONGEST_FIRST: &[&str] = &[
