@@ -8,8 +8,8 @@ use clap::{Args, Subcommand};
 use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
 use fhirledger_postgres::{PgStore, PoolConfig};
 
-use crate::auth::accounts::{create_launch, create_user, register_client, NewClient, NewUser};
 use crate::config::ServerConfig;
+use fhirledger_auth::accounts::{create_launch, create_user, register_client, NewClient, NewUser};
 
 /// Which database an admin command works on.
 #[derive(Debug, Clone, Args)]
@@ -176,7 +176,7 @@ pub fn launch(db: &AdminDatabase, patient: &str, user: &str) -> anyhow::Result<(
         };
         let launch = create_launch(store, patient, user_id)?;
         print(
-            &serde_json::json!({ "launch": launch, "expires_in": crate::auth::accounts::LAUNCH_SECONDS }),
+            &serde_json::json!({ "launch": launch, "expires_in": fhirledger_auth::accounts::LAUNCH_SECONDS }),
         )
     })
 }
@@ -185,7 +185,7 @@ pub fn keys(db: &AdminDatabase, server: &ServerConfig, command: KeysCommand) -> 
     let KeysCommand::Rotate = command;
     let settings = server.auth_settings();
     with_store(db, |store| {
-        let ring = crate::auth::keys::KeyRing::open(
+        let ring = fhirledger_auth::keys::KeyRing::open(
             store.clone(),
             settings.key_rotation,
             settings.longest_token(),

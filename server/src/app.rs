@@ -9,22 +9,10 @@ use anyhow::Context;
 use fhirledger_postgres::PgStore;
 use fhirledger_service::Database;
 
-use crate::auth::AuthServer;
 use crate::config::ServerConfig;
 use crate::routes;
-
-/// What every handler can reach.
-pub struct AppState {
-    /// The store behind its fair queues: every blocking call goes through it.
-    pub db: Arc<Database>,
-    /// `{public base}/fhir`, used for every absolute URL we emit.
-    pub fhir_base: String,
-    pub max_body_bytes: u64,
-    /// The CapabilityStatement, built once from what the server implements.
-    pub capability: serde_json::Value,
-    /// The SMART authorization server, whose tokens guard every FHIR request.
-    pub auth: Arc<AuthServer>,
-}
+use crate::state::AppState;
+use fhirledger_auth::AuthServer;
 
 /// Serves until a shutdown signal arrives.
 pub async fn serve(
@@ -45,7 +33,7 @@ pub async fn serve(
         )
         .context("starting the authorization server")?,
     );
-    let _maintenance = crate::auth::maintenance::start(auth.clone());
+    let _maintenance = fhirledger_auth::maintenance::start(auth.clone());
     let state = web::Data::new(AppState {
         auth,
         db,
@@ -53,13 +41,15 @@ pub async fn serve(
         max_body_bytes: config.max_body_bytes,
         capability: routes::build_capabilities(&config.fhir_base(), &config.auth_settings().issuer),
     });
+    let auth_server = state.auth.clone();
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(web::Data::from(auth_server.clone()))
             .wrap(actix_web::middleware::from_fn(
                 crate::http::authenticate::authenticate,
             ))
-            .configure(crate::auth::routes::configure)
+            .configure(fhirledger_auth::routes::configure)
             .configure(routes::configure)
     })
     .shutdown_timeout(30)

@@ -84,10 +84,10 @@ impl ServerConfig {
     }
 
     /// The authorization server's settings.
-    pub fn auth_settings(&self) -> crate::auth::AuthSettings {
+    pub fn auth_settings(&self) -> fhirledger_auth::AuthSettings {
         use chrono::Duration;
         let a = &self.auth;
-        crate::auth::AuthSettings {
+        fhirledger_auth::AuthSettings {
             issuer: format!("{}/auth", self.public_base()),
             fhir_base: self.fhir_base(),
             public_base: self.public_base(),
@@ -97,6 +97,7 @@ impl ServerConfig {
             session_lifetime: Duration::seconds(a.session_seconds.max(60)),
             key_rotation: Duration::days(a.key_rotation_days.max(1)),
             local_login: a.local_login,
+            max_body_bytes: self.max_body_bytes,
         }
     }
 }

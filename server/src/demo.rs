@@ -6,7 +6,7 @@ use fhir_profiles::format::FhirFormat;
 use fhirledger_postgres::PgStore;
 use serde_json::{json, Value};
 
-use crate::auth::accounts::{create_user, AccountError, NewUser};
+use fhirledger_auth::accounts::{create_user, AccountError, NewUser};
 use fhirledger_service::reads::{self, ReadResource};
 use fhirledger_service::Guard;
 use fhirledger_service::{self as service, Status, UpdateTarget};

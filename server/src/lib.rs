@@ -3,9 +3,9 @@
 
 pub mod admin_cli;
 pub mod app;
-pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod http;
 pub mod routes;
 pub mod run;
+pub mod state;

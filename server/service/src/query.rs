@@ -1,6 +1,6 @@
 //! Query strings as FHIR reads them.
 
-/// Decoded name/value pairs of a query string (or form body), in order.
+/// Decodes `a=b&c=d` (percent-encoding and `+`), keeping order and repeats.
 pub fn form_pairs(query: &str) -> Vec<(String, String)> {
     form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))

@@ -7,13 +7,15 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, HttpResponse};
+use fhir_profiles::outcome::IssueType;
 
-use crate::app::AppState;
-use crate::auth::bearer::{bearer_token, caller, BearerError};
 use crate::http::error::ApiError;
-use crate::http::negotiate::error_format;
+use crate::http::negotiate::{error_format, ResponseFormat};
+use crate::state::AppState;
+use fhirledger_auth::bearer::{bearer_token, caller, BearerError};
 
 /// Paths under `/fhir` anyone may read.
 fn is_public(path: &str) -> bool {
@@ -32,7 +34,7 @@ pub async fn authenticate(
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
     if req.method() == actix_web::http::Method::OPTIONS {
-        return Ok(req.into_response(crate::auth::discovery::preflight().await));
+        return Ok(req.into_response(fhirledger_auth::discovery::preflight().await));
     }
     let mut response = if is_public(path) {
         next.call(req).await?.map_into_boxed_body()
@@ -82,8 +84,20 @@ async fn guarded(
             Ok(next.call(req).await?.map_into_boxed_body())
         }
         Err(e) => {
-            let response = e.respond(&state.fhir_base, error_format(req.request()));
+            let response = unauthorized(&e, &state.fhir_base, error_format(req.request()));
             Ok(req.into_response(response))
         }
     }
+}
+
+/// 401 with the `WWW-Authenticate` challenge and an OperationOutcome.
+fn unauthorized(e: &BearerError, realm: &str, format: ResponseFormat) -> HttpResponse {
+    let (challenge, message) = e.challenge(realm);
+    let mut resp =
+        ApiError::new(StatusCode::UNAUTHORIZED, IssueType::Login, message).respond(format);
+    if let Ok(value) = challenge.parse() {
+        resp.headers_mut()
+            .insert(actix_web::http::header::WWW_AUTHENTICATE, value);
+    }
+    resp
 }

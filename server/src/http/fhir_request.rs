@@ -12,10 +12,10 @@ use fhirledger_access::{Caller, Interaction};
 use fhirledger_service::types::{check_type, check_writable};
 use fhirledger_service::Guard;
 
-use crate::app::AppState;
 use crate::http::error::ApiError;
 use crate::http::negotiate::{error_format, response_format, ResponseFormat};
 use crate::http::preconditions::{if_match, prefer_values, return_preference, ReturnPreference};
+use crate::state::AppState;
 
 /// An authenticated FHIR request.
 pub struct FhirRequest {

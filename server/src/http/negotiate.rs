@@ -102,12 +102,7 @@ pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
-/// Decodes `a=b&c=d` (percent-encoding and `+`), keeping order and repeats.
-pub fn form_pairs(query: &str) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
+pub use fhirledger_service::query::form_pairs;
 
 /// The response format: `_format` when given (an unsupported value is 406),
 /// else the first FHIR-capable `Accept` entry, else JSON.

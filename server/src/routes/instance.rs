@@ -10,7 +10,6 @@ use fhirledger_service::reads::{self, ReadResource};
 use fhirledger_service::types::check_type;
 use fhirledger_service::{self as service, UpdateTarget};
 
-use crate::app::AppState;
 use crate::http::body::read_body;
 use crate::http::error::ApiError;
 use crate::http::fhir_request::{FhirRequest, WriteAnswer};
@@ -18,6 +17,7 @@ use crate::http::negotiate::{query_param, request_format, ResponseFormat};
 use crate::http::respond::{resource_body, stored_body, versioned, write_response};
 use crate::routes::binary::{run_write, serve_binary};
 use crate::routes::blocking;
+use crate::state::AppState;
 
 pub async fn read(fhir: FhirRequest, path: web::Path<(String, String)>) -> HttpResponse {
     let (rt, id) = path.into_inner();

@@ -11,10 +11,10 @@ use fhir_profiles::capability::{
 use fhir_profiles::resource_types::HOSTED;
 use fhir_profiles::search::{params, ParamType};
 
-use crate::app::AppState;
 use crate::http::negotiate::error_format;
 use crate::http::negotiate::response_format;
 use crate::http::respond::resource_body;
+use crate::state::AppState;
 
 /// Interactions every hosted type supports.
 const FULL: &[TypeInteraction] = &[

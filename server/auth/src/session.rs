@@ -6,8 +6,8 @@ use actix_web::HttpRequest;
 use fhirledger_postgres::auth::UserRow;
 use uuid::Uuid;
 
-use crate::auth::secrets::{digest, new_secret};
-use crate::auth::AuthServer;
+use crate::secrets::{digest, new_secret};
+use crate::AuthServer;
 
 const COOKIE: &str = "fhirledger_session";
 

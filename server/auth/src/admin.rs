@@ -21,11 +21,12 @@ use fhirledger_access::scope::Scope;
 use fhirledger_service::write::{create_together, new_id};
 use fhirledger_service::{Guard, ServiceError};
 
-use crate::app::AppState;
-use crate::auth::accounts::{
-    create_launch, create_user, register_client, AccountError, NewClient, NewUser, LAUNCH_SECONDS,
+use crate::accounts::{
+    create_launch, create_user, register_client, AccountError, CreatedUser, NewClient, NewUser,
+    LAUNCH_SECONDS,
 };
-use crate::auth::bearer::{bearer_token, validate, BearerError};
+use crate::bearer::{bearer_token, validate, BearerError};
+use crate::AuthServer;
 
 /// The scope integrations need to create EHR launches.
 pub const LAUNCH_SCOPE: &str = "fhirledger.launch";
@@ -65,6 +66,15 @@ impl Refused {
             challenge: None,
         }
     }
+
+    fn forbidden(description: String) -> Refused {
+        Refused {
+            status: StatusCode::FORBIDDEN,
+            code: "forbidden",
+            description,
+            challenge: None,
+        }
+    }
 }
 
 fn created(value: &impl serde::Serialize) -> HttpResponse {
@@ -93,7 +103,7 @@ impl AccountError {
 }
 
 /// The caller, who must hold `scope`.
-fn caller_with(req: &HttpRequest, state: &AppState, scope: &str) -> Result<Caller, Refused> {
+fn caller_with(req: &HttpRequest, server: &AuthServer, scope: &str) -> Result<Caller, Refused> {
     let unauthorized = |e: BearerError| {
         let (challenge, description) = match &e {
             BearerError::Missing => (
@@ -118,7 +128,7 @@ fn caller_with(req: &HttpRequest, state: &AppState, scope: &str) -> Result<Calle
     let token = bearer_token(req)
         .map_err(unauthorized)?
         .ok_or_else(|| unauthorized(BearerError::Missing))?;
-    let claims = validate(&state.auth, token).map_err(unauthorized)?;
+    let claims = validate(server, token).map_err(unauthorized)?;
     let caller = claims.caller().ok_or_else(|| {
         unauthorized(BearerError::Invalid(
             "the token's claims are not understood".into(),
@@ -142,10 +152,10 @@ fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Refused> {
 /// `POST /auth/admin/clients` (solution admins).
 pub async fn add_client(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let caller = match caller_with(&req, &state, ADMIN_SCOPE) {
+    let caller = match caller_with(&req, &server, ADMIN_SCOPE) {
         Ok(c) => c,
         Err(r) => return r.respond(),
     };
@@ -160,7 +170,7 @@ pub async fn add_client(
         Ok(n) => n,
         Err(r) => return r.respond(),
     };
-    match state
+    match server
         .db
         .call(move |store| register_client(store, &new))
         .await
@@ -208,61 +218,26 @@ fn may_manage(admin: &Caller, role: Role, organization: Option<&str>) -> Result<
 /// `POST /auth/admin/users`.
 pub async fn add_user(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let caller = match caller_with(&req, &state, ADMIN_SCOPE) {
-        Ok(c) => c,
-        Err(r) => return r.respond(),
+    let (caller, onboarding, role) = match onboarding_request(&req, &server, &body) {
+        Ok(asked) => asked,
+        Err(refused) => return refused.respond(),
     };
-    let mut onboarding: Onboarding = match json_body(&body) {
-        Ok(n) => n,
-        Err(r) => return r.respond(),
-    };
-    if caller.role == Some(Role::HospitalAdmin) && onboarding.user.organization.is_none() {
-        onboarding.user.organization = caller.organization.clone();
-    }
-    let role: Role = match onboarding.user.role.parse() {
-        Ok(r) => r,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", format!("{e}")),
-    };
-    if let Err(why) = may_manage(&caller, role, onboarding.user.organization.as_deref()) {
-        return error(StatusCode::FORBIDDEN, "forbidden", why);
-    }
-    let guard = Guard::for_caller(Arc::new(caller), &state.fhir_base);
-    let base = state.fhir_base.clone();
-    let issuer = state.auth.settings.issuer.clone();
-    let limit = state.max_body_bytes;
-    let result = state
+    let guard = Guard::for_caller(Arc::new(caller), &server.settings.fhir_base);
+    let (base, issuer) = (
+        server.settings.fhir_base.clone(),
+        server.settings.issuer.clone(),
+    );
+    let limit = server.settings.max_body_bytes;
+    let result = server
         .db
-        .call(move |store| -> Result<_, OnboardError> {
-            if let Some(resource) = onboarding.resource.take() {
-                let reference = create_identity(
-                    store,
-                    &guard,
-                    &base,
-                    role,
-                    onboarding.user.organization.as_deref(),
-                    resource,
-                    limit,
-                )?;
-                onboarding.user.fhir_user = Some(reference);
-            }
-            Ok(create_user(store, &issuer, &onboarding.user)?)
-        })
+        .call(move |store| onboard(store, &guard, &base, &issuer, onboarding, role, limit))
         .await;
     match result {
         Ok(Ok(user)) => created(&user),
-        Ok(Err(OnboardError::Account(e))) => e.respond(),
-        Ok(Err(OnboardError::Fhir(e))) => error(
-            StatusCode::from_u16(e.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            "invalid_resource",
-            e.issues
-                .iter()
-                .map(|i| i.diagnostics.clone())
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
+        Ok(Err(e)) => e.respond(),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "temporarily_unavailable",
@@ -271,9 +246,75 @@ pub async fn add_user(
     }
 }
 
+/// The admin asking, what they ask for and the role of the new account,
+/// once the admin may onboard that role in that organisation (a hospital
+/// admin's own hospital is the default).
+fn onboarding_request(
+    req: &HttpRequest,
+    server: &AuthServer,
+    body: &[u8],
+) -> Result<(Caller, Onboarding, Role), Refused> {
+    let caller = caller_with(req, server, ADMIN_SCOPE)?;
+    let mut onboarding: Onboarding = json_body(body)?;
+    if caller.role == Some(Role::HospitalAdmin) && onboarding.user.organization.is_none() {
+        onboarding.user.organization = caller.organization.clone();
+    }
+    let role: Role = onboarding
+        .user
+        .role
+        .parse()
+        .map_err(|e: fhirledger_access::UnknownRole| Refused::bad_request(e.to_string()))?;
+    may_manage(&caller, role, onboarding.user.organization.as_deref())
+        .map_err(Refused::forbidden)?;
+    Ok((caller, onboarding, role))
+}
+
+/// Creates the person's FHIR identity when one came with the request (as
+/// the admin, through the FHIR service), then their account. Blocking.
+fn onboard(
+    store: &fhirledger_postgres::PgStore,
+    guard: &Guard,
+    fhir_base: &str,
+    issuer: &str,
+    mut onboarding: Onboarding,
+    role: Role,
+    limit: u64,
+) -> Result<CreatedUser, OnboardError> {
+    if let Some(resource) = onboarding.resource.take() {
+        let reference = create_identity(
+            store,
+            guard,
+            fhir_base,
+            role,
+            onboarding.user.organization.as_deref(),
+            resource,
+            limit,
+        )?;
+        onboarding.user.fhir_user = Some(reference);
+    }
+    Ok(create_user(store, issuer, &onboarding.user)?)
+}
+
 enum OnboardError {
     Account(AccountError),
     Fhir(ServiceError),
+}
+
+impl OnboardError {
+    fn respond(self) -> HttpResponse {
+        match self {
+            OnboardError::Account(e) => e.respond(),
+            OnboardError::Fhir(e) => error(
+                StatusCode::from_u16(e.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "invalid_resource",
+                e.issues
+                    .iter()
+                    .map(|i| i.diagnostics.clone())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+        }
+    }
 }
 
 impl From<AccountError> for OnboardError {
@@ -356,8 +397,8 @@ fn create_identity(
 }
 
 /// `GET /auth/admin/users`: the accounts an admin manages.
-pub async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let caller = match caller_with(&req, &state, ADMIN_SCOPE) {
+pub async fn list_users(req: HttpRequest, server: web::Data<AuthServer>) -> HttpResponse {
+    let caller = match caller_with(&req, &server, ADMIN_SCOPE) {
         Ok(c) => c,
         Err(r) => return r.respond(),
     };
@@ -372,7 +413,7 @@ pub async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
             )
         }
     };
-    match state.db.call(move |store| store.users(org.as_deref())).await {
+    match server.db.call(move |store| store.users(org.as_deref())).await {
         Ok(Ok(users)) => HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(
             users
                 .iter()
@@ -392,17 +433,17 @@ pub async fn list_users(req: HttpRequest, state: web::Data<AppState>) -> HttpRes
 /// every token it holds, at once.
 pub async fn remove_user(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     path: web::Path<String>,
 ) -> HttpResponse {
-    let caller = match caller_with(&req, &state, ADMIN_SCOPE) {
+    let caller = match caller_with(&req, &server, ADMIN_SCOPE) {
         Ok(c) => c,
         Err(r) => return r.respond(),
     };
     let Ok(user_id) = path.parse::<Uuid>() else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such user");
     };
-    let user = match state.db.call(move |store| store.user(user_id)).await {
+    let user = match server.db.call(move |store| store.user(user_id)).await {
         Ok(Ok(Some(u))) => u,
         Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, "not_found", "no such user"),
         _ => {
@@ -423,14 +464,14 @@ pub async fn remove_user(
     if let Err(why) = may_manage(&caller, role, user.organization.as_deref()) {
         return error(StatusCode::FORBIDDEN, "forbidden", why);
     }
-    let expire = state.auth.revocation_expiry();
-    match state
+    let expire = server.revocation_expiry();
+    match server
         .db
         .call(move |store| store.deactivate_user(user_id, expire))
         .await
     {
         Ok(Ok(_)) => {
-            crate::auth::token::sync_revocations(&state.auth).await;
+            crate::token::sync_revocations(&server).await;
             HttpResponse::NoContent().finish()
         }
         _ => error(
@@ -450,10 +491,10 @@ struct LaunchRequest {
 /// `POST /auth/launch`: a single-use launch value for a patient and user.
 pub async fn launch(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
-    if let Err(r) = caller_with(&req, &state, LAUNCH_SCOPE) {
+    if let Err(r) = caller_with(&req, &server, LAUNCH_SCOPE) {
         return r.respond();
     }
     let asked: LaunchRequest = match json_body(&body) {
@@ -467,7 +508,7 @@ pub async fn launch(
             "user must be a user id",
         );
     };
-    match state
+    match server
         .db
         .call(move |store| create_launch(store, &asked.patient, user_id))
         .await

@@ -7,7 +7,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::Argon2;
 use fhirledger_postgres::auth::UserRow;
 
-use crate::auth::AuthServer;
+use crate::AuthServer;
 
 /// Hashes a password for storage.
 pub fn hash(password: &str) -> Result<String, String> {

@@ -36,9 +36,9 @@ use std::sync::Arc;
 use chrono::Duration;
 use fhirledger_service::Database;
 
-use crate::auth::client_keys::ClientKeys;
-use crate::auth::keys::KeyRing;
-use crate::auth::revocation::RevocationList;
+use crate::client_keys::ClientKeys;
+use crate::keys::KeyRing;
+use crate::revocation::RevocationList;
 
 /// Lifetimes and addresses of the authorization server.
 #[derive(Debug, Clone)]
@@ -60,6 +60,8 @@ pub struct AuthSettings {
     pub key_rotation: Duration,
     /// Local password accounts may sign in (`fhirledger dev`).
     pub local_login: bool,
+    /// The largest body accepted (a FHIR resource sent with an onboarding).
+    pub max_body_bytes: u64,
 }
 
 impl AuthSettings {

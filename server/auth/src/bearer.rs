@@ -2,15 +2,14 @@
 //! published `kid`), our issuer, the FHIR base as audience, not expired, not
 //! revoked. Anything else is a 401 with `WWW-Authenticate: Bearer`.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpRequest;
 use jsonwebtoken::{Algorithm, Validation};
 
 use std::sync::Arc;
 
-use crate::auth::checked_tokens::Checked;
-use crate::auth::claims::AccessClaims;
-use crate::auth::AuthServer;
+use crate::checked_tokens::Checked;
+use crate::claims::AccessClaims;
+use crate::AuthServer;
 use fhirledger_access::caller::Caller;
 
 /// Why a request is not authenticated.
@@ -23,13 +22,10 @@ pub enum BearerError {
 }
 
 impl BearerError {
-    /// 401 with the challenge RFC 6750 §3 describes, and an OperationOutcome.
-    pub fn respond(
-        &self,
-        realm: &str,
-        format: crate::http::negotiate::ResponseFormat,
-    ) -> HttpResponse {
-        let (challenge, message) = match self {
+    /// The `WWW-Authenticate` challenge RFC 6750 §3 describes for a 401, and
+    /// the message for the OperationOutcome beside it.
+    pub fn challenge(&self, realm: &str) -> (String, String) {
+        match self {
             BearerError::Missing => (
                 format!("Bearer realm=\"{realm}\""),
                 "this request needs an access token (Authorization: Bearer …); see /.well-known/smart-configuration".to_string(),
@@ -41,18 +37,7 @@ impl BearerError {
                 ),
                 format!("the access token is not valid: {why}"),
             ),
-        };
-        let mut resp = crate::http::error::ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            fhir_profiles::outcome::IssueType::Login,
-            message,
-        )
-        .respond(format);
-        if let Ok(value) = challenge.parse() {
-            resp.headers_mut()
-                .insert(actix_web::http::header::WWW_AUTHENTICATE, value);
         }
-        resp
     }
 }
 

@@ -6,24 +6,25 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use fhirledger_postgres::auth::{CodeUse, GrantRow, RefreshUse, UserRow};
 
-use crate::app::AppState;
-use crate::auth::client_auth::{
+use crate::client_auth::{
     authenticate, public_refresh_client, AuthenticatedClient, ClientAuthMethod,
 };
-use crate::auth::form::Params;
-use crate::auth::hospitals;
-use crate::auth::issue::{token_response, TokenRequest};
-use crate::auth::oauth_error::{json_no_store, OAuthError};
-use crate::auth::secrets::{
-    constant_time_eq, digest, is_valid_verifier, new_secret, pkce_challenge,
-};
-use crate::auth::AuthServer;
+use crate::form::Params;
+use crate::hospitals;
+use crate::issue::{token_response, TokenRequest};
+use crate::oauth_error::{json_no_store, OAuthError};
+use crate::secrets::{constant_time_eq, digest, is_valid_verifier, new_secret, pkce_challenge};
+use crate::AuthServer;
 use fhirledger_access::grant::{intersect, is_subset};
 use fhirledger_access::scope::{Scope, ScopeSet};
 
 /// The token endpoint.
-pub async fn token(req: HttpRequest, state: web::Data<AppState>, body: web::Bytes) -> HttpResponse {
-    match token_inner(&req, &state.auth, &body).await {
+pub async fn token(
+    req: HttpRequest,
+    server: web::Data<AuthServer>,
+    body: web::Bytes,
+) -> HttpResponse {
+    match token_inner(&req, &server, &body).await {
         Ok(json) => json_no_store(&json),
         Err(e) => e.respond(),
     }

@@ -12,7 +12,7 @@ use fhirledger_postgres::PgStore;
 use fhirledger_service::reads::{self, ReadResource, Search};
 use fhirledger_service::{search, Guard, ServiceError};
 
-use crate::auth::AuthServer;
+use crate::AuthServer;
 
 /// The most hospitals one look for deactivated ones returns.
 const MAX_HOSPITALS: usize = 1000;

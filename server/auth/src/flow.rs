@@ -21,15 +21,14 @@ use fhirledger_postgres::StoredVersion;
 use fhirledger_service::reads::{self, ReadResource, Search};
 use fhirledger_service::{search, Guard, ServiceError};
 
-use crate::app::AppState;
-use crate::auth::authorize::{append_query, redirect_error, see_other, AuthorizationRequest};
-use crate::auth::form::Params;
-use crate::auth::pages::{
+use crate::authorize::{append_query, redirect_error, see_other, AuthorizationRequest};
+use crate::form::Params;
+use crate::pages::{
     approval_page, error_page, login_page, picker_page, PatientChoice, ProviderLink,
 };
-use crate::auth::secrets::{digest, new_secret};
-use crate::auth::session::{current_user, start};
-use crate::auth::AuthServer;
+use crate::secrets::{digest, new_secret};
+use crate::session::{current_user, start};
+use crate::AuthServer;
 
 /// Codes expire within a minute (SMART asks for a short life).
 const CODE_LIFETIME_SECONDS: i64 = 60;
@@ -76,18 +75,17 @@ fn unavailable() -> HttpResponse {
 }
 
 /// `GET /auth/continue?request=…`: the next step of a request.
-pub async fn continue_route(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn continue_route(req: HttpRequest, server: web::Data<AuthServer>) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
-    let server = &state.auth;
-    let p = match pending(server, params.get("request")).await {
+    let p = match pending(&server, params.get("request")).await {
         Ok(p) => p,
         Err(page) => return page,
     };
-    let Some((user, session)) = current_user(server, &req).await else {
+    let Some((user, session)) = current_user(&server, &req).await else {
         return login_page(
             Some(&p.request.client_name),
             &p.id,
-            &provider_links(server, &p.id),
+            &provider_links(&server, &p.id),
             server.settings.local_login,
             None,
         );
@@ -103,7 +101,7 @@ pub async fn continue_route(req: HttpRequest, state: web::Data<AppState>) -> Htt
             return unavailable();
         }
     }
-    next_step(&state, &p, &user, params.get("q")).await
+    next_step(&server, &p, &user, params.get("q")).await
 }
 
 /// Where a request's next step is shown.
@@ -125,19 +123,19 @@ pub fn provider_links(server: &AuthServer, request: &str) -> Vec<ProviderLink> {
 
 /// What a signed-in person sees next: the picker or the approval page.
 async fn next_step(
-    state: &AppState,
+    server: &AuthServer,
     p: &Pending,
     user: &UserRow,
     query: Option<&str>,
 ) -> HttpResponse {
     let back =
         |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
-    match refusal(state, p, user).await {
+    match refusal(server, p, user).await {
         Ok(None) => {}
         Ok(Some(why)) => return back("access_denied", why),
         Err(()) => return unavailable(),
     }
-    let candidate = match candidate_scopes(&state.auth, &p.request, user).await {
+    let candidate = match candidate_scopes(server, &p.request, user).await {
         Ok(c) => c,
         Err(page) => return page,
     };
@@ -152,12 +150,12 @@ async fn next_step(
         Err(why) => return back("access_denied", why),
     };
     let patient = match context {
-        PatientContext::Needed => return picker(state, p, user, query.unwrap_or("")).await,
+        PatientContext::Needed => return picker(server, p, user, query.unwrap_or("")).await,
         PatientContext::Chosen(id) => Some(id),
         PatientContext::None => None,
     };
     let patient_label = match &patient {
-        Some(id) => Some(patient_label(state, id).await),
+        Some(id) => Some(patient_label(server, id).await),
         None => None,
     };
     let shown = without_launch(&candidate);
@@ -262,7 +260,7 @@ fn may_pick(user: &UserRow) -> bool {
 }
 
 /// The user's own access as a caller (for the picker's search and checks).
-fn user_guard(state: &AppState, user: &UserRow) -> Option<Guard> {
+fn user_guard(server: &AuthServer, user: &UserRow) -> Option<Guard> {
     let role: Role = user.role.parse().ok()?;
     let user_scopes: ScopeSet = role
         .ceiling()
@@ -278,13 +276,16 @@ fn user_guard(state: &AppState, user: &UserRow) -> Option<Guard> {
         patient: None,
         token_id: String::new(),
     };
-    let caller = Caller::new(identity, user_scopes, &state.fhir_base);
-    Some(Guard::for_caller(Arc::new(caller), &state.fhir_base))
+    let caller = Caller::new(identity, user_scopes, &server.settings.fhir_base);
+    Some(Guard::for_caller(
+        Arc::new(caller),
+        &server.settings.fhir_base,
+    ))
 }
 
 /// The picker: patients the user may read, filtered by name.
-async fn picker(state: &AppState, p: &Pending, user: &UserRow, query: &str) -> HttpResponse {
-    let Some(guard) = user_guard(state, user) else {
+async fn picker(server: &AuthServer, p: &Pending, user: &UserRow, query: &str) -> HttpResponse {
+    let Some(guard) = user_guard(server, user) else {
         return unavailable();
     };
     let mut params = vec![
@@ -294,8 +295,8 @@ async fn picker(state: &AppState, p: &Pending, user: &UserRow, query: &str) -> H
     if !query.trim().is_empty() {
         params.push(("name".to_string(), query.trim().to_string()));
     }
-    let base = state.fhir_base.clone();
-    let found = state
+    let base = server.settings.fhir_base.clone();
+    let found = server
         .db
         .run_read(move |store| -> Result<Vec<PatientChoice>, ServiceError> {
             let request = search::parse(&base, "Patient", &params, true)?;
@@ -345,13 +346,16 @@ fn display_name(patient: &serde_json::Value) -> String {
     }
 }
 
-async fn patient_label(state: &AppState, id: &str) -> String {
+async fn patient_label(server: &AuthServer, id: &str) -> String {
     // The person approving either is this patient or was checked to open
     // this patient's record (`may_open`); the name is read by the server
     // for the page they are shown.
-    let guard = Guard::for_server(&state.fhir_base, "approval page: the patient's name");
+    let guard = Guard::for_server(
+        &server.settings.fhir_base,
+        "approval page: the patient's name",
+    );
     let pid = id.to_string();
-    let found = state
+    let found = server
         .db
         .run_read(move |store| -> Result<StoredVersion, ServiceError> {
             let op = ReadResource {
@@ -406,10 +410,10 @@ async fn request_user(
 /// Whether `user` may open the record of `patient` (read it with their own
 /// access): the rule for a picked patient and for an EHR launch's patient.
 /// `Err` when the database cannot say.
-async fn may_open(state: &AppState, user: &UserRow, patient: &str) -> Result<bool, ()> {
-    let guard = user_guard(state, user).ok_or(())?;
+async fn may_open(server: &AuthServer, user: &UserRow, patient: &str) -> Result<bool, ()> {
+    let guard = user_guard(server, user).ok_or(())?;
     let pid = patient.to_string();
-    let visible = state
+    let visible = server
         .db
         .run_read(move |store| -> Result<bool, ServiceError> {
             let op = ReadResource {
@@ -433,14 +437,13 @@ async fn may_open(state: &AppState, user: &UserRow, patient: &str) -> Result<boo
 /// [`patient_context`]). Checked wherever a request advances, since each
 /// form can be posted without the page before it.
 async fn refusal(
-    state: &AppState,
+    server: &AuthServer,
     p: &Pending,
     user: &UserRow,
 ) -> Result<Option<&'static str>, ()> {
-    let hospital_active =
-        crate::auth::hospitals::is_active(&state.auth, user.organization.as_deref())
-            .await
-            .map_err(|_| ())?;
+    let hospital_active = crate::hospitals::is_active(server, user.organization.as_deref())
+        .await
+        .map_err(|_| ())?;
     if !hospital_active {
         return Ok(Some("your hospital's access has been deactivated"));
     }
@@ -451,7 +454,7 @@ async fn refusal(
     }
     match &p.request.launch_patient {
         Some(patient) if own_patient(user).is_none() => {
-            if may_open(state, user, patient).await? {
+            if may_open(server, user, patient).await? {
                 Ok(None)
             } else {
                 Ok(Some("this launch is about a patient you may not open"))
@@ -464,23 +467,22 @@ async fn refusal(
 /// `POST /auth/patient`: the picker's choice, which the user must be able to see.
 pub async fn patient_post(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
     let params = Params::parse(&body);
-    let server = &state.auth;
-    let p = match pending(server, params.get("request")).await {
+    let p = match pending(&server, params.get("request")).await {
         Ok(p) => p,
         Err(page) => return page,
     };
-    let user = match request_user(server, &req, &p).await {
+    let user = match request_user(&server, &req, &p).await {
         Ok(u) => u,
         Err(page) => return page,
     };
     let Some(patient) = params.get("patient").map(str::to_string) else {
-        return see_other(&continue_url(server, &p.id));
+        return see_other(&continue_url(&server, &p.id));
     };
-    if !matches!(may_open(&state, &user, &patient).await, Ok(true)) {
+    if !matches!(may_open(&server, &user, &patient).await, Ok(true)) {
         return error_page(
             StatusCode::FORBIDDEN,
             "Patient not available",
@@ -488,7 +490,7 @@ pub async fn patient_post(
         );
     }
     let hash = digest(&p.id);
-    if state
+    if server
         .db
         .call(move |store| store.set_auth_request_patient(&hash, &patient))
         .await
@@ -496,78 +498,133 @@ pub async fn patient_post(
     {
         return unavailable();
     }
-    see_other(&continue_url(server, &p.id))
+    see_other(&continue_url(&server, &p.id))
 }
 
 /// `POST /auth/approve`: the person's decision. Approving issues a code for
 /// the scopes left ticked (never more than the candidate set).
 pub async fn approve_post(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let mut request_id = None;
-    let mut decision = None;
-    let mut ticked = Vec::new();
-    for (k, v) in form_urlencoded::parse(&body) {
-        match k.as_ref() {
-            "request" => request_id = Some(v.to_string()),
-            "decision" => decision = Some(v.to_string()),
-            "scope" => ticked.push(v.to_string()),
-            _ => {}
-        }
-    }
-    let server = &state.auth;
-    let p = match pending(server, request_id.as_deref()).await {
+    let form = ApprovalForm::parse(&body);
+    let p = match pending(&server, form.request_id.as_deref()).await {
         Ok(p) => p,
         Err(page) => return page,
     };
-    let user = match request_user(server, &req, &p).await {
+    let user = match request_user(&server, &req, &p).await {
         Ok(u) => u,
         Err(page) => return page,
     };
     let back =
         |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
     // Checked here too: the form can be posted without the page being shown.
-    match refusal(&state, &p, &user).await {
+    match refusal(&server, &p, &user).await {
         Ok(None) => {}
         Ok(Some(why)) => return back("access_denied", why),
         Err(()) => return unavailable(),
     }
-    let finish = |server: &AuthServer, id: &str| {
-        let hash = digest(id);
-        let db = server.db.clone();
-        async move { db.call(move |store| store.finish_auth_request(&hash)).await }
-    };
-    if decision.as_deref() != Some("approve") {
-        let _ = finish(server, &p.id).await;
+    if !form.approved {
+        let _ = finish_request(&server, &p.id).await;
         return back("access_denied", "the user denied access");
     }
-    let candidate = match candidate_scopes(server, &p.request, &user).await {
+    let candidate = match candidate_scopes(&server, &p.request, &user).await {
         Ok(c) => c,
         Err(page) => return page,
     };
-    let chosen = ScopeSet::parse(&ticked.join(" ")).unwrap_or_default();
-    let mut approved = intersect(&chosen, &candidate);
-    if candidate.contains(&Scope::Launch) {
-        approved.insert(Scope::Launch);
-    }
+    let scope = approved_scopes(&candidate, &form.ticked);
     let patient = match patient_context(&p, &user, &candidate) {
         Ok(PatientContext::Chosen(id)) => Some(id),
-        Ok(PatientContext::Needed) => return see_other(&continue_url(server, &p.id)),
+        Ok(PatientContext::Needed) => return see_other(&continue_url(&server, &p.id)),
         Ok(PatientContext::None) => None,
         Err(why) => return back("access_denied", why),
     };
-    match finish(server, &p.id).await {
+    match finish_request(&server, &p.id).await {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => return back("access_denied", "this request was already answered"),
         _ => return unavailable(),
     }
+    match issue_code(&server, &p, &user, scope, patient).await {
+        Some(code) => {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("code", &code);
+            query.append_pair("state", &p.request.state);
+            see_other(&append_query(&p.request.redirect_uri, &query.finish()))
+        }
+        None => back(
+            "temporarily_unavailable",
+            "the authorization server's database is unavailable",
+        ),
+    }
+}
+
+/// What the approval form says.
+struct ApprovalForm {
+    request_id: Option<String>,
+    /// The person pressed "approve" (anything else denies).
+    approved: bool,
+    /// The scopes left ticked.
+    ticked: Vec<String>,
+}
+
+impl ApprovalForm {
+    fn parse(body: &[u8]) -> ApprovalForm {
+        let mut form = ApprovalForm {
+            request_id: None,
+            approved: false,
+            ticked: Vec::new(),
+        };
+        for (k, v) in form_urlencoded::parse(body) {
+            match k.as_ref() {
+                "request" => form.request_id = Some(v.to_string()),
+                "decision" => form.approved = v == "approve",
+                "scope" => form.ticked.push(v.to_string()),
+                _ => {}
+            }
+        }
+        form
+    }
+}
+
+/// The scopes granted: those ticked among those offered, and `launch` when
+/// offered (the EHR's context, never shown as a permission).
+fn approved_scopes(candidate: &ScopeSet, ticked: &[String]) -> ScopeSet {
+    let chosen = ScopeSet::parse(&ticked.join(" ")).unwrap_or_default();
+    let mut approved = intersect(&chosen, candidate);
+    if candidate.contains(&Scope::Launch) {
+        approved.insert(Scope::Launch);
+    }
+    approved
+}
+
+/// Marks the authorization request answered; `Ok(Ok(false))` when it
+/// already was (a second post of the same form).
+async fn finish_request(
+    server: &AuthServer,
+    id: &str,
+) -> Result<Result<bool, fhirledger_postgres::StoreError>, fhirledger_service::Stopped> {
+    let hash = digest(id);
+    server
+        .db
+        .call(move |store| store.finish_auth_request(&hash))
+        .await
+}
+
+/// Records the grant and its single-use code; the code, or `None` when the
+/// database could not keep it.
+async fn issue_code(
+    server: &AuthServer,
+    p: &Pending,
+    user: &UserRow,
+    scope: ScopeSet,
+    patient: Option<String>,
+) -> Option<String> {
     let grant = GrantRow {
         grant_id: Uuid::new_v4(),
         client_id: p.request.client_id.clone(),
         user_id: Some(user.user_id),
-        scope: approved.to_string(),
+        scope: scope.to_string(),
         need_patient_banner: patient.is_some() && p.request.launch_patient.is_none(),
         patient,
     };
@@ -592,27 +649,17 @@ pub async fn approve_post(
             )
         })
         .await;
-    if !matches!(saved, Ok(Ok(()))) {
-        return back(
-            "temporarily_unavailable",
-            "the authorization server's database is unavailable",
-        );
-    }
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    query.append_pair("code", &code);
-    query.append_pair("state", &p.request.state);
-    see_other(&append_query(&p.request.redirect_uri, &query.finish()))
+    matches!(saved, Ok(Ok(()))).then_some(code)
 }
 
 /// `POST /auth/login`: a local (development) password sign-in.
 pub async fn login_post(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
     let params = Params::parse(&body);
-    let server = &state.auth;
-    let p = match pending(server, params.get("request")).await {
+    let p = match pending(&server, params.get("request")).await {
         Ok(p) => p,
         Err(page) => return page,
     };
@@ -620,7 +667,7 @@ pub async fn login_post(
         login_page(
             Some(&p.request.client_name),
             &p.id,
-            &provider_links(server, &p.id),
+            &provider_links(&server, &p.id),
             server.settings.local_login,
             Some(msg),
         )
@@ -631,12 +678,12 @@ pub async fn login_post(
     let (Some(email), Some(password)) = (params.get("email"), params.get("password")) else {
         return again("Enter your email and password.");
     };
-    let user = match crate::auth::passwords::check_login(server, email, password).await {
+    let user = match crate::passwords::check_login(&server, email, password).await {
         Ok(Some(u)) => u,
         Ok(None) => return again("The email or password is wrong."),
         Err(()) => return unavailable(),
     };
-    signed_in(server, &p.id, user.user_id, &req).await
+    signed_in(&server, &p.id, user.user_id, &req).await
 }
 
 /// Starts the session, binds the request to it, and continues.

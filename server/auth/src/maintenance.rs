@@ -7,9 +7,9 @@ use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::auth::keys::RELOAD_EVERY;
-use crate::auth::revocation::SYNC_EVERY;
-use crate::auth::AuthServer;
+use crate::keys::RELOAD_EVERY;
+use crate::revocation::SYNC_EVERY;
+use crate::AuthServer;
 
 /// How often expired authorization requests and assertion `jti`s are dropped.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
@@ -46,7 +46,7 @@ pub fn start(server: Arc<AuthServer>) -> Maintenance {
                 if let Err(e) = server.revocations.sync(server.db.store()) {
                     tracing::warn!(error = %e, "reading revocations failed");
                 }
-                crate::auth::hospitals::revoke_newly_deactivated(
+                crate::hospitals::revoke_newly_deactivated(
                     &server,
                     &mut deactivated_hospitals,
                 );

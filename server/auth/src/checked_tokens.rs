@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::auth::claims::AccessClaims;
+use crate::claims::AccessClaims;
 use fhirledger_access::caller::Caller;
 
 /// How many tokens are kept at most; past that, expired ones are dropped,

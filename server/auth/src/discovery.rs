@@ -7,8 +7,8 @@
 use actix_web::{web, HttpResponse};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
-use crate::auth::AuthSettings;
+use crate::AuthServer;
+use crate::AuthSettings;
 
 /// SMART App Launch 2.2 capabilities this server implements.
 pub const CAPABILITIES: &[&str] = &[
@@ -120,20 +120,20 @@ pub fn public_json(value: &Value) -> HttpResponse {
         .body(value.to_string())
 }
 
-pub async fn smart_configuration_route(state: web::Data<AppState>) -> HttpResponse {
-    public_json(&smart_configuration(&state.auth.settings))
+pub async fn smart_configuration_route(server: web::Data<AuthServer>) -> HttpResponse {
+    public_json(&smart_configuration(&server.settings))
 }
 
-pub async fn openid_configuration_route(state: web::Data<AppState>) -> HttpResponse {
-    public_json(&openid_configuration(&state.auth.settings))
+pub async fn openid_configuration_route(server: web::Data<AuthServer>) -> HttpResponse {
+    public_json(&openid_configuration(&server.settings))
 }
 
-pub async fn jwks_route(state: web::Data<AppState>) -> HttpResponse {
+pub async fn jwks_route(server: web::Data<AuthServer>) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Content-Type", "application/json"))
         .insert_header(("Access-Control-Allow-Origin", "*"))
         .insert_header(("Cache-Control", "public, max-age=60"))
-        .body(state.auth.keys.jwks().to_string())
+        .body(server.keys.jwks().to_string())
 }
 
 pub async fn style_route() -> HttpResponse {

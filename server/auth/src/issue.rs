@@ -5,11 +5,11 @@ use chrono::Utc;
 use fhirledger_postgres::auth::{GrantRow, UserRow};
 use serde_json::{json, Map, Value};
 
-use crate::auth::claims::{AccessClaims, IdClaims};
-use crate::auth::keys::KeyError;
-use crate::auth::oauth_error::OAuthError;
-use crate::auth::secrets::new_secret;
-use crate::auth::AuthServer;
+use crate::claims::{AccessClaims, IdClaims};
+use crate::keys::KeyError;
+use crate::oauth_error::OAuthError;
+use crate::secrets::new_secret;
+use crate::AuthServer;
 use fhirledger_access::scope::{Scope, ScopeSet};
 
 /// What a token is issued for.

@@ -8,9 +8,9 @@ use fhirledger_postgres::{PgStore, StoreError};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::auth::client_keys::validate_jwks;
-use crate::auth::passwords;
-use crate::auth::secrets::{digest, new_secret};
+use crate::client_keys::validate_jwks;
+use crate::passwords;
+use crate::secrets::{digest, new_secret};
 use fhirledger_access::roles::Role;
 use fhirledger_access::scope::ScopeSet;
 

@@ -9,11 +9,10 @@ use chrono::Utc;
 use fhirledger_postgres::auth::ClientRow;
 use serde::{Deserialize, Serialize};
 
-use crate::app::AppState;
-use crate::auth::form::Params;
-use crate::auth::pages::error_page;
-use crate::auth::secrets::{digest, new_secret};
-use crate::auth::AuthServer;
+use crate::form::Params;
+use crate::pages::error_page;
+use crate::secrets::{digest, new_secret};
+use crate::AuthServer;
 use fhirledger_access::scope::{Scope, ScopeSet};
 
 /// How long a person has to sign in and approve.
@@ -42,21 +41,21 @@ impl AuthorizationRequest {
     }
 }
 
-pub async fn authorize_get(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub async fn authorize_get(req: HttpRequest, server: web::Data<AuthServer>) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
-    authorize(&state.auth, params).await
+    authorize(&server, params).await
 }
 
 pub async fn authorize_post(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
     let mut params = Params::parse(&body);
     if body.is_empty() {
         params = Params::parse(req.query_string().as_bytes());
     }
-    authorize(&state.auth, params).await
+    authorize(&server, params).await
 }
 
 async fn authorize(server: &AuthServer, params: Params) -> HttpResponse {

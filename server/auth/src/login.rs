@@ -10,14 +10,13 @@ use fhirledger_oidc::{PendingLogin, Provider, ProviderConfig};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use crate::app::AppState;
-use crate::auth::authorize::see_other;
-use crate::auth::flow::{continue_url, pending};
-use crate::auth::form::Params;
-use crate::auth::pages::{error_page, message_page};
-use crate::auth::secrets::digest;
-use crate::auth::session::start;
-use crate::auth::AuthServer;
+use crate::authorize::see_other;
+use crate::flow::{continue_url, pending};
+use crate::form::Params;
+use crate::pages::{error_page, message_page};
+use crate::secrets::digest;
+use crate::session::start;
+use crate::AuthServer;
 
 /// How long a person has to finish signing in at their provider.
 const LOGIN_MINUTES: i64 = 10;
@@ -120,11 +119,10 @@ fn unavailable(what: &str) -> HttpResponse {
 /// `GET /auth/login/{provider}?request=…|invite=…`: off to the provider.
 pub async fn start_route(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     path: web::Path<String>,
 ) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
-    let server = &state.auth;
     let Some(slot) = server.providers.iter().find(|p| p.name() == path.as_str()) else {
         return error_page(
             StatusCode::NOT_FOUND,
@@ -144,7 +142,7 @@ pub async fn start_route(
         );
     }
     if let Some(r) = &request {
-        if let Err(page) = pending(server, Some(r)).await {
+        if let Err(page) = pending(&server, Some(r)).await {
             return page;
         }
     }
@@ -191,14 +189,13 @@ pub async fn start_route(
 /// authorization request (or the redeemed invitation).
 pub async fn callback(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     path: web::Path<String>,
 ) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
-    let server = &state.auth;
     let failed = |m: &str| error_page(StatusCode::BAD_REQUEST, "Sign-in failed", m);
     let Some(state_param) = params.get("state") else {
-        return failed("The provider's answer carries no state.");
+        return failed("The provider's answer carries no server.");
     };
     let key = digest(state_param);
     let lookup = key.clone();
@@ -278,9 +275,9 @@ pub async fn callback(
         _ => return unavailable("The authorization server cannot reach its database."),
     };
     match &login.request {
-        Some(request) => signed_in_to(server, request, user.user_id).await,
+        Some(request) => signed_in_to(&server, request, user.user_id).await,
         None => {
-            let Ok((cookie, _)) = start(server, user.user_id).await else {
+            let Ok((cookie, _)) = start(&server, user.user_id).await else {
                 return unavailable("The session could not be started.");
             };
             let mut resp = message_page(
@@ -313,8 +310,7 @@ async fn signed_in_to(server: &AuthServer, request: &str, user_id: uuid::Uuid) -
 }
 
 /// `GET /auth/invite/{code}`: how to activate an account.
-pub async fn invitation(state: web::Data<AppState>, path: web::Path<String>) -> HttpResponse {
-    let server = &state.auth;
+pub async fn invitation(server: web::Data<AuthServer>, path: web::Path<String>) -> HttpResponse {
     let code = path.into_inner();
     let hash = digest(&code);
     let user = match server.db.call(move |store| store.invitation(&hash)).await {
@@ -328,27 +324,26 @@ pub async fn invitation(state: web::Data<AppState>, path: web::Path<String>) -> 
         }
         _ => return unavailable("The authorization server cannot reach its database."),
     };
-    let providers: Vec<crate::auth::pages::ProviderLink> = server
+    let providers: Vec<crate::pages::ProviderLink> = server
         .providers
         .iter()
-        .map(|p| crate::auth::pages::ProviderLink {
+        .map(|p| crate::pages::ProviderLink {
             label: p.label().to_string(),
             href: server
                 .settings
                 .url(&format!("login/{}?invite={code}", p.name())),
         })
         .collect();
-    crate::auth::pages::invitation_page(&user.email, &code, &providers, server.settings.local_login)
+    crate::pages::invitation_page(&user.email, &code, &providers, server.settings.local_login)
 }
 
 /// `POST /auth/invite/{code}/password`: a local account's first password
 /// (development only).
 pub async fn invitation_password(
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let server = &state.auth;
     if !server.settings.local_login {
         return error_page(
             StatusCode::FORBIDDEN,
@@ -373,7 +368,7 @@ pub async fn invitation_password(
                 let Some(user) = store.invitation(&digest(&code))? else {
                     return Ok(false);
                 };
-                let hash = crate::auth::passwords::hash(&password)
+                let hash = crate::passwords::hash(&password)
                     .map_err(fhirledger_postgres::StoreError::Internal)?;
                 let subject = user.user_id.to_string();
                 if store

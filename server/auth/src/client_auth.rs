@@ -11,10 +11,10 @@ use fhirledger_postgres::auth::ClientRow;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 
-use crate::auth::form::Params;
-use crate::auth::oauth_error::OAuthError;
-use crate::auth::secrets::{constant_time_eq, digest};
-use crate::auth::AuthServer;
+use crate::form::Params;
+use crate::oauth_error::OAuthError;
+use crate::secrets::{constant_time_eq, digest};
+use crate::AuthServer;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 /// An assertion may be valid for at most this long (SMART: five minutes).

@@ -3,7 +3,7 @@
 
 use actix_web::web;
 
-use crate::auth::{admin, authorize, discovery, flow, introspect, login, token};
+use crate::{admin, authorize, discovery, flow, introspect, login, token};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(

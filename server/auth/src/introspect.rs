@@ -7,23 +7,22 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 
-use crate::app::AppState;
-use crate::auth::bearer::validate;
-use crate::auth::claims::AccessClaims;
-use crate::auth::client_auth::{authenticate, AuthenticatedClient, ClientAuthMethod};
-use crate::auth::form::Params;
-use crate::auth::oauth_error::{json_no_store, OAuthError};
-use crate::auth::secrets::digest;
-use crate::auth::token::{check_form, sync_revocations};
-use crate::auth::AuthServer;
+use crate::bearer::validate;
+use crate::claims::AccessClaims;
+use crate::client_auth::{authenticate, AuthenticatedClient, ClientAuthMethod};
+use crate::form::Params;
+use crate::oauth_error::{json_no_store, OAuthError};
+use crate::secrets::digest;
+use crate::token::{check_form, sync_revocations};
+use crate::AuthServer;
 
 /// `POST /auth/introspect`.
 pub async fn introspect(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
-    match introspect_inner(&req, &state.auth, &body).await {
+    match introspect_inner(&req, &server, &body).await {
         Ok(v) => json_no_store(&v),
         Err(e) => e.respond(),
     }
@@ -109,10 +108,10 @@ fn may_see(client: &AuthenticatedClient, token_client: &str) -> bool {
 /// client's, as RFC 7009 §2.2 asks.
 pub async fn revoke(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
-    match revoke_inner(&req, &state.auth, &body).await {
+    match revoke_inner(&req, &server, &body).await {
         Ok(()) => json_no_store(&json!({})),
         Err(e) => e.respond(),
     }

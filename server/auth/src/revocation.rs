@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use fhirledger_postgres::auth::RevocationRow;
 use fhirledger_postgres::{PgStore, StoreError};
 
-use crate::auth::claims::AccessClaims;
+use crate::claims::AccessClaims;
 
 /// How often each process reads new revocations written by others.
 pub const SYNC_EVERY: std::time::Duration = std::time::Duration::from_secs(1);

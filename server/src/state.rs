@@ -1,0 +1,20 @@
+//! What every FHIR handler can reach: built once by `app::serve`, shared by
+//! the workers.
+
+use std::sync::Arc;
+
+use fhirledger_auth::AuthServer;
+use fhirledger_service::Database;
+
+/// What every handler can reach.
+pub struct AppState {
+    /// The store behind its fair queues: every blocking call goes through it.
+    pub db: Arc<Database>,
+    /// `{public base}/fhir`, used for every absolute URL we emit.
+    pub fhir_base: String,
+    pub max_body_bytes: u64,
+    /// The CapabilityStatement, built once from what the server implements.
+    pub capability: serde_json::Value,
+    /// The SMART authorization server, whose tokens guard every FHIR request.
+    pub auth: Arc<AuthServer>,
+}
