@@ -98,6 +98,7 @@ pub async fn serve(
             .wrap(actix_web::middleware::from_fn(
                 crate::http::authenticate::authenticate,
             ))
+            .configure(crate::http::landing::configure)
             .configure(crate::auth::routes::configure)
             .configure(routes::configure)
     })

@@ -27,7 +27,7 @@ legend{font-weight:600;padding:0 .25rem}
 "#;
 
 /// A whole page.
-fn page(title: &str, body: Markup) -> Markup {
+pub(crate) fn page(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {

@@ -4,6 +4,7 @@
 pub mod authenticate;
 pub mod body;
 pub mod error;
+pub mod landing;
 pub mod negotiate;
 pub mod preconditions;
 pub mod respond;
