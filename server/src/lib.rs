@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod http;
+mod index_check;
 pub mod routes;
 pub mod run;
 pub mod service;
