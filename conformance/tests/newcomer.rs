@@ -1,7 +1,9 @@
 //! What a newcomer following the README runs into: the page at the
-//! server's root.
+//! server's root, and answers in the format a client wrote in.
 
+use conformance::raw::{Framing, RawRequest, RawResponse};
 use conformance::*;
+use serde_json::json;
 
 // ------------------------------------------------------------ landing page
 
@@ -74,4 +76,121 @@ fn the_sign_in_address_fhirledger_dev_prints_leads_to_the_landing_page() {
         let head = Request::on(s, "HEAD", &url).send();
         assert!((300..400).contains(&head.status), "HEAD {path}: {head:?}");
     }
+}
+
+// ------------------------------------------------ the format of the answer
+
+fn patient_xml(ident: &str) -> String {
+    format!(
+        r#"<Patient xmlns="http://hl7.org/fhir"><identifier><system value="{ID_SYSTEM}"/><value value="{ident}"/></identifier><active value="true"/></Patient>"#
+    )
+}
+
+/// Asserts an XML body whose root is `root`, in the FHIR namespace.
+#[track_caller]
+fn assert_xml_of(media_type: &str, body: &str, root: &str, what: &str) {
+    assert_eq!(media_type, FHIR_XML, "{what}: {body}");
+    assert!(
+        body.contains(&format!("<{root} xmlns=\"http://hl7.org/fhir\"")),
+        "{what}: expected an XML {root}: {body}"
+    );
+}
+
+fn raw(req: RawRequest) -> RawResponse {
+    req.send(server()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn an_xml_create_is_answered_in_xml_unless_accept_chooses() {
+    // Accept: */*, and browser-like Accept headers naming no FHIR format.
+    for accept in ["*/*", "text/html, application/xhtml+xml, */*;q=0.8"] {
+        let ident = uid();
+        let resp = post("Patient")
+            .accept(accept)
+            .xml(patient_xml(&ident))
+            .send();
+        resp.assert_status(201);
+        assert_xml_of(&resp.media_type(), &resp.text(), "Patient", accept);
+        assert!(resp.text().contains(&ident), "{resp:?}");
+    }
+
+    // No Accept header at all.
+    let ident = uid();
+    let resp = raw(RawRequest::new("POST", "Patient")
+        .header("Content-Type", "application/fhir+xml")
+        .body(patient_xml(&ident).into_bytes(), Framing::Length));
+    assert_eq!(resp.status, 201, "{resp:?}");
+    let body = String::from_utf8_lossy(&resp.body).into_owned();
+    assert_xml_of(&resp.media_type(), &body, "Patient", "no Accept");
+    assert!(body.contains(&ident), "{resp:?}");
+
+    // Accept chooses: JSON, whatever the body was.
+    let resp = post("Patient")
+        .accept(FHIR_JSON)
+        .xml(patient_xml(&uid()))
+        .send();
+    resp.assert_status(201);
+    resp.resource("Patient");
+    // And a JSON body stays JSON under */*.
+    let resp = post("Patient").accept("*/*").json(&patient(&uid())).send();
+    resp.assert_status(201);
+    resp.resource("Patient");
+}
+
+#[test]
+fn updates_bundles_and_errors_follow_the_request_format_too() {
+    let id = new_patient();
+    let ident = uid();
+    let xml = format!(
+        r#"<Patient xmlns="http://hl7.org/fhir"><id value="{id}"/><identifier><system value="{ID_SYSTEM}"/><value value="{ident}"/></identifier><active value="false"/></Patient>"#
+    );
+    let resp = put(&format!("Patient/{id}")).accept("*/*").xml(xml).send();
+    resp.assert_status(200);
+    assert_xml_of(&resp.media_type(), &resp.text(), "Patient", "PUT");
+    assert!(resp.text().contains(&ident), "{resp:?}");
+
+    let bundle = format!(
+        r#"<Bundle xmlns="http://hl7.org/fhir"><type value="batch"/><entry><resource>{}</resource><request><method value="POST"/><url value="Patient"/></request></entry></Bundle>"#,
+        patient_xml(&uid())
+    );
+    let resp = post(&base()).accept("*/*").xml(bundle).send();
+    resp.assert_status(200);
+    assert_xml_of(&resp.media_type(), &resp.text(), "Bundle", "batch");
+    assert!(resp.text().contains("<status value=\"201"), "{resp:?}");
+
+    // A body the server refuses: the OperationOutcome is XML as well...
+    let resp = post("Patient")
+        .accept("*/*")
+        .xml("<Patient xmlns=\"http://hl7.org/fhir\"><active value=\"maybe\"/></Patient>")
+        .send();
+    resp.assert_status(400);
+    assert_xml_of(&resp.media_type(), &resp.text(), "OperationOutcome", "400");
+    // ...and so is a refusal for want of a token.
+    let resp = post("Patient")
+        .no_auth()
+        .accept("*/*")
+        .xml(patient_xml(&uid()))
+        .send();
+    resp.assert_status(401);
+    assert_xml_of(&resp.media_type(), &resp.text(), "OperationOutcome", "401");
+    // JSON bodies keep getting JSON outcomes.
+    post("Patient")
+        .accept("*/*")
+        .json(&json!({"resourceType": "Patient", "active": "maybe"}))
+        .send()
+        .assert_outcome(400);
+}
+
+#[test]
+fn raw_xml_content_uploaded_to_binary_is_not_a_fhir_body() {
+    // `application/xml` sent to Binary is the document's own content: the
+    // answer is not turned into XML because of it.
+    let resp = post("Binary")
+        .accept("*/*")
+        .content_type("application/xml")
+        .prefer("return=representation")
+        .bytes(b"<note>hello</note>".to_vec())
+        .send();
+    resp.assert_status(201);
+    assert_eq!(resp.resource("Binary")["contentType"], "application/xml");
 }

@@ -3,6 +3,7 @@
 
 pub mod authenticate;
 pub mod body;
+pub mod body_format;
 pub mod error;
 pub mod landing;
 pub mod negotiate;
