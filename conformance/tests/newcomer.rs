@@ -1,7 +1,9 @@
 //! What a newcomer following the README runs into: the page at the
-//! server's root, and answers in the format a client wrote in.
+//! server's root, answers in the format a client wrote in, and an approval
+//! page that promises only what the server does.
 
 use conformance::raw::{Framing, RawRequest, RawResponse};
+use conformance::smart_flow::*;
 use conformance::*;
 use serde_json::json;
 
@@ -193,4 +195,39 @@ fn raw_xml_content_uploaded_to_binary_is_not_a_fhir_body() {
         .send();
     resp.assert_status(201);
     assert_eq!(resp.resource("Binary")["contentType"], "application/xml");
+}
+
+// ---------------------------------------------------------- approval page
+
+#[test]
+fn the_approval_page_promises_only_what_the_server_does() {
+    let s = server();
+    let org = new_hospital();
+    let user = new_patient_user(s, &org);
+    let client = AppClient::register(s, "public", None);
+    let request = client.request(
+        "openid fhirUser launch/patient patient/DocumentReference.rs patient/AuditEvent.rs offline_access",
+    );
+    let browser = Browser::new(s);
+    let login = browser.authorize(&request).login();
+    let (_, _, page) = browser.login(&login, &user).approval();
+    let text = decode_entities(&page.body);
+    // A patient cannot revoke an app's access anywhere yet, and no access
+    // is recorded yet (audit comes later).
+    for claim in ["revoke", "access history"] {
+        assert!(
+            !text.to_lowercase().contains(claim),
+            "the approval page says {claim:?}: {text}"
+        );
+    }
+    for line in [
+        "Read and search your documents",
+        "Read and search your audit records",
+        "Stay connected after you close the app, even when you are not signed in",
+    ] {
+        assert!(
+            text.contains(line),
+            "the approval page offers {line:?}: {text}"
+        );
+    }
 }
