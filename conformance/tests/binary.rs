@@ -169,7 +169,7 @@ fn fhir_xml_binary_can_be_posted_and_read_raw() {
         "<Binary xmlns=\"http://hl7.org/fhir\"><contentType value=\"text/plain\"/><data value=\"{}\"/></Binary>",
         b64(&bytes)
     );
-    let resp = post("Binary").xml(xml).send();
+    let resp = post("Binary").xml(xml).accept(FHIR_JSON).send();
     resp.assert_status(201);
     let id = id_of(&resp.resource("Binary"));
     assert_raw(

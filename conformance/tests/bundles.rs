@@ -1166,6 +1166,7 @@ fn malformed_bundles_are_refused_without_5xx() {
     }
     let resp = post(&base())
         .xml("<Bundle xmlns=\"http://hl7.org/fhir\"><type value=\"transaction\"/><entry>")
+        .accept(FHIR_JSON)
         .send();
     resp.assert_outcome(400);
     let resp = post(&base()).bytes(b"{}".to_vec()).send();

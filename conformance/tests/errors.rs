@@ -57,7 +57,11 @@ fn unparseable_xml_is_400() {
         "<Patient><active value=\"true\"/></Patient>",
         "<Patient xmlns=\"http://hl7.org/fhir\"><foo value=\"1\"/></Patient>",
     ] {
-        post("Patient").xml(text).send().assert_outcome(400);
+        post("Patient")
+            .xml(text)
+            .accept(FHIR_JSON)
+            .send()
+            .assert_outcome(400);
     }
 }
 
@@ -325,6 +329,7 @@ fn invalid_utf8_in_an_xml_body_is_400() {
     body.extend_from_slice(b"\"/></name></Patient>");
     post("Patient")
         .content_type(FHIR_XML)
+        .accept(FHIR_JSON)
         .bytes(body)
         .send()
         .assert_outcome(400);
@@ -334,6 +339,7 @@ fn invalid_utf8_in_an_xml_body_is_400() {
     body.extend_from_slice(b"/></Patient>");
     post("Patient")
         .content_type(FHIR_XML)
+        .accept(FHIR_JSON)
         .bytes(body)
         .send()
         .assert_outcome(400);
@@ -344,6 +350,7 @@ fn invalid_utf8_in_an_xml_body_is_400() {
     body.extend_from_slice(b"hir\"><active value=\"true\"/></Patient>");
     post("Patient")
         .content_type(FHIR_XML)
+        .accept(FHIR_JSON)
         .bytes(body)
         .send()
         .assert_outcome(400);

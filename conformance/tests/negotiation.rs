@@ -127,6 +127,7 @@ fn xml_bodies_are_accepted() {
         let ident = uid();
         let resp = post("Patient")
             .content_type(ct)
+            .accept(FHIR_JSON)
             .bytes(patient_xml(&ident))
             .send();
         resp.assert_status(201);

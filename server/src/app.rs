@@ -49,6 +49,7 @@ pub async fn serve(
             .wrap(actix_web::middleware::from_fn(
                 crate::http::authenticate::authenticate,
             ))
+            .configure(crate::http::landing::configure)
             .configure(fhirledger_auth::routes::configure)
             .configure(routes::configure)
     })

@@ -6,6 +6,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod http;
+mod index_check;
 pub mod routes;
 pub mod run;
 pub mod state;

@@ -34,11 +34,7 @@ fn open_store(database_url: &str, server: &ServerConfig) -> anyhow::Result<PgSto
     for name in applied {
         tracing::info!(migration = %name, "applied migration");
     }
-    let generation = index_generation();
-    if store.index_generation()?.as_deref() != Some(generation.as_str()) {
-        tracing::info!(%generation, "the search index was written by other rules; rebuilding it");
-        rebuild_index(&store, &server.fhir_base())?;
-    }
+    crate::index_check::ensure_current(&store, &server.fhir_base(), rebuild_index)?;
     Ok(store)
 }
 

@@ -63,7 +63,7 @@ pub fn describe_scope(scope: &Scope, record: PatientRecord) -> String {
         Scope::LaunchPatient => "Choose which patient the app works with".to_owned(),
         Scope::LaunchEncounter => "Choose which visit the app works with".to_owned(),
         Scope::OfflineAccess => {
-            "Stay connected after you close the app, until you revoke access".to_owned()
+            "Stay connected after you close the app, even when you are not signed in".to_owned()
         }
         Scope::OnlineAccess => "Stay connected while you are signed in".to_owned(),
         Scope::Other(text) if text == ADMIN_SCOPE => {
@@ -141,7 +141,7 @@ fn noun(resource_type: &str) -> String {
         "DocumentReference" => "documents".to_owned(),
         "Binary" => "document contents".to_owned(),
         "Consent" => "consent decisions".to_owned(),
-        "AuditEvent" => "access history".to_owned(),
+        "AuditEvent" => "audit records".to_owned(),
         "Patient" => "patient records".to_owned(),
         "Practitioner" => "clinician records".to_owned(),
         "PractitionerRole" => "clinician roles".to_owned(),
@@ -216,7 +216,7 @@ mod tests {
         );
         assert_eq!(
             one("patient/AuditEvent.rs"),
-            "Read and search your access history"
+            "Read and search your audit records"
         );
         assert_eq!(
             one("patient/*.write"),
@@ -256,7 +256,7 @@ mod tests {
     fn other_scopes_in_plain_words() {
         assert_eq!(
             one("offline_access"),
-            "Stay connected after you close the app, until you revoke access"
+            "Stay connected after you close the app, even when you are not signed in"
         );
         assert_eq!(
             one("online_access"),

@@ -27,7 +27,7 @@ legend{font-weight:600;padding:0 .25rem}
 "#;
 
 /// A whole page.
-fn page(title: &str, body: Markup) -> Markup {
+pub fn page(title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -195,7 +195,7 @@ pub fn approval_page(
                     }
                 }
             }
-            p class="muted" { "Untick anything you do not want to allow. You can revoke access later." }
+            p class="muted" { "Untick anything you do not want to allow." }
             button type="submit" name="decision" value="approve" { "Allow" }
             " "
             button type="submit" name="decision" value="deny" class="secondary" { "Deny" }

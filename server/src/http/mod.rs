@@ -3,8 +3,10 @@
 
 pub mod authenticate;
 pub mod body;
+pub mod body_format;
 pub mod error;
 pub mod fhir_request;
+pub mod landing;
 pub mod negotiate;
 pub mod preconditions;
 pub mod respond;

@@ -105,7 +105,8 @@ pub fn query_param(req: &HttpRequest, name: &str) -> Option<String> {
 pub use fhirledger_service::query::form_pairs;
 
 /// The response format: `_format` when given (an unsupported value is 406),
-/// else the first FHIR-capable `Accept` entry, else JSON.
+/// else the first FHIR-capable `Accept` entry, else the request body's FHIR
+/// format, else JSON.
 pub fn response_format(req: &HttpRequest) -> Result<ResponseFormat, ApiError> {
     let pretty = match query_param(req, "_pretty").as_deref() {
         None | Some("false") => false,
@@ -123,6 +124,7 @@ pub fn response_format(req: &HttpRequest) -> Result<ResponseFormat, ApiError> {
         None => accept_items(req)
             .iter()
             .find_map(|i| fhir_format_of(&i.mime))
+            .or_else(|| crate::http::body_format::body_format(req))
             .unwrap_or(FhirFormat::Json),
     };
     Ok(ResponseFormat { format, pretty })
