@@ -264,3 +264,44 @@ fn a_client_whose_jwks_url_does_not_answer_is_invalid_client() {
     assert_eq!(status, 401, "{body}");
     assert_eq!(body["error"], "invalid_client", "{body}");
 }
+
+/// The server signs with aws-lc-rs; a token it issued must verify with
+/// RustCrypto's `rsa` (public-key work only) against the published JWK Set,
+/// so the signature is plain RS256 and not something only the signer reads.
+#[test]
+fn issued_tokens_verify_with_an_independent_rsa_implementation() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use rsa::pkcs1v15::{Signature, VerifyingKey};
+    use rsa::signature::Verifier;
+
+    let token = backend("system/Patient.rs").token("system/Patient.rs");
+    let header = jwt_header(&token);
+    assert_eq!(header["alg"], "RS256", "{header}");
+    let jwks = get(&format!("{}/auth/jwks", server().public_base))
+        .no_auth()
+        .send();
+    jwks.assert_status(200);
+    let jwks = jwks.json();
+    let jwk = jwks["keys"]
+        .as_array()
+        .and_then(|keys| keys.iter().find(|k| k["kid"] == header["kid"]))
+        .unwrap_or_else(|| panic!("the token's key is published: {jwks}"));
+    let part = |name: &str| {
+        let text = jwk[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("{name} in {jwk}"));
+        rsa::BigUint::from_bytes_be(&URL_SAFE_NO_PAD.decode(text).expect("base64url"))
+    };
+    let public = rsa::RsaPublicKey::new(part("n"), part("e")).expect("an RSA public key");
+    let (message, signature) = token.rsplit_once('.').expect("a compact JWS");
+    let signature = URL_SAFE_NO_PAD.decode(signature).expect("base64url");
+    let signature = Signature::try_from(signature.as_slice()).expect("an RSA signature");
+    let verifier = VerifyingKey::<sha2::Sha256>::new(public);
+    if let Err(e) = verifier.verify(message.as_bytes(), &signature) {
+        panic!("the server's RS256 signature does not verify: {e}");
+    }
+
+    let tampered = message.replacen('e', "f", 1);
+    assert!(verifier.verify(tampered.as_bytes(), &signature).is_err());
+}

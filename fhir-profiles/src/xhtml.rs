@@ -20,6 +20,8 @@ const ACTIVE_SCHEMES: &[&str] = &["javascript:", "vbscript:"];
 /// Inspects a narrative: `Err` with the reason when it is not a well-formed XHTML `div`,
 /// otherwise the list of forbidden constructs found (empty when clean).
 pub(crate) fn inspect(div: &str) -> Result<Vec<String>, String> {
+    // Narrative arrives inside JSON bodies too; quick-xml 0.25 must not see it unchecked.
+    crate::format::xml_guard::check(div.as_bytes()).map_err(|e| e.to_string())?;
     let mut reader = Reader::from_str(div);
     let mut depth = 0usize;
     let mut seen_root = false;

@@ -6,6 +6,7 @@ mod duplicates;
 mod json_in;
 mod model;
 mod prolog;
+pub mod xml_guard;
 mod xml_in;
 mod xml_out;
 

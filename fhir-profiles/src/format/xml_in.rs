@@ -7,7 +7,7 @@ use fhirbolt::FhirReleases;
 use serde_json::Value;
 
 use super::model::{canonical_json, compatible, strict, R4Resource};
-use super::{divs, prolog};
+use super::{divs, prolog, xml_guard};
 use super::{model_rejected, ParseError};
 use crate::outcome::{has_errors, IssueType};
 use crate::structure;
@@ -15,6 +15,13 @@ use crate::structure;
 type R4Element = Element<{ FhirReleases::R4 }>;
 
 pub(super) fn parse(body: &[u8]) -> Result<Value, ParseError> {
+    // Before any quick-xml 0.25 reader sees the body (see xml_guard).
+    xml_guard::check(body).map_err(|e| {
+        ParseError::single(
+            IssueType::TooCostly,
+            format!("the XML body was refused before parsing: {e}"),
+        )
+    })?;
     let body = prolog::strip(body).map_err(|why| ParseError::single(IssueType::Structure, why))?;
     let lifted = divs::take_xml_divs(body).map_err(|why| {
         ParseError::single(
