@@ -38,14 +38,14 @@ bench_start_server
 reads "read, bearer token + scope check"
 # A granular scope: every read also checks the document against the scope's
 # filter (one indexed probe), as patient/ and user/ tokens do for their context.
-GRANULAR=$(FHIRLEDGER_BIN=./target/release/fhirledger ./target/release/examples/smart_bench \
+GRANULAR=$(FHIRLEDGER_BIN=$RELEASE/fhirledger $RELEASE/examples/smart_bench \
     token "$DATABASE_URL" "http://127.0.0.1:$PORT" "system/DocumentReference.r?status=current")
 for c in $LEVELS; do
     wrk_row "read, granular scope (filter checked per read)" "$c" read.lua \
         BENCH_IDS="$WORK/ids.txt" BENCH_TOKEN="$GRANULAR" >>"$TABLE"
 done
 for c in $LEVELS; do
-    out=$(FHIRLEDGER_BIN=./target/release/fhirledger ./target/release/examples/smart_bench \
+    out=$(FHIRLEDGER_BIN=$RELEASE/fhirledger $RELEASE/examples/smart_bench \
         token-load "$DATABASE_URL" "http://127.0.0.1:$PORT" "$DURATION" "$c")
     python3 - "token (client_credentials, ES384)" "$c" "$out" "$(mem_kib VmRSS)" "$(mem_kib VmHWM)" <<'PY' >>"$TABLE"
 import json, sys

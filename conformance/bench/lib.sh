@@ -5,6 +5,8 @@
 ensure_host_deps wrk
 
 BENCH_DIR=$PWD/conformance/bench
+# Where cargo puts release builds (CARGO_TARGET_DIR moves it).
+RELEASE=${CARGO_TARGET_DIR:-$PWD/target}/release
 DURATION=${BENCH_DURATION:-20}
 PORT=${BENCH_PORT:-18080}
 RESULTS=$PWD/bench-results
@@ -17,7 +19,7 @@ mkdir -p "$RESULTS"
 bench_start_server() {
     cargo build --release --locked -p fhirledger
     cargo build --release --locked -p conformance --example smart_bench
-    local bin=${BENCH_SERVER_BIN:-./target/release/fhirledger}
+    local bin=${BENCH_SERVER_BIN:-$RELEASE/fhirledger}
     WORK=$(mktemp -d /tmp/fhirledger-bench.XXXXXX)
     chmod 755 "$WORK"
     FHIRLEDGER_BACKEND_TOKEN_SECONDS=14400 "$bin" dev --data-dir "$WORK/data" --bind "127.0.0.1:$PORT" \
@@ -38,7 +40,7 @@ bench_start_server() {
     PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
     BENCH_TOKEN=
     if [ -z "${BENCH_NO_AUTH:-}" ]; then
-        BENCH_TOKEN=$(FHIRLEDGER_BIN=./target/release/fhirledger ./target/release/examples/smart_bench \
+        BENCH_TOKEN=$(FHIRLEDGER_BIN=$RELEASE/fhirledger $RELEASE/examples/smart_bench \
             token "$DATABASE_URL" "http://127.0.0.1:$PORT" "system/*.cruds")
     fi
     export BENCH_TOKEN

@@ -65,7 +65,7 @@ explain() {
     echo "\`$1\`"
     echo
     echo '```'
-    FHIRLEDGER_LOG=warn ./target/release/fhirledger explain --database-url "$DATABASE_URL" "$1"
+    FHIRLEDGER_LOG=warn $RELEASE/fhirledger explain --database-url "$DATABASE_URL" "$1"
     echo '```'
 }
 {

@@ -165,7 +165,12 @@ pub fn user(db: &AdminDatabase, server: &ServerConfig, command: UserCommand) -> 
 }
 
 /// `--user` is a user id or an account's email.
-pub fn launch(db: &AdminDatabase, patient: &str, user: &str) -> anyhow::Result<()> {
+pub fn launch(
+    db: &AdminDatabase,
+    server: &ServerConfig,
+    patient: &str,
+    user: &str,
+) -> anyhow::Result<()> {
     with_store(db, |store| {
         let user_id = match user.parse::<uuid::Uuid>() {
             Ok(id) => id,
@@ -174,7 +179,7 @@ pub fn launch(db: &AdminDatabase, patient: &str, user: &str) -> anyhow::Result<(
                 .map(|u| u.user_id)
                 .with_context(|| format!("there is no account with id or email '{user}'"))?,
         };
-        let launch = create_launch(store, patient, user_id)?;
+        let launch = create_launch(store, &server.fhir_base(), patient, user_id)?;
         print(
             &serde_json::json!({ "launch": launch, "expires_in": fhirledger_auth::accounts::LAUNCH_SECONDS }),
         )

@@ -89,6 +89,8 @@ enum Command {
         user: String,
         #[command(flatten)]
         db: AdminDatabase,
+        #[command(flatten)]
+        server: ServerConfig,
     },
     /// Manage the token signing keys.
     Keys {
@@ -126,7 +128,12 @@ fn main() -> ExitCode {
             db,
             server,
         } => admin_cli::user(&db, &server, command),
-        Command::Launch { patient, user, db } => admin_cli::launch(&db, &patient, &user),
+        Command::Launch {
+            patient,
+            user,
+            db,
+            server,
+        } => admin_cli::launch(&db, &server, &patient, &user),
         Command::Keys {
             command,
             db,

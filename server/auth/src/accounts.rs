@@ -5,6 +5,8 @@
 use chrono::Utc;
 use fhirledger_postgres::auth::{ClientRow, UserRow};
 use fhirledger_postgres::{PgStore, StoreError};
+use fhirledger_service::reads::{self, ReadResource};
+use fhirledger_service::{Guard, ServiceError, Status};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -33,6 +35,8 @@ pub enum AccountError {
     Conflict(String),
     #[error(transparent)]
     Store(StoreError),
+    #[error(transparent)]
+    Fhir(ServiceError),
 }
 
 impl From<StoreError> for AccountError {
@@ -294,6 +298,7 @@ fn plausible_email(email: &str) -> bool {
 /// Creates a single-use EHR launch value for a patient and a user.
 pub fn create_launch(
     store: &PgStore,
+    fhir_base: &str,
     patient: &str,
     user_id: Uuid,
 ) -> Result<String, AccountError> {
@@ -310,13 +315,27 @@ pub fn create_launch(
             )))
         }
     }
-    match store.read("Patient", patient)? {
-        Some(v) if !v.is_deleted() => {}
-        _ => {
+    // The server looks the patient up for itself: the launch is made by an
+    // EHR (or an operator) entitled to name any patient of the group.
+    let guard = Guard::for_server(fhir_base, "EHR launch: does the patient exist");
+    let op = ReadResource {
+        resource_type: "Patient",
+        id: patient,
+        version: None,
+    };
+    match reads::read(store, &guard, op) {
+        Ok(found) if !found.value.is_deleted() => {}
+        Ok(_) => {
             return Err(AccountError::Invalid(format!(
                 "there is no Patient/{patient}"
             )))
         }
+        Err(e) if e.status == Status::NOT_FOUND => {
+            return Err(AccountError::Invalid(format!(
+                "there is no Patient/{patient}"
+            )))
+        }
+        Err(e) => return Err(AccountError::Fhir(e)),
     }
     let launch = new_secret();
     store.create_launch(

@@ -90,6 +90,11 @@ impl AccountError {
                 error(StatusCode::BAD_REQUEST, "invalid_request", m.clone())
             }
             AccountError::Conflict(m) => error(StatusCode::CONFLICT, "conflict", m.clone()),
+            AccountError::Fhir(e) => error(
+                StatusCode::from_u16(e.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "invalid_request",
+                e.to_string(),
+            ),
             AccountError::Store(e) => {
                 tracing::error!(error = %e, "admin storage failure");
                 error(
@@ -508,9 +513,10 @@ pub async fn launch(
             "user must be a user id",
         );
     };
+    let base = server.settings.fhir_base.clone();
     match server
         .db
-        .call(move |store| create_launch(store, &asked.patient, user_id))
+        .call(move |store| create_launch(store, &base, &asked.patient, user_id))
         .await
     {
         Ok(Ok(launch)) => created(&json!({ "launch": launch, "expires_in": LAUNCH_SECONDS })),

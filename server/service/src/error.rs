@@ -18,6 +18,7 @@ impl Status {
     pub const NO_CONTENT: Status = Status(204);
     pub const NOT_MODIFIED: Status = Status(304);
     pub const BAD_REQUEST: Status = Status(400);
+    pub const UNAUTHORIZED: Status = Status(401);
     pub const FORBIDDEN: Status = Status(403);
     pub const NOT_FOUND: Status = Status(404);
     pub const METHOD_NOT_ALLOWED: Status = Status(405);
@@ -44,6 +45,7 @@ impl Status {
             204 => "No Content",
             304 => "Not Modified",
             400 => "Bad Request",
+            401 => "Unauthorized",
             403 => "Forbidden",
             404 => "Not Found",
             405 => "Method Not Allowed",
@@ -139,6 +141,18 @@ impl ServiceError {
             IssueType::TooLong,
             format!("the request body exceeds the limit of {limit} bytes"),
         )
+    }
+
+    pub fn unsupported_media_type(diagnostics: impl Into<String>) -> Self {
+        Self::new(
+            Status::UNSUPPORTED_MEDIA_TYPE,
+            IssueType::NotSupported,
+            diagnostics,
+        )
+    }
+
+    pub fn not_acceptable(diagnostics: impl Into<String>) -> Self {
+        Self::new(Status::NOT_ACCEPTABLE, IssueType::NotSupported, diagnostics)
     }
 
     pub fn internal(diagnostics: impl Into<String>) -> Self {

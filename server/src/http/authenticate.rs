@@ -7,15 +7,15 @@
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage, HttpResponse};
 use fhir_profiles::outcome::IssueType;
 
-use crate::http::error::ApiError;
+use crate::http::error::ErrorResponse;
 use crate::http::negotiate::{error_format, ResponseFormat};
 use crate::state::AppState;
 use fhirledger_auth::bearer::{bearer_token, caller, BearerError};
+use fhirledger_service::{ServiceError, Status};
 
 /// Paths under `/fhir` anyone may read.
 fn is_public(path: &str) -> bool {
@@ -69,8 +69,9 @@ async fn guarded(
     // closed), never pass. `app::serve` always registers it.
     let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
         tracing::error!("the FHIR routes run without their state; refusing the request");
-        let response = ApiError::internal("the server is not configured to check access tokens")
-            .respond(error_format(req.request()));
+        let response =
+            ServiceError::internal("the server is not configured to check access tokens")
+                .respond(error_format(req.request()));
         return Ok(req.into_response(response));
     };
     let outcome = match bearer_token(req.request()) {
@@ -94,7 +95,7 @@ async fn guarded(
 fn unauthorized(e: &BearerError, realm: &str, format: ResponseFormat) -> HttpResponse {
     let (challenge, message) = e.challenge(realm);
     let mut resp =
-        ApiError::new(StatusCode::UNAUTHORIZED, IssueType::Login, message).respond(format);
+        ServiceError::new(Status::UNAUTHORIZED, IssueType::Login, message).respond(format);
     if let Ok(value) = challenge.parse() {
         resp.headers_mut()
             .insert(actix_web::http::header::WWW_AUTHENTICATE, value);

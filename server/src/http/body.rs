@@ -5,17 +5,17 @@ use actix_web::{web, HttpRequest};
 use bytes::BytesMut;
 use futures_util::StreamExt;
 
-use crate::http::error::ApiError;
+use fhirledger_service::ServiceError;
 
 /// Refuses early when `Content-Length` already announces too much.
-pub fn check_declared_length(req: &HttpRequest, limit: u64) -> Result<(), ApiError> {
+pub fn check_declared_length(req: &HttpRequest, limit: u64) -> Result<(), ServiceError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     match declared {
-        Some(len) if len > limit => Err(ApiError::too_large(limit)),
+        Some(len) if len > limit => Err(ServiceError::too_large(limit)),
         _ => Ok(()),
     }
 }
@@ -25,14 +25,14 @@ pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: u64,
-) -> Result<web::Bytes, ApiError> {
+) -> Result<web::Bytes, ServiceError> {
     check_declared_length(req, limit)?;
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
-            .map_err(|e| ApiError::bad_request(format!("cannot read the request body: {e}")))?;
+            .map_err(|e| ServiceError::bad_request(format!("cannot read the request body: {e}")))?;
         if (body.len() + chunk.len()) as u64 > limit {
-            return Err(ApiError::too_large(limit));
+            return Err(ServiceError::too_large(limit));
         }
         body.extend_from_slice(&chunk);
     }

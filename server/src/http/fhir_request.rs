@@ -12,10 +12,11 @@ use fhirledger_access::{Caller, Interaction};
 use fhirledger_service::types::{check_type, check_writable};
 use fhirledger_service::Guard;
 
-use crate::http::error::ApiError;
+use crate::http::error::ErrorResponse;
 use crate::http::negotiate::{error_format, response_format, ResponseFormat};
 use crate::http::preconditions::{if_match, prefer_values, return_preference, ReturnPreference};
 use crate::state::AppState;
+use fhirledger_service::ServiceError;
 
 /// An authenticated FHIR request.
 pub struct FhirRequest {
@@ -34,7 +35,11 @@ pub struct WriteAnswer {
 impl FhirRequest {
     /// 404 for a type this server does not host; 403 when the token may not
     /// do `interaction` on it at all.
-    pub fn permit(&self, resource_type: &str, interaction: Interaction) -> Result<(), ApiError> {
+    pub fn permit(
+        &self,
+        resource_type: &str,
+        interaction: Interaction,
+    ) -> Result<(), ServiceError> {
         check_type(resource_type)?;
         self.guard.permit(resource_type, interaction)?;
         Ok(())
@@ -47,7 +52,7 @@ impl FhirRequest {
         &self,
         resource_type: &str,
         interaction: Interaction,
-    ) -> Result<WriteAnswer, ApiError> {
+    ) -> Result<WriteAnswer, ServiceError> {
         check_writable(resource_type)?;
         self.guard.permit(resource_type, interaction)?;
         Ok(WriteAnswer {
@@ -57,12 +62,12 @@ impl FhirRequest {
     }
 
     /// The response format (`_format`, then `Accept`; 406 when unsupported).
-    pub fn format(&self) -> Result<ResponseFormat, ApiError> {
+    pub fn format(&self) -> Result<ResponseFormat, ServiceError> {
         response_format(&self.req)
     }
 
     /// `If-Match` as a version (400 when malformed).
-    pub fn if_match(&self) -> Result<Option<i64>, ApiError> {
+    pub fn if_match(&self) -> Result<Option<i64>, ServiceError> {
         if_match(&self.req)
     }
 
@@ -74,7 +79,7 @@ impl FhirRequest {
     }
 
     /// The response, or the error as an OperationOutcome in the negotiated format.
-    pub fn answer(&self, result: Result<HttpResponse, ApiError>) -> HttpResponse {
+    pub fn answer(&self, result: Result<HttpResponse, ServiceError>) -> HttpResponse {
         result.unwrap_or_else(|e| e.respond(error_format(&self.req)))
     }
 }
@@ -91,18 +96,18 @@ impl FromRequest for FhirRequest {
     }
 }
 
-fn extract(req: &HttpRequest) -> Result<FhirRequest, ApiError> {
+fn extract(req: &HttpRequest) -> Result<FhirRequest, ServiceError> {
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()
-        .ok_or_else(|| ApiError::internal("the FHIR routes run without their state"))?;
+        .ok_or_else(|| ServiceError::internal("the FHIR routes run without their state"))?;
     // The authentication middleware leaves a caller on every request it lets
     // through to a guarded path; without one, nothing is served.
     let caller = req
         .extensions()
         .get::<Arc<Caller>>()
         .cloned()
-        .ok_or_else(|| ApiError::internal("the request was not authenticated"))?;
+        .ok_or_else(|| ServiceError::internal("the request was not authenticated"))?;
     let guard = Guard::for_caller(caller, &state.fhir_base);
     Ok(FhirRequest {
         req: req.clone(),

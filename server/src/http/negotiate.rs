@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::HttpRequest;
 use fhir_profiles::format::FhirFormat;
 
-use crate::http::error::ApiError;
+use fhirledger_service::ServiceError;
 
 /// How a response body is rendered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,19 +107,19 @@ pub use fhirledger_service::query::form_pairs;
 /// The response format: `_format` when given (an unsupported value is 406),
 /// else the first FHIR-capable `Accept` entry, else the request body's FHIR
 /// format, else JSON.
-pub fn response_format(req: &HttpRequest) -> Result<ResponseFormat, ApiError> {
+pub fn response_format(req: &HttpRequest) -> Result<ResponseFormat, ServiceError> {
     let pretty = match query_param(req, "_pretty").as_deref() {
         None | Some("false") => false,
         Some("true") => true,
         Some(other) => {
-            return Err(ApiError::bad_request(format!(
+            return Err(ServiceError::bad_request(format!(
                 "_pretty must be true or false, not '{other}'"
             )))
         }
     };
     let format = match query_param(req, "_format") {
         Some(f) => fhir_format_of(&f).ok_or_else(|| {
-            ApiError::not_acceptable(format!("_format '{f}' is not supported; use json or xml"))
+            ServiceError::not_acceptable(format!("_format '{f}' is not supported; use json or xml"))
         })?,
         None => accept_items(req)
             .iter()
@@ -137,18 +137,18 @@ pub fn error_format(req: &HttpRequest) -> ResponseFormat {
 
 /// The format of a request body, from `Content-Type` (415 when missing or
 /// not a FHIR format).
-pub fn request_format(req: &HttpRequest) -> Result<FhirFormat, ApiError> {
+pub fn request_format(req: &HttpRequest) -> Result<FhirFormat, ServiceError> {
     let ct = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| {
-            ApiError::unsupported_media_type(
+            ServiceError::unsupported_media_type(
                 "Content-Type is required: application/fhir+json or application/fhir+xml",
             )
         })?;
     fhir_format_of(ct).ok_or_else(|| {
-        ApiError::unsupported_media_type(format!(
+        ServiceError::unsupported_media_type(format!(
             "Content-Type '{ct}' is not supported; use application/fhir+json or application/fhir+xml"
         ))
     })

@@ -5,7 +5,7 @@ use actix_web::HttpRequest;
 use fhirledger_service::types::parse_version_tag;
 use fhirledger_service::{parse_conditions, Conditions};
 
-use crate::http::error::ApiError;
+use fhirledger_service::ServiceError;
 
 /// `Prefer: return=...`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,13 +44,13 @@ pub fn prefer_values(req: &HttpRequest, token: &str) -> Vec<String> {
 }
 
 /// The version required by `If-Match`, if any (400 when malformed).
-pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ServiceError> {
     match req.headers().get("If-Match") {
         None => Ok(None),
         Some(v) => {
             let raw = v.to_str().unwrap_or("");
             parse_version_tag(raw).map(Some).ok_or_else(|| {
-                ApiError::bad_request(format!(
+                ServiceError::bad_request(format!(
                     "If-Match must be a version tag like W/\"1\", not '{raw}'"
                 ))
             })
@@ -62,13 +62,13 @@ pub fn if_match(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
 pub fn if_none_exist(
     req: &HttpRequest,
     resource_type: &str,
-) -> Result<Option<Conditions>, ApiError> {
+) -> Result<Option<Conditions>, ServiceError> {
     match req.headers().get("If-None-Exist") {
         None => Ok(None),
         Some(v) => {
             let raw = v
                 .to_str()
-                .map_err(|_| ApiError::bad_request("If-None-Exist must be ASCII"))?;
+                .map_err(|_| ServiceError::bad_request("If-None-Exist must be ASCII"))?;
             let query = raw.split_once('?').map(|(_, q)| q).unwrap_or(raw);
             Ok(Some(parse_conditions(resource_type, query)?))
         }

@@ -9,9 +9,9 @@ use fhir_profiles::format::{json_bytes_to_xml, to_json_bytes, to_xml_string, Fhi
 use fhir_profiles::outcome::{operation_outcome, Issue};
 use fhirledger_postgres::StoredVersion;
 
-use crate::http::error::ApiError;
 use crate::http::negotiate::ResponseFormat;
 use crate::http::preconditions::ReturnPreference;
+use fhirledger_service::ServiceError;
 
 pub const FHIR_JSON: &str = "application/fhir+json; charset=utf-8";
 pub const FHIR_XML: &str = "application/fhir+xml; charset=utf-8";
@@ -20,12 +20,12 @@ pub const FHIR_XML: &str = "application/fhir+xml; charset=utf-8";
 pub fn resource_body(
     resource: &serde_json::Value,
     format: ResponseFormat,
-) -> Result<(&'static str, Vec<u8>), ApiError> {
+) -> Result<(&'static str, Vec<u8>), ServiceError> {
     match format.format {
         FhirFormat::Json => Ok((FHIR_JSON, to_json_bytes(resource, format.pretty))),
         FhirFormat::Xml => to_xml_string(resource, format.pretty)
             .map(|x| (FHIR_XML, x.into_bytes()))
-            .map_err(|e| ApiError::internal(e.to_string())),
+            .map_err(|e| ServiceError::internal(e.to_string())),
     }
 }
 
@@ -34,17 +34,17 @@ pub fn resource_body(
 pub fn stored_body(
     content: &str,
     format: ResponseFormat,
-) -> Result<(&'static str, Vec<u8>), ApiError> {
+) -> Result<(&'static str, Vec<u8>), ServiceError> {
     match (format.format, format.pretty) {
         (FhirFormat::Json, false) => Ok((FHIR_JSON, content.as_bytes().to_vec())),
         (FhirFormat::Json, true) => {
             let value: serde_json::Value = serde_json::from_str(content)
-                .map_err(|e| ApiError::internal(format!("stored JSON is corrupt: {e}")))?;
+                .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
             Ok((FHIR_JSON, to_json_bytes(&value, true)))
         }
         (FhirFormat::Xml, pretty) => json_bytes_to_xml(content.as_bytes(), pretty)
             .map(|x| (FHIR_XML, x.into_bytes()))
-            .map_err(|e| ApiError::internal(e.to_string())),
+            .map_err(|e| ServiceError::internal(e.to_string())),
     }
 }
 
@@ -82,7 +82,7 @@ pub fn write_response(
     format: ResponseFormat,
     preference: ReturnPreference,
     message: &str,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let mut b = versioned(status, v);
     b.insert_header(("Location", version_url(fhir_base, v)));
     match preference {

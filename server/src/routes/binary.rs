@@ -14,7 +14,6 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::http::body::check_declared_length;
-use crate::http::error::ApiError;
 use crate::http::fhir_request::FhirRequest;
 use crate::http::negotiate::{
     accept_items, fhir_format_of, is_fhir_mime, query_param, response_format,
@@ -44,7 +43,7 @@ pub(crate) async fn run_write<T, F>(
     rt: &str,
     payload: web::Payload,
     op: F,
-) -> Result<T, ApiError>
+) -> Result<T, ServiceError>
 where
     F: FnOnce(&PgStore, Prepared, Option<ChunkSource>) -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
@@ -53,10 +52,7 @@ where
     let limit = state.max_body_bytes;
     if !is_raw_upload(req, rt) {
         let prepared = prepared_body(req, rt, payload, limit, &state.fhir_base).await?;
-        return state
-            .db
-            .run(move |store| op(store, prepared, None).map_err(ApiError::from))
-            .await;
+        return state.db.run(move |store| op(store, prepared, None)).await;
     }
     check_declared_length(req, limit)?;
     let prepared = raw_binary(req, req.match_info().get("id"))?;
@@ -64,9 +60,7 @@ where
     let source: ChunkSource = Box::new(std::iter::from_fn(move || rx.blocking_recv()));
     // The transaction runs while the body arrives: the pump feeds it through
     // the channel once it has its connection.
-    let job = state
-        .db
-        .run(move |store| op(store, prepared, Some(source)).map_err(ApiError::from));
+    let job = state.db.run(move |store| op(store, prepared, Some(source)));
     let pump = pump_payload(payload, tx, limit);
     let (result, ()) = tokio::join!(job, pump);
     result
@@ -106,7 +100,7 @@ async fn pump_payload(
 
 /// The Binary resource that describes a raw upload; on `PUT /Binary/{id}`
 /// it carries the id from the URL, as a resource body would.
-fn raw_binary(req: &HttpRequest, url_id: Option<&str>) -> Result<Prepared, ApiError> {
+fn raw_binary(req: &HttpRequest, url_id: Option<&str>) -> Result<Prepared, ServiceError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -114,7 +108,7 @@ fn raw_binary(req: &HttpRequest, url_id: Option<&str>) -> Result<Prepared, ApiEr
         .unwrap_or("application/octet-stream")
         .to_string();
     if content_type.is_empty() || content_type.chars().any(|c| c.is_control()) {
-        return Err(ApiError::unsupported_media_type(
+        return Err(ServiceError::unsupported_media_type(
             "the Content-Type of a Binary upload is not readable",
         ));
     }
@@ -160,14 +154,14 @@ pub(crate) async fn serve_binary(
     fhir: &FhirRequest,
     id: String,
     version: Option<i64>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let guard = fhir.guard.clone();
     let (v, bytes) = fhir
         .state
         .db
         .run_read(move |store| {
             let op = ReadBinary { id: &id, version };
-            Ok::<_, ApiError>(read(store, &guard, op)?.value)
+            read(store, &guard, op).map(|found| found.value)
         })
         .await?;
     let req = &fhir.req;
@@ -175,7 +169,7 @@ pub(crate) async fn serve_binary(
         return Ok(deleted(req, &v));
     };
     let stored: Value = serde_json::from_str(v.content.as_deref().unwrap_or("{}"))
-        .map_err(|e| ApiError::internal(format!("stored JSON is corrupt: {e}")))?;
+        .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
     let content_type = stored
         .get("contentType")
         .and_then(Value::as_str)
@@ -193,7 +187,7 @@ pub(crate) async fn serve_binary(
         && !accept.is_empty()
         && !accept.iter().any(|a| accepts(&a.mime, &content_type))
     {
-        return Err(ApiError::not_acceptable(format!(
+        return Err(ServiceError::not_acceptable(format!(
             "this Binary is {content_type}; ask for that type or for application/fhir+json / application/fhir+xml"
         )));
     }

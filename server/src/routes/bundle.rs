@@ -4,13 +4,13 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::http::body::read_body;
-use crate::http::error::ApiError;
 use crate::http::fhir_request::FhirRequest;
 use crate::http::negotiate::{request_format, response_format};
 use crate::http::preconditions::prefer_values;
 use crate::http::respond::resource_body;
 use crate::routes::blocking;
 use fhirledger_service::bundle::{self, BundleOptions, EntryReturn};
+use fhirledger_service::ServiceError;
 
 /// Bundles up to this size are parsed and planned on the HTTP worker; larger
 /// ones on the blocking pool (as for single resources).
@@ -27,7 +27,7 @@ pub async fn process(fhir: FhirRequest, payload: web::Payload) -> HttpResponse {
 async fn process_inner(
     fhir: &FhirRequest,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let (req, state) = (&fhir.req, &fhir.state);
     let format = response_format(req)?;
     let body_format = request_format(req)?;
@@ -43,7 +43,7 @@ async fn process_inner(
     let large = body.len() > INLINE_BYTES;
     let plan = if large {
         let base = options.fhir_base.clone();
-        blocking(move || Ok(bundle::plan(&body, body_format, &base)?)).await?
+        blocking(move || bundle::plan(&body, body_format, &base)).await?
     } else {
         bundle::plan(&body, body_format, &options.fhir_base)?
     };
@@ -52,7 +52,7 @@ async fn process_inner(
     let many = entries > INLINE_RESPONSE_ENTRIES;
     let response = state
         .db
-        .run(move |store| Ok::<_, ApiError>(bundle::execute(store, plan, &options)?))
+        .run(move |store| bundle::execute(store, plan, &options))
         .await?;
     let executed = started.elapsed();
     let (ct, body) = if many {

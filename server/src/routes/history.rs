@@ -7,9 +7,9 @@ use fhir_profiles::ids::is_valid_id;
 use fhirledger_service::history::{history, parse_params};
 use fhirledger_service::types::check_type;
 
-use crate::http::error::ApiError;
 use crate::http::fhir_request::FhirRequest;
 use crate::http::respond::resource_body;
+use fhirledger_service::ServiceError;
 
 pub async fn system_history(fhir: FhirRequest) -> HttpResponse {
     fhir.answer(run(&fhir, None, None).await)
@@ -32,13 +32,13 @@ async fn run(
     fhir: &FhirRequest,
     rt: Option<String>,
     id: Option<String>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     if let Some(t) = &rt {
         check_type(t)?;
     }
     if let (Some(t), Some(i)) = (&rt, &id) {
         if !is_valid_id(i) {
-            return Err(ApiError::not_found(format!(
+            return Err(ServiceError::not_found(format!(
                 "'{i}' is not a valid id, so there is no {t} with it"
             )));
         }
@@ -49,15 +49,7 @@ async fn run(
     let bundle = fhir
         .state
         .db
-        .run_read(move |store| {
-            Ok::<_, ApiError>(history(
-                store,
-                &guard,
-                rt.as_deref(),
-                id.as_deref(),
-                &params,
-            )?)
-        })
+        .run_read(move |store| history(store, &guard, rt.as_deref(), id.as_deref(), &params))
         .await?;
     let (ct, body) = resource_body(&bundle, format)?;
     Ok(HttpResponse::build(StatusCode::OK)

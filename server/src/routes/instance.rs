@@ -11,13 +11,14 @@ use fhirledger_service::types::check_type;
 use fhirledger_service::{self as service, UpdateTarget};
 
 use crate::http::body::read_body;
-use crate::http::error::ApiError;
+use crate::http::error::ErrorResponse;
 use crate::http::fhir_request::{FhirRequest, WriteAnswer};
 use crate::http::negotiate::{query_param, request_format, ResponseFormat};
 use crate::http::respond::{resource_body, stored_body, versioned, write_response};
 use crate::routes::binary::{run_write, serve_binary};
 use crate::routes::blocking;
 use crate::state::AppState;
+use fhirledger_service::ServiceError;
 
 pub async fn read(fhir: FhirRequest, path: web::Path<(String, String)>) -> HttpResponse {
     let (rt, id) = path.into_inner();
@@ -28,11 +29,9 @@ pub async fn vread(fhir: FhirRequest, path: web::Path<(String, String, String)>)
     let (rt, id, vid) = path.into_inner();
     let result = match vid.parse::<i64>() {
         Ok(v) if v > 0 => read_version(&fhir, rt, id, Some(v)).await,
-        _ => check_type(&rt)
-            .map_err(ApiError::from)
-            .and(Err(ApiError::not_found(format!(
-                "'{vid}' is not a version of {rt}/{id}"
-            )))),
+        _ => check_type(&rt).and(Err(ServiceError::not_found(format!(
+            "'{vid}' is not a version of {rt}/{id}"
+        )))),
     };
     fhir.answer(result)
 }
@@ -42,10 +41,10 @@ async fn read_version(
     rt: String,
     id: String,
     version: Option<i64>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     check_type(&rt)?;
     if !is_valid_id(&id) {
-        return Err(ApiError::not_found(format!(
+        return Err(ServiceError::not_found(format!(
             "'{id}' is not a valid id, so there is no {rt} with it"
         )));
     }
@@ -63,7 +62,7 @@ async fn read_version(
                 id: &qid,
                 version,
             };
-            Ok::<_, ApiError>(reads::read(store, &guard, op)?.value)
+            reads::read(store, &guard, op).map(|found| found.value)
         })
         .await?;
     if v.is_deleted() {
@@ -74,7 +73,7 @@ async fn read_version(
 
 /// 410 for a deleted resource, with the ETag of the delete.
 pub(crate) fn deleted(req: &HttpRequest, v: &StoredVersion) -> HttpResponse {
-    let mut resp = ApiError::gone(format!(
+    let mut resp = ServiceError::gone(format!(
         "{}/{} was deleted (version {})",
         v.resource_type, v.id, v.version_id
     ))
@@ -91,12 +90,12 @@ pub(crate) fn render_read(
     req: &HttpRequest,
     v: &StoredVersion,
     format: ResponseFormat,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let content = v.content.as_deref().unwrap_or("{}");
     let summary = match query_param(req, "_summary") {
         Some(s) => s
             .parse::<SummaryMode>()
-            .map_err(|e| ApiError::bad_request(format!("_summary: {e}")))?,
+            .map_err(|e| ServiceError::bad_request(format!("_summary: {e}")))?,
         None => SummaryMode::False,
     };
     let elements = query_param(req, "_elements");
@@ -104,7 +103,7 @@ pub(crate) fn render_read(
         stored_body(content, format)?
     } else {
         let value: serde_json::Value = serde_json::from_str(content)
-            .map_err(|e| ApiError::internal(format!("stored JSON is corrupt: {e}")))?;
+            .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
         let subset = match &elements {
             Some(list) => {
                 let names: Vec<&str> = list
@@ -137,7 +136,7 @@ async fn update_inner(
     rt: String,
     id: String,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let answer = fhir.begin_write(&rt, Interaction::Update)?;
     let expected = fhir.if_match()?;
     let limit = fhir.state.max_body_bytes;
@@ -154,7 +153,7 @@ pub(crate) fn write_outcome_response(
     state: &AppState,
     outcome: &WriteOutcome,
     answer: WriteAnswer,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let WriteAnswer { format, preference } = answer;
     match outcome {
         WriteOutcome::Created(v) => write_response(
@@ -185,11 +184,11 @@ async fn delete_inner(
     fhir: &FhirRequest,
     rt: String,
     id: String,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let answer = fhir.begin_write(&rt, Interaction::Delete)?;
     let expected = fhir.if_match()?;
     if !is_valid_id(&id) {
-        return Err(ApiError::not_found(format!(
+        return Err(ServiceError::not_found(format!(
             "'{id}' is not a valid id, so there is no {rt} with it"
         )));
     }
@@ -243,13 +242,13 @@ pub(crate) async fn prepared_body(
     payload: web::Payload,
     limit: u64,
     fhir_base: &str,
-) -> Result<service::Prepared, ApiError> {
+) -> Result<service::Prepared, ServiceError> {
     let body_format = request_format(req)?;
     let body = read_body(req, payload, limit).await?;
     if body.len() <= INLINE_PARSE_BYTES {
-        return Ok(service::prepare(rt, &body, body_format, fhir_base)?);
+        return service::prepare(rt, &body, body_format, fhir_base);
     }
     let rt = rt.to_string();
     let fhir_base = fhir_base.to_string();
-    blocking(move || Ok(service::prepare(&rt, &body, body_format, &fhir_base)?)).await
+    blocking(move || service::prepare(&rt, &body, body_format, &fhir_base)).await
 }

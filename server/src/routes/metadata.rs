@@ -11,6 +11,7 @@ use fhir_profiles::capability::{
 use fhir_profiles::resource_types::HOSTED;
 use fhir_profiles::search::{params, ParamType};
 
+use crate::http::error::ErrorResponse;
 use crate::http::negotiate::error_format;
 use crate::http::negotiate::response_format;
 use crate::http::respond::resource_body;

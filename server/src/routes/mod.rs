@@ -13,8 +13,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use fhir_profiles::resource_types::is_hosted;
 use fhirledger_service::types::unknown_type;
 
-use crate::http::error::ApiError;
+use crate::http::error::ErrorResponse;
 use crate::http::negotiate::error_format;
+use fhirledger_service::ServiceError;
 
 pub use metadata::build_capabilities;
 
@@ -79,8 +80,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 async fn not_allowed(req: HttpRequest) -> HttpResponse {
     let err = match req.match_info().get("type") {
-        Some(t) if !is_hosted(t) => unknown_type(t).into(),
-        _ => ApiError::method_not_allowed(format!(
+        Some(t) if !is_hosted(t) => unknown_type(t),
+        _ => ServiceError::method_not_allowed(format!(
             "{} is not supported on {}",
             req.method(),
             req.path()
@@ -90,15 +91,18 @@ async fn not_allowed(req: HttpRequest) -> HttpResponse {
 }
 
 async fn not_found(req: HttpRequest) -> HttpResponse {
-    ApiError::not_found(format!("nothing is served at {}", req.path())).respond(error_format(&req))
+    ServiceError::not_found(format!("nothing is served at {}", req.path()))
+        .respond(error_format(&req))
 }
 
 /// Runs CPU-heavy work (parsing or rendering large bodies) off the async
 /// workers. Database work goes through `fhirledger_service::Database`.
-pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ApiError>
+pub(crate) async fn blocking<T, F>(work: F) -> Result<T, ServiceError>
 where
-    F: FnOnce() -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce() -> Result<T, ServiceError> + Send + 'static,
     T: Send + 'static,
 {
-    web::block(work).await?
+    web::block(work)
+        .await
+        .map_err(|_| ServiceError::internal("the worker pool is shutting down"))?
 }

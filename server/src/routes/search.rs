@@ -11,10 +11,10 @@ use fhirledger_service::query::form_pairs;
 use fhirledger_service::search;
 use fhirledger_service::types::check_type;
 
-use crate::http::error::ApiError;
 use crate::http::fhir_request::FhirRequest;
 use crate::http::negotiate::ResponseFormat;
 use crate::http::respond::{FHIR_JSON, FHIR_XML};
+use fhirledger_service::ServiceError;
 
 pub async fn search_get(fhir: FhirRequest, path: web::Path<String>) -> HttpResponse {
     let rt = path.into_inner();
@@ -40,7 +40,7 @@ pub async fn search_post(
 }
 
 /// The parameters of a `_search` body, which must be form-encoded.
-fn form_body(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+fn form_body(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, ServiceError> {
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -48,12 +48,12 @@ fn form_body(req: &HttpRequest, body: &[u8]) -> Result<Vec<(String, String)>, Ap
         .unwrap_or("");
     let mime = content_type.split(';').next().unwrap_or("").trim();
     if !body.is_empty() && !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(ApiError::unsupported_media_type(format!(
+        return Err(ServiceError::unsupported_media_type(format!(
             "a _search body must be application/x-www-form-urlencoded, not '{content_type}'"
         )));
     }
     let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::bad_request("the _search body is not UTF-8"))?;
+        .map_err(|_| ServiceError::bad_request("the _search body is not UTF-8"))?;
     Ok(form_pairs(text))
 }
 
@@ -61,7 +61,7 @@ async fn run(
     fhir: &FhirRequest,
     rt: String,
     params: Vec<(String, String)>,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     check_type(&rt)?;
     let format = fhir.format()?;
     let request = search::parse(&fhir.state.fhir_base, &rt, &params, fhir.lenient())?;
@@ -71,18 +71,18 @@ async fn run(
     let json = fhir
         .state
         .db
-        .run_read(move |store| Ok::<_, ApiError>(search::execute(store, &guard, &request)?))
+        .run_read(move |store| search::execute(store, &guard, &request))
         .await?;
     bundle_response(json, format)
 }
 
 /// The Bundle in the negotiated format.
-fn bundle_response(json: String, format: ResponseFormat) -> Result<HttpResponse, ApiError> {
+fn bundle_response(json: String, format: ResponseFormat) -> Result<HttpResponse, ServiceError> {
     let (content_type, body) = match (format.format, format.pretty) {
         (FhirFormat::Json, false) => (FHIR_JSON, json.into_bytes()),
         (FhirFormat::Json, true) => {
             let value: serde_json::Value = serde_json::from_str(&json)
-                .map_err(|e| ApiError::internal(format!("search Bundle: {e}")))?;
+                .map_err(|e| ServiceError::internal(format!("search Bundle: {e}")))?;
             (
                 FHIR_JSON,
                 fhir_profiles::format::to_json_bytes(&value, true),
@@ -91,7 +91,7 @@ fn bundle_response(json: String, format: ResponseFormat) -> Result<HttpResponse,
         (FhirFormat::Xml, pretty) => (
             FHIR_XML,
             json_bytes_to_xml(json.as_bytes(), pretty)
-                .map_err(|e| ApiError::internal(e.to_string()))?
+                .map_err(|e| ServiceError::internal(e.to_string()))?
                 .into_bytes(),
         ),
     };

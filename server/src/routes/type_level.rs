@@ -6,12 +6,12 @@ use actix_web::{web, HttpResponse};
 use fhirledger_access::Interaction;
 use fhirledger_service::{self as service, parse_conditions, CreateOutcome, UpdateTarget};
 
-use crate::http::error::ApiError;
 use crate::http::fhir_request::FhirRequest;
 use crate::http::preconditions::if_none_exist;
 use crate::http::respond::write_response;
 use crate::routes::binary::run_write;
 use crate::routes::instance::{delete_response, write_outcome_response};
+use fhirledger_service::ServiceError;
 
 pub async fn create(
     fhir: FhirRequest,
@@ -26,7 +26,7 @@ async fn create_inner(
     fhir: &FhirRequest,
     rt: String,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let answer = fhir.begin_write(&rt, Interaction::Create)?;
     let conditions = if_none_exist(&fhir.req, &rt)?;
     let limit = fhir.state.max_body_bytes;
@@ -65,7 +65,7 @@ async fn conditional_update_inner(
     fhir: &FhirRequest,
     rt: String,
     payload: web::Payload,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let answer = fhir.begin_write(&rt, Interaction::Update)?;
     let expected = fhir.if_match()?;
     let target = UpdateTarget::Criteria(parse_conditions(&rt, fhir.req.query_string())?);
@@ -86,7 +86,7 @@ pub async fn conditional_delete(fhir: FhirRequest, path: web::Path<String>) -> H
 async fn conditional_delete_inner(
     fhir: &FhirRequest,
     rt: String,
-) -> Result<HttpResponse, ApiError> {
+) -> Result<HttpResponse, ServiceError> {
     let answer = fhir.begin_write(&rt, Interaction::Delete)?;
     let conditions = parse_conditions(&rt, fhir.req.query_string())?;
     let guard = fhir.guard.clone();
