@@ -40,7 +40,11 @@ fn assert_refused(resp: &Response, code: &str, why: &str) {
 }
 
 fn post_xml(path: &str, body: String) -> Response {
-    post(path).content_type(FHIR_XML).bytes(body).send()
+    post(path)
+        .content_type(FHIR_XML)
+        .accept(FHIR_JSON)
+        .bytes(body)
+        .send()
 }
 
 #[test]
@@ -51,6 +55,7 @@ fn a_start_tag_with_a_hundred_thousand_attributes_is_refused() {
     let id = new_patient();
     let resp = put(&format!("Patient/{id}"))
         .content_type(FHIR_XML)
+        .accept(FHIR_JSON)
         .bytes(patient_xml_with(&attributes(HOSTILE)).replace(
             "<Patient xmlns=\"http://hl7.org/fhir\">",
             &format!("<Patient xmlns=\"http://hl7.org/fhir\"><id value=\"{id}\"/>"),

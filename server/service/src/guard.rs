@@ -85,15 +85,15 @@ impl Guard {
     }
 
     /// What a search of `resource_type` may see: its matches (and so its
-    /// pages and totals) by the search decision; when it includes others,
-    /// those by the read decision of each type.
+    /// pages and totals) by `access`, the search decision; when it includes
+    /// others, those by the read decision of each type.
     pub(crate) fn search_visibility(
         &self,
         resource_type: &str,
+        access: &Access,
         with_includes: bool,
     ) -> Result<Visibility, ServiceError> {
-        let access = self.permit(resource_type, Interaction::Search)?;
-        let criteria = criteria_of(resource_type, &access)?;
+        let criteria = criteria_of(resource_type, access)?;
         let includes = match (&self.principal, with_includes) {
             (Principal::Caller(_), true) => Some(self.includable()?),
             _ => None,

@@ -185,10 +185,15 @@ impl ReadOp for Search<'_> {
         false
     }
 
-    fn run(&self, tx: &mut Tx<'_>, guard: &Guard, _: &Access) -> Result<SearchPage, ServiceError> {
+    fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        guard: &Guard,
+        access: &Access,
+    ) -> Result<SearchPage, ServiceError> {
         let request = self.request;
         let with_includes = !request.includes.is_empty() || !request.revincludes.is_empty();
-        let visibility = guard.search_visibility(&request.resource_type, with_includes)?;
+        let visibility = guard.search_visibility(&request.resource_type, access, with_includes)?;
         Ok(tx.search(request, &visibility)?)
     }
 }
