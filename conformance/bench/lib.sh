@@ -17,8 +17,8 @@ mkdir -p "$RESULTS"
 # BENCH_SERVER_BIN runs another build instead (to compare two versions).
 # Every request carries BENCH_TOKEN, a real backend-services access token.
 bench_start_server() {
-    cargo build --release --locked -p fhirledger
-    cargo build --release --locked -p conformance --example smart_bench
+    # One cargo call, so both share one feature resolution and nothing is built twice.
+    cargo build --release --locked -p fhirledger --bin fhirledger -p conformance --example smart_bench
     local bin=${BENCH_SERVER_BIN:-$RELEASE/fhirledger}
     WORK=$(mktemp -d /tmp/fhirledger-bench.XXXXXX)
     chmod 755 "$WORK"
