@@ -86,7 +86,64 @@ fn json_of(stage: &str, resp: &Response) -> Result<Value, String> {
     serde_json::from_slice(&resp.body).map_err(|e| format!("{stage}: the body is not JSON: {e}"))
 }
 
+/// Every relative `Patient/…`, `Practitioner/…`, `PractitionerRole/…` and
+/// `Organization/…` reference in a resource.
+fn references_of(value: &Value, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(r)) = map.get("reference") {
+                if let Some((t, id)) = r.split_once('/') {
+                    let hosted = [
+                        "Patient",
+                        "Practitioner",
+                        "PractitionerRole",
+                        "Organization",
+                    ];
+                    if hosted.contains(&t) && !id.contains('/') {
+                        out.push((t.to_string(), id.to_string()));
+                    }
+                }
+            }
+            map.values().for_each(|v| references_of(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| references_of(v, out)),
+        _ => {}
+    }
+}
+
+/// The server refuses documents and Consents whose patient, authors or
+/// actors do not exist (they decide who reads what), so the resources an
+/// example names are created first, as a real EHR's would be, unless they
+/// already exist.
+fn referenced_first(ex: &Example) -> Result<(), String> {
+    let mut references = Vec::new();
+    references_of(&ex.resource, &mut references);
+    for (t, id) in references {
+        let path = format!("{t}/{id}");
+        if get(&path).try_send()?.status == 200 {
+            continue;
+        }
+        let stub = serde_json::json!({
+            "resourceType": t, "id": id,
+            "text": { "status": "generated",
+                      "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">named by an example</div>" }
+        });
+        let mut stub = stub;
+        if t == "Organization" {
+            stub["name"] = Value::String(format!("Organization {id}"));
+        }
+        let resp = put(&path).json(&stub).try_send()?;
+        expect_status(
+            &format!("PUT {path} (named by the example)"),
+            &resp,
+            &[200, 201],
+        )?;
+    }
+    Ok(())
+}
+
 fn round_trip(ex: &Example) -> Result<(), String> {
+    referenced_first(ex)?;
     let path = format!("{}/{}", ex.resource_type, ex.id);
     let put_json = put(&path).json(&ex.resource).try_send()?;
     expect_status("PUT JSON", &put_json, &[200, 201])?;

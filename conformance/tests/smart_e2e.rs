@@ -225,6 +225,17 @@ fn standalone_launch_as_a_patient_signing_in_at_the_external_provider() {
     assert_eq!(refresh["readAfterRefresh"], "Patient", "{refresh}");
 }
 
+/// The patient's Consent sharing all their documents with the doctor
+/// (recorded as an EHR would, with the system token): doctors read
+/// documents only as Consent allows.
+fn shares_with(patient: &str, practitioner: &str) {
+    let mut consent = conformance::consent(patient, &uid());
+    consent["provision"] = json!({ "type": "permit", "actor": [{
+        "role": { "text": "reader" },
+        "reference": { "reference": format!("Practitioner/{practitioner}") } }] });
+    conformance::create(&consent);
+}
+
 #[test]
 fn ehr_launch_as_a_doctor() {
     let org = hospital();
@@ -233,6 +244,8 @@ fn ehr_launch_as_a_doctor() {
     let neighbour = patient_of(&org, &unique_family("Neighbour"));
     documents_of(&neighbour, 1);
     let (practitioner, doctor) = doctor_of(&org);
+    shares_with(&p, &practitioner);
+    shares_with(&neighbour, &practitioner);
 
     let out = e2e().run(
         "ehr-launch",
@@ -288,6 +301,8 @@ fn standalone_launch_as_a_doctor_picks_among_their_hospitals_patients() {
     documents_of(&first, 1);
     let foreign = patient_of(&elsewhere, &unique_family("Carter"));
     let (practitioner, doctor) = doctor_of(&org);
+    shares_with(&second, &practitioner);
+    shares_with(&first, &practitioner);
 
     let out = e2e().run(
         "picker",

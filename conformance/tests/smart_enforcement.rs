@@ -534,6 +534,8 @@ fn granular_scopes_filter_reads_and_searches() {
 
 // ------------------------------------------------------------ a doctor
 
+/// A doctor reads the demographics of their hospital's patients; documents
+/// only as their patients' Consents allow (tests/consent.rs has the rest).
 #[test]
 fn a_doctor_sees_their_own_hospital_only() {
     let w = world();
@@ -553,12 +555,35 @@ fn a_doctor_sees_their_own_hospital_only() {
             "{e}"
         );
     }
+    // No Consent yet: under the opt-in default, no document.
+    let docs = search(&t, "DocumentReference?_count=1000&_total=accurate");
+    assert_eq!(docs["total"], 0, "{docs}");
+    get(&format!("DocumentReference/{}", w.alice_note))
+        .bearer(&t)
+        .send()
+        .assert_outcome(404);
+    get(&format!("Binary/{}", w.alice_binary))
+        .bearer(&t)
+        .send()
+        .assert_outcome(404);
+    // Alice shares her documents with this doctor: hers only.
+    let mut share = conformance::consent(w.alice.fhir_id(), &uid());
+    share["provision"] = json!({ "type": "permit", "actor": [{
+        "role": { "text": "reader" },
+        "reference": { "reference": format!("Practitioner/{}", doctor.fhir_id()) } }] });
+    conformance::create(&share);
     let docs = search(&t, "DocumentReference?_count=1000");
     let doc_ids = ids_of(&docs, "DocumentReference");
-    for mine in [&w.alice_note, &w.alice_image, &w.bob_doc] {
-        assert!(doc_ids.contains(mine), "{doc_ids:?}");
+    for hers in [&w.alice_note, &w.alice_image] {
+        assert!(doc_ids.contains(hers), "{doc_ids:?}");
     }
-    assert!(!doc_ids.contains(&w.carol_doc));
+    for e in entries(&docs) {
+        assert_eq!(
+            e["resource"]["subject"]["reference"],
+            format!("Patient/{}", w.alice.fhir_id()),
+            "only Alice's: {e}"
+        );
+    }
     get(&format!("DocumentReference/{}", w.alice_note))
         .bearer(&t)
         .send()
@@ -757,12 +782,12 @@ fn a_patient_manages_their_own_consents_only() {
         .assert_status(200);
     let mine = search(&t, "Consent?_total=accurate");
     assert_eq!(mine["total"], 1, "{mine}");
-    // Not for someone else, and someone else's is not there.
+    // Not for someone else (422 naming the patient), and someone else's is not there.
     post("Consent")
         .bearer(&t)
         .json(&conformance::consent(w.bob.fhir_id(), &uid()))
         .send()
-        .assert_outcome(403);
+        .assert_outcome(422);
     get(&format!("Consent/{id}"))
         .bearer(&w.alice_token)
         .send()

@@ -298,6 +298,18 @@ fn fhir_type_code(t: &Value) -> Option<String> {
         .or_else(|| Some(code.to_string()))
 }
 
+/// Value sets R4 binds extensible or by example that this server binds `required`.
+const SERVER_BOUND: &[(&str, &str)] = &[
+    (
+        "http://hl7.org/fhir/ValueSet/consent-scope",
+        "Consent.scope",
+    ),
+    (
+        "http://hl7.org/fhir/ValueSet/consent-action",
+        "Consent.provision.action",
+    ),
+];
+
 /// Expansions of every value set bound `required` in the profiled types: from terminology/
 /// where the ValueSet and its CodeSystems are complete there, else from the `enum` that
 /// fhir.schema.json carries for that element, else listed as unavailable.
@@ -320,6 +332,13 @@ fn value_sets(
                     .push(path.to_string());
             }
         }
+    }
+    // This server binds these `required` too (fhir-profiles/src/validate/rules.rs).
+    for (url, path) in SERVER_BOUND {
+        bound
+            .entry(url.to_string())
+            .or_default()
+            .push(path.to_string());
     }
     let mut expansions = Map::new();
     let mut unavailable = Map::new();

@@ -39,6 +39,7 @@ pub async fn serve(
         db,
         fhir_base: config.fhir_base(),
         max_body_bytes: config.max_body_bytes,
+        policy: config.policy(),
         capability: routes::build_capabilities(&config.fhir_base(), &config.auth_settings().issuer),
     });
     let auth_server = state.auth.clone();

@@ -27,6 +27,18 @@ pub struct ServerConfig {
     /// HTTP worker threads (defaults to the number of CPU cores).
     #[arg(long, env = "FHIRLEDGER_WORKERS")]
     pub workers: Option<usize>,
+    /// What a patient's silence means: `deny` (opt-in: no doctor reads a
+    /// document no Consent permits them) or `permit` (opt-out: doctors of the
+    /// patient's own hospital read unless a Consent denies).
+    #[arg(long, env = "FHIRLEDGER_CONSENT_DEFAULT", default_value = "deny")]
+    pub consent_default: fhirledger_access::ConsentDefault,
+    /// Minutes an emergency access (`$emergency-access`) lasts.
+    #[arg(
+        long,
+        env = "FHIRLEDGER_EMERGENCY_ACCESS_MINUTES",
+        default_value_t = 60
+    )]
+    pub emergency_access_minutes: i64,
     #[command(flatten)]
     pub auth: AuthConfig,
 }
@@ -83,6 +95,14 @@ impl ServerConfig {
         format!("{}/fhir", self.public_base())
     }
 
+    /// The access policy of this deployment.
+    pub fn policy(&self) -> fhirledger_access::Policy {
+        fhirledger_access::Policy {
+            consent_default: self.consent_default,
+            emergency_access_minutes: self.emergency_access_minutes.clamp(1, 7 * 24 * 60),
+        }
+    }
+
     /// The authorization server's settings.
     pub fn auth_settings(&self) -> fhirledger_auth::AuthSettings {
         use chrono::Duration;
@@ -98,6 +118,7 @@ impl ServerConfig {
             key_rotation: Duration::days(a.key_rotation_days.max(1)),
             local_login: a.local_login,
             max_body_bytes: self.max_body_bytes,
+            policy: self.policy(),
         }
     }
 }

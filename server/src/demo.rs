@@ -1,6 +1,9 @@
 //! `fhirledger dev`'s demo data: a hospital with one patient and one
-//! doctor, and one local account per role, all with the same password, so
-//! a SMART app can be tried at once. Idempotent: existing data is kept.
+//! doctor, a second hospital with a doctor, documents of the demo patient
+//! of three types, and a Consent of the patient sharing their progress notes
+//! with the second hospital's doctor; one local account per role, all with
+//! the same password, so a SMART app can be tried at once (the README walks
+//! through what each account sees). Idempotent: existing data is kept.
 
 use fhir_profiles::format::FhirFormat;
 use fhirledger_postgres::PgStore;
@@ -30,6 +33,12 @@ pub const DEMO_USERS: &[(&str, &str, Option<&str>, Option<&str>)] = &[
         Some("Practitioner/demo-doctor"),
     ),
     (
+        "doctor",
+        "doctor@second-hospital.example",
+        Some("demo-second-hospital"),
+        Some("Practitioner/demo-second-doctor"),
+    ),
+    (
         "patient",
         "patient@hospital.example",
         Some("demo-hospital"),
@@ -54,7 +63,62 @@ fn demo_resources() -> Vec<Value> {
         json!({"resourceType": "PractitionerRole", "id": "demo-doctor-role", "active": true,
                "practitioner": {"reference": "Practitioner/demo-doctor"},
                "organization": {"reference": "Organization/demo-hospital"}}),
+        json!({"resourceType": "Organization", "id": "demo-second-hospital", "active": true,
+               "name": "Second Demo Hospital"}),
+        json!({"resourceType": "Practitioner", "id": "demo-second-doctor", "active": true,
+               "name": [{"family": "Second", "given": ["Sam"], "prefix": ["Dr"]}]}),
+        json!({"resourceType": "PractitionerRole", "id": "demo-second-doctor-role", "active": true,
+               "practitioner": {"reference": "Practitioner/demo-second-doctor"},
+               "organization": {"reference": "Organization/demo-second-hospital"}}),
+        demo_document(
+            "demo-note",
+            "11506-3",
+            "Progress note",
+            "2026-03-02T09:30:00Z",
+            "Follow-up visit: blood pressure well controlled.",
+        ),
+        demo_document(
+            "demo-lab",
+            "11502-2",
+            "Laboratory report",
+            "2026-02-20T14:00:00Z",
+            "HbA1c 6.1 %.",
+        ),
+        demo_document(
+            "demo-discharge",
+            "18842-5",
+            "Discharge summary",
+            "2025-11-12T16:45:00Z",
+            "Discharged after an uneventful appendectomy.",
+        ),
+        json!({"resourceType": "Consent", "id": "demo-consent", "status": "active",
+               "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                     "code": "patient-privacy"}]},
+               "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+               "patient": {"reference": "Patient/demo-patient"},
+               "dateTime": "2026-03-03T10:00:00Z",
+               "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                          "code": "OPTIN"}]},
+               "provision": {"type": "permit",
+                   "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                                  "code": "IRCP"}]},
+                              "reference": {"reference": "Practitioner/demo-second-doctor"}}],
+                   "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
+                                           "code": "access"}]}],
+                   "code": [{"coding": [{"system": "http://loinc.org", "code": "11506-3"}]}]}}),
     ]
+}
+
+/// A document of the demo patient, written by the first hospital's doctor.
+fn demo_document(id: &str, loinc: &str, title: &str, date: &str, text: &str) -> Value {
+    use base64::Engine;
+    json!({"resourceType": "DocumentReference", "id": id, "status": "current",
+           "type": {"coding": [{"system": "http://loinc.org", "code": loinc, "display": title}]},
+           "subject": {"reference": "Patient/demo-patient"},
+           "author": [{"reference": "Practitioner/demo-doctor"}],
+           "date": date, "description": title,
+           "content": [{"attachment": {"contentType": "text/plain", "title": title,
+               "data": base64::engine::general_purpose::STANDARD.encode(text)}}]})
 }
 
 /// Creates what is missing of the demo data.

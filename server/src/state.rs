@@ -13,6 +13,8 @@ pub struct AppState {
     /// `{public base}/fhir`, used for every absolute URL we emit.
     pub fhir_base: String,
     pub max_body_bytes: u64,
+    /// The deployment's access policy (Consent base policy, emergency access).
+    pub policy: fhirledger_access::Policy,
     /// The CapabilityStatement, built once from what the server implements.
     pub capability: serde_json::Value,
     /// The SMART authorization server, whose tokens guard every FHIR request.

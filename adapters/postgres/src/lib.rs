@@ -6,6 +6,7 @@ pub mod auth;
 mod binary;
 mod bulk;
 pub mod cluster;
+pub mod consent;
 mod error;
 mod index;
 mod migrate;
@@ -17,6 +18,7 @@ mod tx;
 
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use bulk::NewResource;
+pub use consent::{ConsentRuleRow, EmergencyGrant, HeldRule, Referencing};
 pub use error::StoreError;
 pub use migrate::run_migrations;
 pub use search::{Found, SearchPage};

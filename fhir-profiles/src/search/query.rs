@@ -213,6 +213,45 @@ pub enum Criterion {
     /// server leaves out what a deny rule names, such as the documents a patient's Consent
     /// withholds. No query string produces it either. No alternatives exclude nothing.
     NoneOf { alternatives: Vec<Vec<Criterion>> },
+    /// A Consent in force of the resource's patient has a rule with `effect` that covers
+    /// the resource for `reader` now. On DocumentReference it is the rules kept for that
+    /// document; on Patient, `Permit` means the patient grants the reader anything at all
+    /// (which opens their demographics). Server-built; no query string produces it.
+    Consented {
+        effect: ConsentEffect,
+        reader: Reader,
+    },
+    /// `reader` holds unexpired emergency access to the resource's patient (the Patient
+    /// itself, or a DocumentReference about them). Server-built.
+    EmergencyAccess { reader: Reader },
+}
+
+/// What a Consent rule does for the readers it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ConsentEffect {
+    Permit,
+    Deny,
+}
+
+impl ConsentEffect {
+    /// The R4 `Consent.provision.type` code.
+    pub fn code(self) -> &'static str {
+        match self {
+            ConsentEffect::Permit => "permit",
+            ConsentEffect::Deny => "deny",
+        }
+    }
+}
+
+/// A doctor reading clinical data, as Consent rules name them: their Practitioner, every
+/// PractitionerRole of that Practitioner and the Organization of each (the store looks
+/// those up in the same statement), and the hospital of their account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reader {
+    /// The Practitioner id (the `fhirUser` of the doctor's account).
+    pub practitioner: String,
+    /// The Organization id of the doctor's account.
+    pub organization: Option<String>,
 }
 
 /// One target type of a chain and the criterion its resources must meet.

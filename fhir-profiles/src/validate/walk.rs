@@ -180,7 +180,10 @@ impl Walker {
                 continue;
             }
             let key_at = path::child(at, key);
-            if let Some(vs) = &element.binding {
+            let binding = tightening
+                .and_then(|t| t.binding)
+                .or(element.binding.as_deref());
+            if let Some(vs) = binding {
                 for (item, item_at) in items(value, &key_at) {
                     self.issues
                         .extend(bindings::check_value_set(vs, item, &item_at));

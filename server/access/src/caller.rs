@@ -27,8 +27,20 @@ pub struct Identity {
     pub organization: Option<String>,
     /// The patient in context (launch or picker), as an id.
     pub patient: Option<String>,
+    /// The user's Practitioner id, when their FHIR identity is one (doctors):
+    /// how Consents name them.
+    pub practitioner: Option<String>,
     /// The token's id, for audit.
     pub token_id: String,
+}
+
+/// The Practitioner id a `fhirUser` names (`Practitioner/{id}`, relative or
+/// absolute), if it names one.
+pub fn practitioner_of(fhir_user: &str) -> Option<String> {
+    let mut segments = fhir_user.rsplit('/');
+    let id = segments.next()?;
+    (segments.next()? == "Practitioner" && fhir_profiles::ids::is_valid_id(id))
+        .then(|| id.to_string())
 }
 
 /// The authenticated caller of a FHIR interaction.
@@ -40,6 +52,7 @@ pub struct Caller {
     pub role: Option<Role>,
     pub organization: Option<String>,
     pub patient: Option<String>,
+    pub practitioner: Option<String>,
     pub token_id: String,
     /// (type, granular filter) → its criteria, or why they cannot be
     /// applied (a filter naming a parameter the type does not have).
@@ -68,6 +81,7 @@ impl Caller {
             role,
             organization,
             patient,
+            practitioner,
             token_id,
         } = identity;
         Caller {
@@ -77,6 +91,7 @@ impl Caller {
             role,
             organization,
             patient,
+            practitioner,
             token_id,
             compiled,
         }

@@ -5,7 +5,10 @@
 //! rules mean exactly what a client's search with the same parameters means.
 
 use fhir_profiles::search::param_key;
-use fhir_profiles::search::query::{ChainTarget, Criterion, ReferenceMatch};
+use fhir_profiles::search::query::{ChainTarget, ConsentEffect, Criterion, Reader, ReferenceMatch};
+
+use crate::caller::Caller;
+use crate::decision::ConsentDefault;
 
 /// `{param}={target_type}/{id}` on `resource_type`.
 fn reference(resource_type: &str, param: &str, target_type: &str, id: &str) -> Criterion {
@@ -69,6 +72,108 @@ pub(crate) fn hospital(resource_type: &str, org: &str) -> Option<Criterion> {
     }
 }
 
+/// The doctor as Consent rules name them; `None` when their account has no
+/// Practitioner, so that no Consent can name them.
+pub(crate) fn reader(caller: &Caller) -> Option<Reader> {
+    Some(Reader {
+        practitioner: caller.practitioner.clone()?,
+        organization: caller.organization.clone(),
+    })
+}
+
+/// The DocumentReferences a doctor reads (ARCHITECTURE.md, "Consent"): those
+/// they authored (as their Practitioner, or a PractitionerRole of it), those
+/// of a patient they hold emergency access to, and otherwise those no
+/// Consent in force denies them and one permits them — or, under the
+/// `permit` base policy, that are about a patient of their own hospital.
+pub(crate) fn consented_documents(caller: &Caller, default: ConsentDefault) -> Criterion {
+    let mut alternatives = Vec::new();
+    let not_denied = |reader: &Reader| Criterion::NoneOf {
+        alternatives: vec![vec![Criterion::Consented {
+            effect: ConsentEffect::Deny,
+            reader: reader.clone(),
+        }]],
+    };
+    if let Some(reader) = reader(caller) {
+        alternatives.push(vec![authored_by(&reader.practitioner)]);
+        alternatives.push(vec![Criterion::EmergencyAccess {
+            reader: reader.clone(),
+        }]);
+        alternatives.push(vec![
+            not_denied(&reader),
+            Criterion::Consented {
+                effect: ConsentEffect::Permit,
+                reader: reader.clone(),
+            },
+        ]);
+        if default == ConsentDefault::Permit {
+            if let Some(org) = caller.organization.as_deref() {
+                alternatives.push(vec![not_denied(&reader), own_hospital_documents(org)]);
+            }
+        }
+    } else if default == ConsentDefault::Permit {
+        // A doctor no Consent can name: the base policy alone decides.
+        if let Some(org) = caller.organization.as_deref() {
+            alternatives.push(vec![own_hospital_documents(org)]);
+        }
+    }
+    Criterion::AnyOf { alternatives }
+}
+
+/// The Patients a doctor reads: those of their hospital, those who granted
+/// them anything in a Consent in force, and those they hold emergency
+/// access to.
+pub(crate) fn consented_patients(caller: &Caller, org: &str) -> Criterion {
+    let mut alternatives = vec![vec![reference(
+        "Patient",
+        "organization",
+        "Organization",
+        org,
+    )]];
+    if let Some(reader) = reader(caller) {
+        alternatives.push(vec![Criterion::Consented {
+            effect: ConsentEffect::Permit,
+            reader: reader.clone(),
+        }]);
+        alternatives.push(vec![Criterion::EmergencyAccess { reader }]);
+    }
+    Criterion::AnyOf { alternatives }
+}
+
+/// DocumentReference `author=Practitioner/{id}` or
+/// `author:PractitionerRole.practitioner=Practitioner/{id}`.
+pub(crate) fn authored_by(practitioner: &str) -> Criterion {
+    Criterion::AnyOf {
+        alternatives: vec![
+            vec![reference(
+                "DocumentReference",
+                "author",
+                "Practitioner",
+                practitioner,
+            )],
+            vec![Criterion::Chain {
+                key: param_key("DocumentReference", "author"),
+                targets: vec![ChainTarget {
+                    resource_type: "PractitionerRole".to_string(),
+                    criterion: Box::new(reference(
+                        "PractitionerRole",
+                        "practitioner",
+                        "Practitioner",
+                        practitioner,
+                    )),
+                }],
+            }],
+        ],
+    }
+}
+
+/// `patient.organization={org}` on DocumentReference.
+fn own_hospital_documents(org: &str) -> Criterion {
+    hospital("DocumentReference", org).unwrap_or(Criterion::AnyOf {
+        alternatives: Vec::new(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,5 +229,23 @@ mod tests {
             );
         }
         assert!(hospital("Binary", "h-1").is_none());
+    }
+
+    #[test]
+    fn authorship_means_what_the_equivalent_searches_mean() {
+        let Criterion::AnyOf { alternatives } = authored_by("d-1") else {
+            panic!("authorship is alternatives");
+        };
+        assert_eq!(
+            alternatives,
+            vec![
+                vec![parsed("DocumentReference", "author", "Practitioner/d-1")],
+                vec![parsed(
+                    "DocumentReference",
+                    "author:PractitionerRole.practitioner",
+                    "Practitioner/d-1"
+                )],
+            ]
+        );
     }
 }

@@ -12,8 +12,58 @@ use fhir_profiles::search::query::Criterion;
 
 use crate::allow::{Allowance, ContextGrant, Interaction};
 use crate::caller::Caller;
-use crate::confine::{hospital, patient_compartment};
+use crate::confine::{consented_documents, consented_patients, hospital, patient_compartment};
+use crate::roles::Role;
 use crate::scope::Context;
+
+/// What a deployment decides when a patient's Consents say nothing about a
+/// document (`FHIRLEDGER_CONSENT_DEFAULT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConsentDefault {
+    /// Opt-in: no doctor reads a document no Consent permits to them.
+    #[default]
+    Deny,
+    /// Opt-out: doctors of the patient's own hospital read their documents
+    /// unless a Consent denies it.
+    Permit,
+}
+
+impl std::str::FromStr for ConsentDefault {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "deny" => Ok(ConsentDefault::Deny),
+            "permit" => Ok(ConsentDefault::Permit),
+            other => Err(format!("'{other}' is neither 'deny' nor 'permit'")),
+        }
+    }
+}
+
+impl ConsentDefault {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentDefault::Deny => "deny",
+            ConsentDefault::Permit => "permit",
+        }
+    }
+}
+
+/// The deployment's access policy: what the decision needs besides the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub consent_default: ConsentDefault,
+    /// How long an emergency access (`$emergency-access`) lasts, in minutes.
+    pub emergency_access_minutes: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            consent_default: ConsentDefault::Deny,
+            emergency_access_minutes: 60,
+        }
+    }
+}
 
 /// Which resources of a type an interaction may touch.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +103,7 @@ pub struct Denied(pub String);
 /// permits it, or when a granted scope's filter cannot be applied.
 pub fn decide(
     caller: &Caller,
+    policy: Policy,
     resource_type: &str,
     interaction: Interaction,
 ) -> Result<Access, Denied> {
@@ -60,14 +111,26 @@ pub fn decide(
         Allowance::Denied => return Err(forbidden(caller, resource_type, interaction)),
         Allowance::Allowed(a) => a,
     };
+    let asked = Asked {
+        caller,
+        policy,
+        interaction,
+    };
     if resource_type == "Binary" {
-        return binary_access(caller, &allowed.grants);
+        return binary_access(&asked, &allowed.grants);
     }
-    combine(caller, resource_type, &allowed.grants)
+    combine(&asked, resource_type, &allowed.grants)
+}
+
+/// One question to the decision.
+struct Asked<'a> {
+    caller: &'a Caller,
+    policy: Policy,
+    interaction: Interaction,
 }
 
 /// Binary follows the documents of the same contexts.
-fn binary_access(caller: &Caller, grants: &[ContextGrant]) -> Result<Access, Denied> {
+fn binary_access(asked: &Asked<'_>, grants: &[ContextGrant]) -> Result<Access, Denied> {
     if grants.iter().any(|g| g.context == Context::System) {
         return Ok(Access::All);
     }
@@ -78,19 +141,20 @@ fn binary_access(caller: &Caller, grants: &[ContextGrant]) -> Result<Access, Den
             alternatives: None,
         })
         .collect();
-    let documents = combine(caller, "DocumentReference", &unfiltered)?;
+    let documents = combine(asked, "DocumentReference", &unfiltered)?;
     Ok(Access::ThroughDocuments(Box::new(documents)))
 }
 
 /// ORs each context's confinement ANDed with its granular filters.
 fn combine(
-    caller: &Caller,
+    asked: &Asked<'_>,
     resource_type: &str,
     grants: &[ContextGrant],
 ) -> Result<Access, Denied> {
+    let caller = asked.caller;
     let mut alternatives: Vec<Vec<Criterion>> = Vec::new();
     for grant in grants {
-        let Some(confined) = confinement(caller, grant.context, resource_type) else {
+        let Some(confined) = confinement(asked, grant.context, resource_type) else {
             continue;
         };
         match &grant.alternatives {
@@ -122,18 +186,37 @@ fn combine(
 
 /// What a context confines a type to: `Some(criteria)` (empty = everything),
 /// or `None` when the context gives nothing of that type.
-fn confinement(caller: &Caller, context: Context, resource_type: &str) -> Option<Vec<Criterion>> {
+///
+/// A doctor reading or searching is confined further by Consent: documents
+/// by their patients' Consents (in both contexts), patients to those of
+/// their hospital and those who granted them anything. Writes keep the
+/// hospital confinement: a doctor files documents for their own patients.
+fn confinement(asked: &Asked<'_>, context: Context, resource_type: &str) -> Option<Vec<Criterion>> {
+    let caller = asked.caller;
+    let reading = matches!(asked.interaction, Interaction::Read | Interaction::Search);
+    let doctor_reading = reading && caller.role == Some(Role::Doctor);
     match context {
         Context::System => Some(Vec::new()),
         Context::Patient => {
             let patient = caller.patient.as_deref()?;
-            patient_compartment(resource_type, patient).map(|c| vec![c])
+            let mut confined = vec![patient_compartment(resource_type, patient)?];
+            if doctor_reading && resource_type == "DocumentReference" {
+                confined.push(consented_documents(caller, asked.policy.consent_default));
+            }
+            Some(confined)
         }
         Context::User => {
             caller.role?;
-            match caller.organization.as_deref() {
-                None => Some(Vec::new()),
-                Some(org) => hospital(resource_type, org).map(|c| vec![c]),
+            match (caller.organization.as_deref(), resource_type) {
+                (_, "DocumentReference") if doctor_reading => Some(vec![consented_documents(
+                    caller,
+                    asked.policy.consent_default,
+                )]),
+                (Some(org), "Patient") if doctor_reading => {
+                    Some(vec![consented_patients(caller, org)])
+                }
+                (None, _) => Some(Vec::new()),
+                (Some(org), _) => hospital(resource_type, org).map(|c| vec![c]),
             }
         }
     }

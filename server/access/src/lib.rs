@@ -9,6 +9,7 @@
 pub mod allow;
 pub mod caller;
 mod confine;
+pub mod consent;
 pub mod decision;
 pub mod describe;
 pub mod grant;
@@ -19,8 +20,8 @@ pub mod scope;
 mod strategies;
 
 pub use allow::{Allowance, Allowed, ContextGrant, Filter, Interaction};
-pub use caller::{Caller, Identity};
-pub use decision::{decide, verb, Access, Denied};
+pub use caller::{practitioner_of, Caller, Identity};
+pub use decision::{decide, verb, Access, ConsentDefault, Denied, Policy};
 pub use describe::{describe, describe_scope, PatientRecord, ScopeDescription};
 pub use grant::{intersect, is_subset};
 pub use roles::{Role, UnknownRole, ADMIN_SCOPE};

@@ -230,7 +230,11 @@ pub async fn add_user(
         Ok(asked) => asked,
         Err(refused) => return refused.respond(),
     };
-    let guard = Guard::for_caller(Arc::new(caller), &server.settings.fhir_base);
+    let guard = Guard::for_caller(
+        Arc::new(caller),
+        &server.settings.fhir_base,
+        server.settings.policy,
+    );
     let (base, issuer) = (
         server.settings.fhir_base.clone(),
         server.settings.issuer.clone(),

@@ -1,6 +1,6 @@
 //! What our access tokens and id tokens say.
 
-use fhirledger_access::{Caller, Identity, Role, ScopeSet};
+use fhirledger_access::{practitioner_of, Caller, Identity, Role, ScopeSet};
 use serde::{Deserialize, Serialize};
 
 /// An access token's claims. Everything the access decision needs travels
@@ -70,6 +70,7 @@ impl AccessClaims {
             role,
             organization: self.org.clone(),
             patient: self.patient.clone(),
+            practitioner: self.fhir_user.as_deref().and_then(practitioner_of),
             token_id: self.jti.clone(),
         };
         Some(Caller::new(

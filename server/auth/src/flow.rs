@@ -16,7 +16,7 @@ use fhirledger_access::describe::{describe, PatientRecord};
 use fhirledger_access::grant::intersect;
 use fhirledger_access::roles::Role;
 use fhirledger_access::scope::{Context, Scope, ScopeSet};
-use fhirledger_access::{Caller, Identity};
+use fhirledger_access::{practitioner_of, Caller, Identity};
 use fhirledger_postgres::StoredVersion;
 use fhirledger_service::reads::{self, ReadResource, Search};
 use fhirledger_service::{search, Guard, ServiceError};
@@ -274,12 +274,14 @@ fn user_guard(server: &AuthServer, user: &UserRow) -> Option<Guard> {
         role: Some(role),
         organization: user.organization.clone(),
         patient: None,
+        practitioner: user.fhir_user.as_deref().and_then(practitioner_of),
         token_id: String::new(),
     };
     let caller = Caller::new(identity, user_scopes, &server.settings.fhir_base);
     Some(Guard::for_caller(
         Arc::new(caller),
         &server.settings.fhir_base,
+        server.settings.policy,
     ))
 }
 

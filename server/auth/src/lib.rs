@@ -62,6 +62,8 @@ pub struct AuthSettings {
     pub local_login: bool,
     /// The largest body accepted (a FHIR resource sent with an onboarding).
     pub max_body_bytes: u64,
+    /// The deployment's access policy, for the guards of the server's own searches.
+    pub policy: fhirledger_access::Policy,
 }
 
 impl AuthSettings {

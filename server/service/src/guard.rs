@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use fhir_profiles::resource_types::HOSTED;
 use fhir_profiles::search::query::Visibility;
-use fhirledger_access::{decide, verb, Access, Caller, Interaction};
+use fhirledger_access::{decide, verb, Access, Caller, Interaction, Policy};
 use fhirledger_postgres::Tx;
 
 use crate::error::ServiceError;
@@ -35,14 +35,16 @@ pub enum Principal {
 pub struct Guard {
     principal: Principal,
     fhir_base: String,
+    policy: Policy,
 }
 
 impl Guard {
     /// A guard for an authenticated caller: the only kind a FHIR request gets.
-    pub fn for_caller(caller: Arc<Caller>, fhir_base: &str) -> Guard {
+    pub fn for_caller(caller: Arc<Caller>, fhir_base: &str, policy: Policy) -> Guard {
         Guard {
             principal: Principal::Caller(caller),
             fhir_base: fhir_base.to_string(),
+            policy,
         }
     }
 
@@ -53,6 +55,7 @@ impl Guard {
         Guard {
             principal: Principal::Server { purpose },
             fhir_base: fhir_base.to_string(),
+            policy: Policy::default(),
         }
     }
 
@@ -72,6 +75,11 @@ impl Guard {
         &self.fhir_base
     }
 
+    /// The deployment's access policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+
     /// The decision for an interaction on a type; 403 when not permitted at all.
     pub fn permit(
         &self,
@@ -80,7 +88,7 @@ impl Guard {
     ) -> Result<Access, ServiceError> {
         match &self.principal {
             Principal::Server { .. } => Ok(Access::All),
-            Principal::Caller(c) => Ok(decide(c, resource_type, interaction)?),
+            Principal::Caller(c) => Ok(decide(c, self.policy, resource_type, interaction)?),
         }
     }
 

@@ -15,6 +15,8 @@
 
 pub mod bundle;
 pub mod conditions;
+mod consent;
+pub mod consent_operations;
 mod database;
 mod error;
 pub mod guard;

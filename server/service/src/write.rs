@@ -22,6 +22,7 @@ use fhir_profiles::ids::is_valid_id;
 use fhirledger_postgres::{NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
 
 use crate::conditions::Conditions;
+use crate::consent;
 use crate::error::ServiceError;
 use crate::guard::Guard;
 use crate::prepare::{render, Prepared};
@@ -47,6 +48,22 @@ pub enum UpdateTarget {
     Id(String),
     /// `PUT /{type}?criteria`.
     Criteria(Conditions),
+}
+
+/// The checks that need the whole transaction written (a Bundle's later
+/// entries may create what an earlier one references): every reference of
+/// the `written` resources that decides access must resolve. Every unit of
+/// writing calls it last: the REST writes here, and each transaction or
+/// batch entry of a Bundle.
+pub fn finish(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    written: &[(&str, &str)],
+) -> Result<(), ServiceError> {
+    for (resource_type, id) in written {
+        consent::check_references(tx, guard, resource_type, id)?;
+    }
+    Ok(())
 }
 
 /// A fresh server-assigned id.
@@ -144,6 +161,7 @@ pub fn insert(
         render(&prepared.resource, id, version, ts)
     })?;
     write_bytes(tx, prepared, id, v.version_id, upload, limit)?;
+    consent::keep_rules(tx, guard, rt, id)?;
     guard.check_written(tx, rt, id, Interaction::Create)?;
     Ok(v)
 }
@@ -178,6 +196,7 @@ pub fn insert_many(
         render(&p.resource, id, 1, ts)
     })?;
     for (p, id) in items {
+        consent::keep_rules(tx, guard, &p.resource_type, id)?;
         guard.check_written(tx, &p.resource_type, id, Interaction::Create)?;
     }
     Ok(versions)
@@ -211,6 +230,7 @@ pub fn put(
         WriteOutcome::Created(_) => Interaction::Create,
         WriteOutcome::Updated(_) => Interaction::Update,
     };
+    consent::keep_rules(tx, guard, rt, id)?;
     guard.check_written(tx, rt, id, interaction)?;
     Ok(outcome)
 }
@@ -306,7 +326,12 @@ pub fn delete_in(
     if_match: Option<i64>,
 ) -> Result<Option<StoredVersion>, ServiceError> {
     guard.check_target(tx, resource_type, id, Interaction::Delete)?;
-    Ok(tx.delete(resource_type, id, if_match)?)
+    consent::before_delete(tx, resource_type, id)?;
+    let deleted = tx.delete(resource_type, id, if_match)?;
+    if deleted.is_some() {
+        consent::keep_rules(tx, guard, resource_type, id)?;
+    }
+    Ok(deleted)
 }
 
 /// A conditional delete inside the caller's transaction: deletes the single
@@ -359,7 +384,13 @@ pub fn create(
     limit: u64,
 ) -> Result<CreateOutcome, ServiceError> {
     let id = new_id();
-    store.transaction(|tx| create_in(tx, guard, prepared, &id, if_none_exist, &mut upload, limit))
+    store.transaction(|tx| {
+        let outcome = create_in(tx, guard, prepared, &id, if_none_exist, &mut upload, limit)?;
+        if let CreateOutcome::Created(v) = &outcome {
+            finish(tx, guard, &[(&v.resource_type, &v.id)])?;
+        }
+        Ok(outcome)
+    })
 }
 
 /// `PUT /{type}/{id}` or `PUT /{type}?criteria`, with optional `If-Match`.
@@ -372,7 +403,12 @@ pub fn update(
     mut upload: Option<ChunkSource>,
     limit: u64,
 ) -> Result<WriteOutcome, ServiceError> {
-    store.transaction(|tx| update_in(tx, guard, prepared, target, if_match, &mut upload, limit))
+    store.transaction(|tx| {
+        let outcome = update_in(tx, guard, prepared, target, if_match, &mut upload, limit)?;
+        let v = outcome.version();
+        finish(tx, guard, &[(&v.resource_type, &v.id)])?;
+        Ok(outcome)
+    })
 }
 
 /// Several new resources created together in one transaction, in order
@@ -386,10 +422,16 @@ pub fn create_together(
     limit: u64,
 ) -> Result<Vec<StoredVersion>, ServiceError> {
     store.transaction(|tx| {
-        resources
+        let versions = resources
             .iter()
             .map(|(prepared, id)| insert(tx, guard, prepared, id, &mut None, limit))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        let written: Vec<(&str, &str)> = versions
+            .iter()
+            .map(|v| (v.resource_type.as_str(), v.id.as_str()))
+            .collect();
+        finish(tx, guard, &written)?;
+        Ok(versions)
     })
 }
 

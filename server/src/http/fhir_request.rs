@@ -108,7 +108,7 @@ fn extract(req: &HttpRequest) -> Result<FhirRequest, ServiceError> {
         .get::<Arc<Caller>>()
         .cloned()
         .ok_or_else(|| ServiceError::internal("the request was not authenticated"))?;
-    let guard = Guard::for_caller(caller, &state.fhir_base);
+    let guard = Guard::for_caller(caller, &state.fhir_base, state.policy);
     Ok(FhirRequest {
         req: req.clone(),
         state,

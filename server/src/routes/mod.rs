@@ -3,6 +3,7 @@
 
 mod binary;
 mod bundle;
+mod consent;
 mod history;
 mod instance;
 mod metadata;
@@ -42,6 +43,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/fhir/{type}/_history")
             .route(web::get().to(history::type_history))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/Patient/{id}/$emergency-access")
+            .route(web::post().to(consent::break_the_glass))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/DocumentReference/{id}/$access")
+            .route(web::get().to(consent::explain))
             .default_service(web::to(not_allowed)),
     )
     .service(

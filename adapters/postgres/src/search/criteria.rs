@@ -9,6 +9,7 @@ use fhir_profiles::search::query::{
 use fhir_profiles::search::{DateRange, ParamType};
 
 use crate::search::binds::{like_escape, Bind, Sql};
+use crate::search::consent;
 
 /// The index table holding rows of a parameter type.
 pub(crate) fn table_of(kind: ParamType) -> Option<&'static str> {
@@ -113,6 +114,12 @@ pub(crate) fn predicate(
                 "TRUE" => "FALSE".into(),
                 any => format!("(NOT {any})"),
             }
+        }
+        Criterion::Consented { effect, reader } => {
+            consent::consented(sql, *effect, reader, r, resource_type)
+        }
+        Criterion::EmergencyAccess { reader } => {
+            consent::emergency_access(sql, reader, r, resource_type)
         }
     }
 }
@@ -238,7 +245,9 @@ pub(crate) fn driver_rows(
         // Negations cannot use a value index; alternatives are checked per candidate.
         Criterion::Token { negated: true, .. }
         | Criterion::AnyOf { .. }
-        | Criterion::NoneOf { .. } => None,
+        | Criterion::NoneOf { .. }
+        | Criterion::Consented { .. }
+        | Criterion::EmergencyAccess { .. } => None,
         Criterion::Chain { key, targets } => {
             let x = sql.alias("x");
             let key = sql.key(*key);

@@ -3,9 +3,12 @@
 //! current versions' content; `_include`/`_revinclude` follow the reference index.
 
 mod binds;
+mod consent;
 mod criteria;
 mod cursor;
 mod include;
+
+pub(crate) use consent::{held_rules, reader_references_of};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -222,7 +225,11 @@ fn filtered(sql: &mut Sql, request: &SearchRequest) -> (String, bool) {
 /// (`id`, `last_updated`), also from inside alternatives.
 fn reads_row(criterion: &Criterion) -> bool {
     match criterion {
-        Criterion::Id { .. } | Criterion::LastUpdated { .. } | Criterion::Has { .. } => true,
+        Criterion::Id { .. }
+        | Criterion::LastUpdated { .. }
+        | Criterion::Has { .. }
+        | Criterion::Consented { .. }
+        | Criterion::EmergencyAccess { .. } => true,
         Criterion::AnyOf { alternatives } | Criterion::NoneOf { alternatives } => {
             alternatives.iter().flatten().any(reads_row)
         }

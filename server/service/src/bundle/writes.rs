@@ -14,7 +14,7 @@ use super::response::Done;
 use super::BundleOptions;
 use crate::error::ServiceError;
 use crate::prepare::Prepared;
-use crate::write::{delete_in, insert, insert_many, put, read_matched, single_match};
+use crate::write::{delete_in, finish, insert, insert_many, put, read_matched, single_match};
 
 /// Why a transaction stopped: an entry's failure (or the database's).
 pub(super) struct Failure {
@@ -72,6 +72,11 @@ pub(super) fn run_writes(
     let resolved = resolve_references(tx, writes, all, by_identifier, &targets, &options.guard)?;
     run_creates(tx, writes, &targets, &resolved, options, &mut done)?;
     run_puts(tx, writes, &targets, &resolved, options, &mut done)?;
+    for (i, d) in &done {
+        if let Done::Created(v) | Done::Updated(v) = d {
+            finish(tx, &options.guard, &[(&v.resource_type, &v.id)]).map_err(at(*i))?;
+        }
+    }
     Ok(done)
 }
 

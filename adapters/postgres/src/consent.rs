@@ -1,0 +1,342 @@
+//! The rows that enforce patient Consent (`consent_rules`) and the emergency
+//! grants (`emergency_access`), written in the transaction of the write that
+//! changes them. What the rules mean is decided above this layer (the access
+//! crate flattens a Consent into rules); this module only keeps them and
+//! answers the few questions the service asks about them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
+use fhir_profiles::search::param_key;
+use fhir_profiles::search::query::{ConsentEffect, Reader};
+
+use crate::tx::Tx;
+use crate::StoreError;
+
+/// One kept rule of a Consent: about one document (`document`, its row key)
+/// or, with `None`, about the patient as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRuleRow {
+    pub document: Option<i64>,
+    pub effect: ConsentEffect,
+    pub required: Vec<String>,
+    pub excluded: Vec<String>,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+}
+
+/// A live resource that references another one, with its row key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Referencing {
+    pub res_id: i64,
+    pub id: String,
+    pub content: String,
+}
+
+/// A rule holding now for a reader, as `$access` explains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldRule {
+    pub consent_id: String,
+    pub effect: ConsentEffect,
+}
+
+/// An emergency grant to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmergencyGrant {
+    pub practitioner_id: String,
+    pub patient_id: String,
+    pub user_id: String,
+    pub client_id: String,
+    pub token_id: String,
+    pub reason: String,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct ReferencingRow {
+    #[diesel(sql_type = BigInt)]
+    res_id: i64,
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    content: String,
+}
+
+#[derive(QueryableByName)]
+struct Key {
+    #[diesel(sql_type = BigInt)]
+    res_id: i64,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+impl Tx<'_> {
+    /// The row key of the live resource `resource_type/id`.
+    pub fn live_key(&mut self, resource_type: &str, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(diesel::sql_query(
+            "SELECT res_id FROM resources WHERE resource_type = $1 AND id = $2 AND NOT deleted",
+        )
+        .bind::<Text, _>(resource_type)
+        .bind::<Text, _>(id)
+        .get_result::<Key>(self.conn)
+        .optional()?
+        .map(|k| k.res_id))
+    }
+
+    /// The row key of `resource_type/id`, live or deleted.
+    pub fn row_key(&mut self, resource_type: &str, id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            diesel::sql_query("SELECT res_id FROM resources WHERE resource_type = $1 AND id = $2")
+                .bind::<Text, _>(resource_type)
+                .bind::<Text, _>(id)
+                .get_result::<Key>(self.conn)
+                .optional()?
+                .map(|k| k.res_id),
+        )
+    }
+
+    /// Whether every one of `references` (`Type/id`) names a live resource;
+    /// the ones that do not, in the order given.
+    pub fn missing(&mut self, references: &[(String, String)]) -> Result<Vec<usize>, StoreError> {
+        let mut missing = Vec::new();
+        for (i, (resource_type, id)) in references.iter().enumerate() {
+            if self.live_key(resource_type, id)?.is_none() {
+                missing.push(i);
+            }
+        }
+        Ok(missing)
+    }
+
+    /// The live resources of `resource_type` whose search parameter `param`
+    /// references `target_type/target_id`, with their current content.
+    pub fn referencing(
+        &mut self,
+        resource_type: &str,
+        param: &str,
+        target_type: &str,
+        target_id: &str,
+    ) -> Result<Vec<Referencing>, StoreError> {
+        let rows = diesel::sql_query(
+            "SELECT r.res_id, r.id, v.content FROM search_reference x \
+             JOIN resources r ON r.res_id = x.res_id AND NOT r.deleted \
+             JOIN resource_versions v ON v.resource_type = r.resource_type AND v.id = r.id \
+             AND v.version_id = r.version_id \
+             WHERE x.key = $1 AND x.target_type = $2 AND x.target_id = $3 \
+             AND v.content IS NOT NULL ORDER BY r.res_id",
+        )
+        .bind::<Integer, _>(param_key(resource_type, param))
+        .bind::<Text, _>(target_type)
+        .bind::<Text, _>(target_id)
+        .load::<ReferencingRow>(self.conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Referencing {
+                res_id: r.res_id,
+                id: r.id,
+                content: r.content,
+            })
+            .collect())
+    }
+
+    /// How many live resources of `resource_type` reference the target by `param`.
+    pub fn count_referencing(
+        &mut self,
+        resource_type: &str,
+        param: &str,
+        target_type: &str,
+        target_id: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(diesel::sql_query(
+            "SELECT count(*) AS n FROM search_reference x \
+             JOIN resources r ON r.res_id = x.res_id AND NOT r.deleted \
+             WHERE x.key = $1 AND x.target_type = $2 AND x.target_id = $3",
+        )
+        .bind::<Integer, _>(param_key(resource_type, param))
+        .bind::<Text, _>(target_type)
+        .bind::<Text, _>(target_id)
+        .get_result::<Count>(self.conn)?
+        .n)
+    }
+
+    /// Serialises the writes that change the Consent rules of one patient
+    /// (their Consents and their documents) until this transaction ends, so
+    /// a document written while a Consent is being written cannot miss it.
+    pub fn lock_patient_rules(&mut self, patient_id: &str) -> Result<(), StoreError> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+            .bind::<Text, _>(format!("consent-rules:Patient/{patient_id}"))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Removes every rule a Consent made.
+    pub fn delete_rules_of_consent(&mut self, consent_id: &str) -> Result<(), StoreError> {
+        diesel::sql_query("DELETE FROM consent_rules WHERE consent_id = $1")
+            .bind::<Text, _>(consent_id)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Removes every rule about a document.
+    pub fn delete_rules_of_document(&mut self, document: i64) -> Result<(), StoreError> {
+        diesel::sql_query("DELETE FROM consent_rules WHERE document = $1")
+            .bind::<BigInt, _>(document)
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Adds rules of a Consent of `patient_id`, in one statement.
+    pub fn insert_rules(
+        &mut self,
+        consent_id: &str,
+        patient_id: &str,
+        rules: &[ConsentRuleRow],
+    ) -> Result<(), StoreError> {
+        if rules.is_empty() {
+            return Ok(());
+        }
+        let documents: Vec<Option<i64>> = rules.iter().map(|r| r.document).collect();
+        let effects: Vec<&str> = rules.iter().map(|r| r.effect.code()).collect();
+        // Arrays of arrays must be rectangular in PostgreSQL, so the
+        // reference lists travel as one text each (unit-separated) and are
+        // split back in the statement.
+        let join = |v: &Vec<String>| v.join("\u{1f}");
+        let required: Vec<String> = rules.iter().map(|r| join(&r.required)).collect();
+        let excluded: Vec<String> = rules.iter().map(|r| join(&r.excluded)).collect();
+        let from: Vec<DateTime<Utc>> = rules.iter().map(|r| r.valid_from).collect();
+        let until: Vec<DateTime<Utc>> = rules.iter().map(|r| r.valid_until).collect();
+        diesel::sql_query(
+            "INSERT INTO consent_rules \
+             (consent_id, patient_id, document, effect, required, excluded, valid_from, valid_until) \
+             SELECT $1, $2, d, e, \
+             CASE WHEN q = '' THEN '{}'::text[] ELSE string_to_array(q, E'\\x1f') END, \
+             CASE WHEN x = '' THEN '{}'::text[] ELSE string_to_array(x, E'\\x1f') END, f, u \
+             FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], \
+             $7::timestamptz[], $8::timestamptz[]) AS t(d, e, q, x, f, u)",
+        )
+        .bind::<Text, _>(consent_id)
+        .bind::<Text, _>(patient_id)
+        .bind::<Array<Nullable<BigInt>>, _>(documents)
+        .bind::<Array<Text>, _>(effects)
+        .bind::<Array<Text>, _>(required)
+        .bind::<Array<Text>, _>(excluded)
+        .bind::<Array<Timestamptz>, _>(from)
+        .bind::<Array<Timestamptz>, _>(until)
+        .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// The rules about `document` that hold for `reader` now, deny first.
+    pub fn rules_holding(
+        &mut self,
+        document: i64,
+        reader: &Reader,
+    ) -> Result<Vec<HeldRule>, StoreError> {
+        let rows = crate::search::held_rules(self.conn, document, reader)?;
+        Ok(rows
+            .into_iter()
+            .map(|(consent_id, effect)| HeldRule {
+                effect: if effect == "deny" {
+                    ConsentEffect::Deny
+                } else {
+                    ConsentEffect::Permit
+                },
+                consent_id,
+            })
+            .collect())
+    }
+
+    /// Records an emergency grant.
+    pub fn grant_emergency_access(&mut self, grant: &EmergencyGrant) -> Result<(), StoreError> {
+        diesel::sql_query(
+            "INSERT INTO emergency_access (practitioner_id, patient_id, user_id, client_id, \
+             token_id, reason, granted_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind::<Text, _>(&grant.practitioner_id)
+        .bind::<Text, _>(&grant.patient_id)
+        .bind::<Text, _>(&grant.user_id)
+        .bind::<Text, _>(&grant.client_id)
+        .bind::<Text, _>(&grant.token_id)
+        .bind::<Text, _>(&grant.reason)
+        .bind::<Timestamptz, _>(grant.granted_at)
+        .bind::<Timestamptz, _>(grant.expires_at)
+        .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Whether the practitioner holds an unexpired emergency grant for the patient.
+    pub fn holds_emergency_access(
+        &mut self,
+        practitioner_id: &str,
+        patient_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(diesel::sql_query(
+            "SELECT count(*) AS n FROM emergency_access WHERE practitioner_id = $1 \
+             AND patient_id = $2 AND expires_at > now()",
+        )
+        .bind::<Text, _>(practitioner_id)
+        .bind::<Text, _>(patient_id)
+        .get_result::<Count>(self.conn)?
+        .n > 0)
+    }
+
+    /// The references a doctor is known by in Consent rules (their
+    /// Practitioner, their account's Organization, their PractitionerRoles
+    /// and the Organizations of those), as the search statement computes them.
+    pub fn reader_references(&mut self, reader: &Reader) -> Result<Vec<String>, StoreError> {
+        crate::search::reader_references_of(self.conn, reader)
+    }
+
+    /// The Organization of the active doctor account whose FHIR identity is
+    /// `fhir_user` (`Practitioner/{id}`).
+    pub fn doctor_organization(&mut self, fhir_user: &str) -> Result<Option<String>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Org {
+            #[diesel(sql_type = Nullable<Text>)]
+            organization: Option<String>,
+        }
+        Ok(diesel::sql_query(
+            "SELECT organization FROM auth_users WHERE fhir_user = $1 AND role = 'doctor' \
+             AND active ORDER BY created_at LIMIT 1",
+        )
+        .bind::<Text, _>(fhir_user)
+        .get_result::<Org>(self.conn)
+        .optional()?
+        .and_then(|o| o.organization))
+    }
+
+    /// The Organization managing a Patient (its `organization` search parameter).
+    pub fn patient_organization(&mut self, patient_id: &str) -> Result<Option<String>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Target {
+            #[diesel(sql_type = Text)]
+            target_id: String,
+        }
+        Ok(diesel::sql_query(
+            "SELECT x.target_id FROM resources r JOIN search_reference x ON x.res_id = r.res_id \
+             WHERE r.resource_type = 'Patient' AND r.id = $1 AND NOT r.deleted \
+             AND x.key = $2 AND x.target_type = 'Organization' LIMIT 1",
+        )
+        .bind::<Text, _>(patient_id)
+        .bind::<Integer, _>(param_key("Patient", "organization"))
+        .get_result::<Target>(self.conn)
+        .optional()?
+        .map(|t| t.target_id))
+    }
+
+    /// The database's clock, the one the rules are checked against.
+    pub fn database_now(&mut self) -> Result<DateTime<Utc>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Now {
+            #[diesel(sql_type = Timestamptz)]
+            now: DateTime<Utc>,
+        }
+        Ok(diesel::sql_query("SELECT now() AS now")
+            .get_result::<Now>(self.conn)?
+            .now)
+    }
+}

@@ -1,0 +1,143 @@
+//! The Consent criteria as SQL: probes of the rules kept in `consent_rules`
+//! and of the emergency grants in `emergency_access`, for the candidate
+//! row `r` (see `migrations/…_consent/up.sql` for what the rows mean).
+
+use fhir_profiles::search::param_key;
+use fhir_profiles::search::query::{ConsentEffect, Reader};
+
+use crate::search::binds::{Bind, Sql};
+
+/// The references a doctor is known by in Consent rules, as a scalar
+/// `text[]` expression evaluated once per statement: their Practitioner,
+/// the Organization of their account, and every live PractitionerRole of
+/// the Practitioner with that role's Organization.
+pub(crate) fn reader_references(sql: &mut Sql, reader: &Reader) -> String {
+    let mut own = vec![format!("Practitioner/{}", reader.practitioner)];
+    if let Some(org) = &reader.organization {
+        own.push(format!("Organization/{org}"));
+    }
+    let own = sql.bind(Bind::Texts(own));
+    let practitioner = sql.text(reader.practitioner.clone());
+    let by_practitioner = param_key("PractitionerRole", "practitioner");
+    let by_organization = param_key("PractitionerRole", "organization");
+    let (x, pr, o) = (sql.alias("x"), sql.alias("pr"), sql.alias("o"));
+    format!(
+        "(SELECT {own}::text[] || COALESCE(array_agg(z.ref), '{{}}'::text[]) FROM ( \
+         SELECT 'PractitionerRole/' || {pr}.id AS ref FROM search_reference {x} \
+         JOIN resources {pr} ON {pr}.res_id = {x}.res_id \
+         WHERE {x}.key = {by_practitioner} AND {x}.target_type = 'Practitioner' \
+         AND {x}.target_id = {practitioner} AND NOT {pr}.deleted \
+         UNION SELECT 'Organization/' || {o}.target_id FROM search_reference {x} \
+         JOIN resources {pr} ON {pr}.res_id = {x}.res_id \
+         JOIN search_reference {o} ON {o}.res_id = {pr}.res_id AND {o}.key = {by_organization} \
+         AND {o}.target_type = 'Organization' \
+         WHERE {x}.key = {by_practitioner} AND {x}.target_type = 'Practitioner' \
+         AND {x}.target_id = {practitioner} AND NOT {pr}.deleted) z)"
+    )
+}
+
+/// A kept rule with `effect` holds for the reader now: on a
+/// DocumentReference, a rule about that document; on a Patient, a rule
+/// about the patient as a whole.
+pub(crate) fn consented(
+    sql: &mut Sql,
+    effect: ConsentEffect,
+    reader: &Reader,
+    r: &str,
+    resource_type: &str,
+) -> String {
+    let about = match resource_type {
+        "DocumentReference" => "document = {r}.res_id",
+        "Patient" => "document IS NULL AND {c}.patient_id = {r}.id",
+        _ => return "FALSE".into(),
+    };
+    let c = sql.alias("c");
+    let about = about.replace("{r}", r).replace("{c}", &c);
+    let references = reader_references(sql, reader);
+    let effect = sql.type_name(effect.code());
+    format!(
+        "EXISTS (SELECT 1 FROM consent_rules {c} WHERE {c}.{about} AND {c}.effect = {effect} \
+         AND {c}.required <@ {references} AND NOT ({c}.excluded && {references}) \
+         AND {c}.valid_from <= now() AND now() < {c}.valid_until)"
+    )
+}
+
+/// The reader holds an unexpired emergency grant for the patient the
+/// candidate is (Patient) or is about (DocumentReference).
+pub(crate) fn emergency_access(
+    sql: &mut Sql,
+    reader: &Reader,
+    r: &str,
+    resource_type: &str,
+) -> String {
+    let e = sql.alias("e");
+    let practitioner = sql.text(reader.practitioner.clone());
+    let current = format!("{e}.practitioner_id = {practitioner} AND {e}.expires_at > now()");
+    match resource_type {
+        "Patient" => format!(
+            "EXISTS (SELECT 1 FROM emergency_access {e} WHERE {e}.patient_id = {r}.id AND {current})"
+        ),
+        "DocumentReference" => {
+            let x = sql.alias("x");
+            let key = param_key("DocumentReference", "patient");
+            format!(
+                "EXISTS (SELECT 1 FROM search_reference {x} JOIN emergency_access {e} \
+                 ON {e}.patient_id = {x}.target_id WHERE {x}.res_id = {r}.res_id \
+                 AND {x}.key = {key} AND {x}.target_type = 'Patient' AND {current})"
+            )
+        }
+        _ => "FALSE".into(),
+    }
+}
+
+/// The Consents with a rule about `document` that holds for the reader now,
+/// with each rule's effect (`permit` or `deny`), denies first.
+pub(crate) fn held_rules(
+    conn: &mut diesel::PgConnection,
+    document: i64,
+    reader: &Reader,
+) -> Result<Vec<(String, String)>, crate::StoreError> {
+    use diesel::prelude::*;
+    use diesel::sql_types::Text;
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = Text)]
+        consent_id: String,
+        #[diesel(sql_type = Text)]
+        effect: String,
+    }
+    let mut sql = Sql::default();
+    let references = reader_references(&mut sql, reader);
+    let document = sql.bind(Bind::BigInt(document));
+    sql.text = format!(
+        "SELECT DISTINCT c.consent_id, c.effect FROM consent_rules c \
+         WHERE c.document = {document} AND c.required <@ {references} \
+         AND NOT (c.excluded && {references}) \
+         AND c.valid_from <= now() AND now() < c.valid_until \
+         ORDER BY c.effect, c.consent_id"
+    );
+    Ok(sql
+        .query()
+        .load::<Held>(conn)?
+        .into_iter()
+        .map(|h| (h.consent_id, h.effect))
+        .collect())
+}
+
+/// The references of [`reader_references`], evaluated on their own.
+pub(crate) fn reader_references_of(
+    conn: &mut diesel::PgConnection,
+    reader: &Reader,
+) -> Result<Vec<String>, crate::StoreError> {
+    use diesel::prelude::*;
+    use diesel::sql_types::{Array, Text};
+    #[derive(QueryableByName)]
+    struct References {
+        #[diesel(sql_type = Array<Text>)]
+        refs: Vec<String>,
+    }
+    let mut sql = Sql::default();
+    let references = reader_references(&mut sql, reader);
+    sql.text = format!("SELECT {references} AS refs");
+    Ok(sql.query().get_result::<References>(conn)?.refs)
+}

@@ -1,0 +1,2 @@
+DROP TABLE emergency_access;
+DROP TABLE consent_rules;

@@ -1,0 +1,343 @@
+//! Patient Consent in the write path. Every write of a Consent or of a
+//! DocumentReference, inside its transaction,
+//!
+//! - keeps the rules that enforce Consent in SQL (`consent_rules`, see
+//!   `fhirledger_access::consent::rules`) equal to what the Consents in
+//!   force say about each document ([`keep_rules`], right after the write),
+//!   so the next statement of any process sees the change;
+//! - refuses (422) references that decide access but name nothing here: a
+//!   document's `subject` and Practitioner `author`s, a Consent's `patient`
+//!   and `provision.actor`s, and a patient's Consent about someone else
+//!   ([`check_references`], once the whole transaction is written).
+//!
+//! The rules of one patient change under an advisory lock of that patient,
+//! taken by both kinds of write, so a document written while a Consent of
+//! its patient is written cannot miss it (both run at READ COMMITTED: the
+//! second one's statements see what the first committed).
+
+use fhir_profiles::outcome::{Issue, IssueType};
+use fhirledger_access::consent::{
+    check_enforceable, document_rules, local_reference, patient_rules, Consent, Document, Rule,
+};
+use fhirledger_access::Role;
+use fhirledger_postgres::{ConsentRuleRow, Tx};
+use serde_json::Value;
+
+use crate::error::{ServiceError, Status};
+use crate::guard::Guard;
+
+/// After `resource_type/id` was written (or deleted) in `tx`: brings the
+/// Consent rules up to date, at once, so the rest of the transaction (and a
+/// Bundle's later entries) see them.
+pub(crate) fn keep_rules(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    resource_type: &str,
+    id: &str,
+) -> Result<(), ServiceError> {
+    match resource_type {
+        "DocumentReference" => {
+            let document = current(tx, resource_type, id)?;
+            keep_document_rules(tx, guard.fhir_base(), id, document.as_ref())
+        }
+        "Consent" => {
+            let consent = current(tx, resource_type, id)?;
+            if let Some(json) = &consent {
+                check_own(guard, json)?;
+            }
+            keep_consent_rules(tx, guard.fhir_base(), id, consent.as_ref())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A patient records Consent only for themselves: 422 naming
+/// `Consent.patient` otherwise (before the compartment check would answer
+/// a less helpful 403).
+fn check_own(guard: &Guard, consent: &Value) -> Result<(), ServiceError> {
+    let Some(caller) = guard.caller() else {
+        return Ok(());
+    };
+    if caller.role != Some(Role::Patient) {
+        return Ok(());
+    }
+    let fhir_base = guard.fhir_base();
+    let patient = consent["patient"]["reference"].as_str();
+    let own = caller.patient.as_deref().map(|p| format!("Patient/{p}"));
+    let named = patient.and_then(|r| local_reference(r, fhir_base));
+    if named.is_some() && named == own {
+        return Ok(());
+    }
+    Err(unprocessable(
+        format!(
+            "a patient records Consent only for themselves ({}), not for {}",
+            own.unwrap_or_else(|| "no patient".into()),
+            patient.unwrap_or("nobody")
+        ),
+        "Consent.patient",
+    ))
+}
+
+/// Once everything of a transaction is written (a Bundle's later entries
+/// may create what an earlier one references): the references of the
+/// current version of `resource_type/id` that decide access must resolve,
+/// and a patient writes Consent only for themselves (422 otherwise).
+pub(crate) fn check_references(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    resource_type: &str,
+    id: &str,
+) -> Result<(), ServiceError> {
+    match resource_type {
+        "DocumentReference" => match current(tx, resource_type, id)? {
+            Some(json) => check_document_references(tx, guard.fhir_base(), &json),
+            None => Ok(()),
+        },
+        "Consent" => match current(tx, resource_type, id)? {
+            Some(json) => check_consent(tx, guard, &json),
+            None => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// Before a delete: a Patient with documents or Consents stays (409), so no
+/// document or Consent is left about nobody.
+pub(crate) fn before_delete(
+    tx: &mut Tx<'_>,
+    resource_type: &str,
+    id: &str,
+) -> Result<(), ServiceError> {
+    if resource_type != "Patient" {
+        return Ok(());
+    }
+    for kind in ["DocumentReference", "Consent"] {
+        let n = tx.count_referencing(kind, "patient", "Patient", id)?;
+        if n > 0 {
+            return Err(ServiceError::new(
+                Status::CONFLICT,
+                IssueType::Conflict,
+                format!("Patient/{id} still has {n} {kind} resource(s); delete them first"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The current content of a live resource as JSON; `None` once deleted.
+fn current(tx: &mut Tx<'_>, resource_type: &str, id: &str) -> Result<Option<Value>, ServiceError> {
+    let Some(content) = tx.read(resource_type, id)?.and_then(|v| v.content) else {
+        return Ok(None);
+    };
+    serde_json::from_str(&content)
+        .map(Some)
+        .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))
+}
+
+/// `Type/id` of a reference on this server, split.
+fn split(reference: &str, fhir_base: &str) -> Option<(String, String)> {
+    let local = local_reference(reference, fhir_base)?;
+    let (t, id) = local.split_once('/')?;
+    Some((t.to_string(), id.to_string()))
+}
+
+/// 422 naming `expression` unless `reference` names a live resource of one
+/// of `types` here.
+fn must_resolve(
+    tx: &mut Tx<'_>,
+    fhir_base: &str,
+    reference: Option<&str>,
+    types: &[&str],
+    expression: &str,
+) -> Result<(), ServiceError> {
+    let found = match reference.and_then(|r| split(r, fhir_base)) {
+        Some((t, id)) if types.contains(&t.as_str()) => tx.live_key(&t, &id)?.is_some(),
+        _ => false,
+    };
+    if found {
+        return Ok(());
+    }
+    let what = reference.unwrap_or("nothing");
+    Err(unprocessable(
+        format!(
+            "{expression} must reference an existing {} on this server; '{what}' does not",
+            types.join(" or ")
+        ),
+        expression,
+    ))
+}
+
+fn unprocessable(diagnostics: String, expression: &str) -> ServiceError {
+    ServiceError::with_issues(
+        Status::UNPROCESSABLE_ENTITY,
+        vec![Issue::error(IssueType::Processing, diagnostics).at(expression)],
+    )
+}
+
+/// A document's subject must be an existing Patient (else no Consent could
+/// ever share it), and the Practitioners and PractitionerRoles it names as
+/// authors must exist (authorship opens it to them).
+fn check_document_references(
+    tx: &mut Tx<'_>,
+    fhir_base: &str,
+    document: &Value,
+) -> Result<(), ServiceError> {
+    // A document about nobody in particular (no subject, or only a logical
+    // identifier) is the author's and the backend's alone; one that names a
+    // subject must name a Patient here, or no Consent could ever share it.
+    if let Some(subject) = document["subject"]["reference"].as_str() {
+        must_resolve(
+            tx,
+            fhir_base,
+            Some(subject),
+            &["Patient"],
+            "DocumentReference.subject",
+        )?;
+    }
+    for author in document["author"].as_array().into_iter().flatten() {
+        let Some(reference) = author["reference"].as_str() else {
+            continue;
+        };
+        if let Some((t, _)) = split(reference, fhir_base) {
+            if t == "Practitioner" || t == "PractitionerRole" {
+                must_resolve(
+                    tx,
+                    fhir_base,
+                    Some(reference),
+                    &["Practitioner", "PractitionerRole"],
+                    "DocumentReference.author",
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Consent's patient must exist, every actor it names must exist, and its provisions must be enforceable.
+fn check_consent(tx: &mut Tx<'_>, guard: &Guard, consent: &Value) -> Result<(), ServiceError> {
+    let fhir_base = guard.fhir_base();
+    let patient = consent["patient"]["reference"].as_str();
+    must_resolve(tx, fhir_base, patient, &["Patient"], "Consent.patient")?;
+    let mut actors = Vec::new();
+    collect_actors(&consent["provision"], &mut actors);
+    for actor in actors {
+        if split(&actor, fhir_base).is_none() {
+            continue;
+        }
+        must_resolve(
+            tx,
+            fhir_base,
+            Some(&actor),
+            &[
+                "Practitioner",
+                "PractitionerRole",
+                "Organization",
+                "Patient",
+            ],
+            "Consent.provision.actor.reference",
+        )?;
+    }
+    if let Ok(parsed) = Consent::in_force("", consent, fhir_base) {
+        check_enforceable(&parsed)
+            .map_err(|why| unprocessable(why.to_string(), "Consent.provision"))?;
+    }
+    Ok(())
+}
+
+/// Every `actor.reference.reference` of a provision tree.
+fn collect_actors(provision: &Value, out: &mut Vec<String>) {
+    for actor in provision["actor"].as_array().into_iter().flatten() {
+        if let Some(r) = actor["reference"]["reference"].as_str() {
+            out.push(r.to_string());
+        }
+    }
+    for nested in provision["provision"].as_array().into_iter().flatten() {
+        collect_actors(nested, out);
+    }
+}
+
+/// The patient a document or Consent is about, by its stored index.
+fn patient_of(json: &Value, element: &str, fhir_base: &str) -> Option<String> {
+    let (t, id) = split(json[element]["reference"].as_str()?, fhir_base)?;
+    (t == "Patient").then_some(id)
+}
+
+/// Rewrites the rules of Consent `id` from its current version: none when it
+/// was deleted or is not in force, else those about its patient and each of
+/// their documents.
+fn keep_consent_rules(
+    tx: &mut Tx<'_>,
+    fhir_base: &str,
+    id: &str,
+    json: Option<&Value>,
+) -> Result<(), ServiceError> {
+    let consent = json.and_then(|j| Consent::in_force(id, j, fhir_base).ok());
+    if let Some(c) = &consent {
+        tx.lock_patient_rules(&c.patient)?;
+    }
+    tx.delete_rules_of_consent(id)?;
+    let Some(consent) = consent else {
+        return Ok(());
+    };
+    let mut rows = to_rows(None, patient_rules(&consent));
+    for document in tx.referencing("DocumentReference", "patient", "Patient", &consent.patient)? {
+        let json: Value = serde_json::from_str(&document.content)
+            .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
+        let facts = Document::from_json(&document.id, &json);
+        rows.extend(to_rows(
+            Some(document.res_id),
+            document_rules(&consent, &facts),
+        ));
+    }
+    tx.insert_rules(&consent.id, &consent.patient, &rows)?;
+    Ok(())
+}
+
+/// Rewrites the rules about document `id` from its current version and the
+/// Consents in force of its patient.
+fn keep_document_rules(
+    tx: &mut Tx<'_>,
+    fhir_base: &str,
+    id: &str,
+    json: Option<&Value>,
+) -> Result<(), ServiceError> {
+    let Some(key) = tx.row_key("DocumentReference", id)? else {
+        return Ok(());
+    };
+    let patient = json.and_then(|j| patient_of(j, "subject", fhir_base));
+    if let Some(p) = &patient {
+        tx.lock_patient_rules(p)?;
+    }
+    tx.delete_rules_of_document(key)?;
+    let (Some(json), Some(patient)) = (json, patient) else {
+        return Ok(());
+    };
+    let facts = Document::from_json(id, json);
+    for stored in tx.referencing("Consent", "patient", "Patient", &patient)? {
+        let consent_json: Value = serde_json::from_str(&stored.content)
+            .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
+        let Ok(consent) = Consent::in_force(&stored.id, &consent_json, fhir_base) else {
+            continue;
+        };
+        if consent.patient != patient {
+            continue;
+        }
+        let rows = to_rows(Some(key), document_rules(&consent, &facts));
+        tx.insert_rules(&consent.id, &patient, &rows)?;
+    }
+    Ok(())
+}
+
+fn to_rows(document: Option<i64>, rules: Vec<Rule>) -> Vec<ConsentRuleRow> {
+    rules
+        .into_iter()
+        .map(|r| ConsentRuleRow {
+            document,
+            effect: r.effect,
+            required: r.required,
+            excluded: r.excluded,
+            valid_from: r.valid_from,
+            valid_until: r.valid_until,
+        })
+        .collect()
+}

@@ -1,0 +1,209 @@
+//! The Consent decision in SQL against the plain evaluator: random Consent
+//! trees and documents are written through the service (which keeps the
+//! rules in the write's transaction), then for every doctor the search
+//! statement's `Consented` probes must say exactly what
+//! `fhirledger_access::consent::consents_say` says of the same Consents,
+//! documents and reader at the database's clock.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
+
+use fhir_profiles::format::FhirFormat;
+use fhir_profiles::search::param_key;
+use fhir_profiles::search::query::{
+    ConsentEffect, Criterion, Reader, ReferenceMatch, SearchRequest, Visibility,
+};
+use fhirledger_access::consent::arbitrary::{self, DOCUMENTS};
+use fhirledger_access::consent::{consents_say, Consent, Document};
+use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
+use fhirledger_postgres::{PgStore, PoolConfig};
+use fhirledger_service::{self as service, Guard, ServiceError, UpdateTarget};
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+const BASE: &str = "https://fhir.example/fhir";
+const PATIENT: &str = "p";
+
+fn guard() -> Guard {
+    Guard::for_server(BASE, "tests: the Consent property test")
+}
+
+fn put(store: &PgStore, resource: &Value) -> Result<(), ServiceError> {
+    let rt = resource["resourceType"].as_str().unwrap_or_default();
+    let id = resource["id"].as_str().unwrap_or_default().to_string();
+    let prepared = service::prepare(rt, resource.to_string().as_bytes(), FhirFormat::Json, BASE)?;
+    service::update(
+        store,
+        &guard(),
+        &prepared,
+        &UpdateTarget::Id(id),
+        None,
+        None,
+        1 << 20,
+    )?;
+    Ok(())
+}
+
+/// The store, with the patient, the doctors d1 and d2, the hospitals o1 and
+/// o2, and the roles r1 (d1 at o1) and r2 (d2 at o2) the random trees name.
+fn store() -> &'static PgStore {
+    static STORE: OnceLock<PgStore> = OnceLock::new();
+    STORE.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("fhirledger-consent-test")
+            .tempdir_in("/tmp")
+            .expect("a temp dir");
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("temp dir permissions");
+        let cluster = PrivateCluster::start(&ClusterConfig::new(dir.path().join("db")))
+            .expect("cluster starts")
+            .stop_at_exit(Some(dir.keep()));
+        let store =
+            PgStore::connect(&cluster.database_url(), &PoolConfig::default()).expect("pool");
+        store.migrate().expect("migrations apply");
+        let fixtures = [
+            json!({"resourceType": "Organization", "id": "o1", "name": "One"}),
+            json!({"resourceType": "Organization", "id": "o2", "name": "Two"}),
+            json!({"resourceType": "Practitioner", "id": "d1"}),
+            json!({"resourceType": "Practitioner", "id": "d2"}),
+            json!({"resourceType": "PractitionerRole", "id": "r1",
+                   "practitioner": {"reference": "Practitioner/d1"},
+                   "organization": {"reference": "Organization/o1"}}),
+            json!({"resourceType": "PractitionerRole", "id": "r2",
+                   "practitioner": {"reference": "Practitioner/d2"},
+                   "organization": {"reference": "Organization/o2"}}),
+            json!({"resourceType": "Patient", "id": PATIENT}),
+        ];
+        for f in &fixtures {
+            put(&store, f).expect("fixture");
+        }
+        store
+    })
+}
+
+/// Every doctor the fixtures make: a Practitioner, with or without an
+/// account Organization; and the references the evaluator knows them by.
+fn readers() -> Vec<(Reader, Vec<String>)> {
+    let mut out = Vec::new();
+    for (d, role, role_org) in [("d1", "r1", "o1"), ("d2", "r2", "o2")] {
+        for account in [None, Some("o1"), Some("o2")] {
+            let mut refs = vec![
+                format!("Practitioner/{d}"),
+                format!("PractitionerRole/{role}"),
+                format!("Organization/{role_org}"),
+            ];
+            if let Some(o) = account {
+                refs.push(format!("Organization/{o}"));
+            }
+            refs.sort();
+            refs.dedup();
+            out.push((
+                Reader {
+                    practitioner: d.to_string(),
+                    organization: account.map(str::to_string),
+                },
+                refs,
+            ));
+        }
+    }
+    out
+}
+
+/// The patient's documents the store finds under one Consent criterion.
+fn found(store: &PgStore, effect: ConsentEffect, reader: &Reader) -> BTreeSet<String> {
+    let mut request = SearchRequest::new("DocumentReference");
+    request.criteria.push(Criterion::Reference {
+        key: param_key("DocumentReference", "patient"),
+        values: vec![ReferenceMatch::Local {
+            resource_type: Some("Patient".into()),
+            id: PATIENT.into(),
+        }],
+    });
+    request.count = 100;
+    let visibility = Visibility {
+        criteria: vec![Criterion::Consented {
+            effect,
+            reader: reader.clone(),
+        }],
+        includes: None,
+    };
+    store
+        .transaction(|tx| tx.search(&request, &visibility))
+        .expect("the search runs")
+        .matches
+        .into_iter()
+        .map(|m| m.id)
+        .collect()
+}
+
+fn case(consents: &[Value], documents: &[Value]) -> Result<(), TestCaseError> {
+    let store = store();
+    let mut in_force = Vec::new();
+    for (i, c) in consents.iter().enumerate() {
+        let mut c = c.clone();
+        let id = format!("c{i}");
+        c["id"] = json!(id);
+        put(store, &c).map_err(|e| TestCaseError::fail(format!("{:?}", e.issues)))?;
+        if let Ok(parsed) = Consent::in_force(&id, &c, BASE) {
+            in_force.push(parsed);
+        }
+    }
+    let mut facts = Vec::new();
+    for (d, id) in documents.iter().zip(DOCUMENTS) {
+        let mut d = d.clone();
+        d["id"] = json!(id);
+        put(store, &d).map_err(|e| TestCaseError::fail(format!("{:?}", e.issues)))?;
+        facts.push(Document::from_json(id, &d));
+    }
+    let now = chrono::Utc::now();
+    for (reader, refs) in readers() {
+        let permitted = found(store, ConsentEffect::Permit, &reader);
+        let denied = found(store, ConsentEffect::Deny, &reader);
+        for doc in &facts {
+            let by_sql = if denied.contains(&doc.id) {
+                Some(ConsentEffect::Deny)
+            } else if permitted.contains(&doc.id) {
+                Some(ConsentEffect::Permit)
+            } else {
+                None
+            };
+            let by_tree = consents_say(&in_force, doc, &refs, now);
+            prop_assert_eq!(
+                by_sql,
+                by_tree,
+                "reader {:?} on {} under {}",
+                refs,
+                doc.id,
+                serde_json::to_string(consents).unwrap_or_default()
+            );
+        }
+    }
+    // Leave nothing for the next case: Consents first, then documents.
+    let cleanup = |rt: &str, id: &str| {
+        service::delete(store, &guard(), rt, id, None)
+            .map(|_| ())
+            .map_err(|e| TestCaseError::fail(format!("{:?}", e.issues)))
+    };
+    for i in 0..consents.len() {
+        cleanup("Consent", &format!("c{i}"))?;
+    }
+    for id in DOCUMENTS.iter().take(documents.len()) {
+        cleanup("DocumentReference", id)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_sql_decision_is_the_evaluators(
+        consents in prop::collection::vec(arbitrary::consent(PATIENT), 1..=2),
+        documents in prop::collection::vec(arbitrary::document(PATIENT), DOCUMENTS.len()),
+    ) {
+        case(&consents, &documents)?;
+    }
+}
