@@ -11,7 +11,10 @@
 #   BENCH_HARNESSES="run auth" BENCH_DOCS=100000 conformance/bench/compare.sh
 #
 # The baseline is built from BENCH_BASELINE_REF in a git worktree under
-# target/, with the same target directory (dependencies are shared).
+# target/, into a target directory of its own: cargo decides whether a path
+# crate is fresh by comparing its files' times with the last build, so a
+# shared target directory would take this checkout's (older) files for the
+# baseline's already-built crates and benchmark the baseline twice.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . conformance/bench/lib.sh
@@ -24,10 +27,10 @@ if [ -z "$BASELINE" ]; then
     rm -rf "$src"
     git worktree prune
     git worktree add -f --detach "$src" "$REF" >/dev/null
-    (cd "$src" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/../../target} \
-        cargo build --release --locked -p fhirledger)
+    baseline_target=${CARGO_TARGET_DIR:-$PWD/target}/baseline-target
+    (cd "$src" && CARGO_TARGET_DIR=$baseline_target cargo build --release --locked -p fhirledger)
     BASELINE=${CARGO_TARGET_DIR:-$PWD/target}/baseline-fhirledger
-    cp "$RELEASE/fhirledger" "$BASELINE"
+    cp "$baseline_target/release/fhirledger" "$BASELINE"
     git worktree remove --force "$src"
 fi
 echo "baseline: $BASELINE ($("$BASELINE" --version 2>/dev/null || echo "$REF"))" >&2

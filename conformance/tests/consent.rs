@@ -1002,3 +1002,24 @@ fn under_the_opt_out_policy_the_own_hospital_reads_unless_denied() {
     // The same data on the opt-in server: nobody read it before either.
     assert_eq!(sees(&w.a.token, &new_case()), set(&NONE));
 }
+
+#[test]
+fn the_capability_statement_lists_the_consent_operations() {
+    let resp = get("metadata").no_auth().send();
+    resp.assert_status(200);
+    let statement = resp.json();
+    let operations = |t: &str| -> Vec<String> {
+        statement["rest"][0]["resource"]
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["type"] == t))
+            .and_then(|r| r["operation"].as_array())
+            .map(|ops| {
+                ops.iter()
+                    .filter_map(|o| o["name"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(operations("Patient"), ["emergency-access"]);
+    assert_eq!(operations("DocumentReference"), ["access"]);
+}

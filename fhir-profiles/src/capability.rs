@@ -84,7 +84,19 @@ pub struct ResourceCapability {
     /// `_revinclude` values supported.
     pub search_rev_include: Vec<String>,
     pub search_params: Vec<SearchParamCapability>,
+    /// Operations on this type or its instances.
+    pub operations: Vec<OperationCapability>,
     pub documentation: Option<String>,
+}
+
+/// An operation a resource type supports (`rest.resource.operation`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperationCapability {
+    /// Without the `$`.
+    pub name: String,
+    /// The canonical of its OperationDefinition.
+    pub definition: String,
+    pub documentation: String,
 }
 
 /// Everything the CapabilityStatement says.
@@ -162,6 +174,14 @@ fn resource(r: &ResourceCapability) -> Value {
         .collect();
     if !interactions.is_empty() {
         out.insert("interaction".into(), Value::Array(interactions));
+    }
+    if !r.operations.is_empty() {
+        let operations: Vec<Value> = r
+            .operations
+            .iter()
+            .map(|o| json!({"name": o.name, "definition": o.definition, "documentation": o.documentation}))
+            .collect();
+        out.insert("operation".into(), Value::Array(operations));
     }
     out.insert("versioning".into(), json!(r.versioning));
     out.insert("readHistory".into(), json!(r.read_history));

@@ -1,8 +1,8 @@
 //! The CapabilityStatement is valid R4: it parses strictly and validates without errors.
 
 use fhir_profiles::capability::{
-    capability_statement, ResourceCapability, SearchParamCapability, ServerCapabilities,
-    SystemInteraction, TypeInteraction,
+    capability_statement, OperationCapability, ResourceCapability, SearchParamCapability,
+    ServerCapabilities, SystemInteraction, TypeInteraction,
 };
 use fhir_profiles::format::{parse_resource, to_json_bytes, to_xml_string, FhirFormat};
 use fhir_profiles::outcome::has_errors;
@@ -39,6 +39,11 @@ fn caps(security: Option<serde_json::Value>) -> ServerCapabilities {
             },
             search_include: Vec::new(),
             search_rev_include: Vec::new(),
+            operations: vec![OperationCapability {
+                name: "emergency-access".into(),
+                definition: "urn:fhirledger:OperationDefinition:emergency-access".into(),
+                documentation: "break the glass".into(),
+            }],
             search_params: vec![
                 SearchParamCapability {
                     name: "_id".into(),

@@ -38,3 +38,11 @@ CREATE TABLE emergency_access (
 );
 CREATE INDEX emergency_access_current ON emergency_access (practitioner_id, patient_id, expires_at);
 CREATE INDEX emergency_access_by_patient ON emergency_access (patient_id, granted_at);
+
+-- Which generation of the Consent rules the database holds: the server rewrites every
+-- Consent's rules at start-up when its flattening (fhirledger-access, consent/rules.rs)
+-- differs from the one that wrote them, and on first start over existing Consents.
+CREATE TABLE consent_rules_state (
+    singleton  BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+    generation TEXT NOT NULL
+);

@@ -35,6 +35,15 @@ fn open_store(database_url: &str, server: &ServerConfig) -> anyhow::Result<PgSto
         tracing::info!(migration = %name, "applied migration");
     }
     crate::index_check::ensure_current(&store, &server.fhir_base(), rebuild_index)?;
+    // After the index: the rules find a Consent's documents through it.
+    let rewritten = fhirledger_service::ensure_consent_rules_current(&store, &server.fhir_base())
+        .map_err(|e| anyhow::anyhow!("rewriting the Consent rules: {e}"))?;
+    if rewritten > 0 {
+        tracing::info!(
+            rewritten,
+            "the Consent rules were written by another version; rewritten"
+        );
+    }
     Ok(store)
 }
 

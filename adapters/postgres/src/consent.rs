@@ -75,6 +75,56 @@ struct Count {
     n: i64,
 }
 
+#[derive(QueryableByName)]
+struct Generation {
+    #[diesel(sql_type = Text)]
+    generation: String,
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = Text)]
+    id: String,
+}
+
+impl crate::PgStore {
+    /// The generation of the Consent rules the database holds (`None`: never recorded).
+    pub fn consent_rules_generation(&self) -> Result<Option<String>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(
+            diesel::sql_query("SELECT generation FROM consent_rules_state")
+                .get_result::<Generation>(&mut *conn)
+                .optional()?
+                .map(|g| g.generation),
+        )
+    }
+
+    /// Records the generation of the Consent rules.
+    pub fn record_consent_rules_generation(&self, generation: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        diesel::sql_query(
+            "INSERT INTO consent_rules_state (generation) VALUES ($1) \
+             ON CONFLICT (singleton) DO UPDATE SET generation = EXCLUDED.generation",
+        )
+        .bind::<Text, _>(generation)
+        .execute(&mut *conn)?;
+        Ok(())
+    }
+
+    /// The ids of every live resource of a type.
+    pub fn live_ids(&self, resource_type: &str) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn()?;
+        Ok(diesel::sql_query(
+            "SELECT id FROM resources WHERE resource_type = $1 AND NOT deleted ORDER BY res_id",
+        )
+        .bind::<Text, _>(resource_type)
+        .load::<Id>(&mut *conn)?
+        .into_iter()
+        .map(|i| i.id)
+        .collect())
+    }
+}
+
 impl Tx<'_> {
     /// The row key of the live resource `resource_type/id`.
     pub fn live_key(&mut self, resource_type: &str, id: &str) -> Result<Option<i64>, StoreError> {

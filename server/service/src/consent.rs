@@ -18,9 +18,10 @@
 use fhir_profiles::outcome::{Issue, IssueType};
 use fhirledger_access::consent::{
     check_enforceable, document_rules, local_reference, patient_rules, Consent, Document, Rule,
+    RULES_GENERATION,
 };
 use fhirledger_access::Role;
-use fhirledger_postgres::{ConsentRuleRow, Tx};
+use fhirledger_postgres::{ConsentRuleRow, PgStore, Tx};
 use serde_json::Value;
 
 use crate::error::{ServiceError, Status};
@@ -99,6 +100,27 @@ pub(crate) fn check_references(
         },
         _ => Ok(()),
     }
+}
+
+/// Rewrites the rules of every live Consent (each in its own transaction,
+/// under its patient's lock) and records their generation: at start-up,
+/// when the database's rules were written by another flattening or by none
+/// (Consents stored before Consent was enforced). Returns how many
+/// Consents were rewritten.
+pub fn ensure_rules_current(store: &PgStore, fhir_base: &str) -> Result<u64, ServiceError> {
+    if store.consent_rules_generation()?.as_deref() == Some(RULES_GENERATION) {
+        return Ok(0);
+    }
+    let mut rewritten = 0;
+    for id in store.live_ids("Consent")? {
+        store.transaction(|tx| {
+            let consent = current(tx, "Consent", &id)?;
+            keep_consent_rules(tx, fhir_base, &id, consent.as_ref())
+        })?;
+        rewritten += 1;
+    }
+    store.record_consent_rules_generation(RULES_GENERATION)?;
+    Ok(rewritten)
 }
 
 /// Before a delete: a Patient with documents or Consents stays (409), so no

@@ -30,6 +30,7 @@ mod visibility;
 pub mod write;
 
 pub use conditions::{parse_conditions, Condition, Conditions};
+pub use consent::ensure_rules_current as ensure_consent_rules_current;
 pub use database::{Database, Stopped};
 pub use error::{ServiceError, Status};
 pub use guard::{Guard, Principal};

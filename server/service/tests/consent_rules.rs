@@ -23,6 +23,8 @@ use serde_json::{json, Value};
 
 const BASE: &str = "https://fhir.example/fhir";
 const PATIENT: &str = "p";
+/// The patient of the upgrade test (apart from the random cases).
+const UPGRADED: &str = "q";
 
 fn guard() -> Guard {
     Guard::for_server(BASE, "tests: the Consent property test")
@@ -76,6 +78,7 @@ fn store() -> &'static PgStore {
                    "practitioner": {"reference": "Practitioner/d2"},
                    "organization": {"reference": "Organization/o2"}}),
             json!({"resourceType": "Patient", "id": PATIENT}),
+            json!({"resourceType": "Patient", "id": UPGRADED}),
         ];
         for f in &fixtures {
             put(&store, f).expect("fixture");
@@ -114,12 +117,21 @@ fn readers() -> Vec<(Reader, Vec<String>)> {
 
 /// The patient's documents the store finds under one Consent criterion.
 fn found(store: &PgStore, effect: ConsentEffect, reader: &Reader) -> BTreeSet<String> {
+    found_of(store, PATIENT, effect, reader)
+}
+
+fn found_of(
+    store: &PgStore,
+    patient: &str,
+    effect: ConsentEffect,
+    reader: &Reader,
+) -> BTreeSet<String> {
     let mut request = SearchRequest::new("DocumentReference");
     request.criteria.push(Criterion::Reference {
         key: param_key("DocumentReference", "patient"),
         values: vec![ReferenceMatch::Local {
             resource_type: Some("Patient".into()),
-            id: PATIENT.into(),
+            id: patient.into(),
         }],
     });
     request.count = 100;
@@ -206,4 +218,58 @@ proptest! {
     ) {
         case(&consents, &documents)?;
     }
+}
+
+/// Consents stored before their rules were kept (or kept by another
+/// flattening) are rewritten when the server starts.
+#[test]
+fn rules_of_another_generation_are_rewritten() {
+    let store = store();
+    put(
+        store,
+        &json!({"resourceType": "DocumentReference", "id": "upgraded-doc", "status": "current",
+                "subject": {"reference": format!("Patient/{UPGRADED}")},
+                "content": [{"attachment": {"contentType": "text/plain", "data": "aGk="}}]}),
+    )
+    .expect("the document");
+    let mut consent = conformance_consent(UPGRADED);
+    consent["id"] = json!("upgraded");
+    put(store, &consent).expect("the Consent");
+    let d1 = Reader {
+        practitioner: "d1".into(),
+        organization: None,
+    };
+    let permitted = || found_of(store, UPGRADED, ConsentEffect::Permit, &d1);
+    assert_eq!(permitted(), BTreeSet::from(["upgraded-doc".to_string()]));
+    // As if written by an older version: no rules, another generation.
+    store
+        .transaction(|tx| tx.delete_rules_of_consent("upgraded"))
+        .expect("rules removed");
+    store
+        .record_consent_rules_generation("consent-rules-0")
+        .expect("generation");
+    assert!(permitted().is_empty());
+    let rewritten =
+        fhirledger_service::ensure_consent_rules_current(store, BASE).expect("rewritten");
+    assert!(rewritten >= 1, "{rewritten}");
+    assert_eq!(permitted(), BTreeSet::from(["upgraded-doc".to_string()]));
+    // Current now: nothing more to do.
+    assert_eq!(
+        fhirledger_service::ensure_consent_rules_current(store, BASE).expect("checked"),
+        0
+    );
+}
+
+/// A Consent of `patient` permitting Practitioner/d1 everything.
+fn conformance_consent(patient: &str) -> Value {
+    json!({
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": format!("Patient/{patient}")},
+        "policyRule": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "OPTIN"}]},
+        "provision": {"type": "permit", "actor": [{"role": {"text": "reader"},
+            "reference": {"reference": "Practitioner/d1"}}]}
+    })
 }

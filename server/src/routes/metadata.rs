@@ -5,8 +5,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{SecondsFormat, Utc};
 use fhir_profiles::capability::{
-    capability_statement, ResourceCapability, SearchParamCapability, ServerCapabilities,
-    SystemInteraction, TypeInteraction,
+    capability_statement, OperationCapability, ResourceCapability, SearchParamCapability,
+    ServerCapabilities, SystemInteraction, TypeInteraction,
 };
 use fhir_profiles::resource_types::HOSTED;
 use fhir_profiles::search::{params, ParamType};
@@ -102,6 +102,31 @@ fn security(issuer: &str) -> serde_json::Value {
     })
 }
 
+/// The Consent operations (README, "Consent").
+fn operations(resource_type: &str) -> Vec<OperationCapability> {
+    let op = |name: &str, documentation: &str| OperationCapability {
+        name: name.to_string(),
+        definition: format!("urn:fhirledger:OperationDefinition:{name}"),
+        documentation: documentation.to_string(),
+    };
+    match resource_type {
+        "Patient" => vec![op(
+            "emergency-access",
+            "POST Patient/{id}/$emergency-access with a Parameters 'reason' (valueString): a \
+             doctor reads the patient's documents for a limited time (answered with 'expires'), \
+             unless the patient's Consent denies break-the-glass (purpose v3-ActReason|BTG)",
+        )],
+        "DocumentReference" => vec![op(
+            "access",
+            "GET DocumentReference/{id}/$access?actor=Practitioner/{id}: whether that doctor \
+             reads the document ('allowed') and what decided it ('reason': Consent/{id}, \
+             author, emergency access or base policy); for the patient, compliance officers \
+             and system/ clients",
+        )],
+        _ => Vec::new(),
+    }
+}
+
 /// Builds the CapabilityStatement for a FHIR base URL and the issuer of its tokens.
 pub fn build_capabilities(fhir_base: &str, issuer: &str) -> serde_json::Value {
     let resources = HOSTED
@@ -125,6 +150,7 @@ pub fn build_capabilities(fhir_base: &str, issuer: &str) -> serde_json::Value {
                 search_include: includes(t),
                 search_rev_include: rev_includes(t),
                 search_params: search_params(t),
+                operations: operations(t),
                 documentation: None,
             }
         })

@@ -17,7 +17,9 @@ mod tests;
 pub use document::Document;
 pub use evaluate::{consent_says, consents_say, refuses_emergency_access};
 pub use model::{local_reference, Consent, NotInForce, Provision};
-pub use rules::{check_enforceable, document_rules, patient_rules, Rule, TooComplex};
+pub use rules::{
+    check_enforceable, document_rules, patient_rules, Rule, TooComplex, RULES_GENERATION,
+};
 
 use chrono::{DateTime, Utc};
 use fhir_profiles::search::query::ConsentEffect;

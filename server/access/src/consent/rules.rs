@@ -19,6 +19,11 @@ use fhir_profiles::search::DateRange;
 use super::document::{covers_document, Document};
 use super::model::{Consent, Provision};
 
+/// The generation of the flattening below: the store records it with the
+/// rules it keeps, and the server rewrites every Consent's rules at start-up
+/// when they were written by another. Change it with any change of meaning.
+pub const RULES_GENERATION: &str = "consent-rules-1";
+
 /// One rule of a Consent about one document (or, for [`patient_rules`],
 /// about the patient as a whole).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
