@@ -120,6 +120,13 @@ def load(make, total):
             "bundle_max_s": round(latencies[-1], 2) if latencies else 0}
 
 
+# The hospital and the authors the documents name: the server refuses a document whose
+# subject or Practitioner author does not exist.
+post_bundle(
+    [{"resource": {"resourceType": "Organization", "id": "bench-hospital-01", "name": "Bench Hospital"},
+      "request": {"method": "PUT", "url": "Organization/bench-hospital-01"}}]
+    + [{"resource": {"resourceType": "Practitioner", "id": f"bench-practitioner-{n:02d}"},
+        "request": {"method": "PUT", "url": f"Practitioner/bench-practitioner-{n:02d}"}} for n in range(50)])
 figures = {"patients": load(patient_bundle, patients)}
 figures["documents"] = load(document_bundle, docs)
 print(json.dumps(figures))

@@ -16,6 +16,23 @@ def auth(headers):
 base, count, doc_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 body = open(doc_path, "rb").read()
 
+# What the document names must exist first (the server refuses dangling subjects and authors).
+FIXTURES = [
+    {"resourceType": "Organization", "id": "bench-hospital-01", "name": "Bench Hospital"},
+    {"resourceType": "Practitioner", "id": "bench-practitioner-01"},
+    {"resourceType": "Patient", "id": "bench-patient-0001",
+     "managingOrganization": {"reference": "Organization/bench-hospital-01"}},
+]
+for fixture in FIXTURES:
+    req = urllib.request.Request(
+        f"{base}/{fixture['resourceType']}/{fixture['id']}",
+        data=json.dumps(fixture).encode(),
+        method="PUT",
+        headers=auth({"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}),
+    )
+    with urllib.request.urlopen(req) as resp:
+        resp.read()
+
 
 def create(_):
     req = urllib.request.Request(

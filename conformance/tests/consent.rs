@@ -217,6 +217,22 @@ fn sees(token: &str, case: &Case) -> BTreeSet<&'static str> {
         assert!(found.len() <= 3, "more pages than documents");
     }
     assert_eq!(names(&found), by_read, "search and read disagree");
+    // An estimated total never counts what the caller does not see either.
+    let resp = get(&format!(
+        "DocumentReference?patient=Patient/{}&_total=estimate",
+        case.patient
+    ))
+    .bearer(token)
+    .send();
+    resp.assert_status(200);
+    if token != server().token() {
+        // (Unrestricted callers get the planner's estimate, which may be anything.)
+        assert_eq!(
+            resp.json()["total"],
+            by_read.len(),
+            "the estimate counts hidden documents"
+        );
+    }
 
     // The type-level search by type code, and a search that includes the
     // patient: the same documents.

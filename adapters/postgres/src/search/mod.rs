@@ -115,6 +115,11 @@ pub(crate) fn search(
     page.total = match total_mode {
         TotalMode::None => None,
         TotalMode::Accurate => Some(count(conn, request)?),
+        // The planner's estimate comes from statistics over every row, the
+        // ones the caller may not see among them: under restricted access it
+        // would hint at hidden resources (how many documents a patient has),
+        // so a restricted caller's estimate is the count of what they see.
+        TotalMode::Estimate if !visibility.criteria.is_empty() => Some(count(conn, request)?),
         TotalMode::Estimate => Some(estimate(conn, request)?),
     };
     Ok(page)
