@@ -615,6 +615,32 @@ fn a_new_document_follows_the_consents_already_in_force() {
         .bearer(&w.b.token)
         .send()
         .assert_status(200);
+    // Documents arriving together in a transaction Bundle follow it too.
+    let entry = |code: &str| {
+        json!({ "resource": document_of(&case.patient, code, "2025-02-01T00:00:00Z"),
+                "request": { "method": "POST", "url": "DocumentReference" } })
+    };
+    let bundle = json!({ "resourceType": "Bundle", "type": "transaction",
+                         "entry": [entry(NOTE), entry(LAB)] });
+    let resp = post(&base()).json(&bundle).send();
+    resp.assert_status(200);
+    let out = resp.json();
+    let created: Vec<String> = entries(&out)
+        .iter()
+        .filter_map(|e| e["response"]["location"].as_str())
+        .filter_map(|l| l.split("DocumentReference/").nth(1))
+        .filter_map(|l| l.split('/').next())
+        .map(str::to_string)
+        .collect();
+    assert_eq!(created.len(), 2, "{out}");
+    get(&format!("DocumentReference/{}", created[0]))
+        .bearer(&w.b.token)
+        .send()
+        .assert_status(200);
+    get(&format!("DocumentReference/{}", created[1]))
+        .bearer(&w.b.token)
+        .send()
+        .assert_outcome(404);
     // Changing its type moves it out of the Consent at once.
     let mut changed = read("DocumentReference", &later);
     changed["type"] = json!({ "coding": [{ "system": LOINC, "code": LAB }] });

@@ -223,6 +223,96 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// The row keys of the live resources among `ids` of a type.
+    pub fn live_keys(
+        &mut self,
+        resource_type: &str,
+        ids: &[&str],
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Keyed {
+            #[diesel(sql_type = Text)]
+            id: String,
+            #[diesel(sql_type = BigInt)]
+            res_id: i64,
+        }
+        Ok(diesel::sql_query(
+            "SELECT id, res_id FROM resources WHERE resource_type = $1 AND id = ANY($2) \
+             AND NOT deleted",
+        )
+        .bind::<Text, _>(resource_type)
+        .bind::<Array<Text>, _>(ids)
+        .load::<Keyed>(self.conn)?
+        .into_iter()
+        .map(|k| (k.id, k.res_id))
+        .collect())
+    }
+
+    /// [`Tx::lock_patient_rules`] for several patients at once, in one
+    /// order for everyone (so that two writers cannot deadlock on them).
+    pub fn lock_patients_rules(&mut self, patient_ids: &[String]) -> Result<(), StoreError> {
+        let mut keys: Vec<String> = patient_ids
+            .iter()
+            .map(|p| format!("consent-rules:Patient/{p}"))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        diesel::sql_query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) \
+             FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
+        )
+        .bind::<Array<Text>, _>(keys)
+        .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// [`Tx::referencing`] for several targets at once: each live resource
+    /// with the id of the target it references.
+    pub fn referencing_any(
+        &mut self,
+        resource_type: &str,
+        param: &str,
+        target_type: &str,
+        target_ids: &[String],
+    ) -> Result<Vec<(String, Referencing)>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            target_id: String,
+            #[diesel(sql_type = BigInt)]
+            res_id: i64,
+            #[diesel(sql_type = Text)]
+            id: String,
+            #[diesel(sql_type = Text)]
+            content: String,
+        }
+        let rows = diesel::sql_query(
+            "SELECT x.target_id, r.res_id, r.id, v.content FROM search_reference x \
+             JOIN resources r ON r.res_id = x.res_id AND NOT r.deleted \
+             JOIN resource_versions v ON v.resource_type = r.resource_type AND v.id = r.id \
+             AND v.version_id = r.version_id \
+             WHERE x.key = $1 AND x.target_type = $2 AND x.target_id = ANY($3) \
+             AND v.content IS NOT NULL ORDER BY r.res_id",
+        )
+        .bind::<Integer, _>(param_key(resource_type, param))
+        .bind::<Text, _>(target_type)
+        .bind::<Array<Text>, _>(target_ids)
+        .load::<Row>(self.conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.target_id,
+                    Referencing {
+                        res_id: r.res_id,
+                        id: r.id,
+                        content: r.content,
+                    },
+                )
+            })
+            .collect())
+    }
+
     /// Removes every rule a Consent made.
     pub fn delete_rules_of_consent(&mut self, consent_id: &str) -> Result<(), StoreError> {
         diesel::sql_query("DELETE FROM consent_rules WHERE consent_id = $1")

@@ -21,11 +21,14 @@ use fhirledger_access::consent::{
     RULES_GENERATION,
 };
 use fhirledger_access::Role;
+use std::collections::HashMap;
+
 use fhirledger_postgres::{ConsentRuleRow, PgStore, Tx};
 use serde_json::Value;
 
 use crate::error::{ServiceError, Status};
 use crate::guard::Guard;
+use crate::prepare::Prepared;
 
 /// After `resource_type/id` was written (or deleted) in `tx`: brings the
 /// Consent rules up to date, at once, so the rest of the transaction (and a
@@ -77,6 +80,71 @@ fn check_own(guard: &Guard, consent: &Value) -> Result<(), ServiceError> {
         ),
         "Consent.patient",
     ))
+}
+
+/// [`keep_rules`] for many resources just created together (a transaction
+/// Bundle's POSTs), in a constant number of statements for their documents:
+/// new documents have no rules yet, so only the Consents of their patients
+/// (looked up once for all of them, under all their locks) make any.
+pub(crate) fn keep_rules_of_created(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    created: &[(&Prepared, &str)],
+) -> Result<(), ServiceError> {
+    let fhir_base = guard.fhir_base();
+    let mut documents: Vec<(&str, String, &Value)> = Vec::new();
+    for (prepared, id) in created {
+        match prepared.resource_type.as_str() {
+            "DocumentReference" => {
+                if let Some(patient) = patient_of(&prepared.resource, "subject", fhir_base) {
+                    documents.push((id, patient, &prepared.resource));
+                }
+            }
+            "Consent" => keep_rules(tx, guard, "Consent", id)?,
+            _ => {}
+        }
+    }
+    if documents.is_empty() {
+        return Ok(());
+    }
+    let mut patients: Vec<String> = documents.iter().map(|(_, p, _)| p.clone()).collect();
+    patients.sort();
+    patients.dedup();
+    tx.lock_patients_rules(&patients)?;
+    let mut consents: HashMap<String, Vec<Consent>> = HashMap::new();
+    for (patient, stored) in tx.referencing_any("Consent", "patient", "Patient", &patients)? {
+        let json: Value = serde_json::from_str(&stored.content)
+            .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
+        if let Ok(consent) = Consent::in_force(&stored.id, &json, fhir_base) {
+            if consent.patient == patient {
+                consents.entry(patient).or_default().push(consent);
+            }
+        }
+    }
+    if consents.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = documents.iter().map(|(id, _, _)| *id).collect();
+    let keys: HashMap<String, i64> = tx
+        .live_keys("DocumentReference", &ids)?
+        .into_iter()
+        .collect();
+    let mut rows: HashMap<(String, String), Vec<ConsentRuleRow>> = HashMap::new();
+    for (id, patient, json) in documents {
+        let (Some(of_patient), Some(key)) = (consents.get(&patient), keys.get(id)) else {
+            continue;
+        };
+        let facts = Document::from_json(id, json);
+        for consent in of_patient {
+            rows.entry((consent.id.clone(), patient.clone()))
+                .or_default()
+                .extend(to_rows(Some(*key), document_rules(consent, &facts)));
+        }
+    }
+    for ((consent, patient), rows) in rows {
+        tx.insert_rules(&consent, &patient, &rows)?;
+    }
+    Ok(())
 }
 
 /// Once everything of a transaction is written (a Bundle's later entries

@@ -195,8 +195,8 @@ pub fn insert_many(
         let (p, id) = items[i];
         render(&p.resource, id, 1, ts)
     })?;
+    consent::keep_rules_of_created(tx, guard, items)?;
     for (p, id) in items {
-        consent::keep_rules(tx, guard, &p.resource_type, id)?;
         guard.check_written(tx, &p.resource_type, id, Interaction::Create)?;
     }
     Ok(versions)
