@@ -220,6 +220,27 @@ impl<'c> Tx<'c> {
         read_current(self.conn, resource_type, id)
     }
 
+    /// The current version of a live resource if it meets `visibility`, in
+    /// one statement: a restricted read needs no snapshot for its check and
+    /// its read to agree.
+    pub fn read_visible(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        visibility: &Visibility,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let row = crate::search::read_visible(self.conn, resource_type, id, visibility)?;
+        Ok(row.map(|v| StoredVersion {
+            seq: v.seq,
+            resource_type: resource_type.to_string(),
+            id: id.to_string(),
+            version_id: v.version_id,
+            last_updated: v.last_updated,
+            method: Method::parse(&v.method),
+            content: v.content,
+        }))
+    }
+
     /// One page of a search limited to `visibility`, seeing this transaction's writes.
     pub fn search(
         &mut self,

@@ -96,7 +96,11 @@ impl ReadOp for ReadResource<'_> {
     }
 
     fn snapshot(&self, access: &Access) -> bool {
-        !access.is_all()
+        // The current version under criteria is one statement (below).
+        !matches!(
+            (self.version, access),
+            (_, Access::All) | (None, Access::Only(_))
+        )
     }
 
     fn run(
@@ -110,6 +114,17 @@ impl ReadOp for ReadResource<'_> {
             id,
             version,
         } = *self;
+        if let (None, Access::Only(criteria)) = (version, access) {
+            let visibility = Visibility {
+                criteria: criteria.clone(),
+                includes: None,
+            };
+            return tx.read_visible(rt, id, &visibility)?.ok_or_else(|| {
+                ServiceError::not_found(format!(
+                    "{rt}/{id} does not exist within the access this token grants"
+                ))
+            });
+        }
         if !access.is_all() {
             guard.check_visible(tx, rt, id, access)?;
         }

@@ -125,6 +125,47 @@ pub(crate) fn search(
     Ok(page)
 }
 
+/// The version row [`read_visible`] returns.
+#[derive(QueryableByName)]
+pub(crate) struct VisibleVersion {
+    #[diesel(sql_type = BigInt)]
+    pub seq: i64,
+    #[diesel(sql_type = BigInt)]
+    pub version_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub last_updated: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    pub method: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub content: Option<String>,
+}
+
+/// The current version of `resource_type/id` if it is live and meets the
+/// visibility's criteria, in one statement (no transaction is needed for a
+/// check and a read to agree).
+pub(crate) fn read_visible(
+    conn: &mut PgConnection,
+    resource_type: &str,
+    id: &str,
+    visibility: &Visibility,
+) -> Result<Option<VisibleVersion>, StoreError> {
+    let mut request = SearchRequest::new(resource_type);
+    request.criteria.push(Criterion::Id {
+        ids: vec![id.to_string()],
+    });
+    request.criteria.extend(visibility.criteria.iter().cloned());
+    let mut sql = Sql::default();
+    let (from, _) = filtered(&mut sql, &request);
+    let rt = sql.type_name(resource_type);
+    sql.push(&format!(
+        "SELECT v.seq, v.version_id, v.last_updated, v.method, v.content \
+         FROM (SELECT r.id, r.version_id {from}) m \
+         JOIN resource_versions v ON v.resource_type = {rt} AND v.id = m.id \
+         AND v.version_id = m.version_id"
+    ));
+    Ok(sql.query().get_result::<VisibleVersion>(conn).optional()?)
+}
+
 /// The client's request with the visibility's criteria added: one statement filters both.
 fn scoped<'r>(request: &'r SearchRequest, visibility: &Visibility) -> Cow<'r, SearchRequest> {
     if visibility.criteria.is_empty() {
