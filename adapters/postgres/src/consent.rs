@@ -150,16 +150,60 @@ impl Tx<'_> {
         )
     }
 
-    /// Whether every one of `references` (`Type/id`) names a live resource;
-    /// the ones that do not, in the order given.
+    /// Which of `references` (type, id) name no live resource, by their
+    /// positions in the order given; one statement.
     pub fn missing(&mut self, references: &[(String, String)]) -> Result<Vec<usize>, StoreError> {
-        let mut missing = Vec::new();
-        for (i, (resource_type, id)) in references.iter().enumerate() {
-            if self.live_key(resource_type, id)?.is_none() {
-                missing.push(i);
-            }
+        if references.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(missing)
+        #[derive(QueryableByName)]
+        struct Position {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        let types: Vec<&str> = references.iter().map(|(t, _)| t.as_str()).collect();
+        let ids: Vec<&str> = references.iter().map(|(_, id)| id.as_str()).collect();
+        Ok(diesel::sql_query(
+            "SELECT t.n FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(rt, id, n) \
+             WHERE NOT EXISTS (SELECT 1 FROM resources r WHERE r.resource_type = t.rt \
+             AND r.id = t.id AND NOT r.deleted) ORDER BY t.n",
+        )
+        .bind::<Array<Text>, _>(types)
+        .bind::<Array<Text>, _>(ids)
+        .load::<Position>(self.conn)?
+        .into_iter()
+        .filter_map(|p| usize::try_from(p.n - 1).ok())
+        .collect())
+    }
+
+    /// The current content of the live resources among `ids` of a type.
+    pub fn current_contents(
+        &mut self,
+        resource_type: &str,
+        ids: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            id: String,
+            #[diesel(sql_type = Text)]
+            content: String,
+        }
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(diesel::sql_query(
+            "SELECT r.id, v.content FROM resources r JOIN resource_versions v \
+             ON v.resource_type = r.resource_type AND v.id = r.id AND v.version_id = r.version_id \
+             WHERE r.resource_type = $1 AND r.id = ANY($2) AND NOT r.deleted \
+             AND v.content IS NOT NULL",
+        )
+        .bind::<Text, _>(resource_type)
+        .bind::<Array<Text>, _>(ids)
+        .load::<Row>(self.conn)?
+        .into_iter()
+        .map(|r| (r.id, r.content))
+        .collect())
     }
 
     /// The live resources of `resource_type` whose search parameter `param`
@@ -326,6 +370,17 @@ impl Tx<'_> {
         diesel::sql_query("DELETE FROM consent_rules WHERE document = $1")
             .bind::<BigInt, _>(document)
             .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Removes every rule about the DocumentReference `id` (live or deleted).
+    pub fn delete_rules_of_document_id(&mut self, id: &str) -> Result<(), StoreError> {
+        diesel::sql_query(
+            "DELETE FROM consent_rules WHERE document = (SELECT res_id FROM resources \
+             WHERE resource_type = 'DocumentReference' AND id = $1)",
+        )
+        .bind::<Text, _>(id)
+        .execute(self.conn)?;
         Ok(())
     }
 

@@ -30,6 +30,25 @@ use crate::error::{ServiceError, Status};
 use crate::guard::Guard;
 use crate::prepare::Prepared;
 
+/// What a write left of a resource, for [`keep_rules`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Written<'a> {
+    /// A resource that did not exist before (so it has no rules yet), with its JSON.
+    Created(&'a Value),
+    /// A new version of an existing resource, with its JSON.
+    Updated(&'a Value),
+    Deleted,
+}
+
+impl<'a> Written<'a> {
+    fn json(self) -> Option<&'a Value> {
+        match self {
+            Written::Created(j) | Written::Updated(j) => Some(j),
+            Written::Deleted => None,
+        }
+    }
+}
+
 /// After `resource_type/id` was written (or deleted) in `tx`: brings the
 /// Consent rules up to date, at once, so the rest of the transaction (and a
 /// Bundle's later entries) see them.
@@ -38,18 +57,15 @@ pub(crate) fn keep_rules(
     guard: &Guard,
     resource_type: &str,
     id: &str,
+    written: Written<'_>,
 ) -> Result<(), ServiceError> {
     match resource_type {
-        "DocumentReference" => {
-            let document = current(tx, resource_type, id)?;
-            keep_document_rules(tx, guard.fhir_base(), id, document.as_ref())
-        }
+        "DocumentReference" => keep_document_rules(tx, guard.fhir_base(), id, written),
         "Consent" => {
-            let consent = current(tx, resource_type, id)?;
-            if let Some(json) = &consent {
+            if let Some(json) = written.json() {
                 check_own(guard, json)?;
             }
-            keep_consent_rules(tx, guard.fhir_base(), id, consent.as_ref())
+            keep_consent_rules(tx, guard.fhir_base(), id, written.json())
         }
         _ => Ok(()),
     }
@@ -100,7 +116,13 @@ pub(crate) fn keep_rules_of_created(
                     documents.push((id, patient, &prepared.resource));
                 }
             }
-            "Consent" => keep_rules(tx, guard, "Consent", id)?,
+            "Consent" => keep_rules(
+                tx,
+                guard,
+                "Consent",
+                id,
+                Written::Created(&prepared.resource),
+            )?,
             _ => {}
         }
     }
@@ -149,25 +171,72 @@ pub(crate) fn keep_rules_of_created(
 
 /// Once everything of a transaction is written (a Bundle's later entries
 /// may create what an earlier one references): the references of the
-/// current version of `resource_type/id` that decide access must resolve,
-/// and a patient writes Consent only for themselves (422 otherwise).
+/// current versions of the `written` resources that decide access must
+/// resolve (422 naming the element otherwise), and their Consents must be
+/// enforceable. Two statements however many were written.
 pub(crate) fn check_references(
     tx: &mut Tx<'_>,
     guard: &Guard,
-    resource_type: &str,
-    id: &str,
+    written: &[(&str, &str)],
 ) -> Result<(), ServiceError> {
-    match resource_type {
-        "DocumentReference" => match current(tx, resource_type, id)? {
-            Some(json) => check_document_references(tx, guard.fhir_base(), &json),
-            None => Ok(()),
-        },
-        "Consent" => match current(tx, resource_type, id)? {
-            Some(json) => check_consent(tx, guard, &json),
-            None => Ok(()),
-        },
-        _ => Ok(()),
+    let fhir_base = guard.fhir_base();
+    let mut current = |kind: &str| -> Result<Vec<Value>, ServiceError> {
+        let ids: Vec<&str> = written
+            .iter()
+            .filter(|(t, _)| *t == kind)
+            .map(|(_, id)| *id)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        tx.current_contents(kind, &ids)?
+            .iter()
+            .map(|(_, content)| parse(content))
+            .collect()
+    };
+    let documents = current("DocumentReference")?;
+    let consents = current("Consent")?;
+    let mut wanted = Vec::new();
+    for document in &documents {
+        document_references(document, &mut wanted);
     }
+    for consent in &consents {
+        consent_references(consent, fhir_base, &mut wanted);
+        if let Ok(parsed) = Consent::in_force("", consent, fhir_base) {
+            check_enforceable(&parsed)
+                .map_err(|why| unprocessable(why.to_string(), "Consent.provision"))?;
+        }
+    }
+    let mut targets = Vec::with_capacity(wanted.len());
+    for w in &wanted {
+        match w.reference.and_then(|r| split(r, fhir_base)) {
+            Some((t, id)) if w.types.contains(&t.as_str()) => targets.push((t, id)),
+            _ => return Err(dangling(w)),
+        }
+    }
+    match tx.missing(&targets)?.first() {
+        Some(&i) => Err(dangling(&wanted[i])),
+        None => Ok(()),
+    }
+}
+
+/// A reference that must name a live resource of one of `types` here.
+struct Wanted<'a> {
+    reference: Option<&'a str>,
+    types: &'static [&'static str],
+    expression: &'static str,
+}
+
+fn dangling(w: &Wanted<'_>) -> ServiceError {
+    unprocessable(
+        format!(
+            "{} must reference an existing {} on this server; '{}' does not",
+            w.expression,
+            w.types.join(" or "),
+            w.reference.unwrap_or("nothing")
+        ),
+        w.expression,
+    )
 }
 
 /// Rewrites the rules of every live Consent (each in its own transaction,
@@ -224,37 +293,16 @@ fn current(tx: &mut Tx<'_>, resource_type: &str, id: &str) -> Result<Option<Valu
         .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))
 }
 
+fn parse(content: &str) -> Result<Value, ServiceError> {
+    serde_json::from_str(content)
+        .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))
+}
+
 /// `Type/id` of a reference on this server, split.
 fn split(reference: &str, fhir_base: &str) -> Option<(String, String)> {
     let local = local_reference(reference, fhir_base)?;
     let (t, id) = local.split_once('/')?;
     Some((t.to_string(), id.to_string()))
-}
-
-/// 422 naming `expression` unless `reference` names a live resource of one
-/// of `types` here.
-fn must_resolve(
-    tx: &mut Tx<'_>,
-    fhir_base: &str,
-    reference: Option<&str>,
-    types: &[&str],
-    expression: &str,
-) -> Result<(), ServiceError> {
-    let found = match reference.and_then(|r| split(r, fhir_base)) {
-        Some((t, id)) if types.contains(&t.as_str()) => tx.live_key(&t, &id)?.is_some(),
-        _ => false,
-    };
-    if found {
-        return Ok(());
-    }
-    let what = reference.unwrap_or("nothing");
-    Err(unprocessable(
-        format!(
-            "{expression} must reference an existing {} on this server; '{what}' does not",
-            types.join(" or ")
-        ),
-        expression,
-    ))
 }
 
 fn unprocessable(diagnostics: String, expression: &str) -> ServiceError {
@@ -264,81 +312,67 @@ fn unprocessable(diagnostics: String, expression: &str) -> ServiceError {
     )
 }
 
+const AUTHORS: &[&str] = &["Practitioner", "PractitionerRole"];
+const ACTORS: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Patient",
+];
+
 /// A document's subject must be an existing Patient (else no Consent could
 /// ever share it), and the Practitioners and PractitionerRoles it names as
-/// authors must exist (authorship opens it to them).
-fn check_document_references(
-    tx: &mut Tx<'_>,
-    fhir_base: &str,
-    document: &Value,
-) -> Result<(), ServiceError> {
-    // A document about nobody in particular (no subject, or only a logical
-    // identifier) is the author's and the backend's alone; one that names a
-    // subject must name a Patient here, or no Consent could ever share it.
+/// authors must exist (authorship opens it to them). A document about
+/// nobody in particular (no subject, or only a logical identifier) is its
+/// author's and the backends' alone.
+fn document_references<'a>(document: &'a Value, out: &mut Vec<Wanted<'a>>) {
     if let Some(subject) = document["subject"]["reference"].as_str() {
-        must_resolve(
-            tx,
-            fhir_base,
-            Some(subject),
-            &["Patient"],
-            "DocumentReference.subject",
-        )?;
+        out.push(Wanted {
+            reference: Some(subject),
+            types: &["Patient"],
+            expression: "DocumentReference.subject",
+        });
     }
     for author in document["author"].as_array().into_iter().flatten() {
         let Some(reference) = author["reference"].as_str() else {
             continue;
         };
-        if let Some((t, _)) = split(reference, fhir_base) {
-            if t == "Practitioner" || t == "PractitionerRole" {
-                must_resolve(
-                    tx,
-                    fhir_base,
-                    Some(reference),
-                    &["Practitioner", "PractitionerRole"],
-                    "DocumentReference.author",
-                )?;
-            }
+        let named_type = reference.rsplit('/').nth(1).unwrap_or_default();
+        if AUTHORS.contains(&named_type) {
+            out.push(Wanted {
+                reference: Some(reference),
+                types: AUTHORS,
+                expression: "DocumentReference.author",
+            });
         }
     }
-    Ok(())
 }
 
-/// A Consent's patient must exist, every actor it names must exist, and its provisions must be enforceable.
-fn check_consent(tx: &mut Tx<'_>, guard: &Guard, consent: &Value) -> Result<(), ServiceError> {
-    let fhir_base = guard.fhir_base();
-    let patient = consent["patient"]["reference"].as_str();
-    must_resolve(tx, fhir_base, patient, &["Patient"], "Consent.patient")?;
+/// A Consent's patient must exist, and every actor it names on this server.
+fn consent_references<'a>(consent: &'a Value, fhir_base: &str, out: &mut Vec<Wanted<'a>>) {
+    out.push(Wanted {
+        reference: consent["patient"]["reference"].as_str(),
+        types: &["Patient"],
+        expression: "Consent.patient",
+    });
     let mut actors = Vec::new();
     collect_actors(&consent["provision"], &mut actors);
     for actor in actors {
-        if split(&actor, fhir_base).is_none() {
-            continue;
+        if split(actor, fhir_base).is_some() {
+            out.push(Wanted {
+                reference: Some(actor),
+                types: ACTORS,
+                expression: "Consent.provision.actor.reference",
+            });
         }
-        must_resolve(
-            tx,
-            fhir_base,
-            Some(&actor),
-            &[
-                "Practitioner",
-                "PractitionerRole",
-                "Organization",
-                "Patient",
-            ],
-            "Consent.provision.actor.reference",
-        )?;
     }
-    if let Ok(parsed) = Consent::in_force("", consent, fhir_base) {
-        check_enforceable(&parsed)
-            .map_err(|why| unprocessable(why.to_string(), "Consent.provision"))?;
-    }
-    Ok(())
 }
 
 /// Every `actor.reference.reference` of a provision tree.
-fn collect_actors(provision: &Value, out: &mut Vec<String>) {
+fn collect_actors<'a>(provision: &'a Value, out: &mut Vec<&'a str>) {
     for actor in provision["actor"].as_array().into_iter().flatten() {
         if let Some(r) = actor["reference"]["reference"].as_str() {
-            out.push(r.to_string());
+            out.push(r);
         }
     }
     for nested in provision["provision"].as_array().into_iter().flatten() {
@@ -383,36 +417,43 @@ fn keep_consent_rules(
     Ok(())
 }
 
-/// Rewrites the rules about document `id` from its current version and the
-/// Consents in force of its patient.
+/// Rewrites the rules about document `id` from what was written and the
+/// Consents in force of its patient: under the patient's lock, the old
+/// rules go (a new document has none) and each Consent makes its own.
 fn keep_document_rules(
     tx: &mut Tx<'_>,
     fhir_base: &str,
     id: &str,
-    json: Option<&Value>,
+    written: Written<'_>,
 ) -> Result<(), ServiceError> {
-    let Some(key) = tx.row_key("DocumentReference", id)? else {
-        return Ok(());
-    };
+    let json = written.json();
     let patient = json.and_then(|j| patient_of(j, "subject", fhir_base));
     if let Some(p) = &patient {
         tx.lock_patient_rules(p)?;
     }
-    tx.delete_rules_of_document(key)?;
+    if !matches!(written, Written::Created(_)) {
+        tx.delete_rules_of_document_id(id)?;
+    }
     let (Some(json), Some(patient)) = (json, patient) else {
         return Ok(());
     };
-    let facts = Document::from_json(id, json);
+    let mut consents = Vec::new();
     for stored in tx.referencing("Consent", "patient", "Patient", &patient)? {
-        let consent_json: Value = serde_json::from_str(&stored.content)
-            .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
-        let Ok(consent) = Consent::in_force(&stored.id, &consent_json, fhir_base) else {
-            continue;
-        };
-        if consent.patient != patient {
-            continue;
+        if let Ok(consent) = Consent::in_force(&stored.id, &parse(&stored.content)?, fhir_base) {
+            if consent.patient == patient {
+                consents.push(consent);
+            }
         }
-        let rows = to_rows(Some(key), document_rules(&consent, &facts));
+    }
+    if consents.is_empty() {
+        return Ok(());
+    }
+    let Some(key) = tx.live_key("DocumentReference", id)? else {
+        return Ok(());
+    };
+    let facts = Document::from_json(id, json);
+    for consent in &consents {
+        let rows = to_rows(Some(key), document_rules(consent, &facts));
         tx.insert_rules(&consent.id, &patient, &rows)?;
     }
     Ok(())

@@ -22,7 +22,7 @@ use fhir_profiles::ids::is_valid_id;
 use fhirledger_postgres::{NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
 
 use crate::conditions::Conditions;
-use crate::consent;
+use crate::consent::{self, Written};
 use crate::error::ServiceError;
 use crate::guard::Guard;
 use crate::prepare::{render, Prepared};
@@ -60,10 +60,7 @@ pub fn finish(
     guard: &Guard,
     written: &[(&str, &str)],
 ) -> Result<(), ServiceError> {
-    for (resource_type, id) in written {
-        consent::check_references(tx, guard, resource_type, id)?;
-    }
-    Ok(())
+    consent::check_references(tx, guard, written)
 }
 
 /// A fresh server-assigned id.
@@ -161,7 +158,7 @@ pub fn insert(
         render(&prepared.resource, id, version, ts)
     })?;
     write_bytes(tx, prepared, id, v.version_id, upload, limit)?;
-    consent::keep_rules(tx, guard, rt, id)?;
+    consent::keep_rules(tx, guard, rt, id, Written::Created(&prepared.resource))?;
     guard.check_written(tx, rt, id, Interaction::Create)?;
     Ok(v)
 }
@@ -230,7 +227,11 @@ pub fn put(
         WriteOutcome::Created(_) => Interaction::Create,
         WriteOutcome::Updated(_) => Interaction::Update,
     };
-    consent::keep_rules(tx, guard, rt, id)?;
+    let written = match outcome {
+        WriteOutcome::Created(_) => Written::Created(&prepared.resource),
+        WriteOutcome::Updated(_) => Written::Updated(&prepared.resource),
+    };
+    consent::keep_rules(tx, guard, rt, id, written)?;
     guard.check_written(tx, rt, id, interaction)?;
     Ok(outcome)
 }
@@ -329,7 +330,7 @@ pub fn delete_in(
     consent::before_delete(tx, resource_type, id)?;
     let deleted = tx.delete(resource_type, id, if_match)?;
     if deleted.is_some() {
-        consent::keep_rules(tx, guard, resource_type, id)?;
+        consent::keep_rules(tx, guard, resource_type, id, Written::Deleted)?;
     }
     Ok(deleted)
 }

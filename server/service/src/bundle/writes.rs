@@ -72,11 +72,19 @@ pub(super) fn run_writes(
     let resolved = resolve_references(tx, writes, all, by_identifier, &targets, &options.guard)?;
     run_creates(tx, writes, &targets, &resolved, options, &mut done)?;
     run_puts(tx, writes, &targets, &resolved, options, &mut done)?;
-    for (i, d) in &done {
-        if let Done::Created(v) | Done::Updated(v) = d {
-            finish(tx, &options.guard, &[(&v.resource_type, &v.id)]).map_err(at(*i))?;
-        }
-    }
+    let written: Vec<(usize, &str, &str)> = done
+        .iter()
+        .filter_map(|(i, d)| match d {
+            Done::Created(v) | Done::Updated(v) => {
+                Some((*i, v.resource_type.as_str(), v.id.as_str()))
+            }
+            _ => None,
+        })
+        .collect();
+    let all: Vec<(&str, &str)> = written.iter().map(|(_, t, id)| (*t, *id)).collect();
+    // Blame the one entry when there is one; the Bundle as a whole otherwise.
+    let only = (written.len() == 1).then(|| written[0].0);
+    finish(tx, &options.guard, &all).map_err(|error| Failure { index: only, error })?;
     Ok(done)
 }
 
