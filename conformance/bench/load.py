@@ -126,7 +126,11 @@ post_bundle(
     [{"resource": {"resourceType": "Organization", "id": "bench-hospital-01", "name": "Bench Hospital"},
       "request": {"method": "PUT", "url": "Organization/bench-hospital-01"}}]
     + [{"resource": {"resourceType": "Practitioner", "id": f"bench-practitioner-{n:02d}"},
-        "request": {"method": "PUT", "url": f"Practitioner/bench-practitioner-{n:02d}"}} for n in range(50)])
+        "request": {"method": "PUT", "url": f"Practitioner/bench-practitioner-{n:02d}"}} for n in range(50)]
+    # The patient of document.json, which search.sh's creates post.
+    + [{"resource": {"resourceType": "Patient", "id": "bench-patient-0001",
+                     "managingOrganization": {"reference": "Organization/bench-hospital-01"}},
+        "request": {"method": "PUT", "url": "Patient/bench-patient-0001"}}])
 figures = {"patients": load(patient_bundle, patients)}
 figures["documents"] = load(document_bundle, docs)
 print(json.dumps(figures))

@@ -257,11 +257,22 @@ impl Tx<'_> {
         .n)
     }
 
-    /// Serialises the writes that change the Consent rules of one patient
-    /// (their Consents and their documents) until this transaction ends, so
-    /// a document written while a Consent is being written cannot miss it.
+    /// Takes the Consent-rules lock of one patient exclusively until this
+    /// transaction ends: a writer of the patient's Consents waits for every
+    /// writer of their documents (who hold it shared) and they for it, so a
+    /// document written while a Consent is being written cannot miss it.
     pub fn lock_patient_rules(&mut self, patient_id: &str) -> Result<(), StoreError> {
         diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+            .bind::<Text, _>(format!("consent-rules:Patient/{patient_id}"))
+            .execute(self.conn)?;
+        Ok(())
+    }
+
+    /// Takes the Consent-rules lock of one patient shared until this
+    /// transaction ends: writers of the patient's documents (and emergency
+    /// grants) do not wait for each other, only for a Consent writer.
+    pub fn share_patient_rules(&mut self, patient_id: &str) -> Result<(), StoreError> {
+        diesel::sql_query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 1))")
             .bind::<Text, _>(format!("consent-rules:Patient/{patient_id}"))
             .execute(self.conn)?;
         Ok(())
@@ -292,9 +303,9 @@ impl Tx<'_> {
         .collect())
     }
 
-    /// [`Tx::lock_patient_rules`] for several patients at once, in one
-    /// order for everyone (so that two writers cannot deadlock on them).
-    pub fn lock_patients_rules(&mut self, patient_ids: &[String]) -> Result<(), StoreError> {
+    /// [`Tx::share_patient_rules`] for several patients at once, in one
+    /// order for everyone (so that writers cannot deadlock on them).
+    pub fn share_patients_rules(&mut self, patient_ids: &[String]) -> Result<(), StoreError> {
         let mut keys: Vec<String> = patient_ids
             .iter()
             .map(|p| format!("consent-rules:Patient/{p}"))
@@ -302,7 +313,7 @@ impl Tx<'_> {
         keys.sort();
         keys.dedup();
         diesel::sql_query(
-            "SELECT pg_advisory_xact_lock(hashtextextended(k, 1)) \
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 1)) \
              FROM unnest($1::text[]) WITH ORDINALITY AS t(k, n) ORDER BY n",
         )
         .bind::<Array<Text>, _>(keys)

@@ -10,10 +10,11 @@
 //!   and `provision.actor`s, and a patient's Consent about someone else
 //!   ([`check_references`], once the whole transaction is written).
 //!
-//! The rules of one patient change under an advisory lock of that patient,
-//! taken by both kinds of write, so a document written while a Consent of
-//! its patient is written cannot miss it (both run at READ COMMITTED: the
-//! second one's statements see what the first committed).
+//! The rules of one patient change under an advisory lock of that patient:
+//! a Consent writer takes it exclusively, document writers shared (they do
+//! not wait for each other), so a document written while a Consent of its
+//! patient is written cannot miss it (both run at READ COMMITTED: the second
+//! one's statements see what the first committed).
 
 use fhir_profiles::outcome::{Issue, IssueType};
 use fhirledger_access::consent::{
@@ -132,7 +133,7 @@ pub(crate) fn keep_rules_of_created(
     let mut patients: Vec<String> = documents.iter().map(|(_, p, _)| p.clone()).collect();
     patients.sort();
     patients.dedup();
-    tx.lock_patients_rules(&patients)?;
+    tx.share_patients_rules(&patients)?;
     let mut consents: HashMap<String, Vec<Consent>> = HashMap::new();
     for (patient, stored) in tx.referencing_any("Consent", "patient", "Patient", &patients)? {
         let json: Value = serde_json::from_str(&stored.content)
@@ -429,7 +430,7 @@ fn keep_document_rules(
     let json = written.json();
     let patient = json.and_then(|j| patient_of(j, "subject", fhir_base));
     if let Some(p) = &patient {
-        tx.lock_patient_rules(p)?;
+        tx.share_patient_rules(p)?;
     }
     if !matches!(written, Written::Created(_)) {
         tx.delete_rules_of_document_id(id)?;

@@ -66,7 +66,7 @@ pub fn emergency_access(
                 "Patient/{patient} does not exist"
             )));
         }
-        tx.lock_patient_rules(patient)?;
+        tx.share_patient_rules(patient)?;
         let now = tx.database_now()?;
         let references = tx.reader_references(&reader)?;
         for stored in tx.referencing("Consent", "patient", "Patient", patient)? {
