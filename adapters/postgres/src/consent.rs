@@ -10,6 +10,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use fhir_profiles::search::param_key;
 use fhir_profiles::search::query::{ConsentEffect, Reader};
 
+use crate::search::{Bind, Sql};
 use crate::tx::Tx;
 use crate::StoreError;
 
@@ -75,6 +76,18 @@ struct Count {
     n: i64,
 }
 
+/// A statement the connection keeps prepared (these run on every write of
+/// a document or Consent, so planning them each time would cost more than
+/// running them).
+fn prepared(text: &str, binds: Vec<Bind>) -> Sql {
+    let mut sql = Sql::default();
+    for b in binds {
+        sql.bind(b);
+    }
+    sql.text = text.to_string();
+    sql
+}
+
 #[derive(QueryableByName)]
 struct Generation {
     #[diesel(sql_type = Text)]
@@ -128,11 +141,11 @@ impl crate::PgStore {
 impl Tx<'_> {
     /// The row key of the live resource `resource_type/id`.
     pub fn live_key(&mut self, resource_type: &str, id: &str) -> Result<Option<i64>, StoreError> {
-        Ok(diesel::sql_query(
+        Ok(prepared(
             "SELECT res_id FROM resources WHERE resource_type = $1 AND id = $2 AND NOT deleted",
+            vec![Bind::Text(resource_type.into()), Bind::Text(id.into())],
         )
-        .bind::<Text, _>(resource_type)
-        .bind::<Text, _>(id)
+        .query()
         .get_result::<Key>(self.conn)
         .optional()?
         .map(|k| k.res_id))
@@ -163,13 +176,15 @@ impl Tx<'_> {
         }
         let types: Vec<&str> = references.iter().map(|(t, _)| t.as_str()).collect();
         let ids: Vec<&str> = references.iter().map(|(_, id)| id.as_str()).collect();
-        Ok(diesel::sql_query(
+        let types = types.into_iter().map(str::to_string).collect();
+        let ids = ids.into_iter().map(str::to_string).collect();
+        Ok(prepared(
             "SELECT t.n FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(rt, id, n) \
              WHERE NOT EXISTS (SELECT 1 FROM resources r WHERE r.resource_type = t.rt \
              AND r.id = t.id AND NOT r.deleted) ORDER BY t.n",
+            vec![Bind::Texts(types), Bind::Texts(ids)],
         )
-        .bind::<Array<Text>, _>(types)
-        .bind::<Array<Text>, _>(ids)
+        .query()
         .load::<Position>(self.conn)?
         .into_iter()
         .filter_map(|p| usize::try_from(p.n - 1).ok())
@@ -192,14 +207,15 @@ impl Tx<'_> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        Ok(diesel::sql_query(
+        let ids = ids.iter().map(|id| id.to_string()).collect();
+        Ok(prepared(
             "SELECT r.id, v.content FROM resources r JOIN resource_versions v \
              ON v.resource_type = r.resource_type AND v.id = r.id AND v.version_id = r.version_id \
              WHERE r.resource_type = $1 AND r.id = ANY($2) AND NOT r.deleted \
              AND v.content IS NOT NULL",
+            vec![Bind::Text(resource_type.into()), Bind::Texts(ids)],
         )
-        .bind::<Text, _>(resource_type)
-        .bind::<Array<Text>, _>(ids)
+        .query()
         .load::<Row>(self.conn)?
         .into_iter()
         .map(|r| (r.id, r.content))
@@ -215,17 +231,21 @@ impl Tx<'_> {
         target_type: &str,
         target_id: &str,
     ) -> Result<Vec<Referencing>, StoreError> {
-        let rows = diesel::sql_query(
-            "SELECT r.res_id, r.id, v.content FROM search_reference x \
-             JOIN resources r ON r.res_id = x.res_id AND NOT r.deleted \
-             JOIN resource_versions v ON v.resource_type = r.resource_type AND v.id = r.id \
-             AND v.version_id = r.version_id \
-             WHERE x.key = $1 AND x.target_type = $2 AND x.target_id = $3 \
-             AND v.content IS NOT NULL ORDER BY r.res_id",
+        // The parameter key is written into the text (it comes from the
+        // registry), so each kind of lookup is its own prepared statement.
+        let key = param_key(resource_type, param);
+        let rows = prepared(
+            &format!(
+                "SELECT r.res_id, r.id, v.content FROM search_reference x \
+                 JOIN resources r ON r.res_id = x.res_id AND NOT r.deleted \
+                 JOIN resource_versions v ON v.resource_type = r.resource_type AND v.id = r.id \
+                 AND v.version_id = r.version_id \
+                 WHERE x.key = {key} AND x.target_type = $1 AND x.target_id = $2 \
+                 AND v.content IS NOT NULL ORDER BY r.res_id"
+            ),
+            vec![Bind::Text(target_type.into()), Bind::Text(target_id.into())],
         )
-        .bind::<Integer, _>(param_key(resource_type, param))
-        .bind::<Text, _>(target_type)
-        .bind::<Text, _>(target_id)
+        .query()
         .load::<ReferencingRow>(self.conn)?;
         Ok(rows
             .into_iter()
@@ -272,9 +292,12 @@ impl Tx<'_> {
     /// transaction ends: writers of the patient's documents (and emergency
     /// grants) do not wait for each other, only for a Consent writer.
     pub fn share_patient_rules(&mut self, patient_id: &str) -> Result<(), StoreError> {
-        diesel::sql_query("SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 1))")
-            .bind::<Text, _>(format!("consent-rules:Patient/{patient_id}"))
-            .execute(self.conn)?;
+        prepared(
+            "SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 1))",
+            vec![Bind::Text(format!("consent-rules:Patient/{patient_id}"))],
+        )
+        .query()
+        .execute(self.conn)?;
         Ok(())
     }
 
@@ -386,11 +409,12 @@ impl Tx<'_> {
 
     /// Removes every rule about the DocumentReference `id` (live or deleted).
     pub fn delete_rules_of_document_id(&mut self, id: &str) -> Result<(), StoreError> {
-        diesel::sql_query(
+        prepared(
             "DELETE FROM consent_rules WHERE document = (SELECT res_id FROM resources \
              WHERE resource_type = 'DocumentReference' AND id = $1)",
+            vec![Bind::Text(id.into())],
         )
-        .bind::<Text, _>(id)
+        .query()
         .execute(self.conn)?;
         Ok(())
     }

@@ -180,7 +180,6 @@ pub(crate) fn check_references(
     guard: &Guard,
     written: &[(&str, &str)],
 ) -> Result<(), ServiceError> {
-    let fhir_base = guard.fhir_base();
     let mut current = |kind: &str| -> Result<Vec<Value>, ServiceError> {
         let ids: Vec<&str> = written
             .iter()
@@ -197,11 +196,25 @@ pub(crate) fn check_references(
     };
     let documents = current("DocumentReference")?;
     let consents = current("Consent")?;
+    let documents: Vec<&Value> = documents.iter().collect();
+    let consents: Vec<&Value> = consents.iter().collect();
+    check_references_of(tx, guard, &documents, &consents)
+}
+
+/// [`check_references`] of resources whose written JSON is at hand (a REST
+/// write), without reading them back.
+pub(crate) fn check_references_of(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    documents: &[&Value],
+    consents: &[&Value],
+) -> Result<(), ServiceError> {
+    let fhir_base = guard.fhir_base();
     let mut wanted = Vec::new();
-    for document in &documents {
+    for document in documents {
         document_references(document, &mut wanted);
     }
-    for consent in &consents {
+    for consent in consents {
         consent_references(consent, fhir_base, &mut wanted);
         if let Ok(parsed) = Consent::in_force("", consent, fhir_base) {
             check_enforceable(&parsed)

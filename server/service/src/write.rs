@@ -63,6 +63,16 @@ pub fn finish(
     consent::check_references(tx, guard, written)
 }
 
+/// [`finish`] for one resource whose written JSON is at hand (a REST write).
+fn finish_one(tx: &mut Tx<'_>, guard: &Guard, prepared: &Prepared) -> Result<(), ServiceError> {
+    let json = [&prepared.resource];
+    match prepared.resource_type.as_str() {
+        "DocumentReference" => consent::check_references_of(tx, guard, &json, &[]),
+        "Consent" => consent::check_references_of(tx, guard, &[], &json),
+        _ => Ok(()),
+    }
+}
+
 /// A fresh server-assigned id.
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
@@ -387,8 +397,8 @@ pub fn create(
     let id = new_id();
     store.transaction(|tx| {
         let outcome = create_in(tx, guard, prepared, &id, if_none_exist, &mut upload, limit)?;
-        if let CreateOutcome::Created(v) = &outcome {
-            finish(tx, guard, &[(&v.resource_type, &v.id)])?;
+        if let CreateOutcome::Created(_) = &outcome {
+            finish_one(tx, guard, prepared)?;
         }
         Ok(outcome)
     })
@@ -406,8 +416,7 @@ pub fn update(
 ) -> Result<WriteOutcome, ServiceError> {
     store.transaction(|tx| {
         let outcome = update_in(tx, guard, prepared, target, if_match, &mut upload, limit)?;
-        let v = outcome.version();
-        finish(tx, guard, &[(&v.resource_type, &v.id)])?;
+        finish_one(tx, guard, prepared)?;
         Ok(outcome)
     })
 }

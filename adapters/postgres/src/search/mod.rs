@@ -8,6 +8,7 @@ mod criteria;
 mod cursor;
 mod include;
 
+pub(crate) use binds::{Bind, Sql};
 pub(crate) use consent::{held_rules, reader_references_of};
 
 use chrono::{DateTime, Utc};
@@ -22,7 +23,6 @@ use fhir_profiles::search::query::{
 use fhir_profiles::search::ParamType;
 use fhir_profiles::summary::SummaryMode;
 
-use crate::search::binds::{Bind, Sql};
 use crate::search::criteria::{driver_rows, per_candidate, predicate, table_of};
 use crate::search::cursor::Cursor;
 use crate::StoreError;
