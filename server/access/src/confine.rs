@@ -8,7 +8,7 @@ use fhir_profiles::search::param_key;
 use fhir_profiles::search::query::{ChainTarget, ConsentEffect, Criterion, Reader, ReferenceMatch};
 
 use crate::caller::Caller;
-use crate::decision::ConsentDefault;
+use crate::policy::ConsentDefault;
 
 /// `{param}={target_type}/{id}` on `resource_type`.
 fn reference(resource_type: &str, param: &str, target_type: &str, id: &str) -> Criterion {

@@ -13,6 +13,7 @@ pub mod consent;
 pub mod decision;
 pub mod describe;
 pub mod grant;
+pub mod policy;
 pub mod roles;
 pub mod scope;
 
@@ -21,9 +22,10 @@ mod strategies;
 
 pub use allow::{Allowance, Allowed, ContextGrant, Filter, Interaction};
 pub use caller::{practitioner_of, Caller, Identity};
-pub use decision::{decide, verb, Access, ConsentDefault, Denied, Policy};
+pub use decision::{decide, verb, Access, Denied};
 pub use describe::{describe, describe_scope, PatientRecord, ScopeDescription};
 pub use grant::{intersect, is_subset};
+pub use policy::{ConsentDefault, Policy};
 pub use roles::{Role, UnknownRole, ADMIN_SCOPE};
 pub use scope::{
     Context, Permissions, ResourceScope, ResourceScopeProblem, Scope, ScopeEntry, ScopeError,
