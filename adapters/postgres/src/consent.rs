@@ -55,16 +55,6 @@ pub struct EmergencyGrant {
 }
 
 #[derive(QueryableByName)]
-struct ReferencingRow {
-    #[diesel(sql_type = BigInt)]
-    res_id: i64,
-    #[diesel(sql_type = Text)]
-    id: String,
-    #[diesel(sql_type = Text)]
-    content: String,
-}
-
-#[derive(QueryableByName)]
 struct Key {
     #[diesel(sql_type = BigInt)]
     res_id: i64,
@@ -151,18 +141,6 @@ impl Tx<'_> {
         .map(|k| k.res_id))
     }
 
-    /// The row key of `resource_type/id`, live or deleted.
-    pub fn row_key(&mut self, resource_type: &str, id: &str) -> Result<Option<i64>, StoreError> {
-        Ok(
-            diesel::sql_query("SELECT res_id FROM resources WHERE resource_type = $1 AND id = $2")
-                .bind::<Text, _>(resource_type)
-                .bind::<Text, _>(id)
-                .get_result::<Key>(self.conn)
-                .optional()?
-                .map(|k| k.res_id),
-        )
-    }
-
     /// Which of `references` (type, id) name no live resource, by their
     /// positions in the order given; one statement.
     pub fn missing(&mut self, references: &[(String, String)]) -> Result<Vec<usize>, StoreError> {
@@ -231,30 +209,9 @@ impl Tx<'_> {
         target_type: &str,
         target_id: &str,
     ) -> Result<Vec<Referencing>, StoreError> {
-        // The parameter key is written into the text (it comes from the
-        // registry), so each kind of lookup is its own prepared statement.
-        let key = param_key(resource_type, param);
-        let rows = prepared(
-            &format!(
-                "SELECT r.res_id, r.id, v.content FROM search_reference x \
-                 JOIN resources r ON r.res_id = x.res_id AND NOT r.deleted \
-                 JOIN resource_versions v ON v.resource_type = r.resource_type AND v.id = r.id \
-                 AND v.version_id = r.version_id \
-                 WHERE x.key = {key} AND x.target_type = $1 AND x.target_id = $2 \
-                 AND v.content IS NOT NULL ORDER BY r.res_id"
-            ),
-            vec![Bind::Text(target_type.into()), Bind::Text(target_id.into())],
-        )
-        .query()
-        .load::<ReferencingRow>(self.conn)?;
-        Ok(rows
-            .into_iter()
-            .map(|r| Referencing {
-                res_id: r.res_id,
-                id: r.id,
-                content: r.content,
-            })
-            .collect())
+        let rows =
+            self.referencing_any(resource_type, param, target_type, &[target_id.to_string()])?;
+        Ok(rows.into_iter().map(|(_, r)| r).collect())
     }
 
     /// How many live resources of `resource_type` reference the target by `param`.
@@ -364,17 +321,24 @@ impl Tx<'_> {
             #[diesel(sql_type = Text)]
             content: String,
         }
-        let rows = diesel::sql_query(
-            "SELECT x.target_id, r.res_id, r.id, v.content FROM search_reference x \
-             JOIN resources r ON r.res_id = x.res_id AND NOT r.deleted \
-             JOIN resource_versions v ON v.resource_type = r.resource_type AND v.id = r.id \
-             AND v.version_id = r.version_id \
-             WHERE x.key = $1 AND x.target_type = $2 AND x.target_id = ANY($3) \
-             AND v.content IS NOT NULL ORDER BY r.res_id",
+        // The parameter key is written into the text (it comes from the
+        // registry), so each kind of look-up is its own prepared statement.
+        let key = param_key(resource_type, param);
+        let rows = prepared(
+            &format!(
+                "SELECT x.target_id, r.res_id, r.id, v.content FROM search_reference x \
+                 JOIN resources r ON r.res_id = x.res_id AND NOT r.deleted \
+                 JOIN resource_versions v ON v.resource_type = r.resource_type AND v.id = r.id \
+                 AND v.version_id = r.version_id \
+                 WHERE x.key = {key} AND x.target_type = $1 AND x.target_id = ANY($2) \
+                 AND v.content IS NOT NULL ORDER BY r.res_id"
+            ),
+            vec![
+                Bind::Text(target_type.into()),
+                Bind::Texts(target_ids.to_vec()),
+            ],
         )
-        .bind::<Integer, _>(param_key(resource_type, param))
-        .bind::<Text, _>(target_type)
-        .bind::<Array<Text>, _>(target_ids)
+        .query()
         .load::<Row>(self.conn)?;
         Ok(rows
             .into_iter()
@@ -395,14 +359,6 @@ impl Tx<'_> {
     pub fn delete_rules_of_consent(&mut self, consent_id: &str) -> Result<(), StoreError> {
         diesel::sql_query("DELETE FROM consent_rules WHERE consent_id = $1")
             .bind::<Text, _>(consent_id)
-            .execute(self.conn)?;
-        Ok(())
-    }
-
-    /// Removes every rule about a document.
-    pub fn delete_rules_of_document(&mut self, document: i64) -> Result<(), StoreError> {
-        diesel::sql_query("DELETE FROM consent_rules WHERE document = $1")
-            .bind::<BigInt, _>(document)
             .execute(self.conn)?;
         Ok(())
     }
