@@ -23,6 +23,10 @@ pub fn client() -> &'static Client {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(120))
             .pool_max_idle_per_host(32)
+            // Well under the server's keep-alive (actix's 5 s): a connection the server
+            // is closing for idleness is never picked for the next request, which would
+            // fail with "IncompleteMessage" (a POST cannot be retried blindly).
+            .pool_idle_timeout(Duration::from_secs(2))
             .build()
             .expect("the reqwest client builds")
     })
