@@ -1,9 +1,15 @@
 //! Benchmark helper (not a test) for conformance/bench: gets a real access
-//! token through SMART Backend Services, and loads the token endpoint with
-//! backend clients.
+//! token through SMART Backend Services, or a person's through the
+//! authorization code flow, and loads the token endpoint with backend clients.
 //!
 //!   smart_bench token      DATABASE_URL PUBLIC_BASE SCOPE
+//!   smart_bench user-token DATABASE_URL PUBLIC_BASE ROLE ORG FHIR_USER SCOPE
 //!   smart_bench token-load DATABASE_URL PUBLIC_BASE SECONDS CONCURRENCY
+//!
+//! `user-token` creates an account (`fhirledger user add --role ROLE --org ORG
+//! --fhir-user FHIR_USER`) and a public app, signs in and approves on the
+//! server's own pages as a browser does, exchanges the code and prints the
+//! access token: the doctor's token the Consent benchmarks read with.
 //!
 //! The server binary is `FHIRLEDGER_BIN`. `token-load` signs every client
 //! assertion before the clock starts (each needs its own `jti`), then posts
@@ -15,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use conformance::smart::{BackendClient, Deployment, SigningKey};
+use conformance::smart_flow::{tokens_for, AppClient, TestUser};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,16 +41,34 @@ fn main() {
             let client = BackendClient::register_at(&deployment(1), &scope, SigningKey::rs384());
             println!("{}", client.token(&scope));
         }
+        Some("user-token") => {
+            let [role, org, fhir_user, scope] = [3, 4, 5, 6].map(|i| args.get(i).cloned());
+            let (Some(role), Some(org), Some(fhir_user), Some(scope)) =
+                (role, org, fhir_user, scope)
+            else {
+                usage();
+            };
+            let site = deployment(1);
+            let user = TestUser::create(&site, &role, Some(&org), Some(&fhir_user));
+            let app = AppClient::register(&site, "public", None);
+            println!("{}", tokens_for(&site, &app, &user, &scope).access_token());
+        }
         Some("token-load") => {
             let seconds: u64 = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(20);
             let concurrency: usize = args.get(4).and_then(|s| s.parse().ok()).unwrap_or(16);
             token_load(&deployment(1), seconds, concurrency);
         }
-        _ => {
-            eprintln!("usage: smart_bench token DATABASE_URL PUBLIC_BASE [SCOPE] | token-load DATABASE_URL PUBLIC_BASE SECONDS CONCURRENCY");
-            std::process::exit(2);
-        }
+        _ => usage(),
     }
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: smart_bench token DATABASE_URL PUBLIC_BASE [SCOPE]\n\
+         \x20      smart_bench user-token DATABASE_URL PUBLIC_BASE ROLE ORG FHIR_USER SCOPE\n\
+         \x20      smart_bench token-load DATABASE_URL PUBLIC_BASE SECONDS CONCURRENCY"
+    );
+    std::process::exit(2);
 }
 
 /// Assertions signed ahead per second of load: generous for two cores.

@@ -97,7 +97,30 @@ pub struct Deployment {
     pub public_base: String,
 }
 
+/// Where the SMART drivers find a server: a test's own [`TestServer`], or a
+/// [`Deployment`] started elsewhere (the benchmark harness's).
+pub trait Site {
+    fn deployment(&self) -> Deployment;
+}
+
+impl Site for TestServer {
+    fn deployment(&self) -> Deployment {
+        Deployment::of(self)
+    }
+}
+
+impl Site for Deployment {
+    fn deployment(&self) -> Deployment {
+        self.clone()
+    }
+}
+
 impl Deployment {
+    /// The FHIR base: `{public_base}/fhir`, as the server serves it.
+    pub fn fhir_base(&self) -> String {
+        format!("{}/fhir", self.public_base)
+    }
+
     pub fn of(server: &TestServer) -> Deployment {
         Deployment {
             binary: crate::server::server_binary().to_path_buf(),

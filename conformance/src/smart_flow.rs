@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::server::TestServer;
-use crate::smart::cli;
+use crate::smart::Site;
 
 /// Where the app is sent back to (never fetched: the test reads `Location`).
 pub const REDIRECT_URI: &str = "https://app.example.org/smart/callback";
@@ -42,7 +42,7 @@ pub struct TestUser {
 impl TestUser {
     /// `fhirledger user add --role ROLE [--org ORG] [--fhir-user REF] --email … --password …`.
     pub fn create(
-        server: &TestServer,
+        server: &impl Site,
         role: &str,
         org: Option<&str>,
         fhir_user: Option<&str>,
@@ -65,7 +65,7 @@ impl TestUser {
         if let Some(f) = fhir_user {
             args.extend(["--fhir-user", f]);
         }
-        let out = cli(server, &args);
+        let out = server.deployment().cli(&args);
         TestUser {
             user_id: out["user_id"]
                 .as_str()
@@ -116,7 +116,8 @@ pub struct AppClient {
 
 impl AppClient {
     /// `fhirledger client add --kind public|confidential --redirect-uri … [--scope …]`.
-    pub fn register(server: &TestServer, kind: &str, scope: Option<&str>) -> AppClient {
+    pub fn register(server: &impl Site, kind: &str, scope: Option<&str>) -> AppClient {
+        let server = server.deployment();
         let mut args = vec![
             "client",
             "add",
@@ -130,7 +131,7 @@ impl AppClient {
         if let Some(s) = scope {
             args.extend(["--scope", s]);
         }
-        let out = cli(server, &args);
+        let out = server.cli(&args);
         let secret = out["client_secret"].as_str().map(str::to_string);
         assert_eq!(
             secret.is_some(),
@@ -150,8 +151,8 @@ impl AppClient {
             secret,
             redirect_uri: REDIRECT_URI.to_string(),
             token_url: format!("{}/auth/token", server.public_base),
-            public_base: server.public_base.clone(),
-            fhir_base: server.fhir_base.clone(),
+            fhir_base: server.fhir_base(),
+            public_base: server.public_base,
         }
     }
 
@@ -560,7 +561,7 @@ pub struct Browser {
 }
 
 impl Browser {
-    pub fn new(server: &TestServer) -> Browser {
+    pub fn new(server: &impl Site) -> Browser {
         Browser {
             client: Client::builder()
                 .cookie_store(true)
@@ -568,7 +569,7 @@ impl Browser {
                 .timeout(std::time::Duration::from_secs(60))
                 .build()
                 .expect("the browser's client builds"),
-            public_base: server.public_base.clone(),
+            public_base: server.deployment().public_base,
         }
     }
 
@@ -694,7 +695,7 @@ impl Browser {
 /// The whole flow for `user` with `client`: the token endpoint's answer to
 /// the code (asserted 200).
 pub fn tokens_for(
-    server: &TestServer,
+    server: &impl Site,
     client: &AppClient,
     user: &TestUser,
     scope: &str,
