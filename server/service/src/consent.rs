@@ -419,9 +419,8 @@ fn keep_consent_rules(
     };
     let mut rows = to_rows(None, patient_rules(&consent));
     for document in tx.referencing("DocumentReference", "patient", "Patient", &consent.patient)? {
-        let json: Value = serde_json::from_str(&document.content)
+        let facts = Document::from_stored(&document.id, &document.content)
             .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
-        let facts = Document::from_json(&document.id, &json);
         rows.extend(to_rows(
             Some(document.res_id),
             document_rules(&consent, &facts),

@@ -1,6 +1,7 @@
 //! SQL text with numbered parameters, built piece by piece, and the values bound to them.
 
 use chrono::{DateTime, Utc};
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::{Mutex, OnceLock};
@@ -28,6 +29,10 @@ pub(crate) struct Sql {
     pub text: String,
     pub binds: Vec<Bind>,
     aliases: usize,
+    /// Common table expressions the statement starts with, by what they compute: a
+    /// value every criterion of the statement needs (the reader's references) is
+    /// planned and evaluated once, not once per criterion.
+    ctes: Vec<(String, String)>,
 }
 
 impl Sql {
@@ -77,14 +82,49 @@ impl Sql {
         self.text.push_str(s);
     }
 
+    /// The name of the common table expression computing `key`, added with the body
+    /// `body` builds the first time the statement asks for it.
+    pub fn common(&mut self, key: &str, body: impl FnOnce(&mut Sql) -> String) -> String {
+        if let Some(at) = self.ctes.iter().position(|(k, _)| k == key) {
+            return format!("w{at}");
+        }
+        let body = body(self);
+        let name = format!("w{}", self.ctes.len());
+        self.ctes.push((key.to_string(), body));
+        name
+    }
+
+    /// The statement text with its `WITH` clause (when it has one) in front.
+    fn statement(&self) -> Cow<'_, str> {
+        if self.ctes.is_empty() {
+            return Cow::Borrowed(&self.text);
+        }
+        let with: Vec<String> = self
+            .ctes
+            .iter()
+            .enumerate()
+            .map(|(at, (_, body))| format!("w{at} AS MATERIALIZED ({body})"))
+            .collect();
+        Cow::Owned(format!("WITH {} {}", with.join(", "), self.text))
+    }
+
+    /// Moves the `WITH` clause into the text, for wrapping the whole statement
+    /// (`EXPLAIN …`).
+    pub fn hoist_common(&mut self) {
+        self.text = self.statement().into_owned();
+        self.ctes.clear();
+    }
+
     /// The statement ready to run, as a prepared statement the connection keeps when its
     /// shape is one of the first [`MAX_CACHED_SHAPES`] seen: searches of one shape then skip
     /// parsing and, once PostgreSQL settles on a generic plan, planning too (planning a
     /// search with several criteria costs more than running it).
     pub fn query(&self) -> CachedQuery<'_> {
+        let text = self.statement();
         CachedQuery {
-            sql: self,
-            cacheable: cacheable_shape(&self.text),
+            cacheable: cacheable_shape(&text),
+            text,
+            binds: &self.binds,
         }
     }
 }
@@ -115,7 +155,8 @@ fn cacheable_shape(text: &str) -> bool {
 /// [`Sql`] as a diesel query. Its `$n` placeholders are handed to diesel one by one, in
 /// the order they appear, so diesel numbers them itself and may cache the statement.
 pub(crate) struct CachedQuery<'a> {
-    sql: &'a Sql,
+    text: Cow<'a, str>,
+    binds: &'a [Bind],
     cacheable: bool,
 }
 
@@ -135,8 +176,7 @@ impl QueryFragment<Pg> for CachedQuery<'_> {
         if !self.cacheable {
             out.unsafe_to_cache_prepared();
         }
-        let text = self.sql.text.as_str();
-        let mut rest = text;
+        let mut rest: &str = &self.text;
         while let Some(at) = rest.find('$') {
             let digits = rest[at + 1..]
                 .bytes()
@@ -151,7 +191,7 @@ impl QueryFragment<Pg> for CachedQuery<'_> {
                 }
             };
             out.push_sql(&rest[..at]);
-            let bind = self.sql.binds.get(number.wrapping_sub(1)).ok_or_else(|| {
+            let bind = self.binds.get(number.wrapping_sub(1)).ok_or_else(|| {
                 diesel::result::Error::QueryBuilderError(format!("no value for ${number}").into())
             })?;
             match bind {

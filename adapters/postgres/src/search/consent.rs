@@ -8,32 +8,41 @@ use fhir_profiles::search::query::{ConsentEffect, Reader};
 use crate::search::binds::{Bind, Sql};
 
 /// The references a doctor is known by in Consent rules, as a scalar
-/// `text[]` expression evaluated once per statement: their Practitioner,
+/// `text[]` expression evaluated once per statement (a common table
+/// expression every probe of the statement shares): their Practitioner,
 /// the Organization of their account, and every live PractitionerRole of
 /// the Practitioner with that role's Organization.
 pub(crate) fn reader_references(sql: &mut Sql, reader: &Reader) -> String {
-    let mut own = vec![format!("Practitioner/{}", reader.practitioner)];
-    if let Some(org) = &reader.organization {
-        own.push(format!("Organization/{org}"));
-    }
-    let own = sql.bind(Bind::Texts(own));
-    let practitioner = sql.text(reader.practitioner.clone());
-    let by_practitioner = param_key("PractitionerRole", "practitioner");
-    let by_organization = param_key("PractitionerRole", "organization");
-    let (x, pr, o) = (sql.alias("x"), sql.alias("pr"), sql.alias("o"));
-    format!(
-        "(SELECT {own}::text[] || COALESCE(array_agg(z.ref), '{{}}'::text[]) FROM ( \
-         SELECT 'PractitionerRole/' || {pr}.id AS ref FROM search_reference {x} \
-         JOIN resources {pr} ON {pr}.res_id = {x}.res_id \
-         WHERE {x}.key = {by_practitioner} AND {x}.target_type = 'Practitioner' \
-         AND {x}.target_id = {practitioner} AND NOT {pr}.deleted \
-         UNION SELECT 'Organization/' || {o}.target_id FROM search_reference {x} \
-         JOIN resources {pr} ON {pr}.res_id = {x}.res_id \
-         JOIN search_reference {o} ON {o}.res_id = {pr}.res_id AND {o}.key = {by_organization} \
-         AND {o}.target_type = 'Organization' \
-         WHERE {x}.key = {by_practitioner} AND {x}.target_type = 'Practitioner' \
-         AND {x}.target_id = {practitioner} AND NOT {pr}.deleted) z)"
-    )
+    let key = format!(
+        "reader {} {}",
+        reader.practitioner,
+        reader.organization.as_deref().unwrap_or("")
+    );
+    let name = sql.common(&key, |sql| {
+        let mut own = vec![format!("Practitioner/{}", reader.practitioner)];
+        if let Some(org) = &reader.organization {
+            own.push(format!("Organization/{org}"));
+        }
+        let own = sql.bind(Bind::Texts(own));
+        let practitioner = sql.text(reader.practitioner.clone());
+        let by_practitioner = param_key("PractitionerRole", "practitioner");
+        let by_organization = param_key("PractitionerRole", "organization");
+        let (x, pr, o) = (sql.alias("x"), sql.alias("pr"), sql.alias("o"));
+        format!(
+            "SELECT {own}::text[] || COALESCE(array_agg(z.ref), '{{}}'::text[]) AS refs FROM ( \
+             SELECT 'PractitionerRole/' || {pr}.id AS ref FROM search_reference {x} \
+             JOIN resources {pr} ON {pr}.res_id = {x}.res_id \
+             WHERE {x}.key = {by_practitioner} AND {x}.target_type = 'Practitioner' \
+             AND {x}.target_id = {practitioner} AND NOT {pr}.deleted \
+             UNION SELECT 'Organization/' || {o}.target_id FROM search_reference {x} \
+             JOIN resources {pr} ON {pr}.res_id = {x}.res_id \
+             JOIN search_reference {o} ON {o}.res_id = {pr}.res_id AND {o}.key = {by_organization} \
+             AND {o}.target_type = 'Organization' \
+             WHERE {x}.key = {by_practitioner} AND {x}.target_type = 'Practitioner' \
+             AND {x}.target_id = {practitioner} AND NOT {pr}.deleted) z"
+        )
+    });
+    format!("(SELECT refs FROM {name})")
 }
 
 /// A kept rule with `effect` holds for the reader now: on a
@@ -70,20 +79,31 @@ pub(crate) fn emergency_access(
     r: &str,
     resource_type: &str,
 ) -> String {
-    let e = sql.alias("e");
+    let (e, any) = (sql.alias("e"), sql.alias("e"));
     let practitioner = sql.text(reader.practitioner.clone());
-    let current = format!("{e}.practitioner_id = {practitioner} AND {e}.expires_at > now()");
+    let current =
+        |e: &str| format!("{e}.practitioner_id = {practitioner} AND {e}.expires_at > now()");
+    // Whether the reader holds any grant at all, checked once per statement (an
+    // uncorrelated subquery), so candidates are probed only when they do; the
+    // probe itself is fenced like every per-candidate probe (`OFFSET 0`).
+    let holds_any = format!(
+        "EXISTS (SELECT 1 FROM emergency_access {any} WHERE {})",
+        current(&any)
+    );
+    let current = current(&e);
     match resource_type {
         "Patient" => format!(
-            "EXISTS (SELECT 1 FROM emergency_access {e} WHERE {e}.patient_id = {r}.id AND {current})"
+            "({holds_any} AND EXISTS (SELECT 1 FROM emergency_access {e} \
+             WHERE {e}.patient_id = {r}.id AND {current} OFFSET 0))"
         ),
         "DocumentReference" => {
             let x = sql.alias("x");
             let key = param_key("DocumentReference", "patient");
             format!(
-                "EXISTS (SELECT 1 FROM search_reference {x} JOIN emergency_access {e} \
-                 ON {e}.patient_id = {x}.target_id WHERE {x}.res_id = {r}.res_id \
-                 AND {x}.key = {key} AND {x}.target_type = 'Patient' AND {current})"
+                "({holds_any} AND EXISTS (SELECT 1 FROM search_reference {x} \
+                 JOIN emergency_access {e} ON {e}.patient_id = {x}.target_id \
+                 WHERE {x}.res_id = {r}.res_id AND {x}.key = {key} \
+                 AND {x}.target_type = 'Patient' AND {current} OFFSET 0))"
             )
         }
         _ => "FALSE".into(),

@@ -32,6 +32,12 @@ pub(crate) fn predicate(
     resource_type: &str,
 ) -> String {
     match criterion {
+        // One id (every read) as a scalar: the generic plan a connection caches then
+        // knows it finds one row, and PostgreSQL stops planning the read every time.
+        Criterion::Id { ids } if ids.len() == 1 => {
+            let id = sql.text(ids[0].clone());
+            format!("{r}.id = {id}")
+        }
         Criterion::Id { ids } => {
             let ids = sql.bind(Bind::Texts(ids.clone()));
             format!("{r}.id = ANY({ids})")

@@ -81,6 +81,7 @@ pub(crate) fn explain(
     }
     let cursor = decode_cursor(request, &Visibility::everything())?;
     let mut sql = page_sql(request, cursor.as_ref())?;
+    sql.hoist_common();
     let statement = format!("{}\n-- parameters: {:?}", sql.text, sql.binds);
     sql.text = format!("EXPLAIN (ANALYZE, BUFFERS) {}", sql.text);
     // Twice: in a fresh session the first run's planning also fills the catalog caches,
@@ -228,7 +229,10 @@ fn filtered(sql: &mut Sql, request: &SearchRequest) -> (String, bool) {
         });
     // Index rows belong to live resources of the key's type only, so a driver's row keys
     // need no check against `resources`.
-    let needs_row = request.criteria.iter().any(reads_row)
+    let needs_row = request
+        .criteria
+        .iter()
+        .any(|c| reads_row(c, &request.resource_type))
         || request
             .sort
             .iter()
@@ -268,17 +272,18 @@ fn filtered(sql: &mut Sql, request: &SearchRequest) -> (String, bool) {
 }
 
 /// Whether a criterion reads columns of the candidate's `resources` row beyond `res_id`
-/// (`id`, `last_updated`), also from inside alternatives.
-fn reads_row(criterion: &Criterion) -> bool {
+/// (`id`, `last_updated`), also from inside alternatives. The Consent probes read the
+/// `id` of a Patient; of a DocumentReference, only its `res_id`.
+fn reads_row(criterion: &Criterion, resource_type: &str) -> bool {
     match criterion {
-        Criterion::Id { .. }
-        | Criterion::LastUpdated { .. }
-        | Criterion::Has { .. }
-        | Criterion::Consented { .. }
-        | Criterion::EmergencyAccess { .. } => true,
-        Criterion::AnyOf { alternatives } | Criterion::NoneOf { alternatives } => {
-            alternatives.iter().flatten().any(reads_row)
+        Criterion::Id { .. } | Criterion::LastUpdated { .. } | Criterion::Has { .. } => true,
+        Criterion::Consented { .. } | Criterion::EmergencyAccess { .. } => {
+            resource_type == "Patient"
         }
+        Criterion::AnyOf { alternatives } | Criterion::NoneOf { alternatives } => alternatives
+            .iter()
+            .flatten()
+            .any(|c| reads_row(c, resource_type)),
         _ => false,
     }
 }
@@ -338,7 +343,9 @@ fn estimate(conn: &mut PgConnection, request: &SearchRequest) -> Result<u64, Sto
     }
     let mut sql = Sql::default();
     let (from, _) = filtered(&mut sql, request);
-    sql.push(&format!("EXPLAIN (FORMAT JSON) SELECT 1 {from}"));
+    sql.push(&format!("SELECT 1 {from}"));
+    sql.hoist_common();
+    sql.text = format!("EXPLAIN (FORMAT JSON) {}", sql.text);
     let plan = sql.query().get_result::<Plan>(conn)?.plan;
     let rows = serde_json::from_str::<serde_json::Value>(&plan)
         .ok()

@@ -3,7 +3,9 @@
 
 use fhir_profiles::search::date::parse_range;
 use fhir_profiles::search::DateRange;
+use serde::Deserialize;
 use serde_json::Value;
+use std::borrow::Cow;
 
 use super::model::{codes_of, Code, Provision, RESOURCE_TYPES_SYSTEM};
 
@@ -46,6 +48,86 @@ impl Document {
     }
 }
 
+impl Document {
+    /// The facts of the DocumentReference `id` from its stored JSON text,
+    /// reading only the elements provisions match (a Consent write derives the
+    /// rules of every document of its patient, so this runs once per document):
+    /// the same facts as [`Document::from_json`] of the parsed text.
+    pub fn from_stored(id: &str, content: &str) -> Result<Document, serde_json::Error> {
+        match serde_json::from_str::<Facts<'_>>(content) {
+            Ok(facts) => Ok(facts.into_document(id)),
+            // Elements of an unexpected shape are ignored, as from_json does.
+            Err(_) => Ok(Document::from_json(id, &serde_json::from_str(content)?)),
+        }
+    }
+}
+
+/// The elements of a DocumentReference that [`Document`] keeps, as stored.
+#[derive(Deserialize)]
+struct Facts<'a> {
+    #[serde(rename = "type", default, borrow)]
+    kind: Option<Concept<'a>>,
+    #[serde(default, borrow)]
+    category: Vec<Concept<'a>>,
+    #[serde(default, borrow)]
+    meta: Option<Meta<'a>>,
+    #[serde(default, borrow)]
+    date: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Concept<'a> {
+    #[serde(default, borrow)]
+    coding: Vec<Coding<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(default, borrow)]
+    security: Vec<Coding<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Coding<'a> {
+    #[serde(default, borrow)]
+    system: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    code: Option<Cow<'a, str>>,
+}
+
+impl Coding<'_> {
+    fn code(self) -> Option<Code> {
+        Some(Code {
+            system: self.system.map(Cow::into_owned),
+            code: self.code?.into_owned(),
+        })
+    }
+}
+
+impl Facts<'_> {
+    fn into_document(self, id: &str) -> Document {
+        let codes = self
+            .kind
+            .into_iter()
+            .chain(self.category)
+            .flat_map(|c| c.coding)
+            .filter_map(Coding::code)
+            .collect();
+        let security = self
+            .meta
+            .into_iter()
+            .flat_map(|m| m.security)
+            .filter_map(Coding::code)
+            .collect();
+        Document {
+            id: id.to_string(),
+            codes,
+            security,
+            date: self.date.as_deref().and_then(parse_range),
+        }
+    }
+}
+
 /// Whether a provision's data conditions (`class`, `code`, `securityLabel`,
 /// `dataPeriod`, `data`) all hold for the document; absent ones hold.
 pub fn covers_document(p: &Provision, d: &Document) -> bool {
@@ -64,4 +146,41 @@ pub fn covers_document(p: &Provision, d: &Document) -> bool {
     let reference = format!("DocumentReference/{}", d.id);
     let data = p.data.is_empty() || p.data.contains(&reference);
     class && code && label && period && data
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same_facts(content: &str) {
+        let json: Value = serde_json::from_str(content).expect("test JSON parses");
+        assert_eq!(
+            Document::from_stored("d1", content).expect("stored text parses"),
+            Document::from_json("d1", &json),
+            "{content}"
+        );
+    }
+
+    #[test]
+    fn stored_text_gives_the_facts_of_its_json() {
+        let examples = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/fhir-r4/examples"
+        );
+        for file in [
+            "DocumentReference-example.json",
+            "us-core-7.0.0/DocumentReference-discharge-summary.json",
+        ] {
+            let content = std::fs::read_to_string(format!("{examples}/{file}"))
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+            same_facts(&content);
+        }
+        same_facts(
+            r#"{"resourceType":"DocumentReference","meta":{"security":[{"system":"http://terminology.hl7.org/CodeSystem/v3-Confidentiality","code":"R"},{"display":"no code"}]},
+               "type":{"coding":[{"code":"11506-3"}]},"category":[{"text":"none"},{"coding":[{"system":"s","code":"c"}]}],"date":"2024-02-29T10:00:00Z"}"#,
+        );
+        // Shapes FHIR forbids are ignored the same way.
+        same_facts(r#"{"type":"not an object","category":{"coding":[]},"date":5,"meta":[]}"#);
+        same_facts(r#"{"type":{"coding":[{"system":1,"code":"x"}]}}"#);
+    }
 }
