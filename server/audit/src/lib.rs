@@ -1,0 +1,14 @@
+//! fhirledger-audit: what one access was ([`event`]) and the IHE BALP
+//! AuditEvent that records it ([`balp`]). Pure: no I/O, no clock (the
+//! caller says when), so every shape is tested without a server and the
+//! service decides where and when an event is stored (ARCHITECTURE.md,
+//! "Audit").
+
+pub mod balp;
+pub mod event;
+
+pub use balp::{audit_event, pattern_of, Pattern};
+pub use event::{
+    Access, Action, Client, Coding, Interaction, Kind, Observer, Outcome, Person, Query,
+    SecurityEvent,
+};
