@@ -49,6 +49,8 @@ pub enum IssueType {
     Duplicate,
     MultipleMatches,
     TooLong,
+    /// A temporary failure: the same request may succeed later.
+    Transient,
 }
 
 impl IssueType {
@@ -75,6 +77,7 @@ impl IssueType {
             IssueType::Duplicate => "duplicate",
             IssueType::MultipleMatches => "multiple-matches",
             IssueType::TooLong => "too-long",
+            IssueType::Transient => "transient",
         }
     }
 }
@@ -226,6 +229,7 @@ mod tests {
             (IssueType::Duplicate, "duplicate"),
             (IssueType::MultipleMatches, "multiple-matches"),
             (IssueType::TooLong, "too-long"),
+            (IssueType::Transient, "transient"),
         ];
         for (t, code) in all {
             assert_eq!(t.code(), code);

@@ -302,6 +302,29 @@ impl PrivateCluster {
     }
 }
 
+/// A migrated store on a private cluster of its own, for tests: in a fresh
+/// directory under `/tmp` named after `purpose` (the postgres account must
+/// reach it, so not under a private home), stopped and removed when the
+/// process exits. Returns the database URL with it, for statements the store
+/// does not offer.
+pub fn disposable_store(purpose: &str) -> Result<(String, crate::PgStore), StoreError> {
+    let suffix: String = rand::thread_rng()
+        .sample_iter(&Alphanumeric)
+        .take(10)
+        .map(char::from)
+        .collect();
+    let dir = PathBuf::from(format!("/tmp/fhirledger-{purpose}-{suffix}"));
+    fs::create_dir_all(&dir).map_err(|e| err(format!("cannot create {}: {e}", dir.display())))?;
+    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+        .map_err(|e| err(format!("cannot open {} to postgres: {e}", dir.display())))?;
+    let cluster =
+        PrivateCluster::start(&ClusterConfig::new(dir.join("db")))?.stop_at_exit(Some(dir));
+    let url = cluster.database_url();
+    let store = crate::PgStore::connect(&url, &crate::PoolConfig::default())?;
+    store.migrate()?;
+    Ok((url, store))
+}
+
 impl Drop for PrivateCluster {
     fn drop(&mut self) {
         if let Err(e) = self.stop() {

@@ -2,6 +2,7 @@
 //! blocking r2d2 pool), Binary bytes as streamed large objects, embedded
 //! migrations, and private clusters for `fhirledger dev` and the tests.
 
+pub mod audit;
 pub mod auth;
 mod binary;
 mod bulk;
@@ -16,6 +17,7 @@ mod search;
 mod store;
 mod tx;
 
+pub use audit::AuditRow;
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use bulk::NewResource;
 pub use consent::{ConsentRuleRow, EmergencyGrant, HeldRule, Referencing};

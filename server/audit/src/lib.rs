@@ -6,9 +6,11 @@
 
 pub mod balp;
 pub mod event;
+pub mod terms;
 
 pub use balp::{audit_event, pattern_of, Pattern};
 pub use event::{
     Access, Action, Client, Coding, Interaction, Kind, Observer, Outcome, Person, Query,
     SecurityEvent,
 };
+pub use terms::{index, Indexed};

@@ -13,6 +13,7 @@
 //! - Errors are [`ServiceError`]s: a FHIR status and OperationOutcome issues,
 //!   no transport types.
 
+mod audit_log;
 pub mod bundle;
 pub mod conditions;
 mod consent;
@@ -29,6 +30,7 @@ pub mod types;
 mod visibility;
 pub mod write;
 
+pub use audit_log::AuditLog;
 pub use conditions::{parse_conditions, Condition, Conditions};
 pub use consent::ensure_rules_current as ensure_consent_rules_current;
 pub use database::{Database, Stopped};

@@ -15,8 +15,8 @@ use fhir_profiles::search::query::{
 };
 use fhirledger_access::consent::arbitrary::{self, DOCUMENTS};
 use fhirledger_access::consent::{consents_say, Consent, Document};
-use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
-use fhirledger_postgres::{PgStore, PoolConfig};
+use fhirledger_postgres::cluster::disposable_store;
+use fhirledger_postgres::PgStore;
 use fhirledger_service::{self as service, Guard, ServiceError, UpdateTarget};
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -51,21 +51,7 @@ fn put(store: &PgStore, resource: &Value) -> Result<(), ServiceError> {
 fn store() -> &'static PgStore {
     static STORE: OnceLock<PgStore> = OnceLock::new();
     STORE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("fhirledger-consent-test")
-            .tempdir_in("/tmp")
-            .expect("a temp dir");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("temp dir permissions");
-        let cluster = PrivateCluster::start(&ClusterConfig::new(dir.path().join("db")))
-            .expect("cluster starts")
-            .stop_at_exit(Some(dir.keep()));
-        let store =
-            PgStore::connect(&cluster.database_url(), &PoolConfig::default()).expect("pool");
-        store.migrate().expect("migrations apply");
+        let (_, store) = disposable_store("consent-test").expect("a store on a private cluster");
         let fixtures = [
             json!({"resourceType": "Organization", "id": "o1", "name": "One"}),
             json!({"resourceType": "Organization", "id": "o2", "name": "Two"}),

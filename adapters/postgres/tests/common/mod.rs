@@ -2,29 +2,22 @@
 
 use std::sync::OnceLock;
 
-use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
-use fhirledger_postgres::{PgStore, PoolConfig};
+use fhirledger_postgres::cluster::disposable_store;
+use fhirledger_postgres::PgStore;
 
-/// The store of this test binary, on a cluster in a temp dir the postgres account can
-/// reach; stopped and removed when the binary exits.
+/// The store of this test binary, on a cluster of its own; stopped and removed when the
+/// binary exits.
 pub fn store() -> &'static PgStore {
-    static STORE: OnceLock<PgStore> = OnceLock::new();
-    STORE.get_or_init(|| {
-        let dir = tempfile::Builder::new()
-            .prefix("fhirledger-store-test")
-            .tempdir_in("/tmp")
-            .expect("a temp dir");
-        std::fs::set_permissions(
-            dir.path(),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .expect("temp dir permissions");
-        let cluster = PrivateCluster::start(&ClusterConfig::new(dir.path().join("db")))
-            .expect("cluster starts")
-            .stop_at_exit(Some(dir.keep()));
-        let store =
-            PgStore::connect(&cluster.database_url(), &PoolConfig::default()).expect("pool");
-        store.migrate().expect("migrations apply");
-        store
-    })
+    &cluster().1
+}
+
+/// The URL of this test binary's database, for statements the store does not offer.
+#[allow(dead_code)]
+pub fn database_url() -> &'static str {
+    &cluster().0
+}
+
+fn cluster() -> &'static (String, PgStore) {
+    static STORE: OnceLock<(String, PgStore)> = OnceLock::new();
+    STORE.get_or_init(|| disposable_store("store-test").expect("a store on a private cluster"))
 }

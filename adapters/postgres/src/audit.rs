@@ -1,0 +1,96 @@
+//! The audit trail's table (`audit_events`, see its migration): events are
+//! appended — in a write's own transaction, or many reads' at once — and
+//! never changed. What an event says and what it is searched by are decided
+//! above this layer (`fhirledger-audit`).
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamptz};
+
+use crate::tx::Tx;
+use crate::StoreError;
+
+/// One AuditEvent as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: String,
+    pub recorded: DateTime<Utc>,
+    /// The one patient whose data the access touched.
+    pub patient_id: Option<String>,
+    /// The hospitals whose compliance officers see the event.
+    pub organizations: Vec<String>,
+    /// `param=value` search terms (`fhirledger_audit::index`).
+    pub terms: Vec<String>,
+    /// Sent by a backend client rather than recorded by this server.
+    pub client_recorded: bool,
+    /// The AuditEvent's JSON, exactly as reads return it.
+    pub content: String,
+}
+
+/// One statement for any number of events: the arrays are unnested in
+/// order, so events get increasing `seq` in the order given.
+const APPEND: &str = "INSERT INTO audit_events \
+     (id, recorded, patient_id, organizations, terms, client_recorded, content) \
+     SELECT e.id, e.recorded, e.patient_id, \
+            ARRAY(SELECT jsonb_array_elements_text(e.organizations::jsonb)), \
+            ARRAY(SELECT jsonb_array_elements_text(e.terms::jsonb)), \
+            e.client_recorded, e.content \
+     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
+                 $6::bool[], $7::text[]) \
+          WITH ORDINALITY AS e(id, recorded, patient_id, organizations, terms, \
+                               client_recorded, content, n) \
+     ORDER BY e.n";
+
+fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: &dyn Fn(&AuditRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+    diesel::sql_query(APPEND)
+        .bind::<Array<Text>, _>(column(&|r| r.id.clone()))
+        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.recorded).collect::<Vec<_>>())
+        .bind::<Array<Nullable<Text>>, _>(
+            rows.iter()
+                .map(|r| r.patient_id.clone())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(column(&|r| json(&r.organizations)))
+        .bind::<Array<Text>, _>(column(&|r| json(&r.terms)))
+        .bind::<Array<Bool>, _>(rows.iter().map(|r| r.client_recorded).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(column(&|r| r.content.clone()))
+        .execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Content {
+    #[diesel(sql_type = Text)]
+    content: String,
+}
+
+impl Tx<'_> {
+    /// Appends events in this transaction: they commit with it, or not at all.
+    pub fn append_audit_events(&mut self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        append(self.conn, rows)
+    }
+}
+
+impl crate::PgStore {
+    /// Appends events in one statement of their own: durable when this
+    /// returns (the group commit of reads' events).
+    pub fn append_audit_events(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        append(&mut *self.conn()?, rows)
+    }
+
+    /// The stored JSON of event `id`.
+    pub fn audit_event(&self, id: &str) -> Result<Option<String>, StoreError> {
+        Ok(
+            diesel::sql_query("SELECT content FROM audit_events WHERE id = $1")
+                .bind::<Text, _>(id)
+                .get_result::<Content>(&mut *self.conn()?)
+                .optional()?
+                .map(|c| c.content),
+        )
+    }
+}
