@@ -36,6 +36,39 @@ pub fn schema_errors(resource: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that `event` is valid R4 (the official schema) and follows every
+/// BALP profile it claims in `meta.profile`; `what` names it in the failure.
+#[track_caller]
+pub fn assert_valid_audit_event(event: &Value, what: &str) {
+    let errors = schema_errors(event);
+    assert!(
+        errors.is_empty(),
+        "{what}: not valid R4: {errors:#?}\n{event:#}"
+    );
+    for profile in event["meta"]["profile"].as_array().into_iter().flatten() {
+        let profile = profile.as_str().unwrap_or_default();
+        let violations = balp().violations(event, profile);
+        assert!(
+            violations.is_empty(),
+            "{what}: breaks {profile}: {violations:#?}\n{event:#}"
+        );
+    }
+}
+
+/// The request a query AuditEvent keeps: its query entity's (role 24)
+/// base64 `query`, decoded.
+pub fn recorded_query(event: &Value) -> Option<String> {
+    use base64::Engine;
+    let query = event["entity"]
+        .as_array()?
+        .iter()
+        .find(|e| e["role"]["code"] == "24")?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(query["query"].as_str()?)
+        .ok()?;
+    Some(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 /// A fixed value: a code (with its system when FSH names one) or a boolean.
 #[derive(Debug, Clone, PartialEq)]
 enum Fixed {

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
+use fhirledger_audit::Observer;
 use fhirledger_postgres::PgStore;
-use fhirledger_service::Database;
+use fhirledger_service::{AuditLog, Database};
 
 use crate::config::ServerConfig;
 use crate::routes;
@@ -34,8 +35,11 @@ pub async fn serve(
         .context("starting the authorization server")?,
     );
     let _maintenance = fhirledger_auth::maintenance::start(auth.clone());
+    let audit_log = AuditLog::start(db.clone(), AUDIT_WRITERS, AUDIT_MAX_BATCH);
     let state = web::Data::new(AppState {
         auth,
+        audit_log,
+        observer: observer(&config.fhir_base()),
         db,
         fhir_base: config.fhir_base(),
         max_body_bytes: config.max_body_bytes,
@@ -69,4 +73,23 @@ pub async fn serve(
     server.run().await.context("running the HTTP server")?;
     tracing::info!("fhirledger stopped");
     Ok(())
+}
+
+/// Writers committing reads' AuditEvents (one batch collects while another
+/// commits), and the most events one commit carries.
+const AUDIT_WRITERS: usize = 2;
+const AUDIT_MAX_BATCH: usize = 512;
+
+/// This server as its AuditEvents name it: its FHIR base and host.
+fn observer(fhir_base: &str) -> Observer {
+    let host = fhir_base
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or(fhir_base)
+        .to_string();
+    Observer {
+        fhir_base: fhir_base.to_string(),
+        host,
+    }
 }

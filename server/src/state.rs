@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
+use fhirledger_audit::Observer;
 use fhirledger_auth::AuthServer;
-use fhirledger_service::Database;
+use fhirledger_service::{AuditLog, Database};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -19,4 +20,8 @@ pub struct AppState {
     pub capability: serde_json::Value,
     /// The SMART authorization server, whose tokens guard every FHIR request.
     pub auth: Arc<AuthServer>,
+    /// Commits reads' AuditEvents before their responses leave.
+    pub audit_log: AuditLog,
+    /// This server, as its AuditEvents name it.
+    pub observer: Observer,
 }

@@ -83,6 +83,19 @@ impl crate::PgStore {
         append(&mut *self.conn()?, rows)
     }
 
+    /// The stored JSON of every event carrying the search term `term`
+    /// (`param=value`, see `fhirledger_audit::terms`), oldest first.
+    pub fn audit_events_with(&self, term: &str) -> Result<Vec<String>, StoreError> {
+        Ok(diesel::sql_query(
+            "SELECT content FROM audit_events WHERE terms @> ARRAY[$1]::text[] ORDER BY seq",
+        )
+        .bind::<Text, _>(term)
+        .load::<Content>(&mut *self.conn()?)?
+        .into_iter()
+        .map(|c| c.content)
+        .collect())
+    }
+
     /// The stored JSON of event `id`.
     pub fn audit_event(&self, id: &str) -> Result<Option<String>, StoreError> {
         Ok(

@@ -17,6 +17,7 @@ use fhir_profiles::search::query::Visibility;
 use fhirledger_access::{decide, verb, Access, Caller, Interaction, Policy};
 use fhirledger_postgres::Tx;
 
+use crate::audit::Recorder;
 use crate::error::ServiceError;
 use crate::visibility::{binary_claimed_by_others, criteria_of, is_visible, linked_binaries};
 
@@ -36,6 +37,9 @@ pub struct Guard {
     principal: Principal,
     fhir_base: String,
     policy: Policy,
+    /// Where the interaction's AuditEvents are collected; `None` for the
+    /// server's own work and for callers outside an HTTP request.
+    recorder: Option<Arc<Recorder>>,
 }
 
 impl Guard {
@@ -45,7 +49,19 @@ impl Guard {
             principal: Principal::Caller(caller),
             fhir_base: fhir_base.to_string(),
             policy,
+            recorder: None,
         }
+    }
+
+    /// The same guard, collecting the interaction's AuditEvents in `recorder`.
+    pub fn recording(mut self, recorder: Arc<Recorder>) -> Guard {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Where this interaction's AuditEvents are collected.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_deref()
     }
 
     /// The server acting for itself, unrestricted: for the command-line
@@ -56,6 +72,7 @@ impl Guard {
             principal: Principal::Server { purpose },
             fhir_base: fhir_base.to_string(),
             policy: Policy::default(),
+            recorder: None,
         }
     }
 

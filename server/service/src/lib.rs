@@ -13,6 +13,7 @@
 //! - Errors are [`ServiceError`]s: a FHIR status and OperationOutcome issues,
 //!   no transport types.
 
+pub mod audit;
 mod audit_log;
 pub mod bundle;
 pub mod conditions;

@@ -12,8 +12,10 @@ use chrono::{DateTime, Utc};
 use fhir_profiles::resource_types::HOSTED;
 use fhir_profiles::search::query::{SearchRequest, Visibility};
 use fhirledger_access::{Access, Interaction};
+use fhirledger_audit::Interaction as AuditInteraction;
 use fhirledger_postgres::{BinaryMeta, HistoryPage, PgStore, SearchPage, StoredVersion, Tx};
 
+use crate::audit::Touched;
 use crate::conditions::Conditions;
 use crate::error::ServiceError;
 use crate::guard::Guard;
@@ -41,6 +43,10 @@ pub trait ReadOp {
         guard: &Guard,
         access: &Access,
     ) -> Result<Self::Output, ServiceError>;
+    /// What the read returned, for its AuditEvents: the interaction and
+    /// each resource with its patient; `None` for reads that are part of a
+    /// write (the write's own event records them).
+    fn audited(&self, output: &Self::Output) -> Option<(AuditInteraction, Vec<Touched>)>;
 }
 
 /// Runs a read in its own read-only store transaction. Blocking.
@@ -63,6 +69,9 @@ pub(crate) fn read_in<O: ReadOp>(
     access: Access,
 ) -> Result<Accessed<O::Output>, ServiceError> {
     let value = op.run(tx, guard, &access)?;
+    if let (Some(recorder), Some((interaction, touched))) = (guard.recorder(), op.audited(&value)) {
+        recorder.read(guard.caller(), interaction, &touched, &[]);
+    }
     Ok(Accessed { value, access })
 }
 
@@ -134,6 +143,19 @@ impl ReadOp for ReadResource<'_> {
         };
         found.ok_or_else(|| ServiceError::no_such_version(rt, id, version))
     }
+
+    fn audited(&self, v: &StoredVersion) -> Option<(AuditInteraction, Vec<Touched>)> {
+        let interaction = match self.version {
+            None => AuditInteraction::Read,
+            Some(_) => AuditInteraction::Vread,
+        };
+        Some((interaction, vec![touched(v)]))
+    }
+}
+
+/// A stored version as a resource a read returned.
+fn touched(v: &StoredVersion) -> Touched {
+    Touched::of(&v.resource_type, &v.id, v.version_id, v.content.as_deref())
 }
 
 /// A Binary version with its bytes, read in one snapshot.
@@ -177,6 +199,14 @@ impl ReadOp for ReadBinary<'_> {
             .ok_or_else(|| ServiceError::internal("the bytes of this Binary are missing"))?;
         Ok((v, Some(bytes)))
     }
+
+    fn audited(&self, (v, _): &BinaryContent) -> Option<(AuditInteraction, Vec<Touched>)> {
+        let interaction = match self.version {
+            None => AuditInteraction::Read,
+            Some(_) => AuditInteraction::Vread,
+        };
+        Some((interaction, vec![touched(v)]))
+    }
 }
 
 /// A search: one page of matches, its includes and the total asked for,
@@ -210,6 +240,16 @@ impl ReadOp for Search<'_> {
         let with_includes = !request.includes.is_empty() || !request.revincludes.is_empty();
         let visibility = guard.search_visibility(&request.resource_type, access, with_includes)?;
         Ok(tx.search(request, &visibility)?)
+    }
+
+    fn audited(&self, page: &SearchPage) -> Option<(AuditInteraction, Vec<Touched>)> {
+        let touched = page
+            .matches
+            .iter()
+            .chain(&page.included)
+            .map(|f| Touched::of(&f.resource_type, &f.id, f.version_id, Some(&f.content)))
+            .collect();
+        Some((AuditInteraction::SearchType, touched))
     }
 }
 
@@ -279,6 +319,15 @@ impl ReadOp for History<'_> {
             self.count,
         )?)
     }
+
+    fn audited(&self, page: &HistoryPage) -> Option<(AuditInteraction, Vec<Touched>)> {
+        let interaction = match (self.resource_type, self.id) {
+            (Some(_), Some(_)) => AuditInteraction::HistoryInstance,
+            (Some(_), None) => AuditInteraction::HistoryType,
+            _ => AuditInteraction::HistorySystem,
+        };
+        Some((interaction, page.entries.iter().map(touched).collect()))
+    }
 }
 
 /// The live resources that the conditions of a conditional interaction
@@ -342,5 +391,9 @@ impl ReadOp for Matching<'_> {
         }
         ids.truncate(self.limit);
         Ok(ids)
+    }
+
+    fn audited(&self, _: &Vec<String>) -> Option<(AuditInteraction, Vec<Touched>)> {
+        None
     }
 }

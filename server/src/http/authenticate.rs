@@ -8,6 +8,9 @@
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
+use std::sync::Arc;
+
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpMessage, HttpResponse};
 use fhir_profiles::outcome::IssueType;
 
@@ -15,6 +18,7 @@ use crate::http::error::ErrorResponse;
 use crate::http::negotiate::{error_format, ResponseFormat};
 use crate::state::AppState;
 use fhirledger_auth::bearer::{bearer_token, caller, BearerError};
+use fhirledger_service::audit::{Recorder, RequestFacts};
 use fhirledger_service::{ServiceError, Status};
 
 /// Paths under `/fhir` anyone may read.
@@ -55,7 +59,7 @@ fn allow_any_origin(headers: &mut actix_web::http::header::HeaderMap) {
     headers.insert(
         HeaderName::from_static("access-control-expose-headers"),
         HeaderValue::from_static(
-            "Location, ETag, Last-Modified, Content-Location, WWW-Authenticate",
+            "Location, ETag, Last-Modified, Content-Location, WWW-Authenticate, X-Request-Id",
         ),
     );
 }
@@ -79,15 +83,70 @@ async fn guarded(
         Ok(None) => Err(BearerError::Missing),
         Err(e) => Err(e),
     };
-    match outcome {
+    let request_id = request_id(&req);
+    let mut response = match outcome {
         Ok(caller) => {
+            let recorder = Arc::new(Recorder::new(
+                request_facts(&req, &request_id),
+                state.observer.clone(),
+            ));
             req.extensions_mut().insert(caller);
-            Ok(next.call(req).await?.map_into_boxed_body())
+            req.extensions_mut().insert(recorder.clone());
+            let format = error_format(req.request());
+            let response = next.call(req).await?.map_into_boxed_body();
+            // The interaction's AuditEvents are durable before its first byte
+            // leaves; if they cannot be, nothing of it does (fail closed).
+            match state.audit_log.record(recorder.take()).await {
+                Ok(()) => response,
+                Err(e) => {
+                    let (request, _) = response.into_parts();
+                    ServiceResponse::new(request, e.respond(format))
+                }
+            }
         }
         Err(e) => {
             let response = unauthorized(&e, &state.fhir_base, error_format(req.request()));
-            Ok(req.into_response(response))
+            req.into_response(response)
         }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    Ok(response)
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The client's `X-Request-Id` when it is a plausible id (1–200 letters,
+/// digits, `.`, `_`, `-`), else a new one: it ties the response to its
+/// AuditEvents.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=200).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// What the audit needs of the request: its id, where it came from, and the
+/// request line as sent.
+fn request_facts(req: &ServiceRequest, request_id: &str) -> RequestFacts {
+    let uri = req.uri();
+    RequestFacts {
+        request_id: request_id.to_string(),
+        client_address: req.peer_addr().map(|a| a.ip().to_string()),
+        raw: format!(
+            "{} {}",
+            req.method(),
+            uri.path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or(uri.path())
+        ),
     }
 }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use actix_web::dev::Payload;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
 use fhirledger_access::{Caller, Interaction};
+use fhirledger_service::audit::Recorder;
 use fhirledger_service::types::{check_type, check_writable};
 use fhirledger_service::Guard;
 
@@ -108,7 +109,10 @@ fn extract(req: &HttpRequest) -> Result<FhirRequest, ServiceError> {
         .get::<Arc<Caller>>()
         .cloned()
         .ok_or_else(|| ServiceError::internal("the request was not authenticated"))?;
-    let guard = Guard::for_caller(caller, &state.fhir_base, state.policy);
+    let mut guard = Guard::for_caller(caller, &state.fhir_base, state.policy);
+    if let Some(recorder) = req.extensions().get::<Arc<Recorder>>().cloned() {
+        guard = guard.recording(recorder);
+    }
     Ok(FhirRequest {
         req: req.clone(),
         state,

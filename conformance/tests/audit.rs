@@ -1,0 +1,163 @@
+//! Reads are audited before their responses leave: every read, vread,
+//! search and history over HTTP leaves AuditEvents in the trail by the time
+//! the client has the answer, tied to it by `X-Request-Id`, one per patient
+//! whose data it returned, each valid R4 and following the BALP profile it
+//! claims.
+
+use std::sync::OnceLock;
+
+use conformance::balp::{assert_valid_audit_event, recorded_query};
+use conformance::*;
+use fhirledger_postgres::{PgStore, PoolConfig};
+use serde_json::Value;
+
+fn store() -> &'static PgStore {
+    static STORE: OnceLock<PgStore> = OnceLock::new();
+    STORE.get_or_init(|| {
+        PgStore::connect(&server().database_url, &PoolConfig::default()).expect("a pool")
+    })
+}
+
+/// The events of request `id`, oldest first, each checked against the R4
+/// schema and the BALP profile it claims.
+fn events_of(request_id: &str) -> Vec<Value> {
+    let events: Vec<Value> = store()
+        .audit_events_with(&format!("entity:identifier=|{request_id}"))
+        .expect("the trail")
+        .iter()
+        .map(|c| serde_json::from_str(c).expect("stored JSON"))
+        .collect();
+    for event in &events {
+        assert_valid_audit_event(event, request_id);
+    }
+    events
+}
+
+fn entity_refs(event: &Value, role: &str) -> Vec<String> {
+    event["entity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["role"]["code"] == role)
+        .filter_map(|e| e["what"]["reference"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_read_is_in_the_trail_when_its_answer_arrives() {
+    let patient = new_patient();
+    let document = id_of(&create(&document_reference(&patient, &uid())));
+    let request_id = format!("test-{}", uid());
+    let resp = get(&format!("DocumentReference/{document}"))
+        .header("X-Request-Id", &request_id)
+        .send();
+    resp.assert_status(200);
+    assert_eq!(
+        resp.header("x-request-id").as_deref(),
+        Some(request_id.as_str())
+    );
+    let events = events_of(&request_id);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = &events[0];
+    assert_eq!(
+        event["meta"]["profile"][0],
+        "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientRead"
+    );
+    assert_eq!(event["subtype"][0]["code"], "read");
+    assert_eq!(event["action"], "R");
+    assert_eq!(event["outcome"], "0");
+    assert_eq!(entity_refs(event, "1"), [format!("Patient/{patient}")]);
+    assert_eq!(
+        entity_refs(event, "4"),
+        [format!("DocumentReference/{document}/_history/1")]
+    );
+    // A backend client's token: the client is the requestor, from loopback.
+    let client = event["agent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["who"]["identifier"]["value"].is_string() && a["network"]["type"] == "2")
+        .expect("the client agent");
+    assert_eq!(client["requestor"], true);
+    assert_eq!(client["network"]["address"], "127.0.0.1");
+    // Never content.
+    assert!(!event.to_string().contains("attachment"), "{event:#}");
+}
+
+#[test]
+fn a_request_without_an_id_gets_one() {
+    let patient = new_patient();
+    let resp = get(&format!("Patient/{patient}")).send();
+    resp.assert_status(200);
+    let request_id = resp.required_header("x-request-id");
+    let events = events_of(&request_id);
+    assert_eq!(events.len(), 1);
+    assert_eq!(entity_refs(&events[0], "1"), [format!("Patient/{patient}")]);
+    // A malformed id is replaced, not echoed.
+    let resp = get(&format!("Patient/{patient}"))
+        .header("X-Request-Id", "not an id; with spaces")
+        .send();
+    assert_ne!(
+        resp.required_header("x-request-id"),
+        "not an id; with spaces"
+    );
+}
+
+#[test]
+fn a_search_over_two_patients_leaves_one_event_for_each() {
+    let (a, b) = (new_patient(), new_patient());
+    let doc_a = id_of(&create(&document_reference(&a, &uid())));
+    let doc_b = id_of(&create(&document_reference(&b, &uid())));
+    let request_id = format!("test-{}", uid());
+    get(&format!("DocumentReference?_id={doc_a},{doc_b}"))
+        .header("X-Request-Id", &request_id)
+        .send()
+        .assert_status(200);
+    let events = events_of(&request_id);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    let mut seen: Vec<(Vec<String>, Vec<String>)> = events
+        .iter()
+        .map(|e| (entity_refs(e, "1"), entity_refs(e, "4")))
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (
+            vec![format!("Patient/{a}")],
+            vec![format!("DocumentReference/{doc_a}/_history/1")],
+        ),
+        (
+            vec![format!("Patient/{b}")],
+            vec![format!("DocumentReference/{doc_b}/_history/1")],
+        ),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    for event in &events {
+        assert_eq!(
+            event["meta"]["profile"][0],
+            "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PatientQuery"
+        );
+        assert_eq!(event["subtype"][0]["code"], "search-type");
+        let raw = recorded_query(event).expect("the query entity");
+        assert!(raw.starts_with("GET /fhir/DocumentReference?_id="), "{raw}");
+    }
+}
+
+#[test]
+fn history_and_vread_are_audited_too() {
+    let patient = new_patient();
+    for (path, subtype) in [
+        (format!("Patient/{patient}/_history/1"), "vread"),
+        (format!("Patient/{patient}/_history"), "history-instance"),
+    ] {
+        let request_id = format!("test-{}", uid());
+        get(&path)
+            .header("X-Request-Id", &request_id)
+            .send()
+            .assert_status(200);
+        let events = events_of(&request_id);
+        assert_eq!(events.len(), 1, "{path}: {events:#?}");
+        assert_eq!(events[0]["subtype"][0]["code"], subtype, "{path}");
+        assert_eq!(entity_refs(&events[0], "1"), [format!("Patient/{patient}")]);
+    }
+}
