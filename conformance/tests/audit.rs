@@ -161,3 +161,103 @@ fn history_and_vread_are_audited_too() {
         assert_eq!(entity_refs(&events[0], "1"), [format!("Patient/{patient}")]);
     }
 }
+
+const BALP: &str = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.";
+
+#[test]
+fn a_write_and_its_event_commit_together() {
+    let patient = new_patient();
+    let request_id = format!("test-{}", uid());
+    let created = post("DocumentReference")
+        .header("X-Request-Id", &request_id)
+        .json(&document_reference(&patient, &uid()))
+        .send();
+    created.assert_status(201);
+    let document = created.resource("DocumentReference");
+    let id = id_of(&document);
+    let events = events_of(&request_id);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(
+        events[0]["meta"]["profile"][0],
+        format!("{BALP}PatientCreate")
+    );
+    assert_eq!(events[0]["subtype"][0]["code"], "create");
+    assert_eq!(events[0]["action"], "C");
+    assert_eq!(entity_refs(&events[0], "1"), [format!("Patient/{patient}")]);
+    assert_eq!(
+        entity_refs(&events[0], "4"),
+        [format!("DocumentReference/{id}/_history/1")]
+    );
+
+    let mut changed = document.clone();
+    changed["description"] = "corrected".into();
+    let request_id = format!("test-{}", uid());
+    put(&format!("DocumentReference/{id}"))
+        .header("X-Request-Id", &request_id)
+        .json(&changed)
+        .send()
+        .assert_status(200);
+    let events = events_of(&request_id);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(
+        events[0]["meta"]["profile"][0],
+        format!("{BALP}PatientUpdate")
+    );
+    assert_eq!(events[0]["action"], "U");
+    assert_eq!(
+        entity_refs(&events[0], "4"),
+        [format!("DocumentReference/{id}/_history/2")]
+    );
+
+    let request_id = format!("test-{}", uid());
+    delete(&format!("DocumentReference/{id}"))
+        .header("X-Request-Id", &request_id)
+        .send();
+    let events = events_of(&request_id);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(
+        events[0]["meta"]["profile"][0],
+        format!("{BALP}PatientDelete")
+    );
+    assert_eq!(events[0]["action"], "D");
+    assert_eq!(entity_refs(&events[0], "1"), [format!("Patient/{patient}")]);
+}
+
+#[test]
+fn a_write_that_fails_leaves_no_event() {
+    let request_id = format!("test-{}", uid());
+    // Its subject does not exist: 422, nothing written, nothing recorded.
+    post("DocumentReference")
+        .header("X-Request-Id", &request_id)
+        .json(&document_reference(&format!("missing-{}", uid()), &uid()))
+        .send()
+        .assert_status(422);
+    assert!(events_of(&request_id).is_empty());
+}
+
+#[test]
+fn each_entry_of_a_transaction_has_its_event() {
+    let patient = new_patient();
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            { "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": document_reference(&patient, &uid()),
+              "request": { "method": "POST", "url": "DocumentReference" } },
+            { "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()), "resource": document_reference(&patient, &uid()),
+              "request": { "method": "POST", "url": "DocumentReference" } }
+        ]
+    });
+    let request_id = format!("test-{}", uid());
+    post(&base())
+        .header("X-Request-Id", &request_id)
+        .json(&bundle)
+        .send()
+        .assert_status(200);
+    let events = events_of(&request_id);
+    assert_eq!(events.len(), 2, "{events:#?}");
+    for event in &events {
+        assert_eq!(event["meta"]["profile"][0], format!("{BALP}PatientCreate"));
+        assert_eq!(entity_refs(event, "1"), [format!("Patient/{patient}")]);
+    }
+}

@@ -40,7 +40,14 @@ pub fn patient_of(resource_type: &str, id: &str, content: &str) -> Option<String
     if resource_type == "Patient" {
         return Some(id.to_string());
     }
-    let json: Value = serde_json::from_str(content).ok()?;
+    patient_in(resource_type, id, &serde_json::from_str(content).ok()?)
+}
+
+/// [`patient_of`] a resource already parsed.
+pub fn patient_in(resource_type: &str, id: &str, json: &Value) -> Option<String> {
+    if resource_type == "Patient" {
+        return Some(id.to_string());
+    }
     ["subject", "patient"].iter().find_map(|element| {
         let reference = json[*element]["reference"].as_str()?;
         let rest = reference.rsplit_once("Patient/").map(|(_, r)| r)?;
@@ -155,7 +162,39 @@ impl Recorder {
         }
     }
 
+    /// The events of resources written by `caller`, one per resource: for
+    /// the write's own transaction, so they commit with it or not at all.
+    pub fn written(
+        &self,
+        caller: Option<&Caller>,
+        interaction: Interaction,
+        touched: &[Touched],
+    ) -> Vec<AuditRow> {
+        let now = Utc::now();
+        touched
+            .iter()
+            .map(|t| {
+                let access = self.access(
+                    caller,
+                    interaction,
+                    now,
+                    t.patient.clone(),
+                    vec![t.reference.clone()],
+                    &[],
+                );
+                self.row(&access)
+            })
+            .collect()
+    }
+
     fn push(&self, access: &Access) {
+        let row = self.row(access);
+        if let Ok(mut rows) = self.rows.lock() {
+            rows.push(row);
+        }
+    }
+
+    fn row(&self, access: &Access) -> AuditRow {
         let event = {
             let mut event = audit_event(access, &self.observer);
             event["id"] = Value::String(uuid::Uuid::new_v4().to_string());
@@ -168,7 +207,7 @@ impl Recorder {
             .and_then(|p| p.organization.clone())
             .into_iter()
             .collect();
-        let row = AuditRow {
+        AuditRow {
             id: event["id"].as_str().unwrap_or_default().to_string(),
             recorded: access.recorded,
             patient_id: access.patient.clone(),
@@ -176,9 +215,6 @@ impl Recorder {
             terms: indexed.terms,
             client_recorded: false,
             content: event.to_string(),
-        };
-        if let Ok(mut rows) = self.rows.lock() {
-            rows.push(row);
         }
     }
 }

@@ -21,6 +21,7 @@
 use fhir_profiles::ids::is_valid_id;
 use fhirledger_postgres::{NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
 
+use crate::audit::{patient_in, Touched};
 use crate::conditions::Conditions;
 use crate::consent::{self, Written};
 use crate::error::ServiceError;
@@ -28,6 +29,8 @@ use crate::guard::Guard;
 use crate::prepare::{render, Prepared};
 use crate::reads::{decide_and_read_in, Matching};
 use fhirledger_access::Interaction;
+use fhirledger_audit::Interaction as Audited;
+use serde_json::Value;
 
 /// A stream of Binary bytes arriving from the client, consumed inside the
 /// transaction.
@@ -170,7 +173,35 @@ pub fn insert(
     write_bytes(tx, prepared, id, v.version_id, upload, limit)?;
     consent::keep_rules(tx, guard, rt, id, Written::Created(&prepared.resource))?;
     guard.check_written(tx, rt, id, Interaction::Create)?;
+    audit(
+        tx,
+        guard,
+        Audited::Create,
+        &[(&v, Some(&prepared.resource))],
+    )?;
     Ok(v)
+}
+
+/// The AuditEvents of versions just written, appended in the same
+/// transaction: one per resource, with the patient its JSON names.
+fn audit(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    interaction: Audited,
+    written: &[(&StoredVersion, Option<&Value>)],
+) -> Result<(), ServiceError> {
+    let Some(recorder) = guard.recorder() else {
+        return Ok(());
+    };
+    let touched: Vec<Touched> = written
+        .iter()
+        .map(|(v, json)| Touched {
+            reference: format!("{}/{}/_history/{}", v.resource_type, v.id, v.version_id),
+            patient: json.and_then(|j| patient_in(&v.resource_type, &v.id, j)),
+        })
+        .collect();
+    tx.append_audit_events(&recorder.written(guard.caller(), interaction, &touched))?;
+    Ok(())
 }
 
 /// Version 1 of many new resources (each with its fresh id) in a constant
@@ -206,6 +237,12 @@ pub fn insert_many(
     for (p, id) in items {
         guard.check_written(tx, &p.resource_type, id, Interaction::Create)?;
     }
+    let written: Vec<(&StoredVersion, Option<&Value>)> = versions
+        .iter()
+        .zip(items)
+        .map(|(v, (p, _))| (v, Some(&p.resource)))
+        .collect();
+    audit(tx, guard, Audited::Create, &written)?;
     Ok(versions)
 }
 
@@ -243,6 +280,16 @@ pub fn put(
     };
     consent::keep_rules(tx, guard, rt, id, written)?;
     guard.check_written(tx, rt, id, interaction)?;
+    let audited = match outcome {
+        WriteOutcome::Created(_) => Audited::Create,
+        WriteOutcome::Updated(_) => Audited::Update,
+    };
+    audit(
+        tx,
+        guard,
+        audited,
+        &[(outcome.version(), Some(&prepared.resource))],
+    )?;
     Ok(outcome)
 }
 
@@ -338,9 +385,18 @@ pub fn delete_in(
 ) -> Result<Option<StoredVersion>, ServiceError> {
     guard.check_target(tx, resource_type, id, Interaction::Delete)?;
     consent::before_delete(tx, resource_type, id)?;
+    // The patient of what is deleted, from its last version, for the event.
+    let last: Option<Value> = match guard.recorder() {
+        Some(_) => tx
+            .read(resource_type, id)?
+            .and_then(|v| v.content)
+            .and_then(|c| serde_json::from_str(&c).ok()),
+        None => None,
+    };
     let deleted = tx.delete(resource_type, id, if_match)?;
-    if deleted.is_some() {
+    if let Some(v) = &deleted {
         consent::keep_rules(tx, guard, resource_type, id, Written::Deleted)?;
+        audit(tx, guard, Audited::Delete, &[(v, last.as_ref())])?;
     }
     Ok(deleted)
 }
