@@ -164,6 +164,17 @@ fn history_and_vread_are_audited_too() {
 
 const BALP: &str = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.";
 
+/// The one event of request `id`, asserted to follow BALP `pattern` with `action`.
+#[track_caller]
+fn only_event(request_id: &str, pattern: &str, action: &str) -> Value {
+    let events = events_of(request_id);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = events.into_iter().next().unwrap_or_default();
+    assert_eq!(event["meta"]["profile"][0], format!("{BALP}{pattern}"));
+    assert_eq!(event["action"], action);
+    event
+}
+
 #[test]
 fn a_write_and_its_event_commit_together() {
     let patient = new_patient();
@@ -175,17 +186,11 @@ fn a_write_and_its_event_commit_together() {
     created.assert_status(201);
     let document = created.resource("DocumentReference");
     let id = id_of(&document);
-    let events = events_of(&request_id);
-    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = only_event(&request_id, "PatientCreate", "C");
+    assert_eq!(event["subtype"][0]["code"], "create");
+    assert_eq!(entity_refs(&event, "1"), [format!("Patient/{patient}")]);
     assert_eq!(
-        events[0]["meta"]["profile"][0],
-        format!("{BALP}PatientCreate")
-    );
-    assert_eq!(events[0]["subtype"][0]["code"], "create");
-    assert_eq!(events[0]["action"], "C");
-    assert_eq!(entity_refs(&events[0], "1"), [format!("Patient/{patient}")]);
-    assert_eq!(
-        entity_refs(&events[0], "4"),
+        entity_refs(&event, "4"),
         [format!("DocumentReference/{id}/_history/1")]
     );
 
@@ -197,15 +202,9 @@ fn a_write_and_its_event_commit_together() {
         .json(&changed)
         .send()
         .assert_status(200);
-    let events = events_of(&request_id);
-    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = only_event(&request_id, "PatientUpdate", "U");
     assert_eq!(
-        events[0]["meta"]["profile"][0],
-        format!("{BALP}PatientUpdate")
-    );
-    assert_eq!(events[0]["action"], "U");
-    assert_eq!(
-        entity_refs(&events[0], "4"),
+        entity_refs(&event, "4"),
         [format!("DocumentReference/{id}/_history/2")]
     );
 
@@ -213,14 +212,8 @@ fn a_write_and_its_event_commit_together() {
     delete(&format!("DocumentReference/{id}"))
         .header("X-Request-Id", &request_id)
         .send();
-    let events = events_of(&request_id);
-    assert_eq!(events.len(), 1, "{events:#?}");
-    assert_eq!(
-        events[0]["meta"]["profile"][0],
-        format!("{BALP}PatientDelete")
-    );
-    assert_eq!(events[0]["action"], "D");
-    assert_eq!(entity_refs(&events[0], "1"), [format!("Patient/{patient}")]);
+    let event = only_event(&request_id, "PatientDelete", "D");
+    assert_eq!(entity_refs(&event, "1"), [format!("Patient/{patient}")]);
 }
 
 #[test]
