@@ -217,15 +217,24 @@ fn a_write_and_its_event_commit_together() {
 }
 
 #[test]
-fn a_write_that_fails_leaves_no_event() {
+fn a_write_that_fails_leaves_only_its_refusal() {
     let request_id = format!("test-{}", uid());
-    // Its subject does not exist: 422, nothing written, nothing recorded.
+    // Its subject does not exist: 422, nothing written; the attempt is recorded,
+    // no version is.
     post("DocumentReference")
         .header("X-Request-Id", &request_id)
         .json(&document_reference(&format!("missing-{}", uid()), &uid()))
         .send()
         .assert_status(422);
-    assert!(events_of(&request_id).is_empty());
+    let event = refusal(&request_id, 422);
+    assert_eq!(event["action"], "C");
+    assert!(entity_refs(&event, "4").is_empty(), "{event:#}");
+    assert!(
+        event["outcomeDesc"]
+            .as_str()
+            .is_some_and(|d| d.contains("DocumentReference.subject")),
+        "{event:#}"
+    );
 }
 
 #[test]
@@ -253,4 +262,70 @@ fn each_entry_of_a_transaction_has_its_event() {
         assert_eq!(event["meta"]["profile"][0], format!("{BALP}PatientCreate"));
         assert_eq!(entity_refs(event, "1"), [format!("Patient/{patient}")]);
     }
+}
+
+/// The one event of a refused request: outcome 4, what the client was told,
+/// no profile claimed.
+#[track_caller]
+fn refusal(request_id: &str, status: u16) -> Value {
+    let events = events_of(request_id);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event = events.into_iter().next().unwrap_or_default();
+    assert_eq!(event["outcome"], "4");
+    assert!(event["meta"]["profile"].is_null(), "{event:#}");
+    let desc = event["outcomeDesc"].as_str().unwrap_or_default();
+    assert!(desc.starts_with(&format!("HTTP {status}")), "{desc}");
+    event
+}
+
+#[test]
+fn refused_requests_are_in_the_trail_too() {
+    // 401: no token, so no person and no client, only where it came from.
+    let patient = new_patient();
+    let request_id = format!("test-{}", uid());
+    get(&format!("Patient/{patient}"))
+        .no_auth()
+        .header("X-Request-Id", &request_id)
+        .send()
+        .assert_status(401);
+    let event = refusal(&request_id, 401);
+    assert_eq!(event["subtype"][0]["code"], "read");
+    assert_eq!(entity_refs(&event, "4"), [format!("Patient/{patient}")]);
+    let client = &event["agent"][0];
+    assert_eq!(client["network"]["address"], "127.0.0.1");
+    assert!(client["who"]["identifier"].is_null(), "{event:#}");
+
+    // 404: nothing there (or nothing the caller may see).
+    let request_id = format!("test-{}", uid());
+    let missing = format!("missing-{}", uid());
+    get(&format!("DocumentReference/{missing}"))
+        .header("X-Request-Id", &request_id)
+        .send()
+        .assert_status(404);
+    let event = refusal(&request_id, 404);
+    assert_eq!(
+        entity_refs(&event, "4"),
+        [format!("DocumentReference/{missing}")]
+    );
+
+    // 403: a token whose scopes do not allow the interaction.
+    let reader = conformance::smart::BackendClient::register(
+        server(),
+        "system/Patient.r",
+        conformance::smart::SigningKey::rs384(),
+    );
+    let request_id = format!("test-{}", uid());
+    post("Patient")
+        .bearer(&reader.token("system/Patient.r"))
+        .header("X-Request-Id", &request_id)
+        .json(&patient_resource())
+        .send()
+        .assert_status(403);
+    let event = refusal(&request_id, 403);
+    assert_eq!(event["subtype"][0]["code"], "create");
+    assert_eq!(event["action"], "C");
+}
+
+fn patient_resource() -> Value {
+    conformance::patient(&uid())
 }

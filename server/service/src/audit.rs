@@ -162,6 +162,33 @@ impl Recorder {
         }
     }
 
+    /// A refused or failed request (4xx, 5xx): one event with its outcome,
+    /// what the client was told, and the resource it named, if any.
+    pub fn refused(
+        &self,
+        caller: Option<&Caller>,
+        interaction: Interaction,
+        status: u16,
+        why: &str,
+        target: Option<String>,
+    ) {
+        let mut access = self.access(
+            caller,
+            interaction,
+            Utc::now(),
+            None,
+            target.into_iter().collect(),
+            &[],
+        );
+        access.outcome = Outcome::of_status(status);
+        access.outcome_desc = Some(if why.is_empty() {
+            format!("HTTP {status}")
+        } else {
+            format!("HTTP {status}: {why}")
+        });
+        self.push(&access);
+    }
+
     /// The events of resources written by `caller`, one per resource: for
     /// the write's own transaction, so they commit with it or not at all.
     pub fn written(

@@ -14,7 +14,8 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpMessage, HttpResponse};
 use fhir_profiles::outcome::IssueType;
 
-use crate::http::error::ErrorResponse;
+use crate::http::audited::interaction_of;
+use crate::http::error::{ErrorResponse, Refusal};
 use crate::http::negotiate::{error_format, ResponseFormat};
 use crate::state::AppState;
 use fhirledger_auth::bearer::{bearer_token, caller, BearerError};
@@ -84,29 +85,44 @@ async fn guarded(
         Err(e) => Err(e),
     };
     let request_id = request_id(&req);
-    let mut response = match outcome {
+    let recorder = Arc::new(Recorder::new(
+        request_facts(&req, &request_id),
+        state.observer.clone(),
+    ));
+    let (method, path) = (req.method().clone(), req.path().to_string());
+    let format = error_format(req.request());
+    let (caller, response) = match outcome {
         Ok(caller) => {
-            let recorder = Arc::new(Recorder::new(
-                request_facts(&req, &request_id),
-                state.observer.clone(),
-            ));
-            req.extensions_mut().insert(caller);
+            req.extensions_mut().insert(caller.clone());
             req.extensions_mut().insert(recorder.clone());
-            let format = error_format(req.request());
-            let response = next.call(req).await?.map_into_boxed_body();
-            // The interaction's AuditEvents are durable before its first byte
-            // leaves; if they cannot be, nothing of it does (fail closed).
-            match state.audit_log.record(recorder.take()).await {
-                Ok(()) => response,
-                Err(e) => {
-                    let (request, _) = response.into_parts();
-                    ServiceResponse::new(request, e.respond(format))
-                }
-            }
+            (Some(caller), next.call(req).await?.map_into_boxed_body())
         }
         Err(e) => {
-            let response = unauthorized(&e, &state.fhir_base, error_format(req.request()));
-            req.into_response(response)
+            let response = unauthorized(&e, &state.fhir_base, format);
+            (None, req.into_response(response))
+        }
+    };
+    // A request refused or failed before any read or write recorded it (401,
+    // 403, a 404 that may hide a resource, a 4xx or 5xx of any kind) is
+    // recorded as such: the patient and the compliance officer see attempts too.
+    let status = response.status().as_u16();
+    if status >= 400 && recorder.is_empty() {
+        let why = response
+            .response()
+            .extensions()
+            .get::<Refusal>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let (interaction, target) = interaction_of(&method, &path);
+        recorder.refused(caller.as_deref(), interaction, status, &why, target);
+    }
+    // The interaction's AuditEvents are durable before its first byte leaves;
+    // if they cannot be, nothing of it does (fail closed).
+    let mut response = match state.audit_log.record(recorder.take()).await {
+        Ok(()) => response,
+        Err(e) => {
+            let (request, _) = response.into_parts();
+            ServiceResponse::new(request, e.respond(format))
         }
     };
     if let Ok(value) = HeaderValue::from_str(&request_id) {

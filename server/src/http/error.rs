@@ -21,13 +21,25 @@ impl ErrorResponse for ServiceError {
         let status =
             StatusCode::from_u16(self.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let outcome = operation_outcome(&self.issues);
-        match resource_body(&outcome, format) {
+        let mut response = match resource_body(&outcome, format) {
             Ok((content_type, body)) => HttpResponse::build(status)
                 .insert_header(("Content-Type", content_type))
                 .body(body),
             Err(_) => HttpResponse::build(status)
                 .insert_header(("Content-Type", "application/fhir+json; charset=utf-8"))
                 .body(outcome.to_string()),
-        }
+        };
+        // What the client was told, for the AuditEvent of the refusal.
+        response.extensions_mut().insert(Refusal(
+            self.issues
+                .first()
+                .map(|i| i.diagnostics.clone())
+                .unwrap_or_default(),
+        ));
+        response
     }
 }
+
+/// The diagnostics of an error response, kept on the response for its AuditEvent.
+#[derive(Debug, Clone)]
+pub struct Refusal(pub String);
