@@ -52,6 +52,7 @@ fn access(interaction: Interaction) -> Access {
             "TREAT",
             Some("treatment"),
         )],
+        purpose_text: None,
         patient: Some("p1".into()),
         resources: vec!["DocumentReference/d1/_history/2".into()],
         decided_by: vec!["Consent/c7".into()],
@@ -276,10 +277,15 @@ fn emergency_access_records_break_the_glass_as_the_purpose() {
         "BTG",
         Some("break the glass"),
     )];
+    a.purpose_text = Some("unconscious in the emergency department".into());
     a.decided_by = vec!["emergency access".into()];
     let event = audit_event(&a, &observer());
     assert_valid(&event, "emergency access");
     assert_eq!(event["purposeOfEvent"][0]["coding"][0]["code"], "BTG");
+    assert_eq!(
+        event["purposeOfEvent"][0]["text"],
+        "unconscious in the emergency department"
+    );
     assert_eq!(event["subtype"][1]["code"], "$emergency-access");
     assert_eq!(
         event["agent"][0]["policy"][0],

@@ -857,6 +857,46 @@ fn emergency_access_opens_a_patient_to_one_doctor_even_against_a_deny() {
 }
 
 #[test]
+fn emergency_access_is_in_the_trail_with_its_reason() {
+    let w = world();
+    let case = new_case();
+    let reason = "unconscious, allergies unknown";
+    let resp = break_glass(&w.b.token, &case.patient, Some(reason));
+    resp.assert_status(200);
+    let request_id = resp.required_header("x-request-id");
+    let store = fhirledger_postgres::PgStore::connect(
+        &server().database_url,
+        &fhirledger_postgres::PoolConfig::default(),
+    )
+    .expect("a pool");
+    let events = store
+        .audit_events_with(&format!("entity:identifier=|{request_id}"))
+        .expect("the trail");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event: Value = serde_json::from_str(&events[0]).expect("stored JSON");
+    conformance::balp::assert_valid_audit_event(&event, "emergency access");
+    assert_eq!(event["subtype"][1]["code"], "$emergency-access");
+    assert_eq!(event["purposeOfEvent"][0]["coding"][0]["code"], "BTG");
+    assert_eq!(event["purposeOfEvent"][0]["text"], reason);
+    let doctor = &event["agent"][0];
+    assert_eq!(doctor["who"]["reference"], w.b.practitioner());
+    assert_eq!(
+        doctor["policy"][0],
+        "urn:fhirledger:access:emergency-access"
+    );
+    let patient = event["entity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["role"]["code"] == "1")
+        .expect("the patient entity");
+    assert_eq!(
+        patient["what"]["reference"],
+        format!("Patient/{}", case.patient)
+    );
+}
+
+#[test]
 fn a_patient_may_switch_emergency_access_off() {
     let w = world();
     let case = new_case();

@@ -373,7 +373,13 @@ fn purposes(access: &Access) -> Value {
     json!(access
         .purpose
         .iter()
-        .map(|c| json!({ "coding": [coding_of(c)] }))
+        .map(|c| {
+            let mut concept = json!({ "coding": [coding_of(c)] });
+            if let Some(text) = &access.purpose_text {
+                concept["text"] = json!(text);
+            }
+            concept
+        })
         .collect::<Vec<_>>())
 }
 

@@ -224,6 +224,8 @@ pub struct Access {
     pub client: Client,
     /// `purposeOfUse` codes of the token; `BTG` for emergency access.
     pub purpose: Vec<Coding>,
+    /// Why, in the person's words (the reason given for emergency access).
+    pub purpose_text: Option<String>,
     /// The patient whose data it was, by id.
     pub patient: Option<String>,
     /// The resources touched, as versioned references

@@ -151,6 +151,7 @@ impl Recorder {
                 address: self.facts.client_address.clone(),
             },
             purpose: purpose_of(caller),
+            purpose_text: None,
             patient,
             resources,
             decided_by: decided_by.to_vec(),
@@ -187,6 +188,40 @@ impl Recorder {
             format!("HTTP {status}: {why}")
         });
         self.push(&access);
+    }
+
+    /// The event of a successful `$operation` by `caller` about `patient`;
+    /// `emergency` marks break-the-glass (purpose `BTG` with the reason
+    /// given). Returned for the operation's own transaction when it writes.
+    pub fn operation(
+        &self,
+        caller: Option<&Caller>,
+        name: &str,
+        patient: Option<String>,
+        emergency: Option<&str>,
+    ) -> AuditRow {
+        let mut access = self.access(
+            caller,
+            Interaction::Operation,
+            Utc::now(),
+            patient,
+            Vec::new(),
+            &[],
+        );
+        access.kind = Kind::Rest {
+            interaction: Interaction::Operation,
+            operation: Some(name.to_string()),
+        };
+        if let Some(reason) = emergency {
+            access.purpose = vec![Coding::new(
+                "http://terminology.hl7.org/CodeSystem/v3-ActReason",
+                "BTG",
+                Some("break the glass"),
+            )];
+            access.purpose_text = Some(reason.to_string());
+            access.decided_by = vec!["emergency access".into()];
+        }
+        self.row(&access)
     }
 
     /// The events of resources written by `caller`, one per resource: for

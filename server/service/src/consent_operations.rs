@@ -97,6 +97,15 @@ pub fn emergency_access(
             granted_at: now,
             expires_at: expires,
         })?;
+        if let Some(recorder) = guard.recorder() {
+            let event = recorder.operation(
+                guard.caller(),
+                "$emergency-access",
+                Some(patient.to_string()),
+                Some(reason),
+            );
+            tx.append_audit_events(&[event])?;
+        }
         tracing::warn!(
             practitioner = %practitioner,
             patient = %patient,
