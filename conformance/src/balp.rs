@@ -55,6 +55,26 @@ pub fn assert_valid_audit_event(event: &Value, what: &str) {
     }
 }
 
+/// The entities of an AuditEvent with `entity.role` code `role` (`1` the
+/// patient, `4` a resource, `24` the query).
+pub fn entities(event: &Value, role: &str) -> Vec<Value> {
+    event["entity"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["role"]["code"] == role)
+        .cloned()
+        .collect()
+}
+
+/// The references (`what.reference`) of the entities with `role`.
+pub fn entity_refs(event: &Value, role: &str) -> Vec<String> {
+    entities(event, role)
+        .iter()
+        .filter_map(|e| e["what"]["reference"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// The request a query AuditEvent keeps: its query entity's (role 24)
 /// base64 `query`, decoded.
 pub fn recorded_query(event: &Value) -> Option<String> {

@@ -6,7 +6,7 @@
 
 use std::sync::OnceLock;
 
-use conformance::balp::{assert_valid_audit_event, recorded_query};
+use conformance::balp::{assert_valid_audit_event, entity_refs, recorded_query};
 use conformance::*;
 use fhirledger_postgres::{PgStore, PoolConfig};
 use serde_json::Value;
@@ -31,16 +31,6 @@ fn events_of(request_id: &str) -> Vec<Value> {
         assert_valid_audit_event(event, request_id);
     }
     events
-}
-
-fn entity_refs(event: &Value, role: &str) -> Vec<String> {
-    event["entity"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|e| e["role"]["code"] == role)
-        .filter_map(|e| e["what"]["reference"].as_str().map(str::to_string))
-        .collect()
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! shown to catch what each profile forbids.
 
 use chrono::{TimeZone, Utc};
-use conformance::balp::{assert_valid_audit_event, balp, recorded_query, schema_errors};
+use conformance::balp::{assert_valid_audit_event, balp, entities, recorded_query, schema_errors};
 use fhirledger_audit::{
     audit_event, pattern_of, Access, Client, Coding, Interaction, Kind, Observer, Outcome, Pattern,
     Person, Query, SecurityEvent,
@@ -256,13 +256,8 @@ fn a_search_keeps_the_raw_request_and_names_what_it_returned_by_type() {
     assert_eq!(event["action"], "E");
     let raw = recorded_query(&event).expect("the query entity");
     assert_eq!(raw, a.query.expect("a query").raw);
-    let returned = event["entity"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["role"]["code"] == "4")
-        .expect("a returned document");
-    assert_eq!(returned["type"]["code"], "DocumentReference");
+    let returned = entities(&event, "4");
+    assert_eq!(returned[0]["type"]["code"], "DocumentReference");
 }
 
 #[test]

@@ -884,15 +884,9 @@ fn emergency_access_is_in_the_trail_with_its_reason() {
         doctor["policy"][0],
         "urn:fhirledger:access:emergency-access"
     );
-    let patient = event["entity"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|e| e["role"]["code"] == "1")
-        .expect("the patient entity");
     assert_eq!(
-        patient["what"]["reference"],
-        format!("Patient/{}", case.patient)
+        conformance::balp::entity_refs(&event, "1"),
+        [format!("Patient/{}", case.patient)]
     );
 }
 
