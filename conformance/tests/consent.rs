@@ -857,6 +857,39 @@ fn emergency_access_opens_a_patient_to_one_doctor_even_against_a_deny() {
 }
 
 #[test]
+fn a_hidden_document_answers_404_and_its_patient_sees_the_attempt() {
+    let w = world();
+    let case = new_case();
+    let resp = get(&format!("DocumentReference/{}", case.note))
+        .bearer(&w.b.token)
+        .send();
+    resp.assert_status(404);
+    let request_id = resp.required_header("x-request-id");
+    let store = fhirledger_postgres::PgStore::connect(
+        &server().database_url,
+        &fhirledger_postgres::PoolConfig::default(),
+    )
+    .expect("a pool");
+    let events = store
+        .audit_events_with(&format!("entity:identifier=|{request_id}"))
+        .expect("the trail");
+    assert_eq!(events.len(), 1, "{events:#?}");
+    let event: Value = serde_json::from_str(&events[0]).expect("stored JSON");
+    conformance::balp::assert_valid_audit_event(&event, "hidden 404");
+    assert_eq!(event["outcome"], "4");
+    assert_eq!(event["agent"][0]["who"]["reference"], w.b.practitioner());
+    assert_eq!(
+        conformance::balp::entity_refs(&event, "1"),
+        [format!("Patient/{}", case.patient)]
+    );
+    // The patient's events include the attempt.
+    let theirs = store
+        .audit_events_with(&format!("patient=Patient/{}", case.patient))
+        .expect("the trail");
+    assert!(theirs.iter().any(|e| e.contains(&request_id)));
+}
+
+#[test]
 fn emergency_access_is_in_the_trail_with_its_reason() {
     let w = world();
     let case = new_case();

@@ -164,7 +164,9 @@ impl Recorder {
     }
 
     /// A refused or failed request (4xx, 5xx): one event with its outcome,
-    /// what the client was told, and the resource it named, if any.
+    /// what the client was told, the resource it named and that resource's
+    /// patient, when known (a 404 that hid a document names its patient, so
+    /// the patient sees that someone tried).
     pub fn refused(
         &self,
         caller: Option<&Caller>,
@@ -172,12 +174,13 @@ impl Recorder {
         status: u16,
         why: &str,
         target: Option<String>,
+        patient: Option<String>,
     ) {
         let mut access = self.access(
             caller,
             interaction,
             Utc::now(),
-            None,
+            patient,
             target.into_iter().collect(),
             &[],
         );

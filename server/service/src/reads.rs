@@ -15,9 +15,9 @@ use fhirledger_access::{Access, Interaction};
 use fhirledger_audit::Interaction as AuditInteraction;
 use fhirledger_postgres::{BinaryMeta, HistoryPage, PgStore, SearchPage, StoredVersion, Tx};
 
-use crate::audit::Touched;
+use crate::audit::{patient_of, Touched};
 use crate::conditions::Conditions;
-use crate::error::ServiceError;
+use crate::error::{ServiceError, Status};
 use crate::guard::Guard;
 use crate::visibility::{criteria_of, is_visible};
 
@@ -47,6 +47,15 @@ pub trait ReadOp {
     /// each resource with its patient; `None` for reads that are part of a
     /// write (the write's own event records them).
     fn audited(&self, output: &Self::Output) -> Option<(AuditInteraction, Vec<Touched>)>;
+    /// When the read answered 404 under restricted access: the resource it
+    /// asked for, if it exists, with its patient, read past the restriction
+    /// for the AuditEvent alone (never for the answer).
+    fn hidden(
+        &self,
+        _store: &PgStore,
+    ) -> Result<Option<(AuditInteraction, String, Option<String>)>, ServiceError> {
+        Ok(None)
+    }
 }
 
 /// Runs a read in its own read-only store transaction. Blocking.
@@ -57,7 +66,22 @@ pub fn read<O: ReadOp>(
 ) -> Result<Accessed<O::Output>, ServiceError> {
     let access = op.decide(guard)?;
     let snapshot = op.snapshot(&access);
-    store.reading(snapshot, |tx| read_in(tx, guard, &op, access.clone()))
+    let result = store.reading(snapshot, |tx| read_in(tx, guard, &op, access.clone()));
+    if let (Err(refused), Some(recorder)) = (&result, guard.recorder()) {
+        // A 404 under restricted access may hide a resource that exists: its
+        // patient must be able to see that someone tried.
+        if refused.status == Status::NOT_FOUND && !access.is_all() {
+            if let Some((interaction, target, patient)) = op.hidden(store)? {
+                let why = refused
+                    .issues
+                    .first()
+                    .map(|i| i.diagnostics.as_str())
+                    .unwrap_or_default();
+                recorder.refused(guard.caller(), interaction, 404, why, Some(target), patient);
+            }
+        }
+    }
+    result
 }
 
 /// Runs a read inside the caller's transaction (a write that must match
@@ -150,6 +174,27 @@ impl ReadOp for ReadResource<'_> {
             Some(_) => AuditInteraction::Vread,
         };
         Some((interaction, vec![touched(v)]))
+    }
+
+    fn hidden(
+        &self,
+        store: &PgStore,
+    ) -> Result<Option<(AuditInteraction, String, Option<String>)>, ServiceError> {
+        let Some(current) = store.read(self.resource_type, self.id)? else {
+            return Ok(None);
+        };
+        let Some(content) = current.content else {
+            return Ok(None);
+        };
+        let interaction = match self.version {
+            None => AuditInteraction::Read,
+            Some(_) => AuditInteraction::Vread,
+        };
+        Ok(Some((
+            interaction,
+            format!("{}/{}", self.resource_type, self.id),
+            patient_of(self.resource_type, self.id, &content),
+        )))
     }
 }
 

@@ -114,7 +114,7 @@ async fn guarded(
             .map(|r| r.0.clone())
             .unwrap_or_default();
         let (interaction, target) = interaction_of(&method, &path);
-        recorder.refused(caller.as_deref(), interaction, status, &why, target);
+        recorder.refused(caller.as_deref(), interaction, status, &why, target, None);
     }
     // The interaction's AuditEvents are durable before its first byte leaves;
     // if they cannot be, nothing of it does (fail closed).
