@@ -55,6 +55,31 @@ pub fn assert_valid_audit_event(event: &Value, what: &str) {
     }
 }
 
+/// The AuditEvents the shared test server recorded for request `request_id`
+/// (its `X-Request-Id`), oldest first, each asserted valid R4 and faithful to
+/// the BALP profile it claims.
+#[track_caller]
+pub fn recorded_events(request_id: &str) -> Vec<Value> {
+    static STORE: OnceLock<fhirledger_postgres::PgStore> = OnceLock::new();
+    let store = STORE.get_or_init(|| {
+        fhirledger_postgres::PgStore::connect(
+            &crate::server().database_url,
+            &fhirledger_postgres::PoolConfig::default(),
+        )
+        .expect("a pool on the test server's database")
+    });
+    let events: Vec<Value> = store
+        .audit_events_with(&format!("entity:identifier=|{request_id}"))
+        .expect("the trail")
+        .iter()
+        .map(|c| serde_json::from_str(c).expect("stored JSON"))
+        .collect();
+    for event in &events {
+        assert_valid_audit_event(event, request_id);
+    }
+    events
+}
+
 /// The entities of an AuditEvent with `entity.role` code `role` (`1` the
 /// patient, `4` a resource, `24` the query).
 pub fn entities(event: &Value, role: &str) -> Vec<Value> {

@@ -4,33 +4,14 @@
 //! whose data it returned, each valid R4 and following the BALP profile it
 //! claims.
 
-use std::sync::OnceLock;
-
-use conformance::balp::{assert_valid_audit_event, entity_refs, recorded_query};
+use conformance::balp::{entity_refs, recorded_events, recorded_query};
 use conformance::*;
-use fhirledger_postgres::{PgStore, PoolConfig};
 use serde_json::Value;
-
-fn store() -> &'static PgStore {
-    static STORE: OnceLock<PgStore> = OnceLock::new();
-    STORE.get_or_init(|| {
-        PgStore::connect(&server().database_url, &PoolConfig::default()).expect("a pool")
-    })
-}
 
 /// The events of request `id`, oldest first, each checked against the R4
 /// schema and the BALP profile it claims.
 fn events_of(request_id: &str) -> Vec<Value> {
-    let events: Vec<Value> = store()
-        .audit_events_with(&format!("entity:identifier=|{request_id}"))
-        .expect("the trail")
-        .iter()
-        .map(|c| serde_json::from_str(c).expect("stored JSON"))
-        .collect();
-    for event in &events {
-        assert_valid_audit_event(event, request_id);
-    }
-    events
+    recorded_events(request_id)
 }
 
 #[test]
