@@ -13,7 +13,7 @@ use fhirledger_access::{Caller, Role};
 use fhirledger_audit::{
     audit_event, index, Access, Client, Coding, Interaction, Kind, Observer, Outcome, Person, Query,
 };
-use fhirledger_postgres::AuditRow;
+use fhirledger_postgres::{AuditRow, StoredVersion};
 use serde_json::Value;
 
 /// A resource a read returned, with the patient whose data it is.
@@ -25,13 +25,26 @@ pub struct Touched {
 }
 
 impl Touched {
-    /// A returned version; its patient read from its JSON.
+    /// A returned version; its patient read from its stored JSON.
     pub fn of(resource_type: &str, id: &str, version: i64, content: Option<&str>) -> Touched {
         Touched {
-            reference: format!("{resource_type}/{id}/_history/{version}"),
+            reference: versioned(resource_type, id, version),
             patient: content.and_then(|c| patient_of(resource_type, id, c)),
         }
     }
+
+    /// A version just written; its patient read from the JSON written (for a
+    /// delete, the last version's), without parsing it again.
+    pub fn written(v: &StoredVersion, json: Option<&Value>) -> Touched {
+        Touched {
+            reference: versioned(&v.resource_type, &v.id, v.version_id),
+            patient: json.and_then(|j| patient_in(&v.resource_type, &v.id, j)),
+        }
+    }
+}
+
+fn versioned(resource_type: &str, id: &str, version: i64) -> String {
+    format!("{resource_type}/{id}/_history/{version}")
 }
 
 /// The patient a resource's data belongs to: a Patient itself, else the

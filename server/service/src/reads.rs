@@ -169,11 +169,7 @@ impl ReadOp for ReadResource<'_> {
     }
 
     fn audited(&self, v: &StoredVersion) -> Option<(AuditInteraction, Vec<Touched>)> {
-        let interaction = match self.version {
-            None => AuditInteraction::Read,
-            Some(_) => AuditInteraction::Vread,
-        };
-        Some((interaction, vec![touched(v)]))
+        Some((read_or_vread(self.version), vec![touched(v)]))
     }
 
     fn hidden(
@@ -186,15 +182,19 @@ impl ReadOp for ReadResource<'_> {
         let Some(content) = current.content else {
             return Ok(None);
         };
-        let interaction = match self.version {
-            None => AuditInteraction::Read,
-            Some(_) => AuditInteraction::Vread,
-        };
         Ok(Some((
-            interaction,
+            read_or_vread(self.version),
             format!("{}/{}", self.resource_type, self.id),
             patient_of(self.resource_type, self.id, &content),
         )))
+    }
+}
+
+/// A read of the current version, or of the version asked for.
+fn read_or_vread(version: Option<i64>) -> AuditInteraction {
+    match version {
+        None => AuditInteraction::Read,
+        Some(_) => AuditInteraction::Vread,
     }
 }
 
@@ -246,11 +246,7 @@ impl ReadOp for ReadBinary<'_> {
     }
 
     fn audited(&self, (v, _): &BinaryContent) -> Option<(AuditInteraction, Vec<Touched>)> {
-        let interaction = match self.version {
-            None => AuditInteraction::Read,
-            Some(_) => AuditInteraction::Vread,
-        };
-        Some((interaction, vec![touched(v)]))
+        Some((read_or_vread(self.version), vec![touched(v)]))
     }
 }
 

@@ -21,7 +21,7 @@
 use fhir_profiles::ids::is_valid_id;
 use fhirledger_postgres::{NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
 
-use crate::audit::{patient_in, Touched};
+use crate::audit::Touched;
 use crate::conditions::Conditions;
 use crate::consent::{self, Written};
 use crate::error::ServiceError;
@@ -195,10 +195,7 @@ fn audit(
     };
     let touched: Vec<Touched> = written
         .iter()
-        .map(|(v, json)| Touched {
-            reference: format!("{}/{}/_history/{}", v.resource_type, v.id, v.version_id),
-            patient: json.and_then(|j| patient_in(&v.resource_type, &v.id, j)),
-        })
+        .map(|(v, json)| Touched::written(v, *json))
         .collect();
     tx.append_audit_events(&recorder.written(guard.caller(), interaction, &touched))?;
     Ok(())
