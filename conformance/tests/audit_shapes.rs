@@ -26,6 +26,7 @@ fn doctor() -> Person {
         name: Some("Dr Ann Jones".into()),
         role: Some("doctor".into()),
         organization: Some("hospital-b".into()),
+        organization_name: Some("Hospital B".into()),
     }
 }
 

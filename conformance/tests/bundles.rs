@@ -831,7 +831,7 @@ fn batch_entries_succeed_or_fail_independently() {
             &urn(),
             json!({"resourceType": "Encounter", "status": "planned", "class": {"code": "AMB"}}),
         ), // 6: 404
-        post_entry(&urn(), load("AuditEvent-example.json")), // 7: 405
+        entry("DELETE", "AuditEvent/example", None, None), // 7: 405
         entry("GET", &format!("Patient/{existing}"), None, None), // 8: 200
         entry("POST", "Patient", None, None),        // 9: 400 (no resource)
     ]);

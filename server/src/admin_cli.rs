@@ -8,6 +8,9 @@ use clap::{Args, Subcommand};
 use fhirledger_postgres::cluster::{ClusterConfig, PrivateCluster};
 use fhirledger_postgres::{PgStore, PoolConfig};
 
+use chrono::{DateTime, Utc};
+use fhirledger_service::audit_export::{self, ExportFilter};
+
 use crate::config::ServerConfig;
 use fhirledger_auth::accounts::{create_launch, create_user, register_client, NewClient, NewUser};
 
@@ -63,6 +66,41 @@ pub enum UserCommand {
         #[arg(long)]
         password: Option<String>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Write the selected AuditEvents to stdout as NDJSON, oldest first,
+    /// exactly as stored, with a progress bar on stderr.
+    Export {
+        /// Events recorded at or after this instant (RFC 3339, or a date: its midnight UTC).
+        #[arg(long, value_parser = parse_instant)]
+        since: DateTime<Utc>,
+        /// Events recorded before this instant (default: all up to now).
+        #[arg(long, value_parser = parse_instant)]
+        until: Option<DateTime<Utc>>,
+        /// Only events about this patient (Patient id).
+        #[arg(long)]
+        patient: Option<String>,
+        /// Only what this hospital's compliance officers see (Organization id).
+        #[arg(long = "org")]
+        organization: Option<String>,
+    },
+}
+
+/// An instant as RFC 3339 (`2026-12-01T08:00:00Z`) or a date (`2026-12-01`,
+/// its midnight UTC).
+fn parse_instant(text: &str) -> Result<DateTime<Utc>, String> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            format!("'{text}' is neither an RFC 3339 instant (2026-12-01T08:00:00Z) nor a date (2026-12-01)")
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,5 +235,47 @@ pub fn keys(db: &AdminDatabase, server: &ServerConfig, command: KeysCommand) -> 
         )?;
         let kid = ring.rotate()?;
         print(&serde_json::json!({ "kid": kid }))
+    })
+}
+
+/// `audit export`: NDJSON on stdout, progress on stderr (drawn only when
+/// stderr is a terminal), a summary line at the end.
+pub fn audit(
+    db: &AdminDatabase,
+    server: &ServerConfig,
+    command: AuditCommand,
+) -> anyhow::Result<()> {
+    let AuditCommand::Export {
+        since,
+        until,
+        patient,
+        organization,
+    } = command;
+    let filter = ExportFilter {
+        since: Some(since),
+        until,
+        patient,
+        organization,
+    };
+    let observer = server.observer();
+    with_store(db, |store| {
+        let total = audit_export::count(store, &observer, &filter)?;
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {human_pos}/{human_len} events, {per_sec}, {eta} left",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+        let written = audit_export::export(store, &observer, &filter, &mut out, &mut |n| {
+            if n.is_multiple_of(1000) {
+                bar.set_position(n);
+            }
+        })?;
+        bar.finish_and_clear();
+        eprintln!("exported {written} AuditEvents");
+        Ok(())
     })
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use fhirledger_audit::Observer;
 use fhirledger_postgres::PgStore;
 use fhirledger_service::{AuditLog, Database};
 
@@ -39,7 +38,7 @@ pub async fn serve(
     let state = web::Data::new(AppState {
         auth,
         audit_log,
-        observer: observer(&config.fhir_base()),
+        observer: config.observer(),
         db,
         fhir_base: config.fhir_base(),
         max_body_bytes: config.max_body_bytes,
@@ -79,17 +78,3 @@ pub async fn serve(
 /// commits), and the most events one commit carries.
 const AUDIT_WRITERS: usize = 2;
 const AUDIT_MAX_BATCH: usize = 512;
-
-/// This server as its AuditEvents name it: its FHIR base and host.
-fn observer(fhir_base: &str) -> Observer {
-    let host = fhir_base
-        .split("://")
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or(fhir_base)
-        .to_string();
-    Observer {
-        fhir_base: fhir_base.to_string(),
-        host,
-    }
-}

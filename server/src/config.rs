@@ -95,6 +95,18 @@ impl ServerConfig {
         format!("{}/fhir", self.public_base())
     }
 
+    /// This server as its AuditEvents name it: its FHIR base and host.
+    pub fn observer(&self) -> fhirledger_audit::Observer {
+        let fhir_base = self.fhir_base();
+        let host = fhir_base
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or(&fhir_base)
+            .to_string();
+        fhirledger_audit::Observer { fhir_base, host }
+    }
+
     /// The access policy of this deployment.
     pub fn policy(&self) -> fhirledger_access::Policy {
         fhirledger_access::Policy {

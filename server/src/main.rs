@@ -1,10 +1,13 @@
 //! The `fhirledger` command line: `serve`, `dev`, `migrate`, `reindex`, `explain`, and the
-//! administration commands `client add`, `user add`, `launch` and `keys rotate`.
+//! administration commands `client add`, `user add`, `launch`, `audit export` and
+//! `keys rotate`.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use fhirledger::admin_cli::{self, AdminDatabase, ClientCommand, KeysCommand, UserCommand};
+use fhirledger::admin_cli::{
+    self, AdminDatabase, AuditCommand, ClientCommand, KeysCommand, UserCommand,
+};
 use fhirledger::config::{DevConfig, ServerConfig};
 use fhirledger::run;
 
@@ -92,6 +95,15 @@ enum Command {
         #[command(flatten)]
         server: ServerConfig,
     },
+    /// Read the audit trail out of the database (`audit export`).
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        db: AdminDatabase,
+        #[command(flatten)]
+        server: ServerConfig,
+    },
     /// Manage the token signing keys.
     Keys {
         #[command(subcommand)]
@@ -134,6 +146,11 @@ fn main() -> ExitCode {
             db,
             server,
         } => admin_cli::launch(&db, &server, &patient, &user),
+        Command::Audit {
+            command,
+            db,
+            server,
+        } => admin_cli::audit(&db, &server, command),
         Command::Keys {
             command,
             db,

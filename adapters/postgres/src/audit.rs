@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamptz};
 
+use fhir_profiles::search::query::Criterion;
+
 use crate::tx::Tx;
 use crate::StoreError;
 
@@ -15,10 +17,8 @@ use crate::StoreError;
 pub struct AuditRow {
     pub id: String,
     pub recorded: DateTime<Utc>,
-    /// The one patient whose data the access touched.
+    /// The one patient the event is about (`fhirledger_audit::subject`).
     pub patient_id: Option<String>,
-    /// The hospitals whose compliance officers see the event.
-    pub organizations: Vec<String>,
     /// `param=value` search terms (`fhirledger_audit::index`).
     pub terms: Vec<String>,
     /// Sent by a backend client rather than recorded by this server.
@@ -30,15 +30,13 @@ pub struct AuditRow {
 /// One statement for any number of events: the arrays are unnested in
 /// order, so events get increasing `seq` in the order given.
 const APPEND: &str = "INSERT INTO audit_events \
-     (id, recorded, patient_id, organizations, terms, client_recorded, content) \
+     (id, recorded, patient_id, terms, client_recorded, content) \
      SELECT e.id, e.recorded, e.patient_id, \
-            ARRAY(SELECT jsonb_array_elements_text(e.organizations::jsonb)), \
             ARRAY(SELECT jsonb_array_elements_text(e.terms::jsonb)), \
             e.client_recorded, e.content \
-     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], \
-                 $6::bool[], $7::text[]) \
-          WITH ORDINALITY AS e(id, recorded, patient_id, organizations, terms, \
-                               client_recorded, content, n) \
+     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bool[], \
+                 $6::text[]) \
+          WITH ORDINALITY AS e(id, recorded, patient_id, terms, client_recorded, content, n) \
      ORDER BY e.n";
 
 fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> {
@@ -55,13 +53,15 @@ fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> 
                 .map(|r| r.patient_id.clone())
                 .collect::<Vec<_>>(),
         )
-        .bind::<Array<Text>, _>(column(&|r| json(&r.organizations)))
         .bind::<Array<Text>, _>(column(&|r| json(&r.terms)))
         .bind::<Array<Bool>, _>(rows.iter().map(|r| r.client_recorded).collect::<Vec<_>>())
         .bind::<Array<Text>, _>(column(&|r| r.content.clone()))
         .execute(conn)?;
     Ok(())
 }
+
+/// Events fetched per statement by [`crate::PgStore::each_audit_event`].
+const EXPORT_BATCH: usize = 1000;
 
 #[derive(QueryableByName)]
 struct Content {
@@ -94,6 +94,26 @@ impl crate::PgStore {
         .into_iter()
         .map(|c| c.content)
         .collect())
+    }
+
+    /// How many events meet `criteria` (AuditEvent search criteria).
+    pub fn count_audit_events(&self, criteria: &[Criterion]) -> Result<u64, StoreError> {
+        self.reading(true, |tx| {
+            crate::search::audit::count_matching(tx.conn, criteria)
+        })
+    }
+
+    /// Hands the stored JSON of every event meeting `criteria` to `each`,
+    /// oldest first, from one snapshot, a batch at a time: constant memory
+    /// for any size of trail. Returns how many.
+    pub fn each_audit_event(
+        &self,
+        criteria: &[Criterion],
+        mut each: impl FnMut(&str) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        self.reading(true, |tx| {
+            crate::search::audit::each_matching(tx.conn, criteria, EXPORT_BATCH, &mut each)
+        })
     }
 
     /// The stored JSON of event `id`.

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use fhir_profiles::search::param_key;
-use fhir_profiles::search::query::{ConsentEffect, Reader};
+use fhir_profiles::search::query::{ConsentEffect, Criterion, Reader};
+use std::collections::HashMap;
 
 use crate::search::{Bind, Sql};
 use crate::tx::Tx;
@@ -35,6 +36,16 @@ pub struct Referencing {
 }
 
 /// A rule holding now for a reader, as `$access` explains it.
+/// Why a doctor sees a document (see [`Tx::document_grounds`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DocumentGround {
+    Author,
+    EmergencyAccess,
+    /// The id of the Consent whose rule permits it.
+    Consent(String),
+    BasePolicy,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldRule {
     pub consent_id: String,
@@ -432,6 +443,34 @@ impl Tx<'_> {
                     ConsentEffect::Permit
                 },
                 consent_id,
+            })
+            .collect())
+    }
+
+    /// Why the doctor `reader` sees each of the DocumentReferences `ids`
+    /// (those it sees; `authored` is authorship as the access decision
+    /// defines it), in the precedence `$access` explains it with:
+    /// authorship, emergency access, a Consent's permit, else the base
+    /// policy. One statement for any number of documents.
+    pub fn document_grounds(
+        &mut self,
+        ids: &[String],
+        reader: &Reader,
+        authored: &Criterion,
+    ) -> Result<HashMap<String, DocumentGround>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        Ok(crate::search::grounds(self.conn, ids, reader, authored)?
+            .into_iter()
+            .map(|g| {
+                let ground = match (g.authored, g.emergency, g.permit) {
+                    (true, _, _) => DocumentGround::Author,
+                    (_, true, _) => DocumentGround::EmergencyAccess,
+                    (_, _, Some(consent)) => DocumentGround::Consent(consent),
+                    _ => DocumentGround::BasePolicy,
+                };
+                (g.id, ground)
             })
             .collect())
     }

@@ -25,6 +25,9 @@ pub enum StoreError {
     Migration(String),
     #[error("'{0}' is not a paging cursor of this search")]
     InvalidCursor(String),
+    /// A search the store cannot run (the audit trail's own limits).
+    #[error("not supported: {0}")]
+    Unsupported(String),
     #[error("storage invariant broken: {0}")]
     Internal(String),
     #[error("private PostgreSQL cluster: {0}")]

@@ -20,7 +20,7 @@ mod tx;
 pub use audit::AuditRow;
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use bulk::NewResource;
-pub use consent::{ConsentRuleRow, EmergencyGrant, HeldRule, Referencing};
+pub use consent::{ConsentRuleRow, DocumentGround, EmergencyGrant, HeldRule, Referencing};
 pub use error::StoreError;
 pub use migrate::run_migrations;
 pub use search::{Found, SearchPage};

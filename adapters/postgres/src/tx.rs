@@ -12,7 +12,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
 use fhir_profiles::search::IndexRows;
 
-use fhir_profiles::search::query::{SearchRequest, Visibility};
+use fhir_profiles::search::query::{Criterion, SearchRequest, Visibility};
 
 use crate::index::{bind_index_rows, index_write_ctes};
 use crate::schema::{resource_versions, resources};
@@ -248,6 +248,25 @@ impl<'c> Tx<'c> {
         visibility: &Visibility,
     ) -> Result<SearchPage, StoreError> {
         crate::search::search(self.conn, request, visibility)
+    }
+
+    /// One page of a search of the audit trail limited to `visibility`
+    /// (the caller's access criteria on AuditEvent).
+    pub fn search_audit_events(
+        &mut self,
+        request: &SearchRequest,
+        visibility: &[Criterion],
+    ) -> Result<SearchPage, StoreError> {
+        crate::search::audit::search(self.conn, request, visibility)
+    }
+
+    /// AuditEvent `id` if it meets `visibility`.
+    pub fn read_audit_event(
+        &mut self,
+        id: &str,
+        visibility: &[Criterion],
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        crate::search::audit::read(self.conn, id, visibility)
     }
 
     /// A specific version of a resource.

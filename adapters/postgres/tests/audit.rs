@@ -15,7 +15,6 @@ fn row(id: &str, patient: Option<&str>) -> AuditRow {
         id: id.to_string(),
         recorded: Utc.with_ymd_and_hms(2026, 12, 6, 9, 0, 0).unwrap(),
         patient_id: patient.map(str::to_string),
-        organizations: vec!["hospital-a".into(), "hospital-b".into()],
         terms: vec!["action=R".into(), "agent=Practitioner/1".into()],
         client_recorded: false,
         content: format!(r#"{{"resourceType":"AuditEvent","id":"{id}"}}"#),
@@ -33,19 +32,15 @@ struct Stored {
     #[diesel(sql_type = BigInt)]
     seq: i64,
     #[diesel(sql_type = Array<Text>)]
-    organizations: Vec<String>,
-    #[diesel(sql_type = Array<Text>)]
     terms: Vec<String>,
 }
 
 fn stored(ids: &[String]) -> Vec<Stored> {
     let mut conn = PgConnection::establish(database_url()).expect("a connection");
-    diesel::sql_query(
-        "SELECT id, seq, organizations, terms FROM audit_events WHERE id = ANY($1) ORDER BY seq",
-    )
-    .bind::<Array<Text>, _>(ids)
-    .load(&mut conn)
-    .expect("stored events")
+    diesel::sql_query("SELECT id, seq, terms FROM audit_events WHERE id = ANY($1) ORDER BY seq")
+        .bind::<Array<Text>, _>(ids)
+        .load(&mut conn)
+        .expect("stored events")
 }
 
 #[test]
@@ -64,7 +59,6 @@ fn a_batch_appends_in_order_with_its_search_values() {
         "in the order given"
     );
     assert!(back.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(back[0].organizations, ["hospital-a", "hospital-b"]);
     assert_eq!(back[0].terms, ["action=R", "agent=Practitioner/1"]);
     assert_eq!(
         store().audit_event(&ids[7]).expect("read").as_deref(),

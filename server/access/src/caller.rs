@@ -32,6 +32,10 @@ pub struct Identity {
     pub practitioner: Option<String>,
     /// The token's id, for audit.
     pub token_id: String,
+    /// The person's name, for the audit trail.
+    pub name: Option<String>,
+    /// Their hospital's name, for the audit trail.
+    pub organization_name: Option<String>,
 }
 
 /// The Practitioner id a `fhirUser` names (`Practitioner/{id}`, relative or
@@ -54,6 +58,10 @@ pub struct Caller {
     pub patient: Option<String>,
     pub practitioner: Option<String>,
     pub token_id: String,
+    /// The person's name and their hospital's, as the token says: what the
+    /// audit trail shows a patient of who read their data.
+    pub name: Option<String>,
+    pub organization_name: Option<String>,
     /// (type, granular filter) → its criteria, or why they cannot be
     /// applied (a filter naming a parameter the type does not have).
     compiled: HashMap<(String, Filter), Result<Vec<Criterion>, String>>,
@@ -83,6 +91,8 @@ impl Caller {
             patient,
             practitioner,
             token_id,
+            name,
+            organization_name,
         } = identity;
         Caller {
             subject,
@@ -93,6 +103,8 @@ impl Caller {
             patient,
             practitioner,
             token_id,
+            name,
+            organization_name,
             compiled,
         }
     }

@@ -38,7 +38,7 @@ pub(crate) fn patient_compartment(resource_type: &str, patient: &str) -> Option<
 
 /// A hospital's resources: its patients and everything about them, its
 /// clinicians and their roles, and its own Organization.
-pub(crate) fn hospital(resource_type: &str, org: &str) -> Option<Criterion> {
+pub fn hospital(resource_type: &str, org: &str) -> Option<Criterion> {
     match resource_type {
         "Organization" => Some(Criterion::Id {
             ids: vec![org.to_string()],
@@ -50,12 +50,15 @@ pub(crate) fn hospital(resource_type: &str, org: &str) -> Option<Criterion> {
             org,
         )),
         // `patient.organization`
-        "DocumentReference" | "Consent" | "AuditEvent" => Some(Criterion::Chain {
-            key: param_key(resource_type, "patient"),
-            targets: vec![ChainTarget {
-                resource_type: "Patient".to_string(),
-                criterion: Box::new(reference("Patient", "organization", "Organization", org)),
-            }],
+        "DocumentReference" | "Consent" => Some(of_its_patients(resource_type, org)),
+        // The trail of a hospital: events about its patients
+        // (`patient.organization`) and events done by its people, whose
+        // hospital is their responsible agent (`agent=Organization/{org}`).
+        "AuditEvent" => Some(Criterion::AnyOf {
+            alternatives: vec![
+                vec![of_its_patients(resource_type, org)],
+                vec![reference(resource_type, "agent", "Organization", org)],
+            ],
         }),
         // `_has:PractitionerRole:practitioner:organization`
         "Practitioner" => Some(Criterion::Has {
@@ -72,9 +75,20 @@ pub(crate) fn hospital(resource_type: &str, org: &str) -> Option<Criterion> {
     }
 }
 
+/// `patient.organization={org}`: about the patients of the hospital.
+fn of_its_patients(resource_type: &str, org: &str) -> Criterion {
+    Criterion::Chain {
+        key: param_key(resource_type, "patient"),
+        targets: vec![ChainTarget {
+            resource_type: "Patient".to_string(),
+            criterion: Box::new(reference("Patient", "organization", "Organization", org)),
+        }],
+    }
+}
+
 /// The doctor as Consent rules name them; `None` when their account has no
 /// Practitioner, so that no Consent can name them.
-pub(crate) fn reader(caller: &Caller) -> Option<Reader> {
+pub fn reader(caller: &Caller) -> Option<Reader> {
     Some(Reader {
         practitioner: caller.practitioner.clone()?,
         organization: caller.organization.clone(),
@@ -144,7 +158,7 @@ pub(crate) fn consented_patients(caller: &Caller, org: &str) -> Criterion {
 
 /// DocumentReference `author=Practitioner/{id}` or
 /// `author:PractitionerRole.practitioner=Practitioner/{id}`.
-pub(crate) fn authored_by(practitioner: &str) -> Criterion {
+pub fn authored_by(practitioner: &str) -> Criterion {
     Criterion::AnyOf {
         alternatives: vec![
             vec![reference(
@@ -217,7 +231,6 @@ mod tests {
             ("PractitionerRole", "organization", org),
             ("DocumentReference", "patient.organization", org),
             ("Consent", "patient.organization", org),
-            ("AuditEvent", "patient.organization", org),
             (
                 "Practitioner",
                 "_has:PractitionerRole:practitioner:organization",
@@ -231,6 +244,20 @@ mod tests {
             );
         }
         assert!(hospital("Binary", "h-1").is_none());
+    }
+
+    #[test]
+    fn a_hospitals_trail_is_about_its_patients_or_done_by_its_people() {
+        let org = "Organization/h-1";
+        assert_eq!(
+            hospital("AuditEvent", "h-1"),
+            Some(Criterion::AnyOf {
+                alternatives: vec![
+                    vec![parsed("AuditEvent", "patient.organization", org)],
+                    vec![parsed("AuditEvent", "agent", org)],
+                ],
+            })
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod strategies;
 
 pub use allow::{Allowance, Allowed, ContextGrant, Filter, Interaction};
 pub use caller::{practitioner_of, Caller, Identity};
+pub use confine::{authored_by, hospital as hospital_criterion, reader as reader_of};
 pub use decision::{decide, verb, Access, Denied};
 pub use describe::{describe, describe_scope, PatientRecord, ScopeDescription};
 pub use grant::{intersect, is_subset};

@@ -38,6 +38,9 @@ const IHE_EVENT_TYPE: &str = "urn:ihe:event-type-code";
 /// fhirledger's own codes: the solution's roles, its operations, its
 /// security events and the access rules that decided.
 pub const ROLE_SYSTEM: &str = "urn:fhirledger:role";
+/// The `meta.tag` system marking an AuditEvent a client application sent
+/// (code `client-recorded`) rather than one this server recorded.
+pub const CLIENT_RECORDED_SYSTEM: &str = "urn:fhirledger:audit";
 pub const OPERATION_SYSTEM: &str = "urn:fhirledger:operation";
 pub const SECURITY_EVENT_SYSTEM: &str = "urn:fhirledger:security-event";
 pub const ACCESS_RULE_PREFIX: &str = "urn:fhirledger:access:";
@@ -265,11 +268,19 @@ pub fn audit_event(access: &Access, observer: &Observer) -> Value {
         }
         agents.push(agent);
         if let Some(org) = &person.organization {
-            agents.push(json!({
+            let mut who = json!({ "reference": format!("Organization/{org}") });
+            if let Some(name) = &person.organization_name {
+                who["display"] = json!(name);
+            }
+            let mut agent = json!({
                 "type": { "coding": [coding(PARTICIPATION, "RESP", "responsible party")] },
-                "who": { "reference": format!("Organization/{org}") },
+                "who": who,
                 "requestor": false,
-            }));
+            });
+            if let Some(name) = &person.organization_name {
+                agent["name"] = json!(name);
+            }
+            agents.push(agent);
         }
     }
     let client_who = match &access.client.client_id {
@@ -283,6 +294,14 @@ pub fn audit_event(access: &Access, observer: &Observer) -> Value {
     });
     if let Some(address) = &access.client.address {
         client["network"] = json!({ "address": address, "type": "2" });
+    }
+    // A backend client acting for no one is the requestor: the rule is its.
+    if access.person.is_none() && !access.decided_by.is_empty() {
+        client["policy"] = json!(access
+            .decided_by
+            .iter()
+            .map(|r| policy_uri(r, &observer.fhir_base))
+            .collect::<Vec<_>>());
     }
     agents.push(client);
     agents.push(json!({
@@ -340,17 +359,22 @@ pub fn audit_event(access: &Access, observer: &Observer) -> Value {
         }));
     }
 
+    // An event has one version, recorded when it happened: its `meta` is
+    // final when it is made, so the stored JSON is what every read returns.
+    let recorded = access.recorded.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let mut meta = json!({ "versionId": "1", "lastUpdated": recorded });
+    if let Some(pattern) = pattern_of(access) {
+        meta["profile"] = json!([pattern.profile()]);
+    }
     let mut event = json!({
         "resourceType": "AuditEvent",
+        "meta": meta,
         "type": event_type,
         "subtype": subtypes,
         "action": action.code(),
-        "recorded": access.recorded.to_rfc3339_opts(SecondsFormat::Millis, true),
+        "recorded": recorded,
         "outcome": access.outcome.code(),
     });
-    if let Some(pattern) = pattern_of(access) {
-        event["meta"] = json!({ "profile": [pattern.profile()] });
-    }
     if let Some(desc) = &access.outcome_desc {
         event["outcomeDesc"] = json!(desc);
     }

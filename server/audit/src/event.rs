@@ -189,6 +189,8 @@ pub struct Person {
     pub role: Option<String>,
     /// The Organization (hospital) of their account, by id.
     pub organization: Option<String>,
+    /// That Organization's name.
+    pub organization_name: Option<String>,
 }
 
 /// The application that sent the request.

@@ -8,9 +8,9 @@ pub mod balp;
 pub mod event;
 pub mod terms;
 
-pub use balp::{audit_event, pattern_of, Pattern};
+pub use balp::{audit_event, pattern_of, Pattern, CLIENT_RECORDED_SYSTEM};
 pub use event::{
     Access, Action, Client, Coding, Interaction, Kind, Observer, Outcome, Person, Query,
     SecurityEvent,
 };
-pub use terms::{index, Indexed};
+pub use terms::{index, subject, Indexed};

@@ -25,6 +25,8 @@ pub struct Indexed {
     pub recorded: Option<DateTime<Utc>>,
     /// The ids of the Patients it names (agents or entities).
     pub patients: Vec<String>,
+    /// The one patient the event is about ([`subject`]).
+    pub subject: Option<String>,
     /// Sorted, without duplicates.
     pub terms: Vec<String>,
 }
@@ -91,6 +93,19 @@ fn patient_of(v: &Value) -> Option<String> {
     (!id.is_empty()).then(|| id.to_string())
 }
 
+/// The patient an event is about, as the trail's `patient` search means it:
+/// the patient whose data it touched (its first entity naming a Patient),
+/// else the patient who acted (an agent naming one). BALP splits accesses
+/// per patient, so events name at most one; the trail narrows R4's
+/// `patient` (any agent or entity) to this one so that a patient's attempt
+/// on another patient's data is in that other patient's log, not in their
+/// own, where it would confirm what they were refused.
+pub fn subject(event: &Value) -> Option<String> {
+    array(&event["entity"])
+        .find_map(|e| patient_of(&e["what"]))
+        .or_else(|| array(&event["agent"]).find_map(|a| patient_of(&a["who"])))
+}
+
 /// The search values of `event`.
 pub fn index(event: &Value) -> Indexed {
     let mut t = Terms(Vec::new());
@@ -127,6 +142,7 @@ pub fn index(event: &Value) -> Indexed {
     terms.sort();
     terms.dedup();
     Indexed {
+        subject: subject(event),
         recorded: event["recorded"]
             .as_str()
             .and_then(|r| DateTime::parse_from_rfc3339(r).ok())
@@ -171,6 +187,7 @@ mod tests {
         });
         let indexed = index(&event);
         assert_eq!(indexed.patients, ["p1"]);
+        assert_eq!(indexed.subject.as_deref(), Some("p1"));
         assert_eq!(
             indexed.recorded.map(|r| r.to_rfc3339()),
             Some("2026-12-06T09:00:00.250+00:00".into())

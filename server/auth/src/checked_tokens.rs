@@ -75,6 +75,8 @@ mod tests {
             fhir_user: None,
             role: None,
             org: None,
+            name: None,
+            org_name: None,
         };
         let caller = Arc::new(claims.caller().expect("a caller"));
         Arc::new(Checked { claims, caller })

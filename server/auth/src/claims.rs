@@ -34,6 +34,13 @@ pub struct AccessClaims {
     /// The user's Organization id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub org: Option<String>,
+    /// The user's name (from their FHIR identity when the token was
+    /// issued), for the audit trail of their requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Their Organization's name, likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_name: Option<String>,
 }
 
 /// An OpenID Connect id token (we mint it; the app's identity of the user).
@@ -72,6 +79,8 @@ impl AccessClaims {
             patient: self.patient.clone(),
             practitioner: self.fhir_user.as_deref().and_then(practitioner_of),
             token_id: self.jti.clone(),
+            name: self.name.clone(),
+            organization_name: self.org_name.clone(),
         };
         Some(Caller::new(
             identity,

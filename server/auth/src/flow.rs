@@ -276,6 +276,8 @@ fn user_guard(server: &AuthServer, user: &UserRow) -> Option<Guard> {
         patient: None,
         practitioner: user.fhir_user.as_deref().and_then(practitioner_of),
         token_id: String::new(),
+        name: None,
+        organization_name: None,
     };
     let caller = Caller::new(identity, user_scopes, &server.settings.fhir_base);
     Some(Guard::for_caller(
@@ -328,24 +330,12 @@ async fn picker(server: &AuthServer, p: &Pending, user: &UserRow, query: &str) -
 
 /// "Given Family" of a Patient resource, or its id.
 fn display_name(patient: &serde_json::Value) -> String {
-    let name = &patient["name"][0];
-    if let Some(text) = name["text"].as_str() {
-        return text.to_string();
-    }
-    let given: Vec<&str> = name["given"]
-        .as_array()
-        .map(|g| g.iter().filter_map(|x| x.as_str()).collect())
-        .unwrap_or_default();
-    let family = name["family"].as_str().unwrap_or("");
-    let full = format!("{} {family}", given.join(" ")).trim().to_string();
-    if full.is_empty() {
+    crate::names::person_name(patient).unwrap_or_else(|| {
         patient["id"]
             .as_str()
             .unwrap_or("unnamed patient")
             .to_string()
-    } else {
-        full
-    }
+    })
 }
 
 async fn patient_label(server: &AuthServer, id: &str) -> String {

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 
 use crate::claims::{AccessClaims, IdClaims};
 use crate::keys::KeyError;
+use crate::names::Names;
 use crate::oauth_error::OAuthError;
 use crate::secrets::new_secret;
 use crate::AuthServer;
@@ -23,6 +24,8 @@ pub struct TokenRequest<'a> {
     pub nonce: Option<&'a str>,
     /// A new refresh token to hand out with it.
     pub refresh_token: Option<String>,
+    /// The user's name and hospital's, for the audit trail.
+    pub names: Names,
 }
 
 impl From<KeyError> for OAuthError {
@@ -64,6 +67,8 @@ pub fn token_response(server: &AuthServer, req: &TokenRequest<'_>) -> Result<Val
         fhir_user: fhir_user.clone(),
         role: req.user.map(|u| u.role.clone()),
         org: req.user.and_then(|u| u.organization.clone()),
+        name: req.names.person.clone(),
+        org_name: req.names.organization.clone(),
     };
     let access_token = server.keys.sign(&claims)?;
     let mut out = Map::new();

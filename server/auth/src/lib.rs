@@ -22,6 +22,7 @@ pub mod issue;
 pub mod keys;
 pub mod login;
 pub mod maintenance;
+pub mod names;
 pub mod oauth_error;
 pub mod pages;
 pub mod passwords;

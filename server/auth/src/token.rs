@@ -12,6 +12,7 @@ use crate::client_auth::{
 use crate::form::Params;
 use crate::hospitals;
 use crate::issue::{token_response, TokenRequest};
+use crate::names::{names_of, Names};
 use crate::oauth_error::{json_no_store, OAuthError};
 use crate::secrets::{constant_time_eq, digest, is_valid_verifier, new_secret, pkce_challenge};
 use crate::AuthServer;
@@ -147,6 +148,7 @@ async fn authorization_code(
         ));
     }
     let user = grant_user(server, &grant).await?;
+    let names = names_of(server, user.as_ref()).await;
     let scope = parse_stored(&grant.scope)?;
     let refresh_token = issue_refresh(server, &grant, &scope).await?;
     token_response(
@@ -158,6 +160,7 @@ async fn authorization_code(
             user: user.as_ref(),
             nonce: row.nonce.as_deref(),
             refresh_token,
+            names,
         },
     )
 }
@@ -203,6 +206,7 @@ async fn refresh(
         }
     };
     let user = grant_user(server, &grant).await?;
+    let names = names_of(server, user.as_ref()).await;
     let new = new_secret();
     let expires = refresh_expiry(server, &scope);
     let (new_digest, scope_text) = (digest(&new), scope.to_string());
@@ -230,6 +234,7 @@ async fn refresh(
             user: user.as_ref(),
             nonce: None,
             refresh_token: keeps_refreshing.then_some(new),
+            names,
         },
     )
 }
@@ -272,6 +277,7 @@ async fn client_credentials(
             user: None,
             nonce: None,
             refresh_token: None,
+            names: Names::default(),
         },
     )
 }

@@ -8,12 +8,14 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use chrono::{DateTime, Utc};
-use fhirledger_access::{Caller, Role};
+use chrono::{DateTime, SubsecRound, Utc};
+use std::collections::HashMap;
+
+use fhirledger_access::{authored_by, reader_of, Caller, Role};
 use fhirledger_audit::{
     audit_event, index, Access, Client, Coding, Interaction, Kind, Observer, Outcome, Person, Query,
 };
-use fhirledger_postgres::{AuditRow, StoredVersion};
+use fhirledger_postgres::{AuditRow, DocumentGround, StoreError, StoredVersion, Tx};
 use serde_json::Value;
 
 /// A resource a read returned, with the patient whose data it is.
@@ -22,6 +24,9 @@ pub struct Touched {
     /// `Type/id/_history/version`.
     pub reference: String,
     pub patient: Option<String>,
+    /// The rule that let the caller see it ([`grounds`]); `None` until
+    /// asked, and for the server's own reads.
+    pub rule: Option<String>,
 }
 
 impl Touched {
@@ -30,6 +35,7 @@ impl Touched {
         Touched {
             reference: versioned(resource_type, id, version),
             patient: content.and_then(|c| patient_of(resource_type, id, c)),
+            rule: None,
         }
     }
 
@@ -39,7 +45,70 @@ impl Touched {
         Touched {
             reference: versioned(&v.resource_type, &v.id, v.version_id),
             patient: json.and_then(|j| patient_in(&v.resource_type, &v.id, j)),
+            rule: None,
         }
+    }
+}
+
+/// Fills in the rule that let `caller` see each resource a read returned,
+/// as the patient's log names it (`agent.policy`): for a doctor's
+/// documents, the document's own ground in one statement (authorship,
+/// emergency access, the Consent that permits it, or the base policy, in
+/// the precedence `$access` explains); otherwise what the caller's kind of
+/// access rests on.
+pub(crate) fn grounds(
+    tx: &mut Tx<'_>,
+    caller: Option<&Caller>,
+    touched: &mut [Touched],
+) -> Result<(), StoreError> {
+    let Some(caller) = caller else {
+        return Ok(());
+    };
+    let mut documents = HashMap::new();
+    if caller.role == Some(Role::Doctor) {
+        if let Some(reader) = reader_of(caller) {
+            let ids: Vec<String> = touched
+                .iter()
+                .filter_map(|t| document_id(&t.reference))
+                .map(str::to_string)
+                .collect();
+            let authored = authored_by(&reader.practitioner);
+            documents = tx.document_grounds(&ids, &reader, &authored)?;
+        }
+    }
+    for t in touched.iter_mut() {
+        let ground = document_id(&t.reference).and_then(|id| documents.get(id));
+        t.rule = Some(match ground {
+            Some(DocumentGround::Author) => "author".to_string(),
+            Some(DocumentGround::EmergencyAccess) => "emergency access".to_string(),
+            Some(DocumentGround::Consent(id)) => format!("Consent/{id}"),
+            Some(DocumentGround::BasePolicy) => "base policy".to_string(),
+            None => context_rule(caller, &t.reference).to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The id of a `DocumentReference/{id}/_history/{v}` reference.
+fn document_id(reference: &str) -> Option<&str> {
+    reference
+        .strip_prefix("DocumentReference/")?
+        .split('/')
+        .next()
+}
+
+/// What a caller's access to a resource rests on, when it is not a
+/// document's own ground.
+fn context_rule(caller: &Caller, reference: &str) -> &'static str {
+    let resource_type = reference.split('/').next().unwrap_or_default();
+    match (caller.role, resource_type) {
+        (None, _) => "system scope",
+        (Some(Role::Patient), _) => "own record",
+        (Some(Role::Doctor), "Binary") => "document access",
+        (Some(Role::Doctor), "Patient") => "care relationship",
+        (Some(Role::ComplianceOfficer), _) => "compliance oversight",
+        (Some(_), _) if caller.organization.is_none() => "solution administration",
+        (Some(_), _) => "hospital",
     }
 }
 
@@ -56,10 +125,14 @@ pub fn patient_of(resource_type: &str, id: &str, content: &str) -> Option<String
     patient_in(resource_type, id, &serde_json::from_str(content).ok()?)
 }
 
-/// [`patient_of`] a resource already parsed.
+/// [`patient_of`] a resource already parsed. An AuditEvent is about the
+/// patient the trail files it under ([`fhirledger_audit::subject`]), so
+/// reading a patient's trail is itself in that patient's trail.
 pub fn patient_in(resource_type: &str, id: &str, json: &Value) -> Option<String> {
-    if resource_type == "Patient" {
-        return Some(id.to_string());
+    match resource_type {
+        "Patient" => return Some(id.to_string()),
+        "AuditEvent" => return fhirledger_audit::subject(json),
+        _ => {}
     }
     ["subject", "patient"].iter().find_map(|element| {
         let reference = json[*element]["reference"].as_str()?;
@@ -75,8 +148,11 @@ pub struct RequestFacts {
     /// `X-Request-Id` (the client's, or one the server made).
     pub request_id: String,
     pub client_address: Option<String>,
-    /// Method, path and query, as sent.
+    /// Method, path and query, as sent (for a command, its command line).
     pub raw: String,
+    /// The server's own tool that acts, when no token names a client (a
+    /// command such as `fhirledger audit export`).
+    pub tool: Option<String>,
 }
 
 /// The events of one interaction, collected while it runs.
@@ -116,27 +192,22 @@ impl Recorder {
     /// A successful read by `caller`: one event per patient whose data it
     /// returned (and one for what belongs to no patient), each naming the
     /// resources of that patient and the rules that decided.
-    pub fn read(
-        &self,
-        caller: Option<&Caller>,
-        interaction: Interaction,
-        touched: &[Touched],
-        decided_by: &[String],
-    ) {
-        let mut by_patient: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    pub fn read(&self, caller: Option<&Caller>, interaction: Interaction, touched: &[Touched]) {
+        let mut by_patient: BTreeMap<Option<String>, (Vec<String>, Vec<String>)> = BTreeMap::new();
         for t in touched {
-            by_patient
-                .entry(t.patient.clone())
-                .or_default()
-                .push(t.reference.clone());
+            let (resources, rules) = by_patient.entry(t.patient.clone()).or_default();
+            resources.push(t.reference.clone());
+            if let Some(rule) = t.rule.as_ref().filter(|r| !rules.contains(r)) {
+                rules.push(rule.clone());
+            }
         }
         if by_patient.is_empty() {
             // A search that found nothing is an access too.
-            by_patient.insert(None, Vec::new());
+            by_patient.insert(None, (Vec::new(), Vec::new()));
         }
-        let now = Utc::now();
-        for (patient, resources) in by_patient {
-            let access = self.access(caller, interaction, now, patient, resources, decided_by);
+        let now = recorded_now();
+        for (patient, (resources, rules)) in by_patient {
+            let access = self.access(caller, interaction, now, patient, resources, &rules);
             self.push(&access);
         }
     }
@@ -160,7 +231,9 @@ impl Recorder {
             outcome_desc: None,
             person: caller.and_then(person_of),
             client: Client {
-                client_id: caller.map(|c| c.client_id.clone()),
+                client_id: caller
+                    .map(|c| c.client_id.clone())
+                    .or_else(|| self.facts.tool.clone()),
                 address: self.facts.client_address.clone(),
             },
             purpose: purpose_of(caller),
@@ -192,7 +265,7 @@ impl Recorder {
         let mut access = self.access(
             caller,
             interaction,
-            Utc::now(),
+            recorded_now(),
             patient,
             target.into_iter().collect(),
             &[],
@@ -219,7 +292,7 @@ impl Recorder {
         let mut access = self.access(
             caller,
             Interaction::Operation,
-            Utc::now(),
+            recorded_now(),
             patient,
             Vec::new(),
             &[],
@@ -228,6 +301,10 @@ impl Recorder {
             interaction: Interaction::Operation,
             operation: Some(name.to_string()),
         };
+        access.query = Some(Query {
+            raw: self.facts.raw.clone(),
+            description: None,
+        });
         if let Some(reason) = emergency {
             access.purpose = vec![Coding::new(
                 "http://terminology.hl7.org/CodeSystem/v3-ActReason",
@@ -248,7 +325,7 @@ impl Recorder {
         interaction: Interaction,
         touched: &[Touched],
     ) -> Vec<AuditRow> {
-        let now = Utc::now();
+        let now = recorded_now();
         touched
             .iter()
             .map(|t| {
@@ -273,28 +350,39 @@ impl Recorder {
     }
 
     fn row(&self, access: &Access) -> AuditRow {
-        let event = {
-            let mut event = audit_event(access, &self.observer);
-            event["id"] = Value::String(uuid::Uuid::new_v4().to_string());
-            event
-        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let event = with_id(audit_event(access, &self.observer), &id);
         let indexed = index(&event);
-        let organizations = access
-            .person
-            .as_ref()
-            .and_then(|p| p.organization.clone())
-            .into_iter()
-            .collect();
         AuditRow {
-            id: event["id"].as_str().unwrap_or_default().to_string(),
+            id,
             recorded: access.recorded,
-            patient_id: access.patient.clone(),
-            organizations,
+            patient_id: access.patient.clone().or(indexed.subject),
             terms: indexed.terms,
             client_recorded: false,
             content: event.to_string(),
         }
     }
+}
+
+/// Now, to the millisecond an AuditEvent's `recorded` says, so the stored
+/// instant and the JSON agree exactly.
+fn recorded_now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// `event` with its `id` right after `resourceType`, where FHIR JSON puts it.
+fn with_id(event: Value, id: &str) -> Value {
+    let Value::Object(fields) = event else {
+        return event;
+    };
+    let mut out = serde_json::Map::with_capacity(fields.len() + 1);
+    let mut fields = fields.into_iter();
+    if let Some((k, v)) = fields.next() {
+        out.insert(k, v);
+    }
+    out.insert("id".into(), Value::String(id.to_string()));
+    out.extend(fields);
+    Value::Object(out)
 }
 
 /// The person behind a caller's token; `None` for a backend client.
@@ -311,9 +399,10 @@ fn person_of(caller: &Caller) -> Option<Person> {
     Some(Person {
         fhir_user,
         account: caller.subject.clone(),
-        name: None,
+        name: caller.name.clone(),
         role: Some(role.to_string()),
         organization: caller.organization.clone(),
+        organization_name: caller.organization_name.clone(),
     })
 }
 

@@ -16,7 +16,7 @@
 //! patient is written cannot miss it (both run at READ COMMITTED: the second
 //! one's statements see what the first committed).
 
-use fhir_profiles::outcome::{Issue, IssueType};
+use fhir_profiles::outcome::IssueType;
 use fhirledger_access::consent::{
     check_enforceable, document_rules, local_reference, patient_rules, Consent, Document, Rule,
     RULES_GENERATION,
@@ -320,10 +320,7 @@ fn split(reference: &str, fhir_base: &str) -> Option<(String, String)> {
 }
 
 fn unprocessable(diagnostics: String, expression: &str) -> ServiceError {
-    ServiceError::with_issues(
-        Status::UNPROCESSABLE_ENTITY,
-        vec![Issue::error(IssueType::Processing, diagnostics).at(expression)],
-    )
+    ServiceError::unprocessable_at(expression, diagnostics)
 }
 
 const AUTHORS: &[&str] = &["Practitioner", "PractitionerRole"];

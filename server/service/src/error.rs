@@ -99,6 +99,15 @@ impl ServiceError {
         Self::new(Status::BAD_REQUEST, IssueType::Invalid, diagnostics)
     }
 
+    /// 422 for content that is valid FHIR but cannot be accepted, located
+    /// by a FHIRPath `expression`.
+    pub fn unprocessable_at(expression: &str, diagnostics: impl Into<String>) -> Self {
+        ServiceError::with_issues(
+            Status::UNPROCESSABLE_ENTITY,
+            vec![Issue::error(IssueType::Processing, diagnostics).at(expression)],
+        )
+    }
+
     pub fn forbidden(diagnostics: impl Into<String>) -> Self {
         Self::new(Status::FORBIDDEN, IssueType::Forbidden, diagnostics)
     }
@@ -189,6 +198,13 @@ impl From<StoreError> for ServiceError {
             StoreError::InvalidCursor(_) => ServiceError::bad_request(format!(
                 "{e}; follow the next/previous links of the search as given"
             )),
+            StoreError::Unsupported(what) => ServiceError::with_issues(
+                Status::BAD_REQUEST,
+                vec![Issue::error(
+                    IssueType::NotSupported,
+                    format!("not supported: {what}"),
+                )],
+            ),
             StoreError::UploadAborted(reason) => {
                 ServiceError::bad_request(format!("the upload was aborted: {reason}"))
             }

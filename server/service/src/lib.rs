@@ -14,6 +14,7 @@
 //!   no transport types.
 
 pub mod audit;
+pub mod audit_export;
 mod audit_log;
 pub mod bundle;
 pub mod conditions;

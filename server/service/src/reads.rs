@@ -93,8 +93,11 @@ pub(crate) fn read_in<O: ReadOp>(
     access: Access,
 ) -> Result<Accessed<O::Output>, ServiceError> {
     let value = op.run(tx, guard, &access)?;
-    if let (Some(recorder), Some((interaction, touched))) = (guard.recorder(), op.audited(&value)) {
-        recorder.read(guard.caller(), interaction, &touched, &[]);
+    if let (Some(recorder), Some((interaction, mut touched))) =
+        (guard.recorder(), op.audited(&value))
+    {
+        crate::audit::grounds(tx, guard.caller(), &mut touched)?;
+        recorder.read(guard.caller(), interaction, &touched);
     }
     Ok(Accessed { value, access })
 }
@@ -147,6 +150,9 @@ impl ReadOp for ReadResource<'_> {
             id,
             version,
         } = *self;
+        if rt == AUDIT_EVENT {
+            return read_audit_event(tx, id, version, access);
+        }
         if let (None, Access::Only(criteria)) = (version, access) {
             let visibility = Visibility {
                 criteria: criteria.clone(),
@@ -187,6 +193,28 @@ impl ReadOp for ReadResource<'_> {
             format!("{}/{}", self.resource_type, self.id),
             patient_of(self.resource_type, self.id, &content),
         )))
+    }
+}
+
+const AUDIT_EVENT: &str = "AuditEvent";
+
+/// An AuditEvent, from the trail's own table: one version, visible when
+/// the caller's access criteria on AuditEvent hold for it.
+fn read_audit_event(
+    tx: &mut Tx<'_>,
+    id: &str,
+    version: Option<i64>,
+    access: &Access,
+) -> Result<StoredVersion, ServiceError> {
+    let criteria = criteria_of(AUDIT_EVENT, access)?;
+    let event = tx.read_audit_event(id, &criteria)?.ok_or_else(|| {
+        ServiceError::not_found(format!(
+            "AuditEvent/{id} does not exist within the access this token grants"
+        ))
+    })?;
+    match version {
+        None | Some(1) => Ok(event),
+        Some(_) => Err(ServiceError::no_such_version(AUDIT_EVENT, id, version)),
     }
 }
 
@@ -278,6 +306,10 @@ impl ReadOp for Search<'_> {
         access: &Access,
     ) -> Result<SearchPage, ServiceError> {
         let request = self.request;
+        if request.resource_type == AUDIT_EVENT {
+            let criteria = criteria_of(AUDIT_EVENT, access)?;
+            return Ok(tx.search_audit_events(request, &criteria)?);
+        }
         let with_includes = !request.includes.is_empty() || !request.revincludes.is_empty();
         let visibility = guard.search_visibility(&request.resource_type, access, with_includes)?;
         Ok(tx.search(request, &visibility)?)
@@ -345,12 +377,32 @@ impl ReadOp for History<'_> {
         access: &Access,
     ) -> Result<HistoryPage, ServiceError> {
         if let (Some(rt), Some(id)) = (self.resource_type, self.id) {
-            ReadResource {
+            let current = ReadResource {
                 resource_type: rt,
                 id,
                 version: None,
             }
             .run(tx, guard, access)?;
+            if rt == AUDIT_EVENT {
+                // An event is never changed: its history is itself.
+                let entries = (self.before_seq.is_none() && self.count > 0)
+                    .then_some(current)
+                    .into_iter()
+                    .collect();
+                return Ok(HistoryPage {
+                    entries,
+                    next_before_seq: None,
+                });
+            }
+        } else if self.resource_type == Some(AUDIT_EVENT) {
+            return Err(ServiceError::with_issues(
+                Status::BAD_REQUEST,
+                vec![fhir_profiles::outcome::Issue::error(
+                    fhir_profiles::outcome::IssueType::NotSupported,
+                    "AuditEvents are never changed, so they have no history beyond \
+                     themselves: search the trail instead (GET AuditEvent?_sort=-date)",
+                )],
+            ));
         }
         Ok(tx.history(
             self.resource_type,

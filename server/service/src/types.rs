@@ -3,6 +3,7 @@
 use fhir_profiles::resource_types::{is_hosted, is_r4_resource_type};
 
 use crate::error::ServiceError;
+use fhirledger_access::Interaction;
 
 /// 404 for a type this server does not host, saying whether it is a FHIR
 /// R4 type at all.
@@ -23,12 +24,15 @@ pub fn check_type(t: &str) -> Result<(), ServiceError> {
     }
 }
 
-/// Only the server writes AuditEvents.
-pub fn check_writable(t: &str) -> Result<(), ServiceError> {
+/// 404 for a type not hosted; 405 for changing or deleting an AuditEvent.
+/// AuditEvents are never changed: the server records its own, and backend
+/// clients with `AuditEvent.c` may only add theirs (as an audit repository
+/// accepts an EHR's events).
+pub fn check_writable(t: &str, interaction: Interaction) -> Result<(), ServiceError> {
     check_type(t)?;
-    if t == "AuditEvent" {
+    if t == "AuditEvent" && interaction != Interaction::Create {
         return Err(ServiceError::method_not_allowed(
-            "AuditEvents are recorded by the server itself; clients cannot write them",
+            "AuditEvents are never changed or deleted; backend clients may only create them",
         ));
     }
     Ok(())

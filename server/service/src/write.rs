@@ -19,7 +19,7 @@
 //! `Tx::create_many` and `Tx::update`.
 
 use fhir_profiles::ids::is_valid_id;
-use fhirledger_postgres::{NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
+use fhirledger_postgres::{AuditRow, NewResource, PgStore, StoredVersion, Tx, WriteOutcome};
 
 use crate::audit::Touched;
 use crate::conditions::Conditions;
@@ -167,6 +167,9 @@ pub fn insert(
 ) -> Result<StoredVersion, ServiceError> {
     let rt = prepared.resource_type.as_str();
     guard.permit(rt, Interaction::Create)?;
+    if rt == "AuditEvent" {
+        return insert_client_event(tx, guard, prepared, id);
+    }
     let v = tx.create(rt, id, &prepared.index, |version, ts| {
         render(&prepared.resource, id, version, ts)
     })?;
@@ -179,6 +182,65 @@ pub fn insert(
         Audited::Create,
         &[(&v, Some(&prepared.resource))],
     )?;
+    Ok(v)
+}
+
+/// An AuditEvent a backend client sends (an EHR forwarding its own events,
+/// as an IHE ATNA audit repository accepts them): stored in the trail like
+/// the server's own, marked as client-recorded (`meta.tag`), never changed
+/// after. Like the server's, it must be about one patient at most (BALP
+/// records one event per patient), so each patient's log is exact.
+fn insert_client_event(
+    tx: &mut Tx<'_>,
+    guard: &Guard,
+    prepared: &Prepared,
+    id: &str,
+) -> Result<StoredVersion, ServiceError> {
+    let received = chrono::Utc::now();
+    let mut event: Value = serde_json::from_str(&render(&prepared.resource, id, 1, received))
+        .map_err(|e| ServiceError::internal(format!("rendered AuditEvent: {e}")))?;
+    let tag = serde_json::json!({
+        "system": fhirledger_audit::CLIENT_RECORDED_SYSTEM,
+        "code": "client-recorded",
+        "display": "recorded by a client application, not by this server",
+    });
+    match event["meta"]["tag"].as_array_mut() {
+        Some(tags) => tags.push(tag),
+        None => event["meta"]["tag"] = serde_json::json!([tag]),
+    }
+    let indexed = fhirledger_audit::index(&event);
+    if indexed.patients.len() > 1 {
+        return Err(ServiceError::unprocessable_at(
+            "AuditEvent.entity",
+            format!(
+                "this AuditEvent names {} patients; record one event per patient (IHE BALP), \
+                 so that each patient's access log holds exactly their events",
+                indexed.patients.len()
+            ),
+        ));
+    }
+    let recorded = indexed.recorded.ok_or_else(|| {
+        ServiceError::unprocessable_at("AuditEvent.recorded", "recorded must be an instant")
+    })?;
+    let content = event.to_string();
+    tx.append_audit_events(&[AuditRow {
+        id: id.to_string(),
+        recorded,
+        patient_id: indexed.subject,
+        terms: indexed.terms,
+        client_recorded: true,
+        content: content.clone(),
+    }])?;
+    let v = StoredVersion {
+        seq: 0,
+        resource_type: "AuditEvent".to_string(),
+        id: id.to_string(),
+        version_id: 1,
+        last_updated: received,
+        method: fhirledger_postgres::Method::Post,
+        content: Some(content),
+    };
+    audit(tx, guard, Audited::Create, &[(&v, Some(&event))])?;
     Ok(v)
 }
 
@@ -211,6 +273,13 @@ pub fn insert_many(
 ) -> Result<Vec<StoredVersion>, ServiceError> {
     for (p, _) in items {
         guard.permit(&p.resource_type, Interaction::Create)?;
+    }
+    if items.iter().any(|(p, _)| p.resource_type == "AuditEvent") {
+        // Client-recorded events go to the trail, one by one.
+        return items
+            .iter()
+            .map(|(p, id)| insert(tx, guard, p, id, &mut None, 0))
+            .collect();
     }
     if let Some((p, id)) = items.iter().find(|(p, _)| p.binary.is_some()) {
         return Err(ServiceError::internal(format!(

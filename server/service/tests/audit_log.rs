@@ -22,7 +22,6 @@ fn row(id: &str) -> AuditRow {
         id: id.to_string(),
         recorded: Utc::now(),
         patient_id: Some("p1".into()),
-        organizations: vec!["hospital-a".into()],
         terms: vec!["action=R".into()],
         client_recorded: false,
         content: format!(r#"{{"resourceType":"AuditEvent","id":"{id}"}}"#),

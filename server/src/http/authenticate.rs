@@ -163,6 +163,7 @@ fn request_facts(req: &ServiceRequest, request_id: &str) -> RequestFacts {
                 .map(|p| p.as_str())
                 .unwrap_or(uri.path())
         ),
+        tool: None,
     }
 }
 

@@ -54,7 +54,7 @@ impl FhirRequest {
         resource_type: &str,
         interaction: Interaction,
     ) -> Result<WriteAnswer, ServiceError> {
-        check_writable(resource_type)?;
+        check_writable(resource_type, interaction)?;
         self.guard.permit(resource_type, interaction)?;
         Ok(WriteAnswer {
             format: self.format()?,

@@ -29,12 +29,13 @@ const FULL: &[TypeInteraction] = &[
     TypeInteraction::SearchType,
 ];
 
-/// AuditEvents are written by the server only.
-const READ_ONLY: &[TypeInteraction] = &[
+/// AuditEvents are never changed: the server records its own, backend
+/// clients may add theirs; an event's history is itself.
+const APPEND_ONLY: &[TypeInteraction] = &[
     TypeInteraction::Read,
     TypeInteraction::Vread,
     TypeInteraction::HistoryInstance,
-    TypeInteraction::HistoryType,
+    TypeInteraction::Create,
     TypeInteraction::SearchType,
 ];
 
@@ -138,7 +139,7 @@ pub fn build_capabilities(fhir_base: &str, issuer: &str) -> serde_json::Value {
                 interactions: if writable {
                     FULL.to_vec()
                 } else {
-                    READ_ONLY.to_vec()
+                    APPEND_ONLY.to_vec()
                 },
                 versioning: "versioned-update",
                 read_history: true,

@@ -161,3 +161,45 @@ pub(crate) fn reader_references_of(
     sql.text = format!("SELECT {references} AS refs");
     Ok(sql.query().get_result::<References>(conn)?.refs)
 }
+
+/// Why a doctor sees each of the DocumentReferences `ids`, in one statement:
+/// whether `authored` (their authorship, as the access decision defines it)
+/// holds, whether they hold emergency access to its patient, and which
+/// Consent in force permits it to them (the first by id, when several do).
+pub(crate) fn grounds(
+    conn: &mut diesel::PgConnection,
+    ids: &[String],
+    reader: &Reader,
+    authored: &fhir_profiles::search::query::Criterion,
+) -> Result<Vec<Grounds>, crate::StoreError> {
+    use diesel::prelude::*;
+    let mut sql = Sql::default();
+    let r = "r";
+    let authored = crate::search::criteria::predicate(&mut sql, authored, r, "DocumentReference");
+    let emergency = emergency_access(&mut sql, reader, r, "DocumentReference");
+    let references = reader_references(&mut sql, reader);
+    let ids = sql.bind(Bind::Texts(ids.to_vec()));
+    sql.text = format!(
+        "SELECT {r}.id, {authored} AS authored, {emergency} AS emergency, \
+         (SELECT c.consent_id FROM consent_rules c WHERE c.document = {r}.res_id \
+          AND c.effect = 'permit' AND c.required <@ {references} \
+          AND NOT (c.excluded && {references}) \
+          AND c.valid_from <= now() AND now() < c.valid_until \
+          ORDER BY c.consent_id LIMIT 1) AS permit \
+         FROM resources {r} WHERE {r}.resource_type = 'DocumentReference' AND {r}.id = ANY({ids})"
+    );
+    Ok(sql.query().load::<Grounds>(conn)?)
+}
+
+/// What [`grounds`] finds for one document.
+#[derive(diesel::QueryableByName)]
+pub(crate) struct Grounds {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub id: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub authored: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    pub emergency: bool,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub permit: Option<String>,
+}

@@ -437,7 +437,7 @@ fn reference_match(sql: &mut Sql, m: &ReferenceMatch, x: &str) -> String {
 
 /// A date prefix over an indexed range `[low, high]` (column expressions), written so the
 /// comparison on the indexed bound comes first where that helps an index range scan.
-fn date_match(sql: &mut Sql, m: &DateMatch, low: &str, high: &str) -> String {
+pub(crate) fn date_match(sql: &mut Sql, m: &DateMatch, low: &str, high: &str) -> String {
     let range = if m.prefix == Prefix::Ap {
         widened(m.range)
     } else {

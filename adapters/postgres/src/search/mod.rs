@@ -2,6 +2,7 @@
 //! `EXISTS` per criterion, keyset-paged on the sort keys and the row key, joined to the
 //! current versions' content; `_include`/`_revinclude` follow the reference index.
 
+pub(crate) mod audit;
 mod binds;
 mod consent;
 mod criteria;
@@ -9,7 +10,7 @@ mod cursor;
 mod include;
 
 pub(crate) use binds::{Bind, Sql};
-pub(crate) use consent::{held_rules, reader_references_of};
+pub(crate) use consent::{grounds, held_rules, reader_references_of};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;

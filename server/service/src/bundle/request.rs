@@ -13,6 +13,7 @@ use crate::conditions::{parse_conditions, Conditions};
 use crate::error::ServiceError;
 use crate::types::{check_type, check_writable, parse_version_tag};
 use crate::write::UpdateTarget;
+use fhirledger_access::Interaction;
 
 /// An entry's request, before its resource is validated.
 pub(super) struct Draft {
@@ -76,7 +77,7 @@ pub(super) fn draft(entry: Value, fhir_base: &str) -> Result<Draft, ServiceError
     let op = match method {
         "GET" | "HEAD" => read_request(request, method == "HEAD", rt, &segs, query, unsupported)?,
         "POST" => {
-            check_writable(&rt)?;
+            check_writable(&rt, Interaction::Create)?;
             if segs.len() != 1 || query.is_some() {
                 return Err(unsupported());
             }
@@ -89,7 +90,7 @@ pub(super) fn draft(entry: Value, fhir_base: &str) -> Result<Draft, ServiceError
             Request::Create { rt, if_none_exist }
         }
         "PUT" => {
-            check_writable(&rt)?;
+            check_writable(&rt, Interaction::Update)?;
             let target = match (segs.as_slice(), &query) {
                 ([_, id], None) if names_instance(id) => UpdateTarget::Id(id.to_string()),
                 ([_], Some(q)) => UpdateTarget::Criteria(criteria_of_url(&rt, q)?),
@@ -102,7 +103,7 @@ pub(super) fn draft(entry: Value, fhir_base: &str) -> Result<Draft, ServiceError
             }
         }
         "DELETE" => {
-            check_writable(&rt)?;
+            check_writable(&rt, Interaction::Delete)?;
             let target = match (segs.as_slice(), &query) {
                 ([_, id], None) if names_instance(id) => {
                     if !is_valid_id(id) {
