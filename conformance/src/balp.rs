@@ -60,6 +60,14 @@ pub fn assert_valid_audit_event(event: &Value, what: &str) {
 /// the BALP profile it claims.
 #[track_caller]
 pub fn recorded_events(request_id: &str) -> Vec<Value> {
+    events_with(&format!("entity:identifier=|{request_id}"))
+}
+
+/// The AuditEvents of the shared test server's trail that carry the search
+/// term `term` (`param=value`, see `fhirledger_audit::terms`), oldest first,
+/// each asserted valid R4 and faithful to the BALP profile it claims.
+#[track_caller]
+pub fn events_with(term: &str) -> Vec<Value> {
     static STORE: OnceLock<fhirledger_postgres::PgStore> = OnceLock::new();
     let store = STORE.get_or_init(|| {
         fhirledger_postgres::PgStore::connect(
@@ -69,13 +77,13 @@ pub fn recorded_events(request_id: &str) -> Vec<Value> {
         .expect("a pool on the test server's database")
     });
     let events: Vec<Value> = store
-        .audit_events_with(&format!("entity:identifier=|{request_id}"))
+        .audit_events_with(term)
         .expect("the trail")
         .iter()
         .map(|c| serde_json::from_str(c).expect("stored JSON"))
         .collect();
     for event in &events {
-        assert_valid_audit_event(event, request_id);
+        assert_valid_audit_event(event, term);
     }
     events
 }

@@ -228,11 +228,70 @@ fn each_entry_of_a_transaction_has_its_event() {
         .send()
         .assert_status(200);
     let events = events_of(&request_id);
-    assert_eq!(events.len(), 2, "{events:#?}");
-    for event in &events {
+    assert_eq!(events.len(), 3, "{events:#?}");
+    // One per entry, in the transaction, and one for the Bundle itself.
+    for event in &events[..2] {
         assert_eq!(event["meta"]["profile"][0], format!("{BALP}PatientCreate"));
         assert_eq!(entity_refs(event, "1"), [format!("Patient/{patient}")]);
     }
+    assert_eq!(events[2]["subtype"][0]["code"], "transaction");
+    assert_eq!(events[2]["outcome"], "0");
+}
+
+#[test]
+fn a_batch_records_each_entry_its_failures_and_itself() {
+    let patient = new_patient();
+    let mut bad = document_reference(&patient, &uid());
+    bad["status"] = serde_json::json!("nope");
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            { "resource": document_reference(&patient, &uid()),
+              "request": { "method": "POST", "url": "DocumentReference" } },
+            { "resource": bad, "request": { "method": "POST", "url": "DocumentReference" } },
+            { "request": { "method": "GET", "url": format!("Patient/{patient}") } }
+        ]
+    });
+    let request_id = format!("test-{}", uid());
+    post(&base())
+        .header("X-Request-Id", &request_id)
+        .json(&bundle)
+        .send()
+        .assert_status(200);
+    let events = events_of(&request_id);
+    let said: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["subtype"][0]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                e["outcome"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let mut said_sorted = said.clone();
+    said_sorted.sort();
+    let mut expected: Vec<(String, String)> = [
+        ("create", "0"),
+        ("create", "4"),
+        ("read", "0"),
+        ("batch", "0"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    expected.sort();
+    assert_eq!(said_sorted, expected, "{events:#?}");
+    let failed = events
+        .iter()
+        .find(|e| e["outcome"] == "4")
+        .expect("the failed entry");
+    assert!(failed["outcomeDesc"]
+        .as_str()
+        .is_some_and(|d| d.contains("entry 1")));
 }
 
 /// The one event of a refused request: outcome 4, what the client was told,

@@ -951,6 +951,14 @@ fn explain(token: &str, document: &str, actor: &str) -> (bool, String) {
     .bearer(token)
     .send();
     resp.assert_status(200);
+    // Asking is itself in the trail: an operation on the document.
+    let events = conformance::balp::recorded_events(&resp.required_header("x-request-id"));
+    let asked = events
+        .iter()
+        .find(|e| e["subtype"].to_string().contains("$access"))
+        .unwrap_or_else(|| resp.fail(&format!("no $access event in {events:#?}")));
+    assert!(conformance::balp::entity_refs(asked, "4")
+        .contains(&format!("DocumentReference/{document}")));
     let out = resp.resource("Parameters");
     let find = |name: &str| {
         out["parameter"]

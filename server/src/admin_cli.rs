@@ -153,7 +153,11 @@ fn print(value: &impl serde::Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn client(db: &AdminDatabase, command: ClientCommand) -> anyhow::Result<()> {
+pub fn client(
+    db: &AdminDatabase,
+    server: &ServerConfig,
+    command: ClientCommand,
+) -> anyhow::Result<()> {
     let ClientCommand::Add {
         name,
         kind,
@@ -180,7 +184,32 @@ pub fn client(db: &AdminDatabase, command: ClientCommand) -> anyhow::Result<()> 
         jwks_uri,
         scope,
     };
-    with_store(db, |store| print(&register_client(store, &new)?))
+    with_store(db, |store| {
+        let client = register_client(store, &new)?;
+        let what = format!(
+            "client {} registered ({}, scopes: {})",
+            client.client_id, client.kind, client.scope
+        );
+        administered(store, server, "fhirledger client add", what)?;
+        print(&client)
+    })
+}
+
+/// An administration done by a command, in the trail before the command
+/// reports it done.
+fn administered(
+    store: &PgStore,
+    server: &ServerConfig,
+    command: &str,
+    what: String,
+) -> anyhow::Result<()> {
+    fhirledger_service::audit::record_command(
+        store,
+        &server.observer(),
+        command,
+        fhirledger_audit::SecurityEvent::Administration { what },
+    )
+    .context("recording the administration in the audit trail")
 }
 
 pub fn user(db: &AdminDatabase, server: &ServerConfig, command: UserCommand) -> anyhow::Result<()> {
@@ -199,7 +228,20 @@ pub fn user(db: &AdminDatabase, server: &ServerConfig, command: UserCommand) -> 
         password,
     };
     let issuer = server.auth_settings().issuer;
-    with_store(db, |store| print(&create_user(store, &issuer, &new)?))
+    with_store(db, |store| {
+        let user = create_user(store, &issuer, &new)?;
+        let what = format!(
+            "account {} created ({}{})",
+            user.user_id,
+            user.role,
+            user.organization
+                .as_deref()
+                .map(|o| format!(" of Organization/{o}"))
+                .unwrap_or_default()
+        );
+        administered(store, server, "fhirledger user add", what)?;
+        print(&user)
+    })
 }
 
 /// `--user` is a user id or an account's email.

@@ -73,6 +73,8 @@ enum Command {
         command: ClientCommand,
         #[command(flatten)]
         db: AdminDatabase,
+        #[command(flatten)]
+        server: ServerConfig,
     },
     /// Create user accounts.
     User {
@@ -134,7 +136,11 @@ fn main() -> ExitCode {
             search,
         } => run::explain(&database_url, server, &search),
         Command::Migrate { database_url } => run::migrate(&database_url),
-        Command::Client { command, db } => admin_cli::client(&db, command),
+        Command::Client {
+            command,
+            db,
+            server,
+        } => admin_cli::client(&db, &server, command),
         Command::User {
             command,
             db,

@@ -351,12 +351,17 @@ pub fn audit_event(access: &Access, observer: &Observer) -> Value {
         entities.push(entity);
     }
     if let Kind::Security(SecurityEvent::TokenRequest { grant_type, scopes }) = &access.kind {
-        entities.push(json!({
+        let mut entity = json!({
             "type": coding(ENTITY_TYPE, "2", "System Object"),
             "role": coding(OBJECT_ROLE, "24", "Query"),
-            "description": format!("grant_type={grant_type}"),
-            "detail": [{ "type": "granted scopes", "valueString": scopes.join(" ") }],
-        }));
+            "description": format!("grant_type={}", if grant_type.is_empty() { "(none)" } else { grant_type }),
+        });
+        // A refused request was granted nothing (and R4 strings are never empty).
+        if !scopes.is_empty() {
+            entity["detail"] =
+                json!([{ "type": "granted scopes", "valueString": scopes.join(" ") }]);
+        }
+        entities.push(entity);
     }
 
     // An event has one version, recorded when it happened: its `meta` is

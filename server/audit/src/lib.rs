@@ -6,6 +6,7 @@
 
 pub mod balp;
 pub mod event;
+pub mod request;
 pub mod terms;
 
 pub use balp::{audit_event, pattern_of, Pattern, CLIENT_RECORDED_SYSTEM};
@@ -13,4 +14,5 @@ pub use event::{
     Access, Action, Client, Coding, Interaction, Kind, Observer, Outcome, Person, Query,
     SecurityEvent,
 };
+pub use request::interaction_of;
 pub use terms::{index, subject, Indexed};

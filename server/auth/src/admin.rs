@@ -26,6 +26,7 @@ use crate::accounts::{
     LAUNCH_SECONDS,
 };
 use crate::bearer::{bearer_token, validate, BearerError};
+use crate::security::{self, SecurityActor, SecurityEvent};
 use crate::AuthServer;
 
 /// The scope integrations need to create EHR launches.
@@ -150,6 +151,15 @@ fn caller_with(req: &HttpRequest, server: &AuthServer, scope: &str) -> Result<Ca
     Ok(caller)
 }
 
+/// An administration done by `admin`, as a security event.
+fn administered(req: &HttpRequest, admin: &Caller, what: String) {
+    let actor = SecurityActor {
+        person: fhirledger_service::audit::person_of(admin),
+        client_id: Some(admin.client_id.clone()),
+    };
+    security::record(req, SecurityEvent::Administration { what }, actor, None);
+}
+
 fn json_body<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Refused> {
     serde_json::from_slice(body).map_err(|e| Refused::bad_request(format!("the JSON body: {e}")))
 }
@@ -180,7 +190,14 @@ pub async fn add_client(
         .call(move |store| register_client(store, &new))
         .await
     {
-        Ok(Ok(c)) => created(&c),
+        Ok(Ok(c)) => {
+            let what = format!(
+                "client {} registered ({}, scopes: {})",
+                c.client_id, c.kind, c.scope
+            );
+            administered(&req, &caller, what);
+            created(&c)
+        }
         Ok(Err(e)) => e.respond(),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -230,8 +247,9 @@ pub async fn add_user(
         Ok(asked) => asked,
         Err(refused) => return refused.respond(),
     };
+    let caller = Arc::new(caller);
     let guard = Guard::for_caller(
-        Arc::new(caller),
+        caller.clone(),
         &server.settings.fhir_base,
         server.settings.policy,
     );
@@ -245,7 +263,19 @@ pub async fn add_user(
         .call(move |store| onboard(store, &guard, &base, &issuer, onboarding, role, limit))
         .await;
     match result {
-        Ok(Ok(user)) => created(&user),
+        Ok(Ok(user)) => {
+            let what = format!(
+                "account {} created ({}{})",
+                user.user_id,
+                user.role,
+                user.organization
+                    .as_deref()
+                    .map(|o| format!(" of Organization/{o}"))
+                    .unwrap_or_default()
+            );
+            administered(&req, &caller, what);
+            created(&user)
+        }
         Ok(Err(e)) => e.respond(),
         Err(_) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -481,6 +511,14 @@ pub async fn remove_user(
     {
         Ok(Ok(_)) => {
             crate::token::sync_revocations(&server).await;
+            administered(
+                &req,
+                &caller,
+                format!(
+                    "account {user_id} ({}) deactivated, its tokens revoked",
+                    user.role
+                ),
+            );
             HttpResponse::NoContent().finish()
         }
         _ => error(

@@ -175,6 +175,23 @@ async fn load_client(server: &AuthServer, client_id: &str) -> Result<ClientRow, 
 }
 
 /// `Authorization: Basic` credentials (RFC 6749 §2.3.1: both parts form-encoded).
+/// The client a token request says it comes from, before (or without)
+/// authenticating it: `client_id`, the Basic user, or the assertion's
+/// `iss`. Only for naming who was refused in the audit trail.
+pub fn claimed_client(req: &HttpRequest, params: &Params) -> Option<String> {
+    if let Some(id) = params.get("client_id") {
+        return Some(id.to_string());
+    }
+    if let Ok(Some((id, _))) = basic_credentials(req) {
+        return Some(id);
+    }
+    let payload = params.get("client_assertion")?.split('.').nth(1)?;
+    let bytes =
+        base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims["iss"].as_str().map(str::to_string)
+}
+
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = req.headers().get("Authorization") else {
         return Ok(None);

@@ -26,7 +26,9 @@ use crate::form::Params;
 use crate::pages::{
     approval_page, error_page, login_page, picker_page, PatientChoice, ProviderLink,
 };
+use crate::passwords::Login;
 use crate::secrets::{digest, new_secret};
+use crate::security::{self, SecurityActor, SecurityEvent};
 use crate::session::{current_user, start};
 use crate::AuthServer;
 
@@ -670,11 +672,31 @@ pub async fn login_post(
     let (Some(email), Some(password)) = (params.get("email"), params.get("password")) else {
         return again("Enter your email and password.");
     };
+    let client_id = Some(p.request.client_id.clone());
+    let refused = |person: Option<&UserRow>, why: &str| {
+        let actor = SecurityActor {
+            person: person.map(security::person),
+            client_id: client_id.clone(),
+        };
+        security::record(&req, SecurityEvent::SignIn, actor, Some((401, why)));
+    };
     let user = match crate::passwords::check_login(&server, email, password).await {
-        Ok(Some(u)) => u,
-        Ok(None) => return again("The email or password is wrong."),
+        Ok(Login::Valid(u)) => u,
+        Ok(Login::Refused(u)) => {
+            refused(Some(&u), "wrong password, or the account is inactive");
+            return again("The email or password is wrong.");
+        }
+        Ok(Login::Unknown) => {
+            refused(None, &format!("no account has the email '{email}'"));
+            return again("The email or password is wrong.");
+        }
         Err(()) => return unavailable(),
     };
+    let actor = SecurityActor {
+        person: Some(security::person(&user)),
+        client_id: client_id.clone(),
+    };
+    security::record(&req, SecurityEvent::SignIn, actor, None);
     signed_in(&server, &p.id, user.user_id, &req).await
 }
 

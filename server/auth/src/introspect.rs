@@ -13,8 +13,10 @@ use crate::client_auth::{authenticate, AuthenticatedClient, ClientAuthMethod};
 use crate::form::Params;
 use crate::oauth_error::{json_no_store, OAuthError};
 use crate::secrets::digest;
+use crate::security::{self, SecurityActor, SecurityEvent};
 use crate::token::{check_form, sync_revocations};
 use crate::AuthServer;
+use fhirledger_audit::Person;
 
 /// `POST /auth/introspect`.
 pub async fn introspect(
@@ -111,26 +113,52 @@ pub async fn revoke(
     server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
+    // A revocation is a security event; so is a refused one. Asking to
+    // revoke what is not the client's (or nothing) changes nothing and is
+    // answered 200 as RFC 7009 says, without an event.
     match revoke_inner(&req, &server, &body).await {
-        Ok(()) => json_no_store(&json!({})),
-        Err(e) => e.respond(),
+        Ok(revoked) => {
+            if let Some(actor) = revoked {
+                security::record(&req, SecurityEvent::Revocation, actor, None);
+            }
+            json_no_store(&json!({}))
+        }
+        Err(e) => {
+            let actor = SecurityActor {
+                person: None,
+                client_id: crate::client_auth::claimed_client(&req, &Params::parse(&body)),
+            };
+            let why = format!("{}: {}", e.error, e.description);
+            security::record(
+                &req,
+                SecurityEvent::Revocation,
+                actor,
+                Some((e.status.as_u16(), &why)),
+            );
+            e.respond()
+        }
     }
 }
 
+/// Revokes the token if it is the client's; returns who it was issued to.
 async fn revoke_inner(
     req: &HttpRequest,
     server: &AuthServer,
     body: &[u8],
-) -> Result<(), OAuthError> {
+) -> Result<Option<SecurityActor>, OAuthError> {
     let (client, params) = authenticated(req, server, body).await?;
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is missing"))?
         .to_string();
     let own = |owner: &str| owner == client.client.client_id;
+    let revoked = SecurityActor {
+        person: None,
+        client_id: Some(client.client.client_id.clone()),
+    };
     if let Some(claims) = our_access_token(server, &token) {
         if !own(&claims.client_id) {
-            return Ok(());
+            return Ok(None);
         }
         let expires = Utc
             .timestamp_opt(claims.exp, 0)
@@ -142,7 +170,10 @@ async fn revoke_inner(
             .call(move |store| store.add_revocation("token", &jti, expires))
             .await??;
         server.revocations.apply(&[row]);
-        return Ok(());
+        return Ok(Some(SecurityActor {
+            person: person_of_claims(server, &claims),
+            ..revoked
+        }));
     }
     let hash = digest(&token);
     let found = server
@@ -157,9 +188,27 @@ async fn revoke_inner(
                 .call(move |store| store.revoke_grant(grant.grant_id, expire))
                 .await??;
             sync_revocations(server).await;
+            return Ok(Some(revoked));
         }
     }
-    Ok(())
+    Ok(None)
+}
+
+/// The person an access token was issued to, as its claims say.
+fn person_of_claims(server: &AuthServer, claims: &AccessClaims) -> Option<Person> {
+    let role = claims.role.clone()?;
+    let base = format!("{}/", server.settings.fhir_base);
+    Some(Person {
+        fhir_user: claims
+            .fhir_user
+            .as_deref()
+            .map(|f| f.strip_prefix(&base).unwrap_or(f).to_string()),
+        account: claims.sub.clone(),
+        name: claims.name.clone(),
+        role: Some(role),
+        organization: claims.org.clone(),
+        organization_name: claims.org_name.clone(),
+    })
 }
 
 /// An access token we signed, even if already expired or revoked.

@@ -35,9 +35,20 @@ impl From<KeyError> for OAuthError {
     }
 }
 
+/// What the token endpoint issued, and to whom (for its security event).
+#[derive(Debug)]
+pub struct Issued {
+    /// The token endpoint's JSON answer.
+    pub body: Value,
+    pub client_id: String,
+    pub user: Option<UserRow>,
+    /// The granted scopes.
+    pub scopes: Vec<String>,
+}
+
 /// Signs an access token (and an id token when `openid` was granted) and
 /// builds the token endpoint's JSON answer.
-pub fn token_response(server: &AuthServer, req: &TokenRequest<'_>) -> Result<Value, OAuthError> {
+pub fn token_response(server: &AuthServer, req: &TokenRequest<'_>) -> Result<Issued, OAuthError> {
     let s = &server.settings;
     let lifetime = if req.user.is_some() {
         s.access_token_lifetime
@@ -104,5 +115,10 @@ pub fn token_response(server: &AuthServer, req: &TokenRequest<'_>) -> Result<Val
         );
         out.insert("smart_style_url".into(), json!(s.url("style")));
     }
-    Ok(Value::Object(out))
+    Ok(Issued {
+        body: Value::Object(out),
+        client_id: req.client_id.to_string(),
+        user: req.user.cloned(),
+        scopes: req.scope.iter().map(|s| s.to_string()).collect(),
+    })
 }

@@ -29,6 +29,7 @@ pub mod passwords;
 pub mod revocation;
 pub mod routes;
 pub mod secrets;
+pub mod security;
 pub mod session;
 pub mod token;
 

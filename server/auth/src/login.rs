@@ -15,8 +15,10 @@ use crate::flow::{continue_url, pending};
 use crate::form::Params;
 use crate::pages::{error_page, message_page};
 use crate::secrets::digest;
+use crate::security::{self, SecurityActor, SecurityEvent};
 use crate::session::start;
 use crate::AuthServer;
+use fhirledger_postgres::auth::UserRow;
 
 /// How long a person has to finish signing in at their provider.
 const LOGIN_MINUTES: i64 = 10;
@@ -193,7 +195,16 @@ pub async fn callback(
     path: web::Path<String>,
 ) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes());
-    let failed = |m: &str| error_page(StatusCode::BAD_REQUEST, "Sign-in failed", m);
+    // Every way a federated sign-in fails is a security event.
+    let refused = |person: Option<&UserRow>, m: &str| {
+        let actor = SecurityActor {
+            person: person.map(security::person),
+            client_id: None,
+        };
+        security::record(&req, SecurityEvent::SignIn, actor, Some((400, m)));
+        error_page(StatusCode::BAD_REQUEST, "Sign-in failed", m)
+    };
+    let failed = |m: &str| refused(None, m);
     let Some(state_param) = params.get("state") else {
         return failed("The provider's answer carries no server.");
     };
@@ -264,7 +275,7 @@ pub async fn callback(
         .await;
     let user = match user {
         Ok(Ok(Some(u))) if u.active => u,
-        Ok(Ok(Some(_))) => return failed("This account has been deactivated."),
+        Ok(Ok(Some(u))) => return refused(Some(&u), "This account has been deactivated."),
         Ok(Ok(None)) => return failed(
             "No account is linked to this sign-in. Ask your hospital's admin for an invitation, \
                  and open its link before signing in.",
@@ -274,6 +285,11 @@ pub async fn callback(
         }
         _ => return unavailable("The authorization server cannot reach its database."),
     };
+    let actor = SecurityActor {
+        person: Some(security::person(&user)),
+        client_id: None,
+    };
+    security::record(&req, SecurityEvent::SignIn, actor, None);
     match &login.request {
         Some(request) => signed_in_to(&server, request, user.user_id).await,
         None => {

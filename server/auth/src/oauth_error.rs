@@ -11,6 +11,9 @@ pub struct OAuthError {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: String,
+    /// A code or refresh token was presented a second time (someone else
+    /// holds a copy): a security alert besides the refusal.
+    pub reuse_detected: bool,
 }
 
 impl OAuthError {
@@ -19,6 +22,15 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            reuse_detected: false,
+        }
+    }
+
+    /// `invalid_grant` for a code or refresh token used a second time.
+    pub fn reused(d: impl Into<String>) -> Self {
+        OAuthError {
+            reuse_detected: true,
+            ..Self::invalid_grant(d)
         }
     }
 

@@ -27,29 +27,42 @@ pub fn verify(password: &str, stored: &str) -> bool {
     }
 }
 
-/// The active local account with this email and password; `Err` when the
-/// store cannot be reached.
-pub async fn check_login(
-    server: &AuthServer,
-    email: &str,
-    password: &str,
-) -> Result<Option<UserRow>, ()> {
+/// How a password sign-in went.
+#[derive(Debug)]
+pub enum Login {
+    /// The active account with this email and password.
+    Valid(UserRow),
+    /// An account with this email exists, but the password is wrong or the
+    /// account is inactive: its owner should see the attempt.
+    Refused(UserRow),
+    /// No account has this email.
+    Unknown,
+}
+
+/// Checks an email and password; `Err` when the store cannot be reached.
+/// An unknown email costs a password hash too, so timing does not tell
+/// which emails have accounts.
+pub async fn check_login(server: &AuthServer, email: &str, password: &str) -> Result<Login, ()> {
     let (email, password) = (email.to_string(), password.to_string());
     server
         .db
         .call(move |store| {
             let user = store.user_by_email(&email).map_err(|_| ())?;
             match user {
-                Some(u) if u.active => {
+                Some(u) => {
                     let ok = u
                         .password_hash
                         .as_deref()
                         .is_some_and(|h| verify(&password, h));
-                    Ok(ok.then_some(u))
+                    Ok(if ok && u.active {
+                        Login::Valid(u)
+                    } else {
+                        Login::Refused(u)
+                    })
                 }
-                _ => {
+                None => {
                     let _ = hash(&password);
-                    Ok(None)
+                    Ok(Login::Unknown)
                 }
             }
         })

@@ -11,33 +11,72 @@ use crate::client_auth::{
 };
 use crate::form::Params;
 use crate::hospitals;
-use crate::issue::{token_response, TokenRequest};
+use crate::issue::{token_response, Issued, TokenRequest};
 use crate::names::{names_of, Names};
 use crate::oauth_error::{json_no_store, OAuthError};
 use crate::secrets::{constant_time_eq, digest, is_valid_verifier, new_secret, pkce_challenge};
+use crate::security::{self, SecurityActor, SecurityEvent};
 use crate::AuthServer;
 use fhirledger_access::grant::{intersect, is_subset};
 use fhirledger_access::scope::{Scope, ScopeSet};
 
-/// The token endpoint.
+/// The token endpoint. Every answer is a security event: tokens issued
+/// (with the scopes granted) or refused (with why), and a reused code or
+/// refresh token also as an alert.
 pub async fn token(
     req: HttpRequest,
     server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
-    match token_inner(&req, &server, &body).await {
-        Ok(json) => json_no_store(&json),
-        Err(e) => e.respond(),
+    let params = Params::parse(&body);
+    let grant_type = params.get("grant_type").unwrap_or_default().to_string();
+    match token_inner(&req, &server, &params).await {
+        Ok(issued) => {
+            security::record(
+                &req,
+                SecurityEvent::TokenRequest {
+                    grant_type,
+                    scopes: issued.scopes,
+                },
+                SecurityActor {
+                    person: issued.user.as_ref().map(security::person),
+                    client_id: Some(issued.client_id),
+                },
+                None,
+            );
+            json_no_store(&issued.body)
+        }
+        Err(e) => {
+            let actor = SecurityActor {
+                person: None,
+                client_id: crate::client_auth::claimed_client(&req, &params),
+            };
+            if e.reuse_detected {
+                security::record(&req, SecurityEvent::RefreshTokenReuse, actor.clone(), None);
+            }
+            security::record(
+                &req,
+                SecurityEvent::TokenRequest {
+                    grant_type,
+                    scopes: Vec::new(),
+                },
+                actor,
+                Some((
+                    e.status.as_u16(),
+                    &format!("{}: {}", e.error, e.description),
+                )),
+            );
+            e.respond()
+        }
     }
 }
 
 async fn token_inner(
     req: &HttpRequest,
     server: &AuthServer,
-    body: &[u8],
-) -> Result<serde_json::Value, OAuthError> {
+    params: &Params,
+) -> Result<Issued, OAuthError> {
     check_form(req)?;
-    let params = Params::parse(body);
     if let Some(name) = params.repeated() {
         return Err(OAuthError::invalid_request(format!(
             "'{name}' is given more than once"
@@ -55,17 +94,17 @@ async fn token_inner(
         )));
     }
     let public_refresh = match grant_type {
-        "refresh_token" => public_refresh_client(server, req, &params).await?,
+        "refresh_token" => public_refresh_client(server, req, params).await?,
         _ => None,
     };
     let client = match public_refresh {
         Some(client) => client,
-        None => authenticate(server, req, &params).await?,
+        None => authenticate(server, req, params).await?,
     };
     match grant_type {
-        "authorization_code" => authorization_code(server, &client, &params).await,
-        "refresh_token" => refresh(server, &client, &params).await,
-        _ => client_credentials(server, &client, &params).await,
+        "authorization_code" => authorization_code(server, &client, params).await,
+        "refresh_token" => refresh(server, &client, params).await,
+        _ => client_credentials(server, &client, params).await,
     }
 }
 
@@ -106,7 +145,7 @@ async fn authorization_code(
     server: &AuthServer,
     client: &AuthenticatedClient,
     params: &Params,
-) -> Result<serde_json::Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let code = required(params, "code")?.to_string();
     let redirect_uri = required(params, "redirect_uri")?.to_string();
     let verifier = params
@@ -119,7 +158,7 @@ async fn authorization_code(
         CodeUse::Fresh(fresh) => *fresh,
         CodeUse::Replayed => {
             sync_revocations(server).await;
-            return Err(OAuthError::invalid_grant(
+            return Err(OAuthError::reused(
                 "this code was used before; every token issued from it is now revoked",
             ));
         }
@@ -169,7 +208,7 @@ async fn refresh(
     server: &AuthServer,
     client: &AuthenticatedClient,
     params: &Params,
-) -> Result<serde_json::Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let presented = required(params, "refresh_token")?.to_string();
     let old = digest(&presented);
     let expire = server.revocation_expiry();
@@ -243,14 +282,14 @@ async fn refresh(
 /// else holds a copy).
 async fn reused(server: &AuthServer) -> OAuthError {
     sync_revocations(server).await;
-    OAuthError::invalid_grant("this refresh token was used before; the whole grant is now revoked")
+    OAuthError::reused("this refresh token was used before; the whole grant is now revoked")
 }
 
 async fn client_credentials(
     server: &AuthServer,
     client: &AuthenticatedClient,
     params: &Params,
-) -> Result<serde_json::Value, OAuthError> {
+) -> Result<Issued, OAuthError> {
     let c = &client.client;
     if c.kind != "backend" || client.method != ClientAuthMethod::PrivateKeyJwt {
         return Err(OAuthError::unauthorized_client(

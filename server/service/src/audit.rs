@@ -13,7 +13,8 @@ use std::collections::HashMap;
 
 use fhirledger_access::{authored_by, reader_of, Caller, Role};
 use fhirledger_audit::{
-    audit_event, index, Access, Client, Coding, Interaction, Kind, Observer, Outcome, Person, Query,
+    audit_event, index, Access, Client, Coding, Interaction, Kind, Observer, Outcome, Person,
+    Query, SecurityEvent,
 };
 use fhirledger_postgres::{AuditRow, DocumentGround, StoreError, StoredVersion, Tx};
 use serde_json::Value;
@@ -140,6 +141,15 @@ pub fn patient_in(resource_type: &str, id: &str, json: &Value) -> Option<String>
         let patient = rest.split('/').next()?;
         (!patient.is_empty()).then(|| patient.to_string())
     })
+}
+
+/// Who a security event is about: the person (when known) and the client
+/// application. A patient's own sign-ins name them as the person, so they
+/// are in the patient's log (`fhirledger_audit::subject`).
+#[derive(Debug, Clone, Default)]
+pub struct SecurityActor {
+    pub person: Option<Person>,
+    pub client_id: Option<String>,
 }
 
 /// What the HTTP layer knows of the request.
@@ -287,6 +297,7 @@ impl Recorder {
         caller: Option<&Caller>,
         name: &str,
         patient: Option<String>,
+        resources: Vec<String>,
         emergency: Option<&str>,
     ) -> AuditRow {
         let mut access = self.access(
@@ -294,7 +305,7 @@ impl Recorder {
             Interaction::Operation,
             recorded_now(),
             patient,
-            Vec::new(),
+            resources,
             &[],
         );
         access.kind = Kind::Rest {
@@ -313,6 +324,47 @@ impl Recorder {
             )];
             access.purpose_text = Some(reason.to_string());
             access.decided_by = vec!["emergency access".into()];
+        }
+        self.row(&access)
+    }
+
+    /// A security event of the authorization server (sign-in, token issued
+    /// or refused, revocation, refresh-token reuse, account and client
+    /// administration) by `actor`; `failure` is the status and what the
+    /// client was told when it was refused.
+    pub fn security(
+        &self,
+        event: SecurityEvent,
+        actor: SecurityActor,
+        failure: Option<(u16, &str)>,
+    ) {
+        self.add(self.security_row(event, actor, failure));
+    }
+
+    /// [`Recorder::security`]'s event, returned for a write's own
+    /// transaction (an Organization deactivated commits with its alert).
+    pub fn security_row(
+        &self,
+        event: SecurityEvent,
+        actor: SecurityActor,
+        failure: Option<(u16, &str)>,
+    ) -> AuditRow {
+        let mut access = self.access(
+            None,
+            Interaction::Operation,
+            recorded_now(),
+            None,
+            Vec::new(),
+            &[],
+        );
+        access.kind = Kind::Security(event);
+        access.query = None;
+        access.purpose = Vec::new();
+        access.person = actor.person;
+        access.client.client_id = actor.client_id.or(access.client.client_id);
+        if let Some((status, why)) = failure {
+            access.outcome = Outcome::of_status(status);
+            access.outcome_desc = Some(format!("HTTP {status}: {why}"));
         }
         self.row(&access)
     }
@@ -343,7 +395,12 @@ impl Recorder {
     }
 
     fn push(&self, access: &Access) {
-        let row = self.row(access);
+        self.add(self.row(access));
+    }
+
+    /// Adds an event made by [`Recorder::operation`] or
+    /// [`Recorder::security_row`] to those committed with the response.
+    pub fn add(&self, row: AuditRow) {
         if let Ok(mut rows) = self.rows.lock() {
             rows.push(row);
         }
@@ -362,6 +419,27 @@ impl Recorder {
             content: event.to_string(),
         }
     }
+}
+
+/// Records a security event of one of the server's own commands (`user
+/// add`, `client add`), durably, before the command reports success.
+pub fn record_command(
+    store: &fhirledger_postgres::PgStore,
+    observer: &Observer,
+    command_line: &str,
+    event: SecurityEvent,
+) -> Result<(), StoreError> {
+    let recorder = Recorder::new(
+        RequestFacts {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            client_address: None,
+            raw: command_line.to_string(),
+            tool: Some("fhirledger command line".into()),
+        },
+        observer.clone(),
+    );
+    recorder.security(event, SecurityActor::default(), None);
+    store.append_audit_events(&recorder.take())
 }
 
 /// Now, to the millisecond an AuditEvent's `recorded` says, so the stored
@@ -386,7 +464,7 @@ fn with_id(event: Value, id: &str) -> Value {
 }
 
 /// The person behind a caller's token; `None` for a backend client.
-fn person_of(caller: &Caller) -> Option<Person> {
+pub fn person_of(caller: &Caller) -> Option<Person> {
     let role = caller.role?;
     let fhir_user = match role {
         Role::Doctor => caller

@@ -104,7 +104,13 @@ pub fn export(
         },
         observer.clone(),
     );
-    let event = recorder.operation(None, "audit-export", filter.patient.clone(), None);
+    let event = recorder.operation(
+        None,
+        "audit-export",
+        filter.patient.clone(),
+        Vec::new(),
+        None,
+    );
     store.append_audit_events(&[event])?;
     let mut written = 0u64;
     let result = store.each_audit_event(&criteria, |content| {

@@ -102,6 +102,7 @@ pub fn emergency_access(
                 guard.caller(),
                 "$emergency-access",
                 Some(patient.to_string()),
+                vec![format!("Patient/{patient}")],
                 Some(reason),
             );
             tx.append_audit_events(&[event])?;
@@ -168,16 +169,33 @@ pub fn explain_access(
         })?;
     let default = guard.policy().consent_default;
     let fhir_base = guard.fhir_base().to_string();
-    store.transaction(|tx| explain_in(tx, &fhir_base, default, document, &practitioner))
+    let (answer, patient) =
+        store.transaction(|tx| explain_in(tx, &fhir_base, default, document, &practitioner))?;
+    // Asking why a doctor may read a document is an access to that
+    // patient's record too.
+    if let Some(recorder) = guard.recorder() {
+        recorder.add(recorder.operation(
+            caller,
+            "$access",
+            patient,
+            vec![
+                format!("DocumentReference/{document}"),
+                format!("Practitioner/{practitioner}"),
+            ],
+            None,
+        ));
+    }
+    Ok(answer)
 }
 
+/// The answer, and the patient of the document.
 fn explain_in(
     tx: &mut Tx<'_>,
     fhir_base: &str,
     default: ConsentDefault,
     document: &str,
     practitioner: &str,
-) -> Result<AccessExplained, ServiceError> {
+) -> Result<(AccessExplained, Option<String>), ServiceError> {
     let key = tx.live_key("DocumentReference", document)?.ok_or_else(|| {
         ServiceError::not_found(format!("DocumentReference/{document} does not exist"))
     })?;
@@ -200,32 +218,41 @@ fn explain_in(
         allowed,
         reason: reason.to_string(),
     };
-    if authored_by(tx, fhir_base, &json, practitioner)? {
-        return Ok(answer(true, "author"));
-    }
     let patient = json["subject"]["reference"]
         .as_str()
         .and_then(|r| local_reference(r, fhir_base))
         .and_then(|r| r.strip_prefix("Patient/").map(str::to_string));
+    if authored_by(tx, fhir_base, &json, practitioner)? {
+        return Ok((answer(true, "author"), patient));
+    }
     if let Some(p) = &patient {
         if tx.holds_emergency_access(practitioner, p)? {
-            return Ok(answer(true, "emergency access"));
+            return Ok((answer(true, "emergency access"), patient.clone()));
         }
     }
     let held = tx.rules_holding(key, &reader)?;
     if let Some(deny) = held.iter().find(|h| h.effect == ConsentEffect::Deny) {
-        return Ok(answer(false, &format!("Consent/{}", deny.consent_id)));
+        return Ok((
+            answer(false, &format!("Consent/{}", deny.consent_id)),
+            patient,
+        ));
     }
     if let Some(permit) = held.iter().find(|h| h.effect == ConsentEffect::Permit) {
-        return Ok(answer(true, &format!("Consent/{}", permit.consent_id)));
+        return Ok((
+            answer(true, &format!("Consent/{}", permit.consent_id)),
+            patient,
+        ));
     }
     let own_hospital = match (&patient, &organization) {
         (Some(p), Some(org)) => tx.patient_organization(p)?.as_deref() == Some(org.as_str()),
         _ => false,
     };
-    Ok(answer(
-        default == ConsentDefault::Permit && own_hospital,
-        "base policy",
+    Ok((
+        answer(
+            default == ConsentDefault::Permit && own_hospital,
+            "base policy",
+        ),
+        patient,
     ))
 }
 

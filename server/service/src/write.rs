@@ -244,6 +244,30 @@ fn insert_client_event(
     Ok(v)
 }
 
+/// An Organization counts as active unless it says `active: false`.
+fn is_active(organization: &Value) -> bool {
+    organization["active"] != Value::Bool(false)
+}
+
+/// A hospital deactivated (its Organization set `active: false`, or
+/// deleted): a security alert, in the write's transaction, since it ends
+/// every session of its people (the authorization server revokes their
+/// tokens when it sees it).
+fn deactivated(tx: &mut Tx<'_>, guard: &Guard, id: &str) -> Result<(), ServiceError> {
+    let Some(recorder) = guard.recorder() else {
+        return Ok(());
+    };
+    let actor = crate::audit::SecurityActor {
+        person: guard.caller().and_then(crate::audit::person_of),
+        client_id: guard.caller().map(|c| c.client_id.clone()),
+    };
+    let event = fhirledger_audit::SecurityEvent::Administration {
+        what: format!("Organization/{id} deactivated: its accounts can no longer sign in"),
+    };
+    tx.append_audit_events(&[recorder.security_row(event, actor, None)])?;
+    Ok(())
+}
+
 /// The AuditEvents of versions just written, appended in the same
 /// transaction: one per resource, with the patient its JSON names.
 fn audit(
@@ -350,6 +374,18 @@ pub fn put(
         WriteOutcome::Created(_) => Audited::Create,
         WriteOutcome::Updated(_) => Audited::Update,
     };
+    if rt == "Organization" && prepared.resource["active"] == Value::Bool(false) {
+        let previous = outcome.version().version_id - 1;
+        let was_active = previous > 0
+            && tx
+                .vread(rt, id, previous)?
+                .and_then(|v| v.content)
+                .and_then(|c| serde_json::from_str::<Value>(&c).ok())
+                .is_some_and(|o| is_active(&o));
+        if was_active {
+            deactivated(tx, guard, id)?;
+        }
+    }
     audit(
         tx,
         guard,
@@ -463,6 +499,9 @@ pub fn delete_in(
     if let Some(v) = &deleted {
         consent::keep_rules(tx, guard, resource_type, id, Written::Deleted)?;
         audit(tx, guard, Audited::Delete, &[(v, last.as_ref())])?;
+        if resource_type == "Organization" && last.as_ref().is_some_and(is_active) {
+            deactivated(tx, guard, id)?;
+        }
     }
     Ok(deleted)
 }

@@ -14,7 +14,6 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpMessage, HttpResponse};
 use fhir_profiles::outcome::IssueType;
 
-use crate::http::audited::interaction_of;
 use crate::http::error::{ErrorResponse, Refusal};
 use crate::http::negotiate::{error_format, ResponseFormat};
 use crate::state::AppState;
@@ -35,6 +34,9 @@ pub async fn authenticate(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let path = req.path();
     let fhir = path == "/fhir" || path.starts_with("/fhir/");
+    if path.starts_with("/auth/") {
+        return authorization(req, next).await;
+    }
     if !fhir {
         return Ok(next.call(req).await?.map_into_boxed_body());
     }
@@ -113,11 +115,42 @@ async fn guarded(
             .get::<Refusal>()
             .map(|r| r.0.clone())
             .unwrap_or_default();
-        let (interaction, target) = interaction_of(&method, &path);
+        let (interaction, target) = fhirledger_audit::interaction_of(method.as_str(), &path);
         recorder.refused(caller.as_deref(), interaction, status, &why, target, None);
     }
-    // The interaction's AuditEvents are durable before its first byte leaves;
-    // if they cannot be, nothing of it does (fail closed).
+    Ok(committed(&state, &recorder, response, format, &request_id).await)
+}
+
+/// A request to the authorization server (`/auth/…`): its handlers record
+/// the security events (sign-in, tokens, revocation, administration) in the
+/// request's [`Recorder`], committed here like a FHIR request's.
+async fn authorization(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    };
+    let request_id = request_id(&req);
+    let recorder = Arc::new(Recorder::new(
+        request_facts(&req, &request_id),
+        state.observer.clone(),
+    ));
+    req.extensions_mut().insert(recorder.clone());
+    let format = error_format(req.request());
+    let response = next.call(req).await?.map_into_boxed_body();
+    Ok(committed(&state, &recorder, response, format, &request_id).await)
+}
+
+/// The response once the interaction's AuditEvents are durable; if they
+/// cannot be, nothing of it leaves (503, fail closed). Carries the request id.
+async fn committed(
+    state: &AppState,
+    recorder: &Recorder,
+    response: ServiceResponse<BoxBody>,
+    format: ResponseFormat,
+    request_id: &str,
+) -> ServiceResponse<BoxBody> {
     let mut response = match state.audit_log.record(recorder.take()).await {
         Ok(()) => response,
         Err(e) => {
@@ -125,10 +158,10 @@ async fn guarded(
             ServiceResponse::new(request, e.respond(format))
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
+    if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
-    Ok(response)
+    response
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -1,7 +1,6 @@
 //! HTTP plumbing shared by the routes: content negotiation, FHIR error
 //! answers, request headers (`Prefer`, `If-Match`) and resource responses.
 
-pub mod audited;
 pub mod authenticate;
 pub mod body;
 pub mod body_format;

@@ -12,6 +12,7 @@ use super::response::{response_bundle, Done};
 use super::writes::run_writes;
 use super::{BundleKind, BundleOptions, Plan};
 use crate::error::ServiceError;
+use fhirledger_audit::Interaction;
 
 /// Runs a plan and returns the `batch-response` or `transaction-response`
 /// Bundle; a failed transaction is the failing entry's error. Blocking.
@@ -24,7 +25,39 @@ pub fn execute(
         BundleKind::Transaction => run_transaction(store, &plan, options)?,
         BundleKind::Batch => run_batch(store, &plan, options),
     };
+    audit(&plan, &results, options);
     Ok(response_bundle(plan.kind, results, options))
+}
+
+/// The Bundle's own AuditEvent, and one for each entry that failed (each
+/// entry that read or wrote has its own already; a transaction that fails
+/// is one refusal of the whole, recorded by the HTTP layer).
+fn audit(plan: &Plan, results: &[Option<Done>], options: &BundleOptions) {
+    let Some(recorder) = options.guard.recorder() else {
+        return;
+    };
+    let caller = options.guard.caller();
+    for (i, done) in results.iter().enumerate() {
+        let Some(Done::Failed(e)) = done else {
+            continue;
+        };
+        let (interaction, target) = plan
+            .requested
+            .get(i)
+            .cloned()
+            .unwrap_or((Interaction::Batch, None));
+        let why = e
+            .issues
+            .first()
+            .map(|issue| format!("entry {i}: {}", issue.diagnostics))
+            .unwrap_or_else(|| format!("entry {i}"));
+        recorder.refused(caller, interaction, e.status.code(), &why, target, None);
+    }
+    let interaction = match plan.kind {
+        BundleKind::Transaction => Interaction::Transaction,
+        BundleKind::Batch => Interaction::Batch,
+    };
+    recorder.read(caller, interaction, &[]);
 }
 
 /// Every write in ONE database transaction (any failure rolls all back and

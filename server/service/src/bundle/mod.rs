@@ -100,6 +100,9 @@ pub struct Plan {
     /// In request order. A transaction's are all `Ok` (any error fails it
     /// while planning); a batch keeps each entry's own error.
     entries: Vec<Result<Planned, ServiceError>>,
+    /// A batch's entries as their requests name them (interaction and
+    /// target), for the AuditEvents of those that fail.
+    requested: Vec<(fhirledger_audit::Interaction, Option<String>)>,
     /// (type, identifier value) → write entries carrying that identifier;
     /// transactions only, to resolve conditional references to entries.
     by_identifier: Index,

@@ -35,6 +35,16 @@ pub fn plan(body: &[u8], format: FhirFormat, fhir_base: &str) -> Result<Plan, Se
 
 /// A batch: each entry planned on its own, keeping its own error.
 fn plan_batch(entries: Vec<Value>, checked: bool, fhir_base: &str) -> Plan {
+    let requested = entries
+        .iter()
+        .map(|entry| {
+            let request = &entry["request"];
+            fhirledger_audit::interaction_of(
+                request["method"].as_str().unwrap_or_default(),
+                request["url"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
     let entries = entries
         .into_iter()
         .enumerate()
@@ -55,6 +65,7 @@ fn plan_batch(entries: Vec<Value>, checked: bool, fhir_base: &str) -> Plan {
     Plan {
         kind: BundleKind::Batch,
         entries,
+        requested,
         by_identifier: HashMap::new(),
     }
 }
@@ -117,6 +128,7 @@ fn plan_transaction(entries: Vec<Value>, fhir_base: &str) -> Result<Plan, Servic
     Ok(Plan {
         kind: BundleKind::Transaction,
         entries: planned.into_iter().map(Ok).collect(),
+        requested: Vec::new(),
         by_identifier,
     })
 }

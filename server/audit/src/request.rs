@@ -1,13 +1,15 @@
 //! What a FHIR request was, from its method and path alone: for the
 //! AuditEvent of a request that was refused or failed before the service
-//! could say (401, 403, 404, 4xx of any kind, 5xx).
+//! could say (401, 403, 404, 4xx of any kind, 5xx), over HTTP or as an
+//! entry of a batch Bundle.
 
-use actix_web::http::Method;
-use fhirledger_audit::Interaction;
+use crate::event::Interaction;
 
-/// The interaction `method` on `path` (under `/fhir`) asked for, and the
-/// resource it named (`Type/id`), if any.
-pub fn interaction_of(method: &Method, path: &str) -> (Interaction, Option<String>) {
+/// The interaction `method` (`GET`, `POST`, …) on `path` (under `/fhir`,
+/// or relative to it as a Bundle entry's `request.url`; a query is
+/// ignored) asked for, and the resource it named (`Type/id`), if any.
+pub fn interaction_of(method: &str, path: &str) -> (Interaction, Option<String>) {
+    let path = path.split('?').next().unwrap_or(path);
     let rest = path.strip_prefix("/fhir").unwrap_or(path);
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     if segments.iter().any(|s| s.starts_with('$')) {
@@ -19,9 +21,9 @@ pub fn interaction_of(method: &Method, path: &str) -> (Interaction, Option<Strin
         };
         return (Interaction::Operation, target);
     }
-    let get = *method == Method::GET || *method == Method::HEAD;
+    let get = method == "GET" || method == "HEAD";
     match segments.as_slice() {
-        [] if *method == Method::POST => (Interaction::Transaction, None),
+        [] if method == "POST" => (Interaction::Transaction, None),
         [] => (Interaction::SearchSystem, None),
         ["metadata"] => (Interaction::Capabilities, None),
         ["_history"] => (Interaction::HistorySystem, None),
@@ -29,16 +31,16 @@ pub fn interaction_of(method: &Method, path: &str) -> (Interaction, Option<Strin
         [_, "_history"] => (Interaction::HistoryType, None),
         [_, "_search"] => (Interaction::SearchType, None),
         [_] if get => (Interaction::SearchType, None),
-        [_] if *method == Method::POST => (Interaction::Create, None),
-        [_] if *method == Method::DELETE => (Interaction::Delete, None),
+        [_] if method == "POST" => (Interaction::Create, None),
+        [_] if method == "DELETE" => (Interaction::Delete, None),
         [_] => (Interaction::Update, None),
         [t, id, "_history"] => (Interaction::HistoryInstance, Some(format!("{t}/{id}"))),
         [t, id, "_history", v, ..] => (Interaction::Vread, Some(format!("{t}/{id}/_history/{v}"))),
         [t, id, ..] => {
-            let interaction = match *method {
-                Method::PUT => Interaction::Update,
-                Method::PATCH => Interaction::Patch,
-                Method::DELETE => Interaction::Delete,
+            let interaction = match method {
+                "PUT" => Interaction::Update,
+                "PATCH" => Interaction::Patch,
+                "DELETE" => Interaction::Delete,
                 _ => Interaction::Read,
             };
             (interaction, Some(format!("{t}/{id}")))
@@ -54,88 +56,83 @@ mod tests {
     fn requests_name_their_interaction_and_resource() {
         let cases = [
             (
-                Method::GET,
+                "GET",
                 "/fhir/Patient/p1",
                 Interaction::Read,
                 Some("Patient/p1"),
             ),
             (
-                Method::GET,
+                "GET",
                 "/fhir/Patient/p1/_history/2",
                 Interaction::Vread,
                 Some("Patient/p1/_history/2"),
             ),
             (
-                Method::GET,
+                "GET",
                 "/fhir/Patient/p1/_history",
                 Interaction::HistoryInstance,
                 Some("Patient/p1"),
             ),
             (
-                Method::GET,
+                "GET",
                 "/fhir/Patient/_history",
                 Interaction::HistoryType,
                 None,
             ),
+            ("GET", "/fhir/_history", Interaction::HistorySystem, None),
             (
-                Method::GET,
-                "/fhir/_history",
-                Interaction::HistorySystem,
-                None,
-            ),
-            (
-                Method::GET,
+                "GET",
                 "/fhir/DocumentReference",
                 Interaction::SearchType,
                 None,
             ),
             (
-                Method::POST,
+                "POST",
                 "/fhir/DocumentReference/_search",
                 Interaction::SearchType,
                 None,
             ),
+            ("POST", "/fhir/DocumentReference", Interaction::Create, None),
             (
-                Method::POST,
-                "/fhir/DocumentReference",
-                Interaction::Create,
-                None,
-            ),
-            (
-                Method::PUT,
+                "PUT",
                 "/fhir/DocumentReference/d1",
                 Interaction::Update,
                 Some("DocumentReference/d1"),
             ),
+            ("PUT", "/fhir/DocumentReference", Interaction::Update, None),
             (
-                Method::PUT,
-                "/fhir/DocumentReference",
-                Interaction::Update,
-                None,
-            ),
-            (
-                Method::DELETE,
+                "DELETE",
                 "/fhir/DocumentReference/d1",
                 Interaction::Delete,
                 Some("DocumentReference/d1"),
             ),
-            (Method::POST, "/fhir", Interaction::Transaction, None),
+            ("POST", "/fhir", Interaction::Transaction, None),
             (
-                Method::POST,
+                "POST",
                 "/fhir/Patient/p1/$emergency-access",
                 Interaction::Operation,
                 Some("Patient/p1"),
             ),
             (
-                Method::GET,
+                "GET",
                 "/fhir/DocumentReference/d1/$access",
                 Interaction::Operation,
                 Some("DocumentReference/d1"),
             ),
         ];
+        let cases = cases.into_iter().chain([
+            // A Bundle entry's request.url.
+            ("POST", "DocumentReference", Interaction::Create, None),
+            (
+                "GET",
+                "DocumentReference?patient=p1",
+                Interaction::SearchType,
+                None,
+            ),
+        ]);
         for (method, path, interaction, target) in cases {
             assert_eq!(
-                interaction_of(&method, path),
+                interaction_of(method, path),
                 (interaction, target.map(str::to_string)),
                 "{method} {path}"
             );
