@@ -99,8 +99,10 @@ export_row() {
     local label=$1
     shift
     local lines
-    lines=$(/usr/bin/time -f "%e %M" -o "$WORK/time.txt" \
-        "$RELEASE/fhirledger" audit export --database-url "$DATABASE_URL" "$@" 2>/dev/null | wc -l)
+    # The database is the admin commands' FHIRLEDGER_DATABASE_URL (an option of
+    # `audit`, not of `export`).
+    lines=$(FHIRLEDGER_DATABASE_URL=$DATABASE_URL /usr/bin/time -f "%e %M" -o "$WORK/time.txt" \
+        "$RELEASE/fhirledger" audit export "$@" 2>/dev/null | wc -l)
     python3 - "$label" "$lines" $(cat "$WORK/time.txt") <<'PY'
 import sys
 label, lines, seconds, kib = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])

@@ -34,7 +34,11 @@ pub async fn serve(
         .context("starting the authorization server")?,
     );
     let _maintenance = fhirledger_auth::maintenance::start(auth.clone());
-    let audit_log = AuditLog::start(db.clone(), AUDIT_WRITERS, AUDIT_MAX_BATCH);
+    let audit_log = AuditLog::start(
+        db.clone(),
+        config.audit_writers.clamp(1, 16),
+        AUDIT_MAX_BATCH,
+    );
     let state = web::Data::new(AppState {
         auth,
         audit_log,
@@ -74,7 +78,5 @@ pub async fn serve(
     Ok(())
 }
 
-/// Writers committing reads' AuditEvents (one batch collects while another
-/// commits), and the most events one commit carries.
-const AUDIT_WRITERS: usize = 2;
+/// The most events one commit of reads' AuditEvents carries.
 const AUDIT_MAX_BATCH: usize = 512;

@@ -5,10 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Bool, Nullable, Text, Timestamptz};
+use diesel::sql_types::Text;
 
 use fhir_profiles::search::query::Criterion;
 
+use crate::search::{Bind, Sql};
 use crate::tx::Tx;
 use crate::StoreError;
 
@@ -28,35 +29,49 @@ pub struct AuditRow {
 }
 
 /// One statement for any number of events: the arrays are unnested in
-/// order, so events get increasing `seq` in the order given.
+/// order, so events get increasing `seq` in the order given. Every event's
+/// terms travel in one flat array, each event taking its slice
+/// (`first`..`last`), so nothing is parsed on the way in; the statement
+/// is kept prepared per connection (one shape for every batch).
 const APPEND: &str = "INSERT INTO audit_events \
      (id, recorded, patient_id, terms, client_recorded, content) \
-     SELECT e.id, e.recorded, e.patient_id, \
-            ARRAY(SELECT jsonb_array_elements_text(e.terms::jsonb)), \
-            e.client_recorded, e.content \
-     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::bool[], \
-                 $6::text[]) \
-          WITH ORDINALITY AS e(id, recorded, patient_id, terms, client_recorded, content, n) \
+     SELECT e.id, e.recorded, e.patient_id, ($4::text[])[e.first:e.last], e.client_recorded, e.content \
+     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $5::int[], $6::int[], \
+                 $7::bool[], $8::text[]) \
+          WITH ORDINALITY AS e(id, recorded, patient_id, first, last, client_recorded, content, n) \
      ORDER BY e.n";
 
 fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let column = |f: &dyn Fn(&AuditRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
-    let json = |v: &[String]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
-    diesel::sql_query(APPEND)
-        .bind::<Array<Text>, _>(column(&|r| r.id.clone()))
-        .bind::<Array<Timestamptz>, _>(rows.iter().map(|r| r.recorded).collect::<Vec<_>>())
-        .bind::<Array<Nullable<Text>>, _>(
-            rows.iter()
-                .map(|r| r.patient_id.clone())
-                .collect::<Vec<_>>(),
-        )
-        .bind::<Array<Text>, _>(column(&|r| json(&r.terms)))
-        .bind::<Array<Bool>, _>(rows.iter().map(|r| r.client_recorded).collect::<Vec<_>>())
-        .bind::<Array<Text>, _>(column(&|r| r.content.clone()))
-        .execute(conn)?;
+    let mut terms = Vec::with_capacity(rows.len() * 32);
+    let (mut first, mut last) = (
+        Vec::with_capacity(rows.len()),
+        Vec::with_capacity(rows.len()),
+    );
+    for r in rows {
+        first.push(terms.len() as i32 + 1);
+        terms.extend(r.terms.iter().cloned());
+        last.push(terms.len() as i32);
+    }
+    let mut sql = Sql::default();
+    sql.bind(Bind::Texts(rows.iter().map(|r| r.id.clone()).collect()));
+    sql.bind(Bind::Instants(rows.iter().map(|r| r.recorded).collect()));
+    sql.bind(Bind::OptionalTexts(
+        rows.iter().map(|r| r.patient_id.clone()).collect(),
+    ));
+    sql.bind(Bind::Texts(terms));
+    sql.bind(Bind::Ints(first));
+    sql.bind(Bind::Ints(last));
+    sql.bind(Bind::Bools(
+        rows.iter().map(|r| r.client_recorded).collect(),
+    ));
+    sql.bind(Bind::Texts(
+        rows.iter().map(|r| r.content.clone()).collect(),
+    ));
+    sql.push(APPEND);
+    sql.query().execute(conn)?;
     Ok(())
 }
 

@@ -119,11 +119,42 @@ fn versioned(resource_type: &str, id: &str, version: i64) -> String {
 
 /// The patient a resource's data belongs to: a Patient itself, else the
 /// patient its `subject` or `patient` names (local references only).
+///
+/// Every audited read asks this of what it returned, so the stored JSON is
+/// scanned for the two elements only (borrowed, nothing else built); an
+/// AuditEvent, whose patient is elsewhere, is parsed whole.
 pub fn patient_of(resource_type: &str, id: &str, content: &str) -> Option<String> {
-    if resource_type == "Patient" {
-        return Some(id.to_string());
+    #[derive(serde::Deserialize)]
+    struct Named<'a> {
+        #[serde(borrow)]
+        reference: Option<std::borrow::Cow<'a, str>>,
     }
-    patient_in(resource_type, id, &serde_json::from_str(content).ok()?)
+    #[derive(serde::Deserialize)]
+    struct Subject<'a> {
+        #[serde(borrow)]
+        subject: Option<Named<'a>>,
+        #[serde(borrow)]
+        patient: Option<Named<'a>>,
+    }
+    match resource_type {
+        "Patient" => Some(id.to_string()),
+        "AuditEvent" => patient_in(resource_type, id, &serde_json::from_str(content).ok()?),
+        _ => {
+            let named: Subject<'_> = serde_json::from_str(content).ok()?;
+            [named.subject, named.patient]
+                .into_iter()
+                .flatten()
+                .find_map(|n| n.reference.and_then(|r| patient_id_of(&r)))
+        }
+    }
+}
+
+/// The id of the Patient a reference names (`Patient/{id}`, relative or
+/// absolute, with or without a version).
+fn patient_id_of(reference: &str) -> Option<String> {
+    let rest = reference.rsplit_once("Patient/").map(|(_, r)| r)?;
+    let patient = rest.split('/').next()?;
+    (!patient.is_empty()).then(|| patient.to_string())
 }
 
 /// [`patient_of`] a resource already parsed. An AuditEvent is about the
@@ -135,12 +166,9 @@ pub fn patient_in(resource_type: &str, id: &str, json: &Value) -> Option<String>
         "AuditEvent" => return fhirledger_audit::subject(json),
         _ => {}
     }
-    ["subject", "patient"].iter().find_map(|element| {
-        let reference = json[*element]["reference"].as_str()?;
-        let rest = reference.rsplit_once("Patient/").map(|(_, r)| r)?;
-        let patient = rest.split('/').next()?;
-        (!patient.is_empty()).then(|| patient.to_string())
-    })
+    ["subject", "patient"]
+        .iter()
+        .find_map(|element| patient_id_of(json[*element]["reference"].as_str()?))
 }
 
 /// Who a security event is about: the person (when known) and the client
@@ -495,4 +523,48 @@ fn purpose_of(caller: Option<&Caller>) -> Vec<Coding> {
         Some(_) | None => ("HOPERAT", "healthcare operations"),
     };
     vec![Coding::new(REASON, code, Some(display))]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_patient_of_what_a_read_returned() {
+        let doc = |reference: &str| {
+            format!(
+                r#"{{"resourceType":"DocumentReference","status":"current","subject":{{"reference":"{reference}"}},"content":[]}}"#
+            )
+        };
+        for reference in [
+            "Patient/p1",
+            "https://x.example/fhir/Patient/p1",
+            "Patient/p1/_history/3",
+        ] {
+            assert_eq!(
+                patient_of("DocumentReference", "d", &doc(reference)).as_deref(),
+                Some("p1"),
+                "{reference}"
+            );
+        }
+        assert_eq!(patient_of("DocumentReference", "d", &doc("Group/g1")), None);
+        assert_eq!(
+            patient_of(
+                "Consent",
+                "c",
+                r#"{"resourceType":"Consent","patient":{"reference":"Patient/p2"}}"#
+            )
+            .as_deref(),
+            Some("p2")
+        );
+        assert_eq!(patient_of("Patient", "p3", "{}").as_deref(), Some("p3"));
+        assert_eq!(patient_of("Organization", "o", r#"{"name":"x"}"#), None);
+        let event = r#"{"resourceType":"AuditEvent","agent":[{"who":{"reference":"Patient/p4"}}]}"#;
+        assert_eq!(patient_of("AuditEvent", "e", event).as_deref(), Some("p4"));
+        // An escaped reference still reads (the borrowed form falls back to owned).
+        assert_eq!(
+            patient_of("DocumentReference", "d", &doc(r"Patient\/p5")).as_deref(),
+            Some("p5")
+        );
+    }
 }

@@ -1,0 +1,2 @@
+ALTER TABLE audit_events ALTER COLUMN content SET COMPRESSION pglz;
+ALTER TABLE audit_events ALTER COLUMN terms SET COMPRESSION pglz;
