@@ -186,11 +186,12 @@ pub fn client(
     };
     with_store(db, |store| {
         let client = register_client(store, &new)?;
-        let what = format!(
-            "client {} registered ({}, scopes: {})",
-            client.client_id, client.kind, client.scope
-        );
-        administered(store, server, "fhirledger client add", what)?;
+        administered(
+            store,
+            server,
+            "fhirledger client add",
+            client.audit_description(),
+        )?;
         print(&client)
     })
 }
@@ -230,16 +231,12 @@ pub fn user(db: &AdminDatabase, server: &ServerConfig, command: UserCommand) -> 
     let issuer = server.auth_settings().issuer;
     with_store(db, |store| {
         let user = create_user(store, &issuer, &new)?;
-        let what = format!(
-            "account {} created ({}{})",
-            user.user_id,
-            user.role,
-            user.organization
-                .as_deref()
-                .map(|o| format!(" of Organization/{o}"))
-                .unwrap_or_default()
-        );
-        administered(store, server, "fhirledger user add", what)?;
+        administered(
+            store,
+            server,
+            "fhirledger user add",
+            user.audit_description(),
+        )?;
         print(&user)
     })
 }

@@ -76,6 +76,17 @@ pub struct RegisteredClient {
     pub scope: String,
 }
 
+impl RegisteredClient {
+    /// What the audit trail says was done (the admin API and the command
+    /// line alike).
+    pub fn audit_description(&self) -> String {
+        format!(
+            "client {} registered ({}, scopes: {})",
+            self.client_id, self.kind, self.scope
+        )
+    }
+}
+
 /// Checks and stores a client.
 pub fn register_client(store: &PgStore, new: &NewClient) -> Result<RegisteredClient, AccountError> {
     let invalid = |m: String| AccountError::Invalid(m);
@@ -207,6 +218,22 @@ pub struct CreatedUser {
     pub fhir_user: Option<String>,
     /// The invitation URL (`{issuer}/invite/{code}`).
     pub invitation: String,
+}
+
+impl CreatedUser {
+    /// What the audit trail says was done (the admin API and the command
+    /// line alike).
+    pub fn audit_description(&self) -> String {
+        format!(
+            "account {} created ({}{})",
+            self.user_id,
+            self.role,
+            self.organization
+                .as_deref()
+                .map(|o| format!(" of Organization/{o}"))
+                .unwrap_or_default()
+        )
+    }
 }
 
 /// Checks the rules of a role and stores the account and its invitation.

@@ -191,11 +191,7 @@ pub async fn add_client(
         .await
     {
         Ok(Ok(c)) => {
-            let what = format!(
-                "client {} registered ({}, scopes: {})",
-                c.client_id, c.kind, c.scope
-            );
-            administered(&req, &caller, what);
+            administered(&req, &caller, c.audit_description());
             created(&c)
         }
         Ok(Err(e)) => e.respond(),
@@ -264,16 +260,7 @@ pub async fn add_user(
         .await;
     match result {
         Ok(Ok(user)) => {
-            let what = format!(
-                "account {} created ({}{})",
-                user.user_id,
-                user.role,
-                user.organization
-                    .as_deref()
-                    .map(|o| format!(" of Organization/{o}"))
-                    .unwrap_or_default()
-            );
-            administered(&req, &caller, what);
+            administered(&req, &caller, user.audit_description());
             created(&user)
         }
         Ok(Err(e)) => e.respond(),

@@ -16,7 +16,6 @@ use crate::secrets::digest;
 use crate::security::{self, SecurityActor, SecurityEvent};
 use crate::token::{check_form, sync_revocations};
 use crate::AuthServer;
-use fhirledger_audit::Person;
 
 /// `POST /auth/introspect`.
 pub async fn introspect(
@@ -171,7 +170,10 @@ async fn revoke_inner(
             .await??;
         server.revocations.apply(&[row]);
         return Ok(Some(SecurityActor {
-            person: person_of_claims(server, &claims),
+            person: claims
+                .caller()
+                .as_ref()
+                .and_then(fhirledger_service::audit::person_of),
             ..revoked
         }));
     }
@@ -192,23 +194,6 @@ async fn revoke_inner(
         }
     }
     Ok(None)
-}
-
-/// The person an access token was issued to, as its claims say.
-fn person_of_claims(server: &AuthServer, claims: &AccessClaims) -> Option<Person> {
-    let role = claims.role.clone()?;
-    let base = format!("{}/", server.settings.fhir_base);
-    Some(Person {
-        fhir_user: claims
-            .fhir_user
-            .as_deref()
-            .map(|f| f.strip_prefix(&base).unwrap_or(f).to_string()),
-        account: claims.sub.clone(),
-        name: claims.name.clone(),
-        role: Some(role),
-        organization: claims.org.clone(),
-        organization_name: claims.org_name.clone(),
-    })
 }
 
 /// An access token we signed, even if already expired or revoked.

@@ -210,6 +210,21 @@ impl Recorder {
         }
     }
 
+    /// The recorder of one of the server's own commands (`fhirledger …`):
+    /// a fresh request id, the command line as what was asked, and the
+    /// command line as the client.
+    pub fn for_command(command_line: &str, observer: &Observer) -> Recorder {
+        Recorder::new(
+            RequestFacts {
+                request_id: uuid::Uuid::new_v4().to_string(),
+                client_address: None,
+                raw: command_line.to_string(),
+                tool: Some("fhirledger command line".into()),
+            },
+            observer.clone(),
+        )
+    }
+
     pub fn request_id(&self) -> &str {
         &self.facts.request_id
     }
@@ -457,15 +472,7 @@ pub fn record_command(
     command_line: &str,
     event: SecurityEvent,
 ) -> Result<(), StoreError> {
-    let recorder = Recorder::new(
-        RequestFacts {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            client_address: None,
-            raw: command_line.to_string(),
-            tool: Some("fhirledger command line".into()),
-        },
-        observer.clone(),
-    );
+    let recorder = Recorder::for_command(command_line, observer);
     recorder.security(event, SecurityActor::default(), None);
     store.append_audit_events(&recorder.take())
 }

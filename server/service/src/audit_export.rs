@@ -16,7 +16,7 @@ use fhir_profiles::search::query::Criterion;
 use fhirledger_audit::Observer;
 use fhirledger_postgres::{PgStore, StoreError};
 
-use crate::audit::{Recorder, RequestFacts};
+use crate::audit::Recorder;
 use crate::error::{ServiceError, Status};
 
 /// Which events to export.
@@ -95,15 +95,7 @@ pub fn export(
     progress: &mut dyn FnMut(u64),
 ) -> Result<u64, ServiceError> {
     let criteria = filter.criteria(&observer.fhir_base)?;
-    let recorder = Recorder::new(
-        RequestFacts {
-            request_id: uuid::Uuid::new_v4().to_string(),
-            client_address: None,
-            raw: filter.describe(),
-            tool: Some("fhirledger command line".into()),
-        },
-        observer.clone(),
-    );
+    let recorder = Recorder::for_command(&filter.describe(), observer);
     let event = recorder.operation(
         None,
         "audit-export",
