@@ -35,10 +35,12 @@ pub async fn serve(
     );
     let _maintenance = fhirledger_auth::maintenance::start(auth.clone());
     let audit_log = AuditLog::start(
-        db.clone(),
         config.audit_writers.clamp(1, 16),
         AUDIT_MAX_BATCH,
-    );
+        std::time::Duration::from_micros(config.audit_gather_micros),
+        || db.store().audit_appender(),
+    )
+    .context("starting the audit writers")?;
     let state = web::Data::new(AppState {
         auth,
         audit_log,

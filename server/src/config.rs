@@ -30,6 +30,13 @@ pub struct ServerConfig {
     /// (BENCHMARKS.md, "Audit"); more shorten the wait where commits are slow.
     #[arg(long, env = "FHIRLEDGER_AUDIT_WRITERS", default_value_t = 1)]
     pub audit_writers: usize,
+    /// Microseconds a busy audit writer lets more reads' events gather
+    /// before it commits: fewer, larger commits cost PostgreSQL less per
+    /// event (BENCHMARKS.md, "Audit"). Only after a commit that carried
+    /// several reads' events: a lightly loaded server makes no one wait.
+    /// 0 turns it off.
+    #[arg(long, env = "FHIRLEDGER_AUDIT_GATHER_MICROS", default_value_t = 1000)]
+    pub audit_gather_micros: u64,
     /// HTTP worker threads (defaults to the number of CPU cores).
     #[arg(long, env = "FHIRLEDGER_WORKERS")]
     pub workers: Option<usize>,

@@ -20,7 +20,8 @@ pub struct AuditRow {
     pub recorded: DateTime<Utc>,
     /// The one patient the event is about (`fhirledger_audit::subject`).
     pub patient_id: Option<String>,
-    /// `param=value` search terms (`fhirledger_audit::index`).
+    /// `param=value` search terms (`fhirledger_audit::index`); stored in
+    /// `terms` or `codes` by their parameter ([`CODE_PARAMS`]).
     pub terms: Vec<String>,
     /// Sent by a backend client rather than recorded by this server.
     pub client_recorded: bool,
@@ -28,32 +29,85 @@ pub struct AuditRow {
     pub content: String,
 }
 
+/// The search parameters kept in the unindexed `codes` column rather than
+/// the GIN-indexed `terms` (see the `audit_codes` migration): coded facts
+/// of which each value is shared by a large share of the trail, so a scan
+/// by date finds them as fast as an index would, and indexing them cost
+/// two thirds of every append's index work.
+pub(crate) const CODE_PARAMS: &[&str] = &[
+    "type",
+    "subtype",
+    "action",
+    "outcome",
+    "agent-role",
+    "entity-role",
+    "entity-type",
+    "site",
+    "source",
+];
+
+/// Whether values of search parameter `param` (its name, or
+/// `name:identifier`) are stored in `codes`.
+pub(crate) fn is_code_param(param: &str) -> bool {
+    let name = param.split(':').next().unwrap_or(param);
+    CODE_PARAMS.contains(&name)
+}
+
+/// The parameter of a `param=value` term.
+fn param_of(term: &str) -> &str {
+    term.split('=').next().unwrap_or(term)
+}
+
 /// One statement for any number of events: the arrays are unnested in
-/// order, so events get increasing `seq` in the order given. Every event's
-/// terms travel in one flat array, each event taking its slice
-/// (`first`..`last`), so nothing is parsed on the way in; the statement
-/// is kept prepared per connection (one shape for every batch).
+/// order, so events get increasing `seq` in the order given. All events'
+/// terms travel in one flat array and all their codes in another, each
+/// event taking its slice of each, so nothing is parsed on the way in; the
+/// statement is kept prepared per connection (one shape for every batch).
 const APPEND: &str = "INSERT INTO audit_events \
-     (id, recorded, patient_id, terms, client_recorded, content) \
-     SELECT e.id, e.recorded, e.patient_id, ($4::text[])[e.first:e.last], e.client_recorded, e.content \
-     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $5::int[], $6::int[], \
-                 $7::bool[], $8::text[]) \
-          WITH ORDINALITY AS e(id, recorded, patient_id, first, last, client_recorded, content, n) \
+     (id, recorded, patient_id, terms, codes, client_recorded, content) \
+     SELECT e.id, e.recorded, e.patient_id, ($4::text[])[e.first:e.last], \
+            ($5::text[])[e.first_code:e.last_code], e.client_recorded, e.content \
+     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $6::int[], $7::int[], \
+                 $8::int[], $9::int[], $10::bool[], $11::text[]) \
+          WITH ORDINALITY AS e(id, recorded, patient_id, first, last, first_code, last_code, \
+                               client_recorded, content, n) \
      ORDER BY e.n";
+
+/// Every event's slice (1-based, inclusive) of one flat array.
+#[derive(Default)]
+struct Slices {
+    values: Vec<String>,
+    first: Vec<i32>,
+    last: Vec<i32>,
+}
+
+impl Slices {
+    fn start(&mut self) {
+        self.first.push(self.values.len() as i32 + 1);
+    }
+
+    fn end(&mut self) {
+        self.last.push(self.values.len() as i32);
+    }
+}
 
 fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut terms = Vec::with_capacity(rows.len() * 32);
-    let (mut first, mut last) = (
-        Vec::with_capacity(rows.len()),
-        Vec::with_capacity(rows.len()),
-    );
+    let (mut terms, mut codes) = (Slices::default(), Slices::default());
     for r in rows {
-        first.push(terms.len() as i32 + 1);
-        terms.extend(r.terms.iter().cloned());
-        last.push(terms.len() as i32);
+        terms.start();
+        codes.start();
+        for term in &r.terms {
+            if is_code_param(param_of(term)) {
+                codes.values.push(term.clone());
+            } else {
+                terms.values.push(term.clone());
+            }
+        }
+        terms.end();
+        codes.end();
     }
     let mut sql = Sql::default();
     sql.bind(Bind::Texts(rows.iter().map(|r| r.id.clone()).collect()));
@@ -61,9 +115,12 @@ fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> 
     sql.bind(Bind::OptionalTexts(
         rows.iter().map(|r| r.patient_id.clone()).collect(),
     ));
-    sql.bind(Bind::Texts(terms));
-    sql.bind(Bind::Ints(first));
-    sql.bind(Bind::Ints(last));
+    sql.bind(Bind::Texts(terms.values));
+    sql.bind(Bind::Texts(codes.values));
+    sql.bind(Bind::Ints(terms.first));
+    sql.bind(Bind::Ints(terms.last));
+    sql.bind(Bind::Ints(codes.first));
+    sql.bind(Bind::Ints(codes.last));
     sql.bind(Bind::Bools(
         rows.iter().map(|r| r.client_recorded).collect(),
     ));
@@ -84,6 +141,64 @@ struct Content {
     content: String,
 }
 
+/// Appends batches of reads' events on one connection of its own, outside
+/// the pool: no check-out, no validation round trip per batch, the append
+/// statement prepared once. After any failure the connection is dropped
+/// (its state is unknown) and the next batch opens a fresh one; a batch
+/// that found the connection closed (the database restarted or failed
+/// over since the last batch) is tried once more on a fresh one.
+pub struct AuditAppender {
+    url: String,
+    conn: Option<PgConnection>,
+}
+
+impl AuditAppender {
+    pub(crate) fn new(url: &str) -> AuditAppender {
+        AuditAppender {
+            url: url.to_string(),
+            conn: None,
+        }
+    }
+
+    /// Appends `rows` in one statement of its own: durable when this
+    /// returns.
+    pub fn append(&mut self, rows: &[AuditRow]) -> Result<(), StoreError> {
+        let mut retried = false;
+        loop {
+            let conn = match &mut self.conn {
+                Some(conn) => conn,
+                None => self.conn.insert(connect(&self.url)?),
+            };
+            match append(conn, rows) {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.conn = None;
+                    if retried || !connection_lost(&e) {
+                        return Err(e);
+                    }
+                    retried = true;
+                }
+            }
+        }
+    }
+}
+
+fn connect(url: &str) -> Result<PgConnection, StoreError> {
+    use diesel::connection::SimpleConnection;
+    let mut conn = PgConnection::establish(url)?;
+    conn.batch_execute(crate::store::SESSION_SETTINGS)?;
+    Ok(conn)
+}
+
+/// Whether `e` says the connection was gone before the statement ran.
+fn connection_lost(e: &StoreError) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    matches!(
+        e,
+        StoreError::Database(Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _))
+    )
+}
+
 impl Tx<'_> {
     /// Appends events in this transaction: they commit with it, or not at all.
     pub fn append_audit_events(&mut self, rows: &[AuditRow]) -> Result<(), StoreError> {
@@ -93,7 +208,8 @@ impl Tx<'_> {
 
 impl crate::PgStore {
     /// Appends events in one statement of their own: durable when this
-    /// returns (the group commit of reads' events).
+    /// returns (the server's own commands; reads' events go through an
+    /// [`AuditAppender`]).
     pub fn append_audit_events(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
         append(&mut *self.conn()?, rows)
     }
@@ -102,7 +218,8 @@ impl crate::PgStore {
     /// (`param=value`, see `fhirledger_audit::terms`), oldest first.
     pub fn audit_events_with(&self, term: &str) -> Result<Vec<String>, StoreError> {
         Ok(diesel::sql_query(
-            "SELECT content FROM audit_events WHERE terms @> ARRAY[$1]::text[] ORDER BY seq",
+            "SELECT content FROM audit_events \
+             WHERE terms @> ARRAY[$1]::text[] OR codes @> ARRAY[$1]::text[] ORDER BY seq",
         )
         .bind::<Text, _>(term)
         .load::<Content>(&mut *self.conn()?)?

@@ -17,7 +17,7 @@ mod search;
 mod store;
 mod tx;
 
-pub use audit::AuditRow;
+pub use audit::{AuditAppender, AuditRow};
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use bulk::NewResource;
 pub use consent::{ConsentRuleRow, DocumentGround, EmergencyGrant, HeldRule, Referencing};

@@ -38,7 +38,8 @@ type PgPool = Pool<ConnectionManager<PgConnection>>;
 /// No sequential scans: every statement of this adapter is an index lookup or probe (the
 /// searches are written so their order is fixed), and a generic plan made while a table
 /// was small or not yet analysed must not keep scanning it once it has grown.
-const SESSION_SETTINGS: &str = "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off";
+pub(crate) const SESSION_SETTINGS: &str =
+    "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off";
 
 #[derive(Debug)]
 struct SessionSettings;
@@ -56,6 +57,9 @@ impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Se
 #[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Where the pool connects, for connections kept outside it
+    /// ([`crate::AuditAppender`]).
+    url: String,
 }
 
 /// How often a transaction that lost a serialization race is retried.
@@ -71,7 +75,16 @@ impl PgStore {
             .connection_customizer(Box::new(SessionSettings))
             .build(manager)
             .map_err(|e| StoreError::Cluster(format!("cannot open the pool: {e}")))?;
-        Ok(PgStore { pool })
+        Ok(PgStore {
+            pool,
+            url: url.to_string(),
+        })
+    }
+
+    /// A writer of reads' audit events on a connection of its own (see
+    /// [`crate::AuditAppender`]), to the same database.
+    pub fn audit_appender(&self) -> crate::AuditAppender {
+        crate::AuditAppender::new(&self.url)
     }
 
     pub(crate) fn conn(

@@ -33,14 +33,18 @@ struct Stored {
     seq: i64,
     #[diesel(sql_type = Array<Text>)]
     terms: Vec<String>,
+    #[diesel(sql_type = Array<Text>)]
+    codes: Vec<String>,
 }
 
 fn stored(ids: &[String]) -> Vec<Stored> {
     let mut conn = PgConnection::establish(database_url()).expect("a connection");
-    diesel::sql_query("SELECT id, seq, terms FROM audit_events WHERE id = ANY($1) ORDER BY seq")
-        .bind::<Array<Text>, _>(ids)
-        .load(&mut conn)
-        .expect("stored events")
+    diesel::sql_query(
+        "SELECT id, seq, terms, codes FROM audit_events WHERE id = ANY($1) ORDER BY seq",
+    )
+    .bind::<Array<Text>, _>(ids)
+    .load(&mut conn)
+    .expect("stored events")
 }
 
 #[test]
@@ -59,7 +63,9 @@ fn a_batch_appends_in_order_with_its_search_values() {
         "in the order given"
     );
     assert!(back.windows(2).all(|w| w[0].seq < w[1].seq));
-    assert_eq!(back[0].terms, ["action=R", "agent=Practitioner/1"]);
+    // Who and what under the index, coded facts beside it.
+    assert_eq!(back[0].terms, ["agent=Practitioner/1"]);
+    assert_eq!(back[0].codes, ["action=R"]);
     assert_eq!(
         store().audit_event(&ids[7]).expect("read").as_deref(),
         Some(rows[7].content.as_str())

@@ -1,8 +1,10 @@
 //! What an AuditEvent is searched by, read from its JSON (the server's own
 //! events and those a backend client sends alike): the recorded instant,
 //! the patients it names, and one `param=value` term per value of every
-//! other R4 AuditEvent search parameter, which the store keeps in one
-//! GIN-indexed array (`audit_events.terms`).
+//! other R4 AuditEvent search parameter but `patient` (the store's
+//! `patient_id`, [`subject`]), which the store keeps in two arrays: the
+//! GIN-indexed `terms` for what names someone or something, the unindexed
+//! `codes` for coded facts (`fhirledger_postgres::audit`).
 //!
 //! Terms per parameter type:
 //! - token on a Coding or CodeableConcept: `p=code` (any system) and
@@ -133,9 +135,6 @@ pub fn index(event: &Value) -> Indexed {
         t.token("entity-type", &entity["type"]);
         patients.extend(patient_of(&entity["what"]));
     }
-    for p in &patients {
-        t.add("patient", &format!("Patient/{p}"));
-    }
     patients.sort();
     patients.dedup();
     let mut terms = t.0;
@@ -212,7 +211,6 @@ mod tests {
             "entity=DocumentReference/d1",
             "entity-role=4",
             "entity-type=1",
-            "patient=Patient/p1",
         ] {
             assert!(
                 indexed.terms.contains(&term.to_string()),

@@ -9,14 +9,18 @@
 //! Writes do not come here: a write's event commits in the write's own
 //! transaction (`fhirledger_postgres::Tx::append_audit_events`).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use fhir_profiles::outcome::IssueType;
-use fhirledger_postgres::AuditRow;
-use tokio::sync::{mpsc, oneshot, Mutex};
+use fhirledger_postgres::{AuditAppender, AuditRow};
+use tokio::sync::{mpsc, oneshot};
 
-use crate::database::Database;
 use crate::error::{ServiceError, Status};
+
+/// A commit carrying at least this many reads' events says the server is
+/// busy: the next one lets more gather first.
+const BUSY: usize = 4;
 
 /// Reads' events waiting for a writer, at most.
 const QUEUE: usize = 4096;
@@ -33,22 +37,29 @@ struct Pending {
 }
 
 impl AuditLog {
-    /// Starts `writers` writer tasks on the current tokio runtime; each
-    /// commits at most `max_batch` events at once. Two writers let one batch
-    /// collect while the other commits.
-    pub fn start(database: Arc<Database>, writers: usize, max_batch: usize) -> AuditLog {
+    /// Starts `writers` writer threads, each with a connection of its own
+    /// from `connect` (outside the request pool: a batch never waits for a
+    /// connection behind the reads it records, nor validates one); each
+    /// commits at most `max_batch` events at once. One writer makes the
+    /// largest batches — everything that arrived while the previous commit
+    /// ran — and so the fewest commits.
+    pub fn start(
+        writers: usize,
+        max_batch: usize,
+        gather: Duration,
+        mut connect: impl FnMut() -> AuditAppender,
+    ) -> std::io::Result<AuditLog> {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
-        for _ in 0..writers.max(1) {
-            tokio::spawn(write_batches(
-                database.clone(),
-                receiver.clone(),
-                max_batch.max(1),
-            ));
+        for n in 0..writers.max(1) {
+            let receiver = receiver.clone();
+            let appender = connect();
+            std::thread::Builder::new()
+                .name(format!("audit-writer-{n}"))
+                .spawn(move || write_batches(appender, &receiver, max_batch.max(1), gather))?;
         }
-        AuditLog { queue }
+        Ok(AuditLog { queue })
     }
-
     /// Makes `rows` durable, sharing a commit with whatever else is queued;
     /// returns once they are committed. 503 when they could not be.
     pub async fn record(&self, rows: Vec<AuditRow>) -> Result<(), ServiceError> {
@@ -80,28 +91,44 @@ fn unavailable(why: &str) -> ServiceError {
     )
 }
 
-async fn write_batches(
-    database: Arc<Database>,
-    receiver: Arc<Mutex<mpsc::Receiver<Pending>>>,
+/// One writer: takes everything queued (up to `max_batch` events) when it
+/// starts a commit. Ends when every [`AuditLog`] is gone.
+fn write_batches(
+    mut appender: AuditAppender,
+    receiver: &Mutex<mpsc::Receiver<Pending>>,
     max_batch: usize,
+    gather: Duration,
 ) {
+    let mut busy = false;
     loop {
         let batch = {
-            let mut receiver = receiver.lock().await;
-            let Some(first) = receiver.recv().await else {
+            let Ok(mut receiver) = receiver.lock() else {
+                return;
+            };
+            let Some(first) = receiver.blocking_recv() else {
                 return;
             };
             let mut size = first.rows.len();
             let mut batch = vec![first];
-            while size < max_batch {
-                match receiver.try_recv() {
-                    Ok(next) => {
-                        size += next.rows.len();
-                        batch.push(next);
+            let drain = |receiver: &mut mpsc::Receiver<Pending>,
+                         batch: &mut Vec<Pending>,
+                         size: &mut usize| {
+                while *size < max_batch {
+                    match receiver.try_recv() {
+                        Ok(next) => {
+                            *size += next.rows.len();
+                            batch.push(next);
+                        }
+                        Err(_) => break,
                     }
-                    Err(_) => break,
                 }
+            };
+            drain(&mut receiver, &mut batch, &mut size);
+            if busy && !gather.is_zero() && size < max_batch {
+                std::thread::sleep(gather);
+                drain(&mut receiver, &mut batch, &mut size);
             }
+            busy = batch.len() >= BUSY;
             batch
         };
         let mut rows = Vec::new();
@@ -110,14 +137,10 @@ async fn write_batches(
             rows.extend(pending.rows);
             waiting.push(pending.done);
         }
-        let count = rows.len();
-        let result: Result<(), ServiceError> = database
-            .run(move |store| store.append_audit_events(&rows).map_err(ServiceError::from))
-            .await;
-        let result = result.map_err(|e| e.to_string());
+        let result = appender.append(&rows).map_err(|e| e.to_string());
         if let Err(why) = &result {
             tracing::error!(
-                events = count,
+                events = rows.len(),
                 why,
                 "a batch of audit events did not commit"
             );

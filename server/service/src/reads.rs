@@ -320,7 +320,7 @@ impl ReadOp for Search<'_> {
             .matches
             .iter()
             .chain(&page.included)
-            .map(|f| Touched::of(&f.resource_type, &f.id, f.version_id, Some(&f.content)))
+            .map(Touched::found)
             .collect();
         Some((AuditInteraction::SearchType, touched))
     }

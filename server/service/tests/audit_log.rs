@@ -3,14 +3,14 @@
 //! concurrent readers share commits, and a batch that cannot commit fails
 //! every reader in it (fail closed) while the log goes on.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 use fhirledger_postgres::cluster::disposable_store;
 use fhirledger_postgres::{AuditRow, PgStore};
-use fhirledger_service::{AuditLog, Database};
+use fhirledger_service::AuditLog;
 
 fn cluster() -> &'static (String, PgStore) {
     static STORE: OnceLock<(String, PgStore)> = OnceLock::new();
@@ -49,8 +49,10 @@ fn stored(ids: &[String]) -> Counts {
 }
 
 fn log() -> AuditLog {
-    let database = Arc::new(Database::new(cluster().1.clone(), 8, 4));
-    AuditLog::start(database, 2, 512)
+    AuditLog::start(2, 512, std::time::Duration::ZERO, || {
+        cluster().1.audit_appender()
+    })
+    .expect("writers started")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

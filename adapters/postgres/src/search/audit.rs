@@ -2,7 +2,9 @@
 //! [`SearchRequest`] and access criteria as any search, over the trail's own
 //! table instead of the generic index tables. Every R4 AuditEvent search
 //! parameter is a `param=value` term in the GIN-indexed `terms` array
-//! (`fhirledger_audit::terms`), `date` and `_lastUpdated` are the `recorded`
+//! (`fhirledger_audit::terms`) — or, for the coded facts of which every
+//! value is common ([`crate::audit::CODE_PARAMS`]), in the unindexed `codes`
+//! array —, `date` and `_lastUpdated` are the `recorded`
 //! column, and `patient` is `patient_id`, the one patient an event is about.
 //!
 //! Pages are newest first unless `_sort=date` asks otherwise, keyset-paged on
@@ -14,7 +16,7 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
 use diesel::PgConnection;
 
 use fhir_profiles::search::query::{
@@ -25,6 +27,7 @@ use fhir_profiles::search::registry::{param_key, params};
 use fhir_profiles::search::{normalize::normalize_string, ParamKey, ParamType};
 use fhir_profiles::summary::SummaryMode;
 
+use crate::audit::is_code_param;
 use crate::search::binds::{like_escape, Bind, Sql};
 use crate::search::criteria::{date_match, predicate as resource_predicate};
 use crate::search::cursor::Cursor;
@@ -71,17 +74,27 @@ enum Terms {
     Like(Vec<String>),
 }
 
-/// The SQL of "the event carries any of these terms".
-fn carries(sql: &mut Sql, terms: Terms) -> String {
+/// The column holding the terms of parameter `param`.
+fn column_of(param: &str) -> &'static str {
+    if is_code_param(param) {
+        "e.codes"
+    } else {
+        "e.terms"
+    }
+}
+
+/// The SQL of "the event carries any of these terms of `param`".
+fn carries(sql: &mut Sql, param: &str, terms: Terms) -> String {
+    let column = column_of(param);
     match terms {
         Terms::Exact(terms) if terms.is_empty() => "FALSE".into(),
         Terms::Exact(terms) => {
             let terms = sql.bind(Bind::Texts(terms));
-            format!("e.terms && {terms}")
+            format!("{column} && {terms}")
         }
         Terms::Like(patterns) => {
             let patterns = sql.bind(Bind::Texts(patterns));
-            format!("EXISTS (SELECT 1 FROM unnest(e.terms) t WHERE t LIKE ANY ({patterns}))")
+            format!("EXISTS (SELECT 1 FROM unnest({column}) t WHERE t LIKE ANY ({patterns}))")
         }
     }
 }
@@ -104,14 +117,14 @@ fn token_terms(param: &str, values: &[TokenMatch]) -> (Vec<String>, Vec<String>)
     (exact, like)
 }
 
-/// Exact terms and patterns ORed.
-fn either(sql: &mut Sql, (exact, like): (Vec<String>, Vec<String>)) -> String {
+/// Exact terms and patterns of `param` ORed.
+fn either(sql: &mut Sql, param: &str, (exact, like): (Vec<String>, Vec<String>)) -> String {
     match (exact.is_empty(), like.is_empty()) {
-        (_, true) => carries(sql, Terms::Exact(exact)),
-        (true, false) => carries(sql, Terms::Like(like)),
+        (_, true) => carries(sql, param, Terms::Exact(exact)),
+        (true, false) => carries(sql, param, Terms::Like(like)),
         (false, false) => {
-            let a = carries(sql, Terms::Exact(exact));
-            let b = carries(sql, Terms::Like(like));
+            let a = carries(sql, param, Terms::Exact(exact));
+            let b = carries(sql, param, Terms::Like(like));
             format!("({a} OR {b})")
         }
     }
@@ -145,7 +158,11 @@ pub(crate) fn predicate(sql: &mut Sql, criterion: &Criterion) -> Result<String, 
             let present = match name {
                 "date" => "TRUE".to_string(),
                 "patient" => "e.patient_id IS NOT NULL".to_string(),
-                _ => carries(sql, Terms::Like(vec![format!("{}=%", like_escape(name))])),
+                _ => carries(
+                    sql,
+                    name,
+                    Terms::Like(vec![format!("{}=%", like_escape(name))]),
+                ),
             };
             if *missing {
                 format!("NOT ({present})")
@@ -158,7 +175,8 @@ pub(crate) fn predicate(sql: &mut Sql, criterion: &Criterion) -> Result<String, 
             negated,
             values,
         } => {
-            let holds = either(sql, token_terms(name_of(*key)?, values));
+            let name = name_of(*key)?;
+            let holds = either(sql, name, token_terms(name, values));
             if *negated {
                 format!("NOT {holds}")
             } else {
@@ -176,7 +194,7 @@ pub(crate) fn predicate(sql: &mut Sql, criterion: &Criterion) -> Result<String, 
                     StringMode::Contains => like.push(format!("{name}=%{}%", like_escape(&v))),
                 }
             }
-            either(sql, (exact, like))
+            either(sql, name, (exact, like))
         }
         Criterion::Uri { key, mode, values } => {
             let name = name_of(*key)?;
@@ -203,7 +221,7 @@ pub(crate) fn predicate(sql: &mut Sql, criterion: &Criterion) -> Result<String, 
                     }
                 }
             }
-            either(sql, (exact, like))
+            either(sql, name, (exact, like))
         }
         Criterion::Reference { key, values } => {
             let name = name_of(*key)?;
@@ -224,7 +242,7 @@ pub(crate) fn predicate(sql: &mut Sql, criterion: &Criterion) -> Result<String, 
                     ReferenceMatch::Url(u) => exact.push(format!("{name}={u}")),
                 }
             }
-            either(sql, (exact, like))
+            either(sql, name, (exact, like))
         }
         Criterion::Chain { key, targets } => {
             let name = name_of(*key)?;
@@ -241,7 +259,8 @@ pub(crate) fn predicate(sql: &mut Sql, criterion: &Criterion) -> Result<String, 
                     format!("e.patient_id IN ({ids})")
                 } else {
                     let prefix = sql.text(format!("{name}={}/", target.resource_type));
-                    format!("e.terms && ARRAY(SELECT {prefix} || id FROM ({ids}) c(id))")
+                    let column = column_of(name);
+                    format!("{column} && ARRAY(SELECT {prefix} || id FROM ({ids}) c(id))")
                 });
             }
             any_of(alternatives.into_iter())
@@ -348,6 +367,8 @@ struct EventRow {
     id: String,
     #[diesel(sql_type = Timestamptz)]
     recorded: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Text>)]
+    patient_id: Option<String>,
     #[diesel(sql_type = Text)]
     content: String,
 }
@@ -360,6 +381,7 @@ impl EventRow {
             version_id: 1,
             last_updated: self.recorded,
             content: self.content,
+            patient: Some(self.patient_id),
         }
     }
 }
@@ -424,7 +446,7 @@ pub(crate) fn search(
         let order = if runs_descending { "DESC" } else { "ASC" };
         let limit = sql.bind(Bind::BigInt(request.count as i64 + 1));
         sql.push(&format!(
-            "SELECT e.seq, e.id, e.recorded, e.content FROM audit_events e WHERE {condition} \
+            "SELECT e.seq, e.id, e.recorded, e.patient_id, e.content FROM audit_events e WHERE {condition} \
              ORDER BY e.recorded {order}, e.seq {order} LIMIT {limit}"
         ));
         let mut rows = sql.query().load::<EventRow>(conn)?;
@@ -483,7 +505,7 @@ pub(crate) fn read(
     let condition = filter(&mut sql, visibility)?;
     let id = sql.text(id);
     sql.push(&format!(
-        "SELECT e.seq, e.id, e.recorded, e.content FROM audit_events e \
+        "SELECT e.seq, e.id, e.recorded, e.patient_id, e.content FROM audit_events e \
          WHERE e.id = {id} AND {condition}"
     ));
     Ok(sql
@@ -530,7 +552,7 @@ pub(crate) fn each_matching(
         }
         let limit = sql.bind(Bind::BigInt(batch.max(1) as i64));
         sql.push(&format!(
-            "SELECT e.seq, e.id, e.recorded, e.content FROM audit_events e WHERE {condition} \
+            "SELECT e.seq, e.id, e.recorded, e.patient_id, e.content FROM audit_events e WHERE {condition} \
              ORDER BY e.recorded, e.seq LIMIT {limit}"
         ));
         let rows = sql.query().load::<EventRow>(conn)?;

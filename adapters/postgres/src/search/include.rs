@@ -210,6 +210,7 @@ fn load(conn: &mut PgConnection, sql: &Sql) -> Result<Vec<Found>, StoreError> {
                 version_id: row.version_id,
                 last_updated: row.last_updated,
                 content: row.content?,
+                patient: None,
             })
         })
         .collect())

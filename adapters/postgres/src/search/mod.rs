@@ -37,6 +37,10 @@ pub struct Found {
     pub last_updated: DateTime<Utc>,
     /// Canonical FHIR JSON with meta set.
     pub content: String,
+    /// Whose data it is, when the store knows without reading `content`
+    /// (an AuditEvent's `patient_id`; `Some(None)`: no patient's). `None`:
+    /// the caller reads it from `content` if it needs it.
+    pub patient: Option<Option<String>>,
 }
 
 /// One page of a search.
@@ -515,6 +519,7 @@ fn fill_page(
                 version_id: row.version_id,
                 last_updated: row.last_updated,
                 content: row.content?,
+                patient: None,
             })
         })
         .collect();
