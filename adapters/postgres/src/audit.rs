@@ -3,13 +3,14 @@
 //! never changed. What an event says and what it is searched by are decided
 //! above this layer (`fhirledger-audit`).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use fhir_profiles::search::query::Criterion;
 
-use crate::search::{Bind, Sql};
 use crate::tx::Tx;
 use crate::StoreError;
 
@@ -53,82 +54,77 @@ pub(crate) fn is_code_param(param: &str) -> bool {
     CODE_PARAMS.contains(&name)
 }
 
+fn without_nul(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', ""))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// The parameter of a `param=value` term.
 fn param_of(term: &str) -> &str {
     term.split('=').next().unwrap_or(term)
 }
 
-/// One statement for any number of events: the arrays are unnested in
-/// order, so events get increasing `seq` in the order given. All events'
-/// terms travel in one flat array and all their codes in another, each
-/// event taking its slice of each, so nothing is parsed on the way in; the
-/// statement is kept prepared per connection (one shape for every batch).
-const APPEND: &str = "INSERT INTO audit_events \
-     (id, recorded, patient_id, terms, codes, client_recorded, content) \
-     SELECT e.id, e.recorded, e.patient_id, ($4::text[])[e.first:e.last], \
-            ($5::text[])[e.first_code:e.last_code], e.client_recorded, e.content \
-     FROM unnest($1::text[], $2::timestamptz[], $3::text[], $6::int[], $7::int[], \
-                 $8::int[], $9::int[], $10::bool[], $11::text[]) \
-          WITH ORDINALITY AS e(id, recorded, patient_id, first, last, first_code, last_code, \
-                               client_recorded, content, n) \
-     ORDER BY e.n";
-
-/// Every event's slice (1-based, inclusive) of one flat array.
-#[derive(Default)]
-struct Slices {
-    values: Vec<String>,
-    first: Vec<i32>,
-    last: Vec<i32>,
+/// One event as `COPY` sends it.
+#[derive(Insertable)]
+#[diesel(table_name = crate::schema::audit_events, treat_none_as_default_value = false)]
+struct NewEvent<'a> {
+    id: &'a str,
+    recorded: DateTime<Utc>,
+    patient_id: Option<&'a str>,
+    terms: &'a [&'a str],
+    codes: &'a [&'a str],
+    client_recorded: bool,
+    content: &'a str,
 }
 
-impl Slices {
-    fn start(&mut self) {
-        self.first.push(self.values.len() as i32 + 1);
-    }
-
-    fn end(&mut self) {
-        self.last.push(self.values.len() as i32);
-    }
-}
-
+/// Any number of events in one binary `COPY`, in the order given (so they
+/// get increasing `seq`): PostgreSQL's bulk path, which fills heap pages
+/// several rows at a time and skips the executor an `INSERT` of the same
+/// rows goes through. Each event's terms go to `terms` or `codes` by their
+/// parameter.
 fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> {
     if rows.is_empty() {
         return Ok(());
     }
-    let (mut terms, mut codes) = (Slices::default(), Slices::default());
-    for r in rows {
-        terms.start();
-        codes.start();
-        for term in &r.terms {
-            if is_code_param(param_of(term)) {
-                codes.values.push(term.clone());
-            } else {
-                terms.values.push(term.clone());
-            }
-        }
-        terms.end();
-        codes.end();
-    }
-    let mut sql = Sql::default();
-    sql.bind(Bind::Texts(rows.iter().map(|r| r.id.clone()).collect()));
-    sql.bind(Bind::Instants(rows.iter().map(|r| r.recorded).collect()));
-    sql.bind(Bind::OptionalTexts(
-        rows.iter().map(|r| r.patient_id.clone()).collect(),
-    ));
-    sql.bind(Bind::Texts(terms.values));
-    sql.bind(Bind::Texts(codes.values));
-    sql.bind(Bind::Ints(terms.first));
-    sql.bind(Bind::Ints(terms.last));
-    sql.bind(Bind::Ints(codes.first));
-    sql.bind(Bind::Ints(codes.last));
-    sql.bind(Bind::Bools(
-        rows.iter().map(|r| r.client_recorded).collect(),
-    ));
-    sql.bind(Bind::Texts(
-        rows.iter().map(|r| r.content.clone()).collect(),
-    ));
-    sql.push(APPEND);
-    sql.query().execute(conn)?;
+    // PostgreSQL text cannot hold NUL (a value a client sent may): dropped,
+    // as from every other indexed value (`index::pg_text`).
+    let clean: Vec<Vec<Cow<'_, str>>> = rows
+        .iter()
+        .map(|r| r.terms.iter().map(|t| without_nul(t)).collect())
+        .collect();
+    let split: Vec<(Vec<&str>, Vec<&str>)> = clean
+        .iter()
+        .map(|terms| {
+            terms
+                .iter()
+                .map(|t| t.as_ref())
+                .partition(|t| !is_code_param(param_of(t)))
+        })
+        .collect();
+    let patients: Vec<Option<Cow<'_, str>>> = rows
+        .iter()
+        .map(|r| r.patient_id.as_deref().map(without_nul))
+        .collect();
+    let events: Vec<NewEvent<'_>> = rows
+        .iter()
+        .zip(&split)
+        .zip(&patients)
+        .map(|((r, (terms, codes)), patient)| NewEvent {
+            id: &r.id,
+            recorded: r.recorded,
+            patient_id: patient.as_deref(),
+            terms,
+            codes,
+            client_recorded: r.client_recorded,
+            content: &r.content,
+        })
+        .collect();
+    diesel::copy_from(crate::schema::audit_events::table)
+        .from_insertable(events)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -187,6 +183,8 @@ fn connect(url: &str) -> Result<PgConnection, StoreError> {
     use diesel::connection::SimpleConnection;
     let mut conn = PgConnection::establish(url)?;
     conn.batch_execute(crate::store::SESSION_SETTINGS)?;
+    // Named for operators: `pg_stat_activity` shows which session is the trail's writer.
+    conn.batch_execute("SET application_name = 'fhirledger audit writer'")?;
     Ok(conn)
 }
 

@@ -33,3 +33,16 @@ diesel::table! {
         data -> Oid,
     }
 }
+
+diesel::table! {
+    audit_events (seq) {
+        seq -> BigInt,
+        id -> Text,
+        recorded -> Timestamptz,
+        patient_id -> Nullable<Text>,
+        terms -> Array<Text>,
+        codes -> Array<Text>,
+        client_recorded -> Bool,
+        content -> Text,
+    }
+}

@@ -118,3 +118,18 @@ fn recorded_events_can_never_be_changed_or_removed() {
         Some(row(&id, None).content.as_str())
     );
 }
+
+#[test]
+fn a_value_postgresql_text_cannot_hold_does_not_sink_the_batch() {
+    let (clean, dirty) = (unique("ae"), unique("ae"));
+    let mut odd = row(&dirty, Some("p\0 3"));
+    odd.terms.push("agent-name=nul\0 in a name".into());
+    store()
+        .append_audit_events(&[row(&clean, None), odd])
+        .expect("appended");
+    let back = stored(&[clean, dirty]);
+    assert_eq!(back.len(), 2);
+    assert!(back[1]
+        .terms
+        .contains(&"agent-name=nul in a name".to_string()));
+}

@@ -21,9 +21,6 @@ pub(crate) enum Bind {
     Ints(Vec<i32>),
     BigInt(i64),
     Instant(DateTime<Utc>),
-    Instants(Vec<DateTime<Utc>>),
-    OptionalTexts(Vec<Option<String>>),
-    Bools(Vec<bool>),
 }
 
 /// SQL under construction: every value goes through [`Sql::bind`], never into the text.
@@ -44,9 +41,6 @@ impl Sql {
         let value = match value {
             Bind::Text(s) => Bind::Text(pg_text(&s)),
             Bind::Texts(v) => Bind::Texts(v.iter().map(|s| pg_text(s)).collect()),
-            Bind::OptionalTexts(v) => {
-                Bind::OptionalTexts(v.iter().map(|s| s.as_deref().map(pg_text)).collect())
-            }
             other => other,
         };
         self.binds.push(value);
@@ -206,11 +200,6 @@ impl QueryFragment<Pg> for CachedQuery<'_> {
                 Bind::Ints(v) => out.push_bind_param::<Array<Integer>, _>(v)?,
                 Bind::BigInt(v) => out.push_bind_param::<BigInt, _>(v)?,
                 Bind::Instant(v) => out.push_bind_param::<Timestamptz, _>(v)?,
-                Bind::Instants(v) => out.push_bind_param::<Array<Timestamptz>, _>(v)?,
-                Bind::OptionalTexts(v) => {
-                    out.push_bind_param::<Array<diesel::sql_types::Nullable<Text>>, _>(v)?
-                }
-                Bind::Bools(v) => out.push_bind_param::<Array<diesel::sql_types::Bool>, _>(v)?,
             }
             rest = &rest[at + 1 + digits..];
         }
