@@ -18,7 +18,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::SecondsFormat;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::event::{Access, Action, Coding, Interaction, Kind, Observer, Outcome, SecurityEvent};
 
@@ -107,21 +107,181 @@ pub fn pattern_of(access: &Access) -> Option<Pattern> {
     }
 }
 
-fn coding(system: &str, code: &str, display: &str) -> Value {
-    json!({ "system": system, "code": code, "display": display })
+/// The JSON of an AuditEvent as this server writes it: R4's elements in
+/// R4's order, serialized straight from these structs (no intermediate
+/// tree), borrowing from the [`Access`] where it can.
+mod json {
+    use std::borrow::Cow;
+
+    use serde::Serialize;
+
+    pub type Text<'a> = Cow<'a, str>;
+
+    #[derive(Serialize, Clone)]
+    pub struct Coding<'a> {
+        pub system: Text<'a>,
+        pub code: Text<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub display: Option<Text<'a>>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Concept<'a> {
+        pub coding: Vec<Coding<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub text: Option<Text<'a>>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Identifier<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub system: Option<Text<'a>>,
+        pub value: Text<'a>,
+    }
+
+    #[derive(Serialize, Default)]
+    pub struct Reference<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub reference: Option<Text<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub identifier: Option<Identifier<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub display: Option<Text<'a>>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Network<'a> {
+        pub address: Text<'a>,
+        #[serde(rename = "type")]
+        pub kind: &'static str,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Agent<'a> {
+        #[serde(rename = "type")]
+        pub agent_type: Concept<'a>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub role: Vec<Concept<'a>>,
+        pub who: Reference<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub alt_id: Option<Text<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub name: Option<Text<'a>>,
+        pub requestor: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub policy: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub network: Option<Network<'a>>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub purpose_of_use: Vec<Concept<'a>>,
+    }
+
+    #[derive(Serialize)]
+    pub struct Source<'a> {
+        pub observer: Reference<'a>,
+        #[serde(rename = "type")]
+        pub kind: Vec<Coding<'a>>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Detail<'a> {
+        #[serde(rename = "type")]
+        pub kind: Text<'a>,
+        pub value_string: Text<'a>,
+    }
+
+    #[derive(Serialize, Default)]
+    pub struct Entity<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub what: Option<Reference<'a>>,
+        #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+        pub kind: Option<Coding<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub role: Option<Coding<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub description: Option<Text<'a>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub query: Option<String>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub detail: Vec<Detail<'a>>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Meta<'a> {
+        pub version_id: &'static str,
+        pub last_updated: Text<'a>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub profile: Vec<String>,
+    }
+
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    pub struct AuditEvent<'a> {
+        pub resource_type: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub id: Option<Text<'a>>,
+        pub meta: Meta<'a>,
+        #[serde(rename = "type")]
+        pub event_type: Coding<'a>,
+        pub subtype: Vec<Coding<'a>>,
+        pub action: &'static str,
+        pub recorded: Text<'a>,
+        pub outcome: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        pub outcome_desc: Option<Text<'a>>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        pub purpose_of_event: Vec<Concept<'a>>,
+        pub agent: Vec<Agent<'a>>,
+        pub source: Source<'a>,
+        pub entity: Vec<Entity<'a>>,
+    }
 }
 
-fn coding_of(c: &Coding) -> Value {
-    let mut v = json!({ "system": c.system, "code": c.code });
-    if let Some(d) = &c.display {
-        v["display"] = json!(d);
+use json::Text;
+
+fn coding<'a>(system: &'a str, code: &'a str, display: &'a str) -> json::Coding<'a> {
+    json::Coding {
+        system: Text::Borrowed(system),
+        code: Text::Borrowed(code),
+        display: Some(Text::Borrowed(display)),
     }
-    v
+}
+
+fn bare<'a>(system: &'a str, code: &'a str) -> json::Coding<'a> {
+    json::Coding {
+        system: Text::Borrowed(system),
+        code: Text::Borrowed(code),
+        display: None,
+    }
+}
+
+fn coding_of(c: &Coding) -> json::Coding<'_> {
+    json::Coding {
+        system: Text::Borrowed(&c.system),
+        code: Text::Borrowed(&c.code),
+        display: c.display.as_deref().map(Text::Borrowed),
+    }
+}
+
+fn concept(c: json::Coding<'_>) -> json::Concept<'_> {
+    json::Concept {
+        coding: vec![c],
+        text: None,
+    }
 }
 
 /// The agent types of the client, the server and the person in each kind
 /// of event, as the BALP patterns fix them.
-fn agent_types(access: &Access) -> (Value, Value, Value) {
+fn agent_types(
+    access: &Access,
+) -> (
+    json::Coding<'static>,
+    json::Coding<'static>,
+    json::Coding<'static>,
+) {
     let interaction = match &access.kind {
         Kind::Rest { interaction, .. } => Some(*interaction),
         Kind::Security(_) => None,
@@ -140,25 +300,20 @@ fn agent_types(access: &Access) -> (Value, Value, Value) {
             author,
         ),
         Some(Action::Execute) => (source, destination, recipient),
-        None => (
-            application,
-            coding(DCM, "110152", "Destination Role ID"),
-            recipient,
-        ),
+        None => (application, destination, recipient),
     }
 }
 
 /// `AuditEvent.type` and `subtype`.
-fn type_and_subtypes(kind: &Kind) -> (Value, Vec<Value>) {
+fn type_and_subtypes(kind: &Kind) -> (json::Coding<'_>, Vec<json::Coding<'_>>) {
     match kind {
         Kind::Rest {
             interaction,
             operation,
         } => {
-            let mut subtypes =
-                vec![json!({ "system": RESTFUL_INTERACTION, "code": interaction.code() })];
+            let mut subtypes = vec![bare(RESTFUL_INTERACTION, interaction.code())];
             if let Some(op) = operation {
-                subtypes.push(json!({ "system": OPERATION_SYSTEM, "code": op }));
+                subtypes.push(bare(OPERATION_SYSTEM, op));
             }
             (
                 coding(AUDIT_EVENT_TYPE, "rest", "Restful Operation"),
@@ -174,19 +329,16 @@ fn type_and_subtypes(kind: &Kind) -> (Value, Vec<Value>) {
                     authentication,
                     vec![coding(IHE_EVENT_TYPE, "ITI-71", "Get Access Token")],
                 ),
-                SecurityEvent::Revocation => (
-                    alert,
-                    vec![json!({ "system": SECURITY_EVENT_SYSTEM, "code": "token-revoked" })],
-                ),
+                SecurityEvent::Revocation => {
+                    (alert, vec![bare(SECURITY_EVENT_SYSTEM, "token-revoked")])
+                }
                 SecurityEvent::RefreshTokenReuse => (
                     alert,
-                    vec![json!({ "system": SECURITY_EVENT_SYSTEM, "code": "refresh-token-reuse" })],
+                    vec![bare(SECURITY_EVENT_SYSTEM, "refresh-token-reuse")],
                 ),
                 SecurityEvent::Administration { what } => (
                     alert,
-                    vec![
-                        json!({ "system": SECURITY_EVENT_SYSTEM, "code": "administration", "display": what }),
-                    ],
+                    vec![coding(SECURITY_EVENT_SYSTEM, "administration", what)],
                 ),
             }
         }
@@ -218,198 +370,271 @@ pub fn policy_uri(rule: &str, fhir_base: &str) -> String {
     }
 }
 
-/// The AuditEvent of `access`, recorded by `observer`.
+/// The AuditEvent of `access`, recorded by `observer`, as a JSON tree
+/// (without an id): what tests and tools inspect.
 pub fn audit_event(access: &Access, observer: &Observer) -> Value {
+    let issuer = observer.issuer();
+    let recorded = recorded_text(access);
+    serde_json::to_value(event_of(access, observer, &issuer, &recorded, None)).unwrap_or_default()
+}
+
+/// The compact JSON of the AuditEvent `id` of `access`, exactly as stored
+/// and as every read returns it.
+pub fn recorded_event(access: &Access, observer: &Observer, id: &str) -> String {
+    let issuer = observer.issuer();
+    let recorded = recorded_text(access);
+    // Serializing these structs cannot fail: every key is a string.
+    serde_json::to_string(&event_of(access, observer, &issuer, &recorded, Some(id)))
+        .unwrap_or_default()
+}
+
+fn recorded_text(access: &Access) -> String {
+    access.recorded.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn event_of<'a>(
+    access: &'a Access,
+    observer: &'a Observer,
+    issuer: &'a str,
+    recorded: &'a str,
+    id: Option<&'a str>,
+) -> json::AuditEvent<'a> {
     let (client_type, server_type, user_type) = agent_types(access);
     let (event_type, subtypes) = type_and_subtypes(&access.kind);
     let action = match &access.kind {
         Kind::Rest { interaction, .. } => interaction.action(),
         Kind::Security(_) => Action::Execute,
     };
-    let issuer = observer.issuer();
-    let mut agents = Vec::new();
-    if let Some(person) = &access.person {
-        let mut who = Map::new();
-        match &person.fhir_user {
-            Some(reference) => {
-                who.insert("reference".into(), json!(reference));
-            }
-            None => {
-                who.insert(
-                    "identifier".into(),
-                    json!({ "system": issuer, "value": person.account }),
-                );
-            }
-        }
-        if let Some(name) = &person.name {
-            who.insert("display".into(), json!(name));
-        }
-        let mut agent = json!({
-            "type": { "coding": [user_type] },
-            "who": who,
-            "altId": person.account,
-            "requestor": true,
-        });
-        if let Some(name) = &person.name {
-            agent["name"] = json!(name);
-        }
-        if let Some(role) = &person.role {
-            agent["role"] = json!([{ "coding": [{ "system": ROLE_SYSTEM, "code": role }] }]);
-        }
-        if !access.decided_by.is_empty() {
-            agent["policy"] = json!(access
-                .decided_by
-                .iter()
-                .map(|r| policy_uri(r, &observer.fhir_base))
-                .collect::<Vec<_>>());
-        }
-        if !access.purpose.is_empty() {
-            agent["purposeOfUse"] = purposes(access);
-        }
-        agents.push(agent);
-        if let Some(org) = &person.organization {
-            let mut who = json!({ "reference": format!("Organization/{org}") });
-            if let Some(name) = &person.organization_name {
-                who["display"] = json!(name);
-            }
-            let mut agent = json!({
-                "type": { "coding": [coding(PARTICIPATION, "RESP", "responsible party")] },
-                "who": who,
-                "requestor": false,
-            });
-            if let Some(name) = &person.organization_name {
-                agent["name"] = json!(name);
-            }
-            agents.push(agent);
-        }
-    }
-    let client_who = match &access.client.client_id {
-        Some(id) => json!({ "identifier": { "system": issuer, "value": id } }),
-        None => json!({ "display": "unidentified client (no valid access token)" }),
-    };
-    let mut client = json!({
-        "type": { "coding": [client_type] },
-        "who": client_who,
-        "requestor": access.person.is_none(),
-    });
-    if let Some(address) = &access.client.address {
-        client["network"] = json!({ "address": address, "type": "2" });
-    }
-    // A backend client acting for no one is the requestor: the rule is its.
-    if access.person.is_none() && !access.decided_by.is_empty() {
-        client["policy"] = json!(access
+    let policies = || {
+        access
             .decided_by
             .iter()
             .map(|r| policy_uri(r, &observer.fhir_base))
-            .collect::<Vec<_>>());
+            .collect::<Vec<_>>()
+    };
+    let mut agents = Vec::with_capacity(4);
+    if let Some(person) = &access.person {
+        let who = match &person.fhir_user {
+            Some(reference) => json::Reference {
+                reference: Some(Text::Borrowed(reference)),
+                ..Default::default()
+            },
+            None => json::Reference {
+                identifier: Some(json::Identifier {
+                    system: Some(Text::Borrowed(issuer)),
+                    value: Text::Borrowed(&person.account),
+                }),
+                ..Default::default()
+            },
+        };
+        agents.push(json::Agent {
+            agent_type: concept(user_type),
+            role: person
+                .role
+                .iter()
+                .map(|role| concept(bare(ROLE_SYSTEM, role)))
+                .collect(),
+            who: json::Reference {
+                display: person.name.as_deref().map(Text::Borrowed),
+                ..who
+            },
+            alt_id: Some(Text::Borrowed(&person.account)),
+            name: person.name.as_deref().map(Text::Borrowed),
+            requestor: true,
+            policy: policies(),
+            network: None,
+            purpose_of_use: purposes(access),
+        });
+        if let Some(org) = &person.organization {
+            let name = person.organization_name.as_deref().map(Text::Borrowed);
+            agents.push(json::Agent {
+                agent_type: concept(coding(PARTICIPATION, "RESP", "responsible party")),
+                role: Vec::new(),
+                who: json::Reference {
+                    reference: Some(Text::Owned(format!("Organization/{org}"))),
+                    identifier: None,
+                    display: name.clone(),
+                },
+                alt_id: None,
+                name,
+                requestor: false,
+                policy: Vec::new(),
+                network: None,
+                purpose_of_use: Vec::new(),
+            });
+        }
     }
-    agents.push(client);
-    agents.push(json!({
-        "type": { "coding": [server_type] },
-        "who": {
-            "identifier": { "system": "urn:ietf:rfc:3986", "value": observer.fhir_base },
-            "display": "fhirledger",
+    let client_who = match &access.client.client_id {
+        Some(id) => json::Reference {
+            identifier: Some(json::Identifier {
+                system: Some(Text::Borrowed(issuer)),
+                value: Text::Borrowed(id),
+            }),
+            ..Default::default()
         },
-        "requestor": false,
-        "network": { "address": observer.host, "type": "1" },
-    }));
+        None => json::Reference {
+            display: Some(Text::Borrowed(
+                "unidentified client (no valid access token)",
+            )),
+            ..Default::default()
+        },
+    };
+    agents.push(json::Agent {
+        agent_type: concept(client_type),
+        role: Vec::new(),
+        who: client_who,
+        alt_id: None,
+        name: None,
+        requestor: access.person.is_none(),
+        // A backend client acting for no one is the requestor: the rule is its.
+        policy: if access.person.is_none() {
+            policies()
+        } else {
+            Vec::new()
+        },
+        network: access
+            .client
+            .address
+            .as_deref()
+            .map(|address| json::Network {
+                address: Text::Borrowed(address),
+                kind: "2",
+            }),
+        purpose_of_use: Vec::new(),
+    });
+    let this_server = || json::Reference {
+        identifier: Some(json::Identifier {
+            system: Some(Text::Borrowed("urn:ietf:rfc:3986")),
+            value: Text::Borrowed(&observer.fhir_base),
+        }),
+        display: Some(Text::Borrowed("fhirledger")),
+        ..Default::default()
+    };
+    agents.push(json::Agent {
+        agent_type: concept(server_type),
+        role: Vec::new(),
+        who: this_server(),
+        alt_id: None,
+        name: None,
+        requestor: false,
+        policy: Vec::new(),
+        network: Some(json::Network {
+            address: Text::Borrowed(&observer.host),
+            kind: "1",
+        }),
+        purpose_of_use: Vec::new(),
+    });
 
-    let mut entities = vec![json!({
-        "what": { "identifier": { "value": access.request_id } },
-        "type": { "system": BALP_ENTITY_TYPE, "code": "XrequestId" },
-    })];
+    let mut entities = Vec::with_capacity(access.resources.len() + 3);
+    entities.push(json::Entity {
+        what: Some(json::Reference {
+            identifier: Some(json::Identifier {
+                system: None,
+                value: Text::Borrowed(&access.request_id),
+            }),
+            ..Default::default()
+        }),
+        kind: Some(bare(BALP_ENTITY_TYPE, "XrequestId")),
+        ..Default::default()
+    });
     if let Some(patient) = &access.patient {
-        entities.push(json!({
-            "what": { "reference": format!("Patient/{patient}") },
-            "type": coding(ENTITY_TYPE, "1", "Person"),
-            "role": coding(OBJECT_ROLE, "1", "Patient"),
-        }));
+        entities.push(json::Entity {
+            what: Some(json::Reference {
+                reference: Some(Text::Owned(format!("Patient/{patient}"))),
+                ..Default::default()
+            }),
+            kind: Some(coding(ENTITY_TYPE, "1", "Person")),
+            role: Some(coding(OBJECT_ROLE, "1", "Patient")),
+            ..Default::default()
+        });
     }
     let is_query = access.query.is_some();
     for resource in &access.resources {
-        let entity_type = if is_query {
+        let kind = if is_query {
             let resource_type = resource.split('/').next().unwrap_or_default();
-            json!({ "system": RESOURCE_TYPES, "code": resource_type })
+            bare(RESOURCE_TYPES, resource_type)
         } else {
             coding(ENTITY_TYPE, "2", "System Object")
         };
-        entities.push(json!({
-            "what": { "reference": resource },
-            "type": entity_type,
-            "role": coding(OBJECT_ROLE, "4", "Domain Resource"),
-        }));
+        entities.push(json::Entity {
+            what: Some(json::Reference {
+                reference: Some(Text::Borrowed(resource)),
+                ..Default::default()
+            }),
+            kind: Some(kind),
+            role: Some(coding(OBJECT_ROLE, "4", "Domain Resource")),
+            ..Default::default()
+        });
     }
     if let Some(query) = &access.query {
-        let mut entity = json!({
-            "type": coding(ENTITY_TYPE, "2", "System Object"),
-            "role": coding(OBJECT_ROLE, "24", "Query"),
-            "query": STANDARD.encode(query.raw.as_bytes()),
+        entities.push(json::Entity {
+            kind: Some(coding(ENTITY_TYPE, "2", "System Object")),
+            role: Some(coding(OBJECT_ROLE, "24", "Query")),
+            description: query.description.as_deref().map(Text::Borrowed),
+            query: Some(STANDARD.encode(query.raw.as_bytes())),
+            ..Default::default()
         });
-        if let Some(d) = &query.description {
-            entity["description"] = json!(d);
-        }
-        entities.push(entity);
     }
     if let Kind::Security(SecurityEvent::TokenRequest { grant_type, scopes }) = &access.kind {
-        let mut entity = json!({
-            "type": coding(ENTITY_TYPE, "2", "System Object"),
-            "role": coding(OBJECT_ROLE, "24", "Query"),
-            "description": format!("grant_type={}", if grant_type.is_empty() { "(none)" } else { grant_type }),
+        let grant = if grant_type.is_empty() {
+            "(none)"
+        } else {
+            grant_type
+        };
+        entities.push(json::Entity {
+            kind: Some(coding(ENTITY_TYPE, "2", "System Object")),
+            role: Some(coding(OBJECT_ROLE, "24", "Query")),
+            description: Some(Text::Owned(format!("grant_type={grant}"))),
+            // A refused request was granted nothing (and R4 strings are never empty).
+            detail: if scopes.is_empty() {
+                Vec::new()
+            } else {
+                vec![json::Detail {
+                    kind: Text::Borrowed("granted scopes"),
+                    value_string: Text::Owned(scopes.join(" ")),
+                }]
+            },
+            ..Default::default()
         });
-        // A refused request was granted nothing (and R4 strings are never empty).
-        if !scopes.is_empty() {
-            entity["detail"] =
-                json!([{ "type": "granted scopes", "valueString": scopes.join(" ") }]);
-        }
-        entities.push(entity);
     }
 
     // An event has one version, recorded when it happened: its `meta` is
     // final when it is made, so the stored JSON is what every read returns.
-    let recorded = access.recorded.to_rfc3339_opts(SecondsFormat::Millis, true);
-    let mut meta = json!({ "versionId": "1", "lastUpdated": recorded });
-    if let Some(pattern) = pattern_of(access) {
-        meta["profile"] = json!([pattern.profile()]);
-    }
-    let mut event = json!({
-        "resourceType": "AuditEvent",
-        "meta": meta,
-        "type": event_type,
-        "subtype": subtypes,
-        "action": action.code(),
-        "recorded": recorded,
-        "outcome": access.outcome.code(),
-    });
-    if let Some(desc) = &access.outcome_desc {
-        event["outcomeDesc"] = json!(desc);
-    }
-    if !access.purpose.is_empty() {
-        event["purposeOfEvent"] = purposes(access);
-    }
-    event["agent"] = json!(agents);
-    event["source"] = json!({
-        "observer": {
-            "identifier": { "system": "urn:ietf:rfc:3986", "value": observer.fhir_base },
-            "display": "fhirledger",
+    json::AuditEvent {
+        resource_type: "AuditEvent",
+        id: id.map(Text::Borrowed),
+        meta: json::Meta {
+            version_id: "1",
+            last_updated: Text::Borrowed(recorded),
+            profile: pattern_of(access)
+                .map(|p| vec![p.profile()])
+                .unwrap_or_default(),
         },
-        "type": [coding(SOURCE_TYPE, "4", "Application Server")],
-    });
-    event["entity"] = json!(entities);
-    event
+        event_type,
+        subtype: subtypes,
+        action: action.code(),
+        recorded: Text::Borrowed(recorded),
+        outcome: access.outcome.code(),
+        outcome_desc: access.outcome_desc.as_deref().map(Text::Borrowed),
+        purpose_of_event: purposes(access),
+        agent: agents,
+        source: json::Source {
+            observer: this_server(),
+            kind: vec![coding(SOURCE_TYPE, "4", "Application Server")],
+        },
+        entity: entities,
+    }
 }
 
-fn purposes(access: &Access) -> Value {
-    json!(access
+fn purposes(access: &Access) -> Vec<json::Concept<'_>> {
+    access
         .purpose
         .iter()
-        .map(|c| {
-            let mut concept = json!({ "coding": [coding_of(c)] });
-            if let Some(text) = &access.purpose_text {
-                concept["text"] = json!(text);
-            }
-            concept
+        .map(|c| json::Concept {
+            coding: vec![coding_of(c)],
+            text: access.purpose_text.as_deref().map(Text::Borrowed),
         })
-        .collect::<Vec<_>>())
+        .collect()
 }
 
 impl Observer {

@@ -9,10 +9,10 @@ pub mod event;
 pub mod request;
 pub mod terms;
 
-pub use balp::{audit_event, pattern_of, Pattern, CLIENT_RECORDED_SYSTEM};
+pub use balp::{audit_event, pattern_of, recorded_event, Pattern, CLIENT_RECORDED_SYSTEM};
 pub use event::{
     Access, Action, Client, Coding, Interaction, Kind, Observer, Outcome, Person, Query,
     SecurityEvent,
 };
 pub use request::interaction_of;
-pub use terms::{index, subject, Indexed};
+pub use terms::{index, index_value, subject, Indexed};

@@ -16,8 +16,11 @@
 //! - string (`agent-name`, `entity-name`, `address`): `p=value` normalized
 //!   as string searches compare (case and accents folded).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use fhir_profiles::search::normalize::normalize_string;
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The search values of one AuditEvent.
@@ -33,8 +36,111 @@ pub struct Indexed {
     pub terms: Vec<String>,
 }
 
-fn array(v: &Value) -> impl Iterator<Item = &Value> {
-    v.as_array().into_iter().flatten()
+/// What of an AuditEvent is searched by, read straight from its JSON
+/// (borrowing its strings): R4's types for each element, everything else
+/// skipped. The server's own events and those a client sends are read the
+/// same way.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct View<'a> {
+    #[serde(borrow, rename = "type")]
+    event_type: Option<Coding<'a>>,
+    #[serde(borrow)]
+    subtype: Vec<Coding<'a>>,
+    #[serde(borrow)]
+    action: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    recorded: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    outcome: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    agent: Vec<AgentView<'a>>,
+    #[serde(borrow)]
+    source: Option<SourceView<'a>>,
+    #[serde(borrow)]
+    entity: Vec<EntityView<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Coding<'a> {
+    #[serde(borrow)]
+    system: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    code: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Concept<'a> {
+    #[serde(borrow)]
+    coding: Vec<Coding<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Identifier<'a> {
+    #[serde(borrow)]
+    system: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    value: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Reference<'a> {
+    #[serde(borrow)]
+    reference: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    identifier: Option<Identifier<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Network<'a> {
+    #[serde(borrow)]
+    address: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase")]
+struct AgentView<'a> {
+    #[serde(borrow, rename = "type")]
+    agent_type: Option<Concept<'a>>,
+    #[serde(borrow)]
+    role: Vec<Concept<'a>>,
+    #[serde(borrow)]
+    who: Option<Reference<'a>>,
+    #[serde(borrow)]
+    alt_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    policy: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    network: Option<Network<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct SourceView<'a> {
+    #[serde(borrow)]
+    site: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    observer: Option<Reference<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct EntityView<'a> {
+    #[serde(borrow)]
+    what: Option<Reference<'a>>,
+    #[serde(borrow, rename = "type")]
+    entity_type: Option<Coding<'a>>,
+    #[serde(borrow)]
+    role: Option<Coding<'a>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
 }
 
 struct Terms(Vec<String>);
@@ -46,53 +152,126 @@ impl Terms {
         }
     }
 
-    fn coding(&mut self, param: &str, c: &Value) {
-        let Some(code) = c["code"].as_str() else {
+    fn code(&mut self, param: &str, code: Option<&Cow<'_, str>>) {
+        if let Some(code) = code {
+            self.add(param, code);
+        }
+    }
+
+    fn coding(&mut self, param: &str, c: Option<&Coding<'_>>) {
+        let Some(Coding {
+            system,
+            code: Some(code),
+        }) = c
+        else {
             return;
         };
         self.add(param, code);
-        let system = c["system"].as_str().unwrap_or_default();
+        let system = system.as_deref().unwrap_or_default();
         self.0.push(format!("{param}={system}|{code}"));
     }
 
-    /// A Coding, a CodeableConcept, a list of either, or a plain code.
-    fn token(&mut self, param: &str, v: &Value) {
-        match v {
-            Value::String(s) => self.add(param, s),
-            Value::Array(items) => items.iter().for_each(|i| self.token(param, i)),
-            Value::Object(o) if o.contains_key("coding") => {
-                array(&v["coding"]).for_each(|c| self.coding(param, c))
-            }
-            Value::Object(_) => self.coding(param, v),
-            _ => {}
+    fn concept(&mut self, param: &str, c: Option<&Concept<'_>>) {
+        for coding in c.map(|c| c.coding.as_slice()).unwrap_or_default() {
+            self.coding(param, Some(coding));
         }
     }
 
-    fn reference(&mut self, param: &str, v: &Value) {
-        if let Some(r) = v["reference"].as_str() {
-            let unversioned = r.split("/_history/").next().unwrap_or(r);
+    fn reference(&mut self, param: &str, r: Option<&Reference<'_>>) {
+        let Some(r) = r else {
+            return;
+        };
+        if let Some(reference) = &r.reference {
+            let unversioned = reference.split("/_history/").next().unwrap_or(reference);
             self.add(param, unversioned);
         }
-        let identifier = &v["identifier"];
-        if let Some(value) = identifier["value"].as_str() {
-            let system = identifier["system"].as_str().unwrap_or_default();
+        if let Some(Identifier {
+            system,
+            value: Some(value),
+        }) = &r.identifier
+        {
+            let system = system.as_deref().unwrap_or_default();
             self.0.push(format!("{param}:identifier={system}|{value}"));
         }
     }
 
-    fn string(&mut self, param: &str, v: &Value) {
-        if let Some(s) = v.as_str() {
+    fn string(&mut self, param: &str, s: Option<&Cow<'_, str>>) {
+        if let Some(s) = s {
             self.add(param, &normalize_string(s));
         }
     }
 }
 
 /// The patient id of a local `Patient/{id}` reference.
-fn patient_of(v: &Value) -> Option<String> {
-    let r = v["reference"].as_str()?;
-    let rest = r.strip_prefix("Patient/")?;
+fn patient_of(r: Option<&Reference<'_>>) -> Option<String> {
+    let reference = r?.reference.as_deref()?;
+    let rest = reference.strip_prefix("Patient/")?;
     let id = rest.split('/').next()?;
     (!id.is_empty()).then(|| id.to_string())
+}
+
+impl View<'_> {
+    /// See [`subject`].
+    fn subject(&self) -> Option<String> {
+        self.entity
+            .iter()
+            .find_map(|e| patient_of(e.what.as_ref()))
+            .or_else(|| self.agent.iter().find_map(|a| patient_of(a.who.as_ref())))
+    }
+
+    fn indexed(&self) -> Indexed {
+        let mut t = Terms(Vec::with_capacity(32));
+        let mut patients = Vec::new();
+        t.coding("type", self.event_type.as_ref());
+        for s in &self.subtype {
+            t.coding("subtype", Some(s));
+        }
+        t.code("action", self.action.as_ref());
+        t.code("outcome", self.outcome.as_ref());
+        for agent in &self.agent {
+            t.reference("agent", agent.who.as_ref());
+            t.string("agent-name", agent.name.as_ref());
+            for role in &agent.role {
+                t.concept("agent-role", Some(role));
+            }
+            t.concept("agent-role", agent.agent_type.as_ref());
+            t.code("altid", agent.alt_id.as_ref());
+            t.string(
+                "address",
+                agent.network.as_ref().and_then(|n| n.address.as_ref()),
+            );
+            for policy in &agent.policy {
+                t.add("policy", policy);
+            }
+            patients.extend(patient_of(agent.who.as_ref()));
+        }
+        if let Some(source) = &self.source {
+            t.code("site", source.site.as_ref());
+            t.reference("source", source.observer.as_ref());
+        }
+        for entity in &self.entity {
+            t.reference("entity", entity.what.as_ref());
+            t.string("entity-name", entity.name.as_ref());
+            t.coding("entity-role", entity.role.as_ref());
+            t.coding("entity-type", entity.entity_type.as_ref());
+            patients.extend(patient_of(entity.what.as_ref()));
+        }
+        patients.sort();
+        patients.dedup();
+        let mut terms = t.0;
+        terms.sort();
+        terms.dedup();
+        Indexed {
+            subject: self.subject(),
+            recorded: self
+                .recorded
+                .as_deref()
+                .and_then(|r| DateTime::parse_from_rfc3339(r).ok())
+                .map(|d| d.with_timezone(&Utc)),
+            patients,
+            terms,
+        }
+    }
 }
 
 /// The patient an event is about, as the trail's `patient` search means it:
@@ -103,52 +282,20 @@ fn patient_of(v: &Value) -> Option<String> {
 /// on another patient's data is in that other patient's log, not in their
 /// own, where it would confirm what they were refused.
 pub fn subject(event: &Value) -> Option<String> {
-    array(&event["entity"])
-        .find_map(|e| patient_of(&e["what"]))
-        .or_else(|| array(&event["agent"]).find_map(|a| patient_of(&a["who"])))
+    View::deserialize(event).ok()?.subject()
 }
 
-/// The search values of `event`.
-pub fn index(event: &Value) -> Indexed {
-    let mut t = Terms(Vec::new());
-    let mut patients = Vec::new();
-    t.token("type", &event["type"]);
-    t.token("subtype", &event["subtype"]);
-    t.token("action", &event["action"]);
-    t.token("outcome", &event["outcome"]);
-    for agent in array(&event["agent"]) {
-        t.reference("agent", &agent["who"]);
-        t.string("agent-name", &agent["name"]);
-        t.token("agent-role", &agent["role"]);
-        t.token("agent-role", &agent["type"]);
-        t.token("altid", &agent["altId"]);
-        t.string("address", &agent["network"]["address"]);
-        array(&agent["policy"]).for_each(|p| t.token("policy", p));
-        patients.extend(patient_of(&agent["who"]));
-    }
-    t.token("site", &event["source"]["site"]);
-    t.reference("source", &event["source"]["observer"]);
-    for entity in array(&event["entity"]) {
-        t.reference("entity", &entity["what"]);
-        t.string("entity-name", &entity["name"]);
-        t.token("entity-role", &entity["role"]);
-        t.token("entity-type", &entity["type"]);
-        patients.extend(patient_of(&entity["what"]));
-    }
-    patients.sort();
-    patients.dedup();
-    let mut terms = t.0;
-    terms.sort();
-    terms.dedup();
-    Indexed {
-        subject: subject(event),
-        recorded: event["recorded"]
-            .as_str()
-            .and_then(|r| DateTime::parse_from_rfc3339(r).ok())
-            .map(|d| d.with_timezone(&Utc)),
-        patients,
-        terms,
-    }
+/// The search values of `event` (its JSON). `None` when an element has
+/// another type than R4 gives it.
+pub fn index(json: &str) -> Option<Indexed> {
+    serde_json::from_str::<View<'_>>(json)
+        .ok()
+        .map(|v| v.indexed())
+}
+
+/// [`index`] of an event already parsed.
+pub fn index_value(event: &Value) -> Option<Indexed> {
+    View::deserialize(event).ok().map(|v| v.indexed())
 }
 
 #[cfg(test)]
@@ -184,7 +331,8 @@ mod tests {
                 { "what": { "reference": "DocumentReference/d1/_history/2" }, "role": { "code": "4" } }
             ]
         });
-        let indexed = index(&event);
+        let indexed = index(&event.to_string()).expect("an R4 AuditEvent");
+        assert_eq!(index_value(&event).as_ref(), Some(&indexed));
         assert_eq!(indexed.patients, ["p1"]);
         assert_eq!(indexed.subject.as_deref(), Some("p1"));
         assert_eq!(

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use fhirledger_access::{authored_by, reader_of, Caller, Role};
 use fhirledger_audit::{
-    audit_event, index, Access, Client, Coding, Interaction, Kind, Observer, Outcome, Person,
+    index, recorded_event, Access, Client, Coding, Interaction, Kind, Observer, Outcome, Person,
     Query, SecurityEvent,
 };
 use fhirledger_postgres::{AuditRow, DocumentGround, Found, StoreError, StoredVersion, Tx};
@@ -467,15 +467,16 @@ impl Recorder {
         // trail's id index instead of anywhere in it, which at millions of
         // events is the difference between a cached page and a disk read.
         let id = uuid::Uuid::now_v7().to_string();
-        let event = with_id(audit_event(access, &self.observer), &id);
-        let indexed = index(&event);
+        let content = recorded_event(access, &self.observer, &id);
+        // What this server writes is an R4 AuditEvent by construction.
+        let indexed = index(&content).unwrap_or_default();
         AuditRow {
             id,
             recorded: access.recorded,
             patient_id: access.patient.clone().or(indexed.subject),
             terms: indexed.terms,
             client_recorded: false,
-            content: event.to_string(),
+            content,
         }
     }
 }
@@ -497,21 +498,6 @@ pub fn record_command(
 /// instant and the JSON agree exactly.
 fn recorded_now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)
-}
-
-/// `event` with its `id` right after `resourceType`, where FHIR JSON puts it.
-fn with_id(event: Value, id: &str) -> Value {
-    let Value::Object(fields) = event else {
-        return event;
-    };
-    let mut out = serde_json::Map::with_capacity(fields.len() + 1);
-    let mut fields = fields.into_iter();
-    if let Some((k, v)) = fields.next() {
-        out.insert(k, v);
-    }
-    out.insert("id".into(), Value::String(id.to_string()));
-    out.extend(fields);
-    Value::Object(out)
 }
 
 /// The person behind a caller's token; `None` for a backend client.

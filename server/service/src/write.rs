@@ -208,7 +208,12 @@ fn insert_client_event(
         Some(tags) => tags.push(tag),
         None => event["meta"]["tag"] = serde_json::json!([tag]),
     }
-    let indexed = fhirledger_audit::index(&event);
+    let indexed = fhirledger_audit::index_value(&event).ok_or_else(|| {
+        ServiceError::unprocessable_at(
+            "AuditEvent",
+            "an element of this AuditEvent does not have its R4 type",
+        )
+    })?;
     if indexed.patients.len() > 1 {
         return Err(ServiceError::unprocessable_at(
             "AuditEvent.entity",
