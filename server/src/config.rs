@@ -24,8 +24,8 @@ pub struct ServerConfig {
     /// Reads are CPU-bound: more of them at once only lengthens the tail.
     #[arg(long, env = "FHIRLEDGER_DB_READ_CONCURRENCY")]
     pub db_read_concurrency: Option<usize>,
-    /// Tasks committing reads' AuditEvents: each commits everything queued
-    /// when it starts (group commit). One makes the largest, fewest commits:
+    /// Threads committing reads' AuditEvents, each on a connection of its
+    /// own: each commits everything queued when it starts (group commit). One makes the largest, fewest commits:
     /// on two cores it served a third more audited reads than two
     /// (BENCHMARKS.md, "Audit"); more shorten the wait where commits are slow.
     #[arg(long, env = "FHIRLEDGER_AUDIT_WRITERS", default_value_t = 1)]

@@ -11,6 +11,7 @@ use diesel::sql_types::Text;
 
 use fhir_profiles::search::query::Criterion;
 
+use crate::index::without_nul;
 use crate::tx::Tx;
 use crate::StoreError;
 
@@ -54,14 +55,6 @@ pub(crate) fn is_code_param(param: &str) -> bool {
     CODE_PARAMS.contains(&name)
 }
 
-fn without_nul(s: &str) -> Cow<'_, str> {
-    if s.contains('\0') {
-        Cow::Owned(s.replace('\0', ""))
-    } else {
-        Cow::Borrowed(s)
-    }
-}
-
 /// The parameter of a `param=value` term.
 fn param_of(term: &str) -> &str {
     term.split('=').next().unwrap_or(term)
@@ -90,7 +83,7 @@ fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> 
         return Ok(());
     }
     // PostgreSQL text cannot hold NUL (a value a client sent may): dropped,
-    // as from every other indexed value (`index::pg_text`).
+    // as from every other indexed value.
     let clean: Vec<Vec<Cow<'_, str>>> = rows
         .iter()
         .map(|r| r.terms.iter().map(|t| without_nul(t)).collect())

@@ -2,6 +2,8 @@
 //! one array per column and are expanded with `unnest` inside the statement that inserts
 //! the version(s), so a write costs one round trip however many values it is found by.
 
+use std::borrow::Cow;
+
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
@@ -123,10 +125,15 @@ pub(crate) fn bind_index_rows<'a>(
 /// PostgreSQL text cannot hold NUL characters (FHIR strings may); they are dropped from
 /// index values and from the search values compared with them alike.
 pub(crate) fn pg_text(s: &str) -> String {
+    without_nul(s).into_owned()
+}
+
+/// [`pg_text`], borrowing `s` when it holds no NUL (most values).
+pub(crate) fn without_nul(s: &str) -> Cow<'_, str> {
     if s.contains('\0') {
-        s.replace('\0', "")
+        Cow::Owned(s.replace('\0', ""))
     } else {
-        s.to_string()
+        Cow::Borrowed(s)
     }
 }
 

@@ -125,7 +125,7 @@ mod json {
         pub display: Option<Text<'a>>,
     }
 
-    #[derive(Serialize)]
+    #[derive(Serialize, Default)]
     pub struct Concept<'a> {
         pub coding: Vec<Coding<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,7 +156,7 @@ mod json {
         pub kind: &'static str,
     }
 
-    #[derive(Serialize)]
+    #[derive(Serialize, Default)]
     #[serde(rename_all = "camelCase")]
     pub struct Agent<'a> {
         #[serde(rename = "type")]
@@ -442,25 +442,21 @@ fn event_of<'a>(
             name: person.name.as_deref().map(Text::Borrowed),
             requestor: true,
             policy: policies(),
-            network: None,
             purpose_of_use: purposes(access),
+            ..Default::default()
         });
         if let Some(org) = &person.organization {
             let name = person.organization_name.as_deref().map(Text::Borrowed);
             agents.push(json::Agent {
                 agent_type: concept(coding(PARTICIPATION, "RESP", "responsible party")),
-                role: Vec::new(),
                 who: json::Reference {
                     reference: Some(Text::Owned(format!("Organization/{org}"))),
                     identifier: None,
                     display: name.clone(),
                 },
-                alt_id: None,
                 name,
                 requestor: false,
-                policy: Vec::new(),
-                network: None,
-                purpose_of_use: Vec::new(),
+                ..Default::default()
             });
         }
     }
@@ -481,10 +477,7 @@ fn event_of<'a>(
     };
     agents.push(json::Agent {
         agent_type: concept(client_type),
-        role: Vec::new(),
         who: client_who,
-        alt_id: None,
-        name: None,
         requestor: access.person.is_none(),
         // A backend client acting for no one is the requestor: the rule is its.
         policy: if access.person.is_none() {
@@ -500,7 +493,7 @@ fn event_of<'a>(
                 address: Text::Borrowed(address),
                 kind: "2",
             }),
-        purpose_of_use: Vec::new(),
+        ..Default::default()
     });
     let this_server = || json::Reference {
         identifier: Some(json::Identifier {
@@ -512,17 +505,13 @@ fn event_of<'a>(
     };
     agents.push(json::Agent {
         agent_type: concept(server_type),
-        role: Vec::new(),
         who: this_server(),
-        alt_id: None,
-        name: None,
         requestor: false,
-        policy: Vec::new(),
         network: Some(json::Network {
             address: Text::Borrowed(&observer.host),
             kind: "1",
         }),
-        purpose_of_use: Vec::new(),
+        ..Default::default()
     });
 
     let mut entities = Vec::with_capacity(access.resources.len() + 3);

@@ -15,4 +15,4 @@ pub use event::{
     SecurityEvent,
 };
 pub use request::interaction_of;
-pub use terms::{index, index_value, subject, Indexed};
+pub use terms::{index, index_value, subject, subject_in, Indexed};

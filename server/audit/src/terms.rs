@@ -285,6 +285,11 @@ pub fn subject(event: &Value) -> Option<String> {
     View::deserialize(event).ok()?.subject()
 }
 
+/// [`subject`] of an event's JSON text.
+pub fn subject_in(json: &str) -> Option<String> {
+    serde_json::from_str::<View<'_>>(json).ok()?.subject()
+}
+
 /// The search values of `event` (its JSON). `None` when an element has
 /// another type than R4 gives it.
 pub fn index(json: &str) -> Option<Indexed> {

@@ -135,7 +135,8 @@ fn versioned(resource_type: &str, id: &str, version: i64) -> String {
 ///
 /// Every audited read asks this of what it returned, so the stored JSON is
 /// scanned for the two elements only (borrowed, nothing else built); an
-/// AuditEvent, whose patient is elsewhere, is parsed whole.
+/// AuditEvent's patient is read the way the trail files it
+/// ([`fhirledger_audit::subject_in`]).
 pub fn patient_of(resource_type: &str, id: &str, content: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Named<'a> {
@@ -151,7 +152,7 @@ pub fn patient_of(resource_type: &str, id: &str, content: &str) -> Option<String
     }
     match resource_type {
         "Patient" => Some(id.to_string()),
-        "AuditEvent" => patient_in(resource_type, id, &serde_json::from_str(content).ok()?),
+        "AuditEvent" => fhirledger_audit::subject_in(content),
         _ => {
             let named: Subject<'_> = serde_json::from_str(content).ok()?;
             [named.subject, named.patient]

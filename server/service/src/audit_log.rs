@@ -60,6 +60,7 @@ impl AuditLog {
         }
         Ok(AuditLog { queue })
     }
+
     /// Makes `rows` durable, sharing a commit with whatever else is queued;
     /// returns once they are committed. 503 when they could not be.
     pub async fn record(&self, rows: Vec<AuditRow>) -> Result<(), ServiceError> {
