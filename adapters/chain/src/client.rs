@@ -431,13 +431,28 @@ struct Node {
 
 impl Node {
     fn new(rpc_url: &str, timeout: Duration) -> Result<Node, ChainError> {
-        if !rpc_url.starts_with("http://") {
+        if !rpc_url
+            .get(..7)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
+        {
             return Err(ChainError::Config(
                 "the RPC URL must be plain http:// (no TLS in this adapter: a local proxy terminates TLS to a remote node)"
                     .into(),
             ));
         }
-        // The URL may carry credentials: the error names the problem only.
+        // Credentials in the URL would reach logs through the HTTP client's
+        // error messages: the local proxy adds them instead.
+        let authority = rpc_url["http://".len()..]
+            .split('/')
+            .next()
+            .unwrap_or_default();
+        if authority.contains('@') {
+            return Err(ChainError::Config(
+                "credentials in the RPC URL are not supported (they would reach logs): let the local proxy add them"
+                    .into(),
+            ));
+        }
+        // The error names the problem only, not the URL.
         let provider = Provider::<Http>::try_from(rpc_url)
             .map_err(|e| ChainError::Config(format!("invalid RPC URL: {e}")))?;
         Ok(Node {
@@ -597,5 +612,47 @@ impl Node {
             }
             tokio::time::sleep(RECEIPT_POLL).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send<T: Send>(_: &T) {}
+
+    /// The worker runs these on a multi-threaded runtime (`tokio::spawn`).
+    #[allow(dead_code)]
+    fn futures_are_send(client: &AnchorClient, key: &Key) {
+        assert_send(&deploy("", 0, key, Fees::default()));
+        assert_send(&client.send_checkpoint(1, [1; 32]));
+        assert_send(&client.receipt(TxHash::default()));
+        assert_send(&client.latest());
+        assert_send(&client.checkpoints(0, None));
+        assert_send(&AnchorClient::connect(client.config().clone()));
+    }
+
+    #[test]
+    fn client_is_send_and_sync() {
+        fn check<T: Send + Sync>() {}
+        check::<AnchorClient>();
+    }
+
+    #[tokio::test]
+    async fn rpc_urls_must_be_plain_http_without_credentials() {
+        for url in [
+            "https://node.example",
+            "ws://127.0.0.1:8546",
+            "http://user:secret@127.0.0.1:8545",
+            "127.0.0.1:8545",
+        ] {
+            match Node::new(url, Duration::from_secs(1)) {
+                Err(ChainError::Config(reason)) => assert!(!reason.contains("secret"), "{reason}"),
+                Err(other) => panic!("{url}: {other:?}"),
+                Ok(_) => panic!("{url} accepted"),
+            }
+        }
+        assert!(Node::new("http://127.0.0.1:8545", Duration::from_secs(1)).is_ok());
+        assert!(Node::new("HTTP://localhost:8545/rpc?x=a@b", Duration::from_secs(1)).is_ok());
     }
 }

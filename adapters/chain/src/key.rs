@@ -29,7 +29,7 @@ impl Key {
                 e.kind()
             ))
         })?;
-        let key = Key::from_hex(&text)
+        let key = parse(&text)
             .map_err(|reason| ChainError::Config(format!("key file {}: {reason}", path.display())));
         text.zeroize();
         key
@@ -37,32 +37,8 @@ impl Key {
 
     /// Parses a `0x`-prefixed hex private key (whitespace around it ignored).
     /// The error says what is wrong without repeating any of the text.
-    pub fn from_hex(text: &str) -> Result<Key, String> {
-        let text = text.trim();
-        let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) else {
-            return Err("expected one 0x-prefixed hex private key".into());
-        };
-        if hex.len() != 64 {
-            return Err(format!(
-                "expected 64 hex digits after 0x, found {} characters",
-                hex.len()
-            ));
-        }
-        let mut bytes = [0u8; 32];
-        for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
-            match (hex_digit(pair[0]), hex_digit(pair[1])) {
-                (Some(high), Some(low)) => bytes[i] = high << 4 | low,
-                _ => {
-                    bytes.zeroize();
-                    return Err("the key contains a character that is not a hex digit".into());
-                }
-            }
-        }
-        let wallet = LocalWallet::from_bytes(&bytes).map_err(|_| {
-            "not a valid secp256k1 private key (zero or above the curve order)".to_string()
-        });
-        bytes.zeroize();
-        Ok(Key { wallet: wallet? })
+    pub fn from_hex(text: &str) -> Result<Key, ChainError> {
+        parse(text).map_err(|reason| ChainError::Config(format!("private key: {reason}")))
     }
 
     /// The account this key signs for.
@@ -73,6 +49,34 @@ impl Key {
     pub(crate) fn wallet(&self) -> &LocalWallet {
         &self.wallet
     }
+}
+
+fn parse(text: &str) -> Result<Key, String> {
+    let text = text.trim();
+    let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) else {
+        return Err("expected one 0x-prefixed hex private key".into());
+    };
+    if hex.len() != 64 {
+        return Err(format!(
+            "expected 64 hex digits after 0x, found {} characters",
+            hex.len()
+        ));
+    }
+    let mut bytes = [0u8; 32];
+    for (i, pair) in hex.as_bytes().chunks_exact(2).enumerate() {
+        match (hex_digit(pair[0]), hex_digit(pair[1])) {
+            (Some(high), Some(low)) => bytes[i] = high << 4 | low,
+            _ => {
+                bytes.zeroize();
+                return Err("the key contains a character that is not a hex digit".into());
+            }
+        }
+    }
+    let wallet = LocalWallet::from_bytes(&bytes).map_err(|_| {
+        "not a valid secp256k1 private key (zero or above the curve order)".to_string()
+    });
+    bytes.zeroize();
+    Ok(Key { wallet: wallet? })
 }
 
 impl fmt::Debug for Key {
@@ -118,12 +122,8 @@ mod tests {
             format!("0x{secret}"),
             format!("0x{secret}00"),
         ] {
-            let err = Key::from_hex(&text).unwrap_err();
-            assert!(!err.contains("ac0974"), "{err}");
-            assert!(
-                !err.contains('z'.to_string().as_str()) || !err.contains("8z"),
-                "{err}"
-            );
+            let err = Key::from_hex(&text).unwrap_err().to_string();
+            assert!(!err.contains("ac0974") && !err.contains("8z"), "{err}");
         }
         assert!(Key::from_hex(&format!("0x{}", "0".repeat(64))).is_err());
     }
