@@ -12,7 +12,8 @@ fn committed_artifacts_match_a_fresh_compilation() {
         root.join("conformance/chain/node_modules/solc").exists(),
         "solc-js missing: run `npm ci` in conformance/chain (./test.sh does)"
     );
-    let out = Command::new("node")
+    let node = std::env::var_os("FHIRLEDGER_NODE").unwrap_or_else(|| "node".into());
+    let out = Command::new(node)
         .arg(root.join("conformance/chain/compile.mjs"))
         .arg("--check")
         .output()
