@@ -3,12 +3,14 @@
 # licenses, bans, sources), unit tests and the HTTP conformance suite. Each
 # conformance test binary starts (and removes) its own private PostgreSQL
 # cluster and fhirledger server on loopback; tests that sign in start the
-# external OpenID Connect provider of conformance/smart (Node.js).
+# external OpenID Connect provider of conformance/smart (Node.js); the chain
+# adapter's tests start their own anvil (conformance/chain's npm packages).
 set -euo pipefail
 cd "$(dirname "$0")"
 . deploy/host-deps.sh
 ensure_host_deps
 ensure_node_deps
+ensure_chain_deps
 cargo fmt --all --check
 cargo clippy --locked --workspace --all-targets -- -D warnings
 

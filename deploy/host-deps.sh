@@ -10,6 +10,11 @@
 # conformance/smart (the external OpenID Connect provider the tests sign in
 # at, and the SMART client and browser drivers) with `npm ci`, skipped when
 # node_modules is current.
+#
+# ensure_chain_deps (./test.sh): Node.js and npm, then the Node packages of
+# conformance/chain (solc-js, which compiles the AuditAnchor contract, and
+# anvil, the local EVM node of adapters/chain's tests, from its platform
+# package) with `npm ci`, skipped when node_modules is current.
 
 _FHIRLEDGER_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -55,5 +60,22 @@ ensure_node_deps() {
         return 0
     fi
     echo "installing the Node packages of conformance/smart (npm ci)" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund)
+}
+
+ensure_chain_deps() {
+    local missing=()
+    command -v node >/dev/null 2>&1 || missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || missing+=(npm)
+    [ ${#missing[@]} -eq 0 ] || _apt_install "${missing[@]}"
+    local dir="$_FHIRLEDGER_ROOT/conformance/chain"
+    # As for conformance/smart: current when node_modules/.package-lock.json
+    # is not older than the committed lockfile.
+    if [ -f "$dir/node_modules/.package-lock.json" ] && [ -d "$dir/node_modules/solc" ] \
+        && [ -d "$dir/node_modules/@foundry-rs/anvil" ] \
+        && ! [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+        return 0
+    fi
+    echo "installing the Node packages of conformance/chain (npm ci)" >&2
     (cd "$dir" && npm ci --no-audit --no-fund)
 }
