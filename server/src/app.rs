@@ -41,6 +41,11 @@ pub async fn serve(
         || db.store().audit_appender(),
     )
     .context("starting the audit writers")?;
+    let _sequencer = fhirledger_service::ledger::start_sequencer(
+        db.clone(),
+        fhirledger_service::ledger::SEQUENCE_EVERY,
+    )
+    .context("starting the Merkle log's sequencer")?;
     let state = web::Data::new(AppState {
         auth,
         audit_log,

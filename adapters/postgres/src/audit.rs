@@ -74,7 +74,7 @@ struct NewEvent<'a> {
 }
 
 /// Any number of events in one binary `COPY`, in the order given (so they
-/// get increasing `seq`): PostgreSQL's bulk path, which fills heap pages
+/// get increasing `seq`), with their pending Merkle log leaves: PostgreSQL's bulk path, which fills heap pages
 /// several rows at a time and skips the executor an `INSERT` of the same
 /// rows goes through. Each event's terms go to `terms` or `codes` by their
 /// parameter.
@@ -118,7 +118,12 @@ fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> 
     diesel::copy_from(crate::schema::audit_events::table)
         .from_insertable(events)
         .execute(conn)?;
-    Ok(())
+    // Every event is a leaf of the Merkle log, pending in the same transaction.
+    let leaves = rows
+        .iter()
+        .map(|r| crate::ledger::audit_leaf(&r.id, &r.content, r.recorded))
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::ledger::add_pending(conn, &leaves)
 }
 
 /// Events fetched per statement by [`crate::PgStore::each_audit_event`].

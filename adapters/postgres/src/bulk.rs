@@ -100,7 +100,7 @@ impl Tx<'_> {
             .collect();
         let res_ids: Vec<i64> = inserted.iter().map(|r| r.res_id).collect();
         insert_index_rows(self, resources, &res_ids)?;
-        Ok(resources
+        let stored: Vec<StoredVersion> = resources
             .iter()
             .zip(inserted)
             .zip(contents)
@@ -113,7 +113,9 @@ impl Tx<'_> {
                 method: Method::Post,
                 content: Some(content),
             })
-            .collect())
+            .collect();
+        crate::ledger::log_versions(self.conn, &stored)?;
+        Ok(stored)
     }
 }
 

@@ -46,3 +46,29 @@ diesel::table! {
         content -> Text,
     }
 }
+
+diesel::table! {
+    merkle_pending (pending_id) {
+        pending_id -> BigInt,
+        leaf_data -> Bytea,
+    }
+}
+
+diesel::table! {
+    merkle_leaves (leaf_index) {
+        leaf_index -> BigInt,
+        resource_type -> Text,
+        resource_id -> Text,
+        version_id -> Text,
+        leaf_data -> Bytea,
+        sequenced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    merkle_nodes (level, node_index) {
+        level -> SmallInt,
+        node_index -> BigInt,
+        hash -> Bytea,
+    }
+}

@@ -563,7 +563,7 @@ impl<'c> Tx<'c> {
             .bind::<BigInt, _>(version.res_id);
         let row =
             bind_index_rows(query, &[(version.res_id, index)]).get_result::<Seq>(self.conn)?;
-        Ok(StoredVersion {
+        let stored = StoredVersion {
             seq: row.seq,
             resource_type: resource_type.to_string(),
             id: id.to_string(),
@@ -571,7 +571,9 @@ impl<'c> Tx<'c> {
             last_updated: version.ts,
             method: version.method,
             content,
-        })
+        };
+        crate::ledger::log_versions(self.conn, [&stored])?;
+        Ok(stored)
     }
 }
 

@@ -24,6 +24,7 @@ mod database;
 mod error;
 pub mod guard;
 pub mod history;
+pub mod ledger;
 pub mod prepare;
 pub mod query;
 pub mod reads;
