@@ -345,6 +345,31 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
     })
 }
 
+/// A checkpoint of the log anchored on chain (the `merkle_checkpoints`
+/// table the anchoring worker fills once a transaction is final).
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct AnchoredCheckpoint {
+    #[diesel(sql_type = BigInt)]
+    pub tree_size: i64,
+    #[diesel(sql_type = Bytea)]
+    pub root: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    pub chain_id: i64,
+    #[diesel(sql_type = Bytea)]
+    pub contract: Vec<u8>,
+    #[diesel(sql_type = Bytea)]
+    pub tx_hash: Vec<u8>,
+    #[diesel(sql_type = BigInt)]
+    pub block_number: i64,
+    #[diesel(sql_type = Bytea)]
+    pub block_hash: Vec<u8>,
+    #[diesel(sql_type = Timestamptz)]
+    pub anchored_at: DateTime<Utc>,
+}
+
+const CHECKPOINT_COLUMNS: &str =
+    "tree_size, root, chain_id, contract, tx_hash, block_number, block_hash, anchored_at";
+
 #[derive(QueryableByName)]
 struct LeafRow {
     #[diesel(sql_type = BigInt)]
@@ -395,6 +420,31 @@ impl crate::PgStore {
         Ok(Some(
             range_hash(&Keccak256Hasher, &hashes).unwrap_or_else(|| Keccak256Hasher.empty_root()),
         ))
+    }
+
+    /// The first anchored checkpoint that covers leaf `leaf_index` (the
+    /// smallest anchored size above it), if one is anchored yet.
+    pub fn checkpoint_covering(
+        &self,
+        leaf_index: u64,
+    ) -> Result<Option<AnchoredCheckpoint>, StoreError> {
+        Ok(diesel::sql_query(format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM merkle_checkpoints \
+             WHERE tree_size > $1 ORDER BY tree_size LIMIT 1"
+        ))
+        .bind::<BigInt, _>(index_of(leaf_index)?)
+        .get_result::<AnchoredCheckpoint>(&mut *self.conn()?)
+        .optional()?)
+    }
+
+    /// The anchored checkpoint of exactly `tree_size` leaves, if any.
+    pub fn checkpoint_at(&self, tree_size: u64) -> Result<Option<AnchoredCheckpoint>, StoreError> {
+        Ok(diesel::sql_query(format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM merkle_checkpoints WHERE tree_size = $1"
+        ))
+        .bind::<BigInt, _>(index_of(tree_size)?)
+        .get_result::<AnchoredCheckpoint>(&mut *self.conn()?)
+        .optional()?)
     }
 
     /// The sequenced leaves `[from, to)`, by index (fewer when the log is

@@ -26,6 +26,7 @@ pub mod guard;
 pub mod history;
 pub mod ledger;
 pub mod prepare;
+pub mod proofs;
 pub mod query;
 pub mod reads;
 pub mod search;

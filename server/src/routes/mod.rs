@@ -6,6 +6,7 @@ mod bundle;
 mod consent;
 mod history;
 mod instance;
+mod ledger;
 mod metadata;
 mod search;
 mod type_level;
@@ -38,6 +39,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/fhir/_history")
             .route(web::get().to(history::system_history))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/$consistency")
+            .route(web::get().to(ledger::consistency))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/AuditEvent/{id}/$proof")
+            .route(web::get().to(ledger::audit_event_proof))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/Consent/{id}/_history/{vid}/$proof")
+            .route(web::get().to(ledger::consent_version_proof))
             .default_service(web::to(not_allowed)),
     )
     .service(
