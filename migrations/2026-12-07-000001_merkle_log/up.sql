@@ -34,9 +34,11 @@ CREATE TABLE merkle_leaves (
 );
 CREATE INDEX merkle_leaves_by_resource ON merkle_leaves (resource_type, resource_id, version_id);
 
--- Every perfect subtree of the log, level 0 being the leaf hashes: a node covers leaves
+-- Every perfect subtree of the log above the leaves: a node covers leaves
 -- [node_index * 2^level, (node_index + 1) * 2^level). Inclusion and consistency proofs
--- read O(log n) of them (fhirledger_merkle::inclusion_nodes, consistency_nodes).
+-- read O(log n) of them (fhirledger_merkle::inclusion_nodes, consistency_nodes). A leaf's
+-- own hash (level 0) is not kept: it is one Keccak-256 of its `merkle_leaves` data away,
+-- and keeping it would cost a row and an index entry per audited access.
 CREATE TABLE merkle_nodes (
     level      SMALLINT NOT NULL,
     node_index BIGINT   NOT NULL,

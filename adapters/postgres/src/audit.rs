@@ -126,6 +126,12 @@ fn append(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> 
     crate::ledger::add_pending(conn, &leaves)
 }
 
+/// [`append`] in a transaction of its own: the events and their pending
+/// leaves commit together (two statements; one flush at the commit).
+fn append_atomically(conn: &mut PgConnection, rows: &[AuditRow]) -> Result<(), StoreError> {
+    conn.transaction(|conn| append(conn, rows))
+}
+
 /// Events fetched per statement by [`crate::PgStore::each_audit_event`].
 const EXPORT_BATCH: usize = 1000;
 
@@ -163,7 +169,7 @@ impl AuditAppender {
                 Some(conn) => conn,
                 None => self.conn.insert(connect(&self.url)?),
             };
-            match append(conn, rows) {
+            match append_atomically(conn, rows) {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.conn = None;
@@ -207,7 +213,7 @@ impl crate::PgStore {
     /// returns (the server's own commands; reads' events go through an
     /// [`AuditAppender`]).
     pub fn append_audit_events(&self, rows: &[AuditRow]) -> Result<(), StoreError> {
-        append(&mut *self.conn()?, rows)
+        append_atomically(&mut *self.conn()?, rows)
     }
 
     /// The stored JSON of every event carrying the search term `term`

@@ -220,35 +220,63 @@ fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
 }
 
 /// The hashes of `ids`, in their order; an error names the first missing.
+/// Leaves (level 0) are hashed from their data in `merkle_leaves`, higher
+/// nodes read from `merkle_nodes`: one statement for each.
 fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let levels: Vec<i16> = ids.iter().map(|id| i16::from(id.level)).collect();
-    let indexes = ids
+    let leaf_indexes = ids
         .iter()
+        .filter(|id| id.level == 0)
         .map(|id| index_of(id.index))
         .collect::<Result<Vec<_>, _>>()?;
-    let rows = diesel::sql_query(
-        "SELECT n.level, n.node_index, n.hash FROM merkle_nodes n \
-         JOIN unnest($1::smallint[], $2::bigint[]) AS want(level, node_index) \
-           ON n.level = want.level AND n.node_index = want.node_index",
-    )
-    .bind::<Array<Int2>, _>(&levels)
-    .bind::<Array<BigInt>, _>(&indexes)
-    .load::<NodeRow>(conn)?;
+    let leaves: Vec<LeafRow> = if leaf_indexes.is_empty() {
+        Vec::new()
+    } else {
+        diesel::sql_query(
+            "SELECT leaf_index, leaf_data FROM merkle_leaves WHERE leaf_index = ANY($1)",
+        )
+        .bind::<Array<BigInt>, _>(&leaf_indexes)
+        .load::<LeafRow>(conn)?
+    };
+    let (levels, indexes): (Vec<i16>, Vec<i64>) = ids
+        .iter()
+        .filter(|id| id.level > 0)
+        .map(|id| Ok((i16::from(id.level), index_of(id.index)?)))
+        .collect::<Result<Vec<_>, StoreError>>()?
+        .into_iter()
+        .unzip();
+    let rows: Vec<NodeRow> = if levels.is_empty() {
+        Vec::new()
+    } else {
+        diesel::sql_query(
+            "SELECT n.level, n.node_index, n.hash FROM merkle_nodes n \
+             JOIN unnest($1::smallint[], $2::bigint[]) AS want(level, node_index) \
+               ON n.level = want.level AND n.node_index = want.node_index",
+        )
+        .bind::<Array<Int2>, _>(&levels)
+        .bind::<Array<BigInt>, _>(&indexes)
+        .load::<NodeRow>(conn)?
+    };
+    let missing = |id: &NodeId| {
+        StoreError::Internal(format!(
+            "the log has no node at level {} index {}",
+            id.level, id.index
+        ))
+    };
     ids.iter()
         .map(|id| {
-            let row = rows
-                .iter()
-                .find(|r| r.level == i16::from(id.level) && r.node_index as u64 == id.index)
-                .ok_or_else(|| {
-                    StoreError::Internal(format!(
-                        "the log has no node at level {} index {}",
-                        id.level, id.index
-                    ))
-                })?;
-            hash_of(&row.hash, "a log node")
+            if id.level == 0 {
+                let leaf = leaves
+                    .iter()
+                    .find(|l| l.leaf_index as u64 == id.index)
+                    .ok_or_else(|| missing(id))?;
+                Ok(Keccak256Hasher.leaf_hash(&leaf.leaf_data))
+            } else {
+                let row = rows
+                    .iter()
+                    .find(|r| r.level == i16::from(id.level) && r.node_index as u64 == id.index)
+                    .ok_or_else(|| missing(id))?;
+                hash_of(&row.hash, "a log node")
+            }
         })
         .collect()
 }
@@ -318,8 +346,10 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
         diesel::copy_from(merkle_leaves::table)
             .from_insertable(leaves)
             .execute(conn)?;
+        // Leaves' hashes (level 0) are not stored: their data is, one hash away.
         let new_nodes = completed
             .iter()
+            .filter(|n| n.id.level > 0)
             .map(|n| {
                 Ok(NewNode {
                     level: i16::from(n.id.level),
