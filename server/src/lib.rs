@@ -3,6 +3,8 @@
 
 pub mod admin_cli;
 pub mod app;
+pub mod chain;
+pub mod chain_cli;
 pub mod config;
 pub mod demo;
 pub mod http;

@@ -101,7 +101,7 @@ pub fn explain(database_url: &str, server: ServerConfig, search: &str) -> anyhow
 /// `fhirledger serve`: production, against an existing database.
 pub fn serve(database_url: &str, server: ServerConfig) -> anyhow::Result<()> {
     let store = open_store(database_url, &server)?;
-    actix_web::rt::System::new().block_on(app::serve(store, server, None))
+    actix_web::rt::System::new().block_on(app::serve(store, database_url, server, None))
 }
 
 /// `fhirledger dev`: a private cluster (unless a database URL is given), the
@@ -136,7 +136,7 @@ pub fn dev(dev: DevConfig, mut server: ServerConfig) -> anyhow::Result<()> {
         crate::demo::seed(&store, &server.fhir_base(), &issuer)
             .context("creating the demo data")?;
         let banner = format!("{banner}\n{}", crate::demo::banner(&issuer));
-        actix_web::rt::System::new().block_on(app::serve(store, server, Some(banner)))
+        actix_web::rt::System::new().block_on(app::serve(store, &url, server, Some(banner)))
     });
     if let Some(cluster) = cluster {
         tracing::info!("stopping the private PostgreSQL cluster");

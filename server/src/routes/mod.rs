@@ -6,6 +6,7 @@ mod bundle;
 mod consent;
 mod history;
 mod instance;
+mod ledger;
 mod metadata;
 mod search;
 mod type_level;
@@ -33,6 +34,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/fhir/metadata")
             .route(web::get().to(metadata::metadata))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
+        web::resource("/fhir/$ledger-status")
+            .route(web::get().to(ledger::ledger_status))
             .default_service(web::to(not_allowed)),
     )
     .service(
