@@ -131,6 +131,18 @@ pub fn dev(dev: DevConfig, mut server: ServerConfig) -> anyhow::Result<()> {
             .map(|c| format!(", PostgreSQL on 127.0.0.1:{}", c.port()))
             .unwrap_or_default()
     );
+    // Anvil (when installed): stopped when `chain` is dropped, after the server.
+    let chain = match crate::dev_chain::start(&dev.data_dir, &mut server) {
+        Ok(chain) => chain,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "dev: the chain could not be started; running without it");
+            None
+        }
+    };
+    let banner = match &chain {
+        Some(chain) => format!("{banner}\n{}", crate::dev_chain::banner(chain, &url)),
+        None => format!("{banner}\nChain: none (anvil not available); the Merkle log is not anchored"),
+    };
     let result = open_store(&url, &server).and_then(|store| {
         let issuer = server.auth_settings().issuer;
         crate::demo::seed(&store, &server.fhir_base(), &issuer)
@@ -138,6 +150,10 @@ pub fn dev(dev: DevConfig, mut server: ServerConfig) -> anyhow::Result<()> {
         let banner = format!("{banner}\n{}", crate::demo::banner(&issuer));
         actix_web::rt::System::new().block_on(app::serve(store, &url, server, Some(banner)))
     });
+    if chain.is_some() {
+        tracing::info!("stopping anvil");
+    }
+    drop(chain);
     if let Some(cluster) = cluster {
         tracing::info!("stopping the private PostgreSQL cluster");
         cluster
