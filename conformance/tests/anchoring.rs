@@ -162,8 +162,11 @@ fn grow_log(database_url: &str, size: u64) -> [u8; 32] {
     .expect("grow the log")
 }
 
-/// The recorded checkpoints: (size, root, tx hash, block number, block hash).
-fn checkpoints(database_url: &str) -> Vec<(u64, Vec<u8>, Vec<u8>, u64, Vec<u8>)> {
+/// A recorded checkpoint: (size, root, tx hash, block number, block hash).
+type Recorded = (u64, Vec<u8>, Vec<u8>, u64, Vec<u8>);
+
+/// The recorded checkpoints, by size.
+fn checkpoints(database_url: &str) -> Vec<Recorded> {
     #[derive(QueryableByName)]
     struct Row {
         #[diesel(sql_type = BigInt)]
@@ -275,12 +278,20 @@ fn deploy_and_writer_management_print_json() {
     let owner = key_file(&dir, "owner.key", DEV_KEY_0);
     let deployed = deploy(&anvil, &owner);
     let contract = deployed["contract"].as_str().expect("contract");
-    assert!(contract.starts_with("0x") && contract.len() == 42, "{deployed}");
-    assert!(deployed["tx"].as_str().is_some_and(|t| t.len() == 66), "{deployed}");
+    assert!(
+        contract.starts_with("0x") && contract.len() == 42,
+        "{deployed}"
+    );
+    assert!(
+        deployed["tx"].as_str().is_some_and(|t| t.len() == 66),
+        "{deployed}"
+    );
     assert!(deployed["block"].as_u64().is_some(), "{deployed}");
 
     let (rt, client) = client(&anvil, contract);
-    let writer: Address = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8".parse().unwrap();
+    let writer: Address = "0x70997970c51812dc3a010c7d01b50e0d17dc79c8"
+        .parse()
+        .unwrap();
     assert!(!rt.block_on(client.is_writer(writer)).unwrap());
     let args = |verb: &str| {
         vec![
@@ -298,13 +309,19 @@ fn deploy_and_writer_management_print_json() {
         ]
     };
     let added = fhirledger(
-        &args("add-writer").iter().map(String::as_str).collect::<Vec<_>>(),
+        &args("add-writer")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
         &[],
     );
     assert_eq!(added["writer"], writer.to_string(), "{added}");
     assert!(rt.block_on(client.is_writer(writer)).unwrap());
     let removed = fhirledger(
-        &args("remove-writer").iter().map(String::as_str).collect::<Vec<_>>(),
+        &args("remove-writer")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
         &[],
     );
     assert_eq!(removed["writer"], writer.to_string(), "{removed}");
@@ -353,18 +370,40 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     assert_eq!(st["contract"], contract);
     assert_eq!(st["lastTxHash"], hex(&tx));
 
-    // 2. A second process stands by; when the leader dies, it takes over.
+    // 2. A second process stands by. The leader dies (SIGKILL) right after
+    // sending checkpoint 7, before its receipt: the standby takes over,
+    // reconciles with latest() and the transaction in flight, and checkpoint
+    // 7 ends up anchored and recorded exactly once.
     let second = start_server_with(|_| env.clone());
     std::thread::sleep(Duration::from_secs(2));
-    let leads = |s: &TestServer| s.log_tail(400).contains("this process anchors the Merkle log");
+    let leads = |s: &TestServer| {
+        s.log_tail(400)
+            .contains("this process anchors the Merkle log")
+    };
     assert!(leads(&first) && !leads(&second), "the first server leads");
-    kill(&first, libc::SIGKILL);
     let root7 = grow_log(&db, 7);
-    wait_for("the standby to take over and anchor 7", Duration::from_secs(30), || {
-        checkpoints(&db).iter().any(|c| c.0 == 7)
-    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !first.log_tail(50).contains("checkpoint sent tree_size=7") {
+        assert!(Instant::now() < deadline, "checkpoint 7 was not sent");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kill(&first, libc::SIGKILL);
+    let crashed_before_receipt = !checkpoints(&db).iter().any(|c| c.0 == 7);
+    eprintln!("the leader died before recording checkpoint 7: {crashed_before_receipt}");
+    wait_for(
+        "the standby to take over and record 7",
+        Duration::from_secs(30),
+        || checkpoints(&db).iter().any(|c| c.0 == 7),
+    );
     assert!(leads(&second));
     assert_eq!(rt.block_on(client.latest()).unwrap(), (7, root7));
+    let sevens = rt
+        .block_on(client.checkpoints(0, None))
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.tree_size == 7)
+        .count();
+    assert_eq!(sevens, 1, "checkpoint 7 anchored once");
 
     // 3. The node goes down: the API keeps its speed, the log keeps growing,
     // and the worker waits for the chain.
@@ -376,7 +415,10 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     let root12 = grow_log(&db, 12);
     for _ in 0..5 {
         let (st, took) = status(&second);
-        assert!(took < Duration::from_millis(500), "$ledger-status took {took:?}");
+        assert!(
+            took < Duration::from_millis(500),
+            "$ledger-status took {took:?}"
+        );
         assert_eq!(number(&st["treeSize"]), 12);
         assert_eq!(number(&st["anchoredSize"]), 7);
         assert_eq!(number(&st["lagLeaves"]), 5);
@@ -396,7 +438,10 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     let events = rt.block_on(client.checkpoints(0, None)).unwrap();
     let on_chain: Vec<u64> = events.iter().map(|e| e.tree_size).collect();
     let recorded: Vec<u64> = checkpoints(&db).iter().map(|c| c.0).collect();
-    assert_eq!(on_chain, recorded, "every anchored checkpoint is recorded, once");
+    assert_eq!(
+        on_chain, recorded,
+        "every anchored checkpoint is recorded, once"
+    );
     assert!(on_chain.windows(2).all(|w| w[0] < w[1]));
     for event in &events {
         let row = checkpoints(&db)
@@ -427,12 +472,18 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     let redeployed = deploy(&reset, &writer);
     assert_eq!(redeployed["contract"], contract, "same deployer and nonce");
     let fourth = start_server_with(|_| chain_env(&reset, &contract, &writer));
-    wait_for("chain-mismatch (reset chain)", Duration::from_secs(30), || {
-        status(&fourth).0["worker"] == "chain-mismatch"
-    });
+    wait_for(
+        "chain-mismatch (reset chain)",
+        Duration::from_secs(30),
+        || status(&fourth).0["worker"] == "chain-mismatch",
+    );
     std::thread::sleep(Duration::from_secs(2));
     let (rt, client) = self::client(&reset, &contract);
-    assert_eq!(rt.block_on(client.latest()).unwrap(), (0, [0; 32]), "never written");
+    assert_eq!(
+        rt.block_on(client.latest()).unwrap(),
+        (0, [0; 32]),
+        "never written"
+    );
     assert_eq!(checkpoints(&db), recorded_before, "nothing recorded");
     let (st, _) = status(&fourth);
     assert_eq!(number(&st["anchoredSize"]), 12);

@@ -5,9 +5,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use fhirledger_chain::{
-    AnchorClient, ChainConfig, ChainError, Fees, Key, Rejection, TxHash,
-};
+use fhirledger_chain::{AnchorClient, ChainConfig, ChainError, Fees, Key, Rejection, TxHash};
 use fhirledger_service::anchoring::{AnchorChain, ChainFault, ChainReceipt, Hash32};
 use tokio::sync::OnceCell;
 
@@ -48,9 +46,10 @@ impl ChainSettings {
     }
 
     pub fn key(&self) -> anyhow::Result<Key> {
-        let path = self.key_file.as_ref().context(
-            "the writer's key file is needed (--key-file or FHIRLEDGER_CHAIN_KEY_FILE)",
-        )?;
+        let path = self
+            .key_file
+            .as_ref()
+            .context("the writer's key file is needed (--key-file or FHIRLEDGER_CHAIN_KEY_FILE)")?;
         Ok(Key::from_file(path)?)
     }
 
@@ -141,7 +140,12 @@ impl AnchorChain for ChainAnchor {
     }
 
     async fn latest(&self) -> Result<(u64, Hash32), ChainFault> {
-        self.client().await.map_err(fault)?.latest().await.map_err(fault)
+        self.client()
+            .await
+            .map_err(fault)?
+            .latest()
+            .await
+            .map_err(fault)
     }
 
     async fn root_at(&self, tree_size: u64) -> Result<Hash32, ChainFault> {

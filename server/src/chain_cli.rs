@@ -61,7 +61,12 @@ pub fn chain(command: ChainCommand) -> anyhow::Result<()> {
         ChainCommand::Deploy { chain } => {
             let key = chain.key()?;
             let deployed = runtime()?
-                .block_on(deploy(chain.rpc_url()?, chain.chain_id()?, &key, chain.fees()))
+                .block_on(deploy(
+                    chain.rpc_url()?,
+                    chain.chain_id()?,
+                    &key,
+                    chain.fees(),
+                ))
                 .context("deploying the AuditAnchor contract")?;
             println!(
                 "{}",

@@ -64,7 +64,8 @@ fn anvil_binary() -> Option<PathBuf> {
     } else {
         "amd64"
     };
-    let package = format!("conformance/chain/node_modules/@foundry-rs/anvil-linux-{arch}/bin/anvil");
+    let package =
+        format!("conformance/chain/node_modules/@foundry-rs/anvil-linux-{arch}/bin/anvil");
     let source_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     [PathBuf::from("."), source_root]
         .into_iter()

@@ -141,7 +141,9 @@ pub fn dev(dev: DevConfig, mut server: ServerConfig) -> anyhow::Result<()> {
     };
     let banner = match &chain {
         Some(chain) => format!("{banner}\n{}", crate::dev_chain::banner(chain, &url)),
-        None => format!("{banner}\nChain: none (anvil not available); the Merkle log is not anchored"),
+        None => {
+            format!("{banner}\nChain: none (anvil not available); the Merkle log is not anchored")
+        }
     };
     let result = open_store(&url, &server).and_then(|store| {
         let issuer = server.auth_settings().issuer;

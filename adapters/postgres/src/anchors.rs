@@ -237,10 +237,7 @@ fn status(conn: &mut PgConnection) -> Result<Option<AnchorStatusRow>, StoreError
     };
     Ok(Some(AnchorStatusRow {
         state: row.state,
-        chain_id: row
-            .chain_id
-            .map(|id| to_u64(id, "chain id"))
-            .transpose()?,
+        chain_id: row.chain_id.map(|id| to_u64(id, "chain id")).transpose()?,
         contract: row
             .contract
             .map(|c| fixed(c, "status contract"))
@@ -253,10 +250,7 @@ fn status(conn: &mut PgConnection) -> Result<Option<AnchorStatusRow>, StoreError
 /// The stored perfect nodes making up the tree of `size` leaves, in
 /// [`fhirledger_merkle::frontier_nodes`] order: `(level, index)` pairs
 /// asked for, their hashes answered.
-fn nodes(
-    conn: &mut PgConnection,
-    wanted: &[(u8, u64)],
-) -> Result<Option<Vec<Hash32>>, StoreError> {
+fn nodes(conn: &mut PgConnection, wanted: &[(u8, u64)]) -> Result<Option<Vec<Hash32>>, StoreError> {
     if wanted.is_empty() {
         return Ok(Some(Vec::new()));
     }
@@ -390,12 +384,12 @@ impl AnchorSession {
             return Ok(true);
         }
         let took = self.run(|conn| {
-            Ok(diesel::sql_query(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS flag",
+            Ok(
+                diesel::sql_query("SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS flag")
+                    .bind::<Text, _>(LEADER_LOCK_KEY)
+                    .get_result::<Flag>(conn)?
+                    .flag,
             )
-            .bind::<Text, _>(LEADER_LOCK_KEY)
-            .get_result::<Flag>(conn)?
-            .flag)
         })?;
         self.leading = took;
         Ok(took)

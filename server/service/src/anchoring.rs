@@ -311,10 +311,7 @@ pub fn decide(o: &Observed) -> Decision {
     }
     if let Some(f) = o.inflight {
         if f.tree_size <= chain_size {
-            return Decision::DropInflight(format!(
-                "size {} is already anchored",
-                f.tree_size
-            ));
+            return Decision::DropInflight(format!("size {} is already anchored", f.tree_size));
         }
         if f.nonce < o.confirmed_nonce {
             return Decision::DropInflight(format!(
@@ -475,7 +472,9 @@ impl<C: AnchorChain> Worker<C> {
             match self.session.try_lead() {
                 Ok(true) => {
                     if !was_leading {
-                        tracing::info!("this process anchors the Merkle log (it holds the anchoring lock)");
+                        tracing::info!(
+                            "this process anchors the Merkle log (it holds the anchoring lock)"
+                        );
                         was_leading = true;
                         self.published = None;
                     }
@@ -603,7 +602,17 @@ impl<C: AnchorChain> Worker<C> {
             .and_then(|hashes| range_hash(&Keccak256Hasher, &hashes)))
     }
 
-    async fn observe(&mut self) -> Result<(Observed, TreeHead, Option<CheckpointRow>, Option<InflightRow>), StepError> {
+    async fn observe(
+        &mut self,
+    ) -> Result<
+        (
+            Observed,
+            TreeHead,
+            Option<CheckpointRow>,
+            Option<InflightRow>,
+        ),
+        StepError,
+    > {
         let head = self.session.head()?;
         let recorded = self.session.last_checkpoint()?;
         let inflight = self.session.inflight()?;
@@ -698,7 +707,11 @@ impl<C: AnchorChain> Worker<C> {
                 Ok(Stepped::Progress)
             }
             Decision::Resend(f) => {
-                tracing::info!(tree_size = f.tree_size, nonce = f.nonce, "sending the checkpoint in flight again");
+                tracing::info!(
+                    tree_size = f.tree_size,
+                    nonce = f.nonce,
+                    "sending the checkpoint in flight again"
+                );
                 self.send(f.tree_size, f.root, f.nonce).await?;
                 Ok(Stepped::Progress)
             }
@@ -858,7 +871,12 @@ impl LedgerStatus {
                 st.contract,
             ),
             None => match local {
-                Some(l) => (WorkerState::Standby, None, Some(l.chain_id), Some(l.contract)),
+                Some(l) => (
+                    WorkerState::Standby,
+                    None,
+                    Some(l.chain_id),
+                    Some(l.contract),
+                ),
                 None => (WorkerState::WaitingForChain, None, None, None),
             },
         };
@@ -867,9 +885,9 @@ impl LedgerStatus {
             anchored_size,
             lag_leaves,
             lag_seconds,
-            chain_id: chain_id.or(s.last_checkpoint.map(|c| c.chain_id)).filter(|_| {
-                fresh.is_some() || local.is_some()
-            }),
+            chain_id: chain_id
+                .or(s.last_checkpoint.map(|c| c.chain_id))
+                .filter(|_| fresh.is_some() || local.is_some()),
             anchored_root: s.last_checkpoint.map(|c| c.root),
             contract: contract.or(s.last_checkpoint.map(|c| c.contract)),
             last_tx: s.last_checkpoint.map(|c| c.tx_hash),
@@ -927,13 +945,7 @@ pub fn ledger_status(
     }
     let snapshot = store.ledger_snapshot()?;
     if let Some(recorder) = guard.recorder() {
-        recorder.add(recorder.operation(
-            guard.caller(),
-            "$ledger-status",
-            None,
-            Vec::new(),
-            None,
-        ));
+        recorder.add(recorder.operation(guard.caller(), "$ledger-status", None, Vec::new(), None));
     }
     Ok(LedgerStatus::from_snapshot(&snapshot, local))
 }
@@ -1071,12 +1083,18 @@ mod tests {
         assert_eq!(decide(&pooled), Decision::AwaitReceipt { tx: root(0xaa) });
         // Crashed before the hash was recorded, or the pool forgot it: send it again.
         let unsent = Observed {
-            inflight: Some(Inflight { tx: None, ..inflight }),
+            inflight: Some(Inflight {
+                tx: None,
+                ..inflight
+            }),
             ..pooled
         };
         assert_eq!(
             decide(&unsent),
-            Decision::Resend(Inflight { tx: None, ..inflight })
+            Decision::Resend(Inflight {
+                tx: None,
+                ..inflight
+            })
         );
         let forgotten = Observed {
             inflight: Some(inflight),
