@@ -491,3 +491,29 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     kill(&fourth, libc::SIGTERM);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn ledger_status_is_for_audit_readers_only() {
+    use conformance::smart::{BackendClient, SigningKey};
+    let server = conformance::server();
+    let ask = |token: &str| {
+        reqwest::blocking::Client::new()
+            .get(server.url("$ledger-status"))
+            .bearer_auth(token)
+            .send()
+            .expect("GET $ledger-status")
+            .status()
+            .as_u16()
+    };
+    // A system/ client with AuditEvent read (here: every scope) may ask.
+    assert_eq!(ask(server.token()), 200);
+    let audit_reader = BackendClient::register(server, "system/AuditEvent.rs", SigningKey::rs384());
+    assert_eq!(ask(&audit_reader.token("system/AuditEvent.rs")), 200);
+    // A system/ client without AuditEvent read may not: the AuditEvent
+    // search decision refuses it.
+    let other = BackendClient::register(server, "system/Patient.rs", SigningKey::rs384());
+    assert_eq!(ask(&other.token("system/Patient.rs")), 403);
+    // Without a token, 401.
+    let anonymous = reqwest::blocking::get(server.url("$ledger-status")).expect("GET");
+    assert_eq!(anonymous.status().as_u16(), 401);
+}
