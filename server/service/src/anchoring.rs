@@ -537,6 +537,12 @@ impl<C: AnchorChain> Worker<C> {
                 self.publish(WorkerState::ChainMismatch, Some(why));
                 self.pause(MISMATCH_RECHECK).await;
             }
+            StepError::Chain(fault @ ChainFault::Refused(_)) => {
+                tracing::error!(error = %fault, retry_ms = backoff.as_millis() as u64, "the chain refused a checkpoint (is the key a writer of the contract?)");
+                self.publish(WorkerState::WaitingForChain, Some(fault.to_string()));
+                self.pause(*backoff).await;
+                *backoff = (*backoff * 2).min(MAX_BACKOFF);
+            }
             StepError::Chain(fault) => {
                 tracing::warn!(error = %fault, retry_ms = backoff.as_millis() as u64, "anchoring waits for the chain");
                 self.publish(WorkerState::WaitingForChain, Some(fault.to_string()));
@@ -802,6 +808,8 @@ impl<C: AnchorChain> Worker<C> {
             if Instant::now() >= deadline {
                 return Ok(false);
             }
+            // Keep the heartbeat while waiting (other replicas read it).
+            self.publish(WorkerState::Anchoring, None);
             self.pause(RECEIPT_POLL).await;
         }
     }
