@@ -334,7 +334,12 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     let dir = temp_dir("lifecycle");
     let mut anvil = Anvil::start(CHAIN_ID, Some(dir.join("anvil-state.json")));
     // A writer key nobody funded: gas price 0 needs no balance.
-    let writer = key_file(&dir, "writer.key", &random_key_hex());
+    let writer_hex = random_key_hex();
+    let writer = key_file(&dir, "writer.key", &writer_hex);
+    let writer_address = Key::from_hex(&writer_hex)
+        .expect("key")
+        .address()
+        .to_string();
     let deployed = deploy(&anvil, &writer);
     let contract = deployed["contract"].as_str().expect("contract").to_string();
 
@@ -426,6 +431,21 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
         let metadata = reqwest::blocking::get(second.url("metadata")).expect("metadata");
         assert_eq!(metadata.status().as_u16(), 200);
         assert!(started.elapsed() < Duration::from_millis(500));
+        // A write (with its AuditEvent) keeps its speed too.
+        let started = Instant::now();
+        let created = reqwest::blocking::Client::new()
+            .post(second.url("Organization"))
+            .bearer_auth(second.token())
+            .header("Content-Type", "application/fhir+json")
+            .body(r#"{"resourceType":"Organization","name":"Anchoring test hospital"}"#)
+            .send()
+            .expect("create");
+        assert_eq!(created.status().as_u16(), 201);
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(1),
+            "a create took {took:?} with the chain down"
+        );
     }
 
     // 4. The node returns: anchoring catches up, with no gap and no double anchor.
@@ -452,6 +472,42 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
         assert_eq!(row.2, event.tx.0.to_vec());
     }
     assert_eq!(status(&second).0["worker"], "anchoring");
+
+    // 4b. The key is no longer a writer: the contract refuses (checked by a
+    // dry run, nothing spent), the worker says so and waits; once it is a
+    // writer again, anchoring resumes.
+    let writer_args = |verb: &str| {
+        vec![
+            "chain".to_string(),
+            verb.to_string(),
+            writer_address.clone(),
+            "--rpc-url".into(),
+            anvil.url(),
+            "--key-file".into(),
+            writer.to_string_lossy().into_owned(),
+            "--chain-id".into(),
+            CHAIN_ID.to_string(),
+            "--contract".into(),
+            contract.clone(),
+        ]
+    };
+    let run =
+        |args: Vec<String>| fhirledger(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
+    run(writer_args("remove-writer"));
+    grow_log(&db, 13);
+    wait_for("the refusal to show", Duration::from_secs(30), || {
+        let (st, _) = status(&second);
+        st["worker"] == "waiting-for-chain"
+            && st
+                .get("lastError")
+                .and_then(Value::as_str)
+                .is_some_and(|e| e.contains("writer"))
+    });
+    assert!(!checkpoints(&db).iter().any(|c| c.0 == 13));
+    run(writer_args("add-writer"));
+    wait_for("anchoring to resume at 13", Duration::from_secs(30), || {
+        checkpoints(&db).iter().any(|c| c.0 == 13)
+    });
     kill(&second, libc::SIGTERM);
     let recorded_before = checkpoints(&db);
 
@@ -486,7 +542,7 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     );
     assert_eq!(checkpoints(&db), recorded_before, "nothing recorded");
     let (st, _) = status(&fourth);
-    assert_eq!(number(&st["anchoredSize"]), 12);
+    assert_eq!(number(&st["anchoredSize"]), 13);
     assert_eq!(number(&st["treeSize"]), 14);
     kill(&fourth, libc::SIGTERM);
     let _ = std::fs::remove_dir_all(&dir);
