@@ -6,5 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 . deploy/host-deps.sh
 ensure_host_deps
+# anvil for the dev chain (conformance/chain's npm packages); dev runs without it.
+ensure_chain_deps || echo "dev.sh: anvil unavailable; fhirledger dev runs without the chain" >&2
 cargo build --release --locked -p fhirledger
 exec ./target/release/fhirledger dev "$@"

@@ -18,9 +18,12 @@
 //! - `FHIRLEDGER_TEST_LOG`: `FHIRLEDGER_LOG` filter for the server (default `info`).
 //! - `FHIRLEDGER_NODE`: the Node.js binary for [`oidc`]'s test OpenID Connect
 //!   provider (default `node`; `npm ci` runs in `conformance/smart` when needed).
+//! - `FHIRLEDGER_ANVIL`: the anvil binary [`anvil`] starts for `tests/anchoring.rs`
+//!   (default: conformance/chain's npm package; `npm ci` there, as ./test.sh does).
 //! - `FHIRLEDGER_CHROMIUM`: the browser [`e2e`]'s SMART flows drive (default
 //!   `/usr/bin/chromium`, Debian's `chromium`).
 
+pub mod anvil;
 pub mod balp;
 pub mod e2e;
 pub mod examples;

@@ -111,7 +111,7 @@ pub enum KeysCommand {
 
 /// Runs `work` on the chosen database (starting the dev cluster for the
 /// command when it is not running).
-fn with_store<T>(
+pub(crate) fn with_store<T>(
     db: &AdminDatabase,
     work: impl FnOnce(&PgStore) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {

@@ -6,9 +6,11 @@ use std::sync::Arc;
 
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
-use fhirledger_postgres::PgStore;
+use fhirledger_postgres::{AnchorSession, PgStore};
+use fhirledger_service::anchoring::{AnchorSettings, AnchorWorker, LocalAnchoring};
 use fhirledger_service::{AuditLog, Database};
 
+use crate::chain::ChainAnchor;
 use crate::config::ServerConfig;
 use crate::routes;
 use crate::state::AppState;
@@ -17,9 +19,12 @@ use fhirledger_auth::AuthServer;
 /// Serves until a shutdown signal arrives.
 pub async fn serve(
     store: PgStore,
+    database_url: &str,
     config: ServerConfig,
     banner: Option<String>,
 ) -> anyhow::Result<()> {
+    // The anchoring worker: on a thread of its own, never on a request's path.
+    let (_anchoring, anchoring) = start_anchoring(database_url, &config)?;
     let db = Arc::new(Database::new(
         store,
         config.db_pool_size as usize,
@@ -50,6 +55,7 @@ pub async fn serve(
         auth,
         audit_log,
         observer: config.observer(),
+        anchoring,
         db,
         fhir_base: config.fhir_base(),
         max_body_bytes: config.max_body_bytes,
@@ -83,6 +89,36 @@ pub async fn serve(
     server.run().await.context("running the HTTP server")?;
     tracing::info!("fhirledger stopped");
     Ok(())
+}
+
+/// Starts the anchoring worker when the chain is configured: every setting
+/// or none (a partial configuration is an error, not a silent standby).
+fn start_anchoring(
+    database_url: &str,
+    config: &ServerConfig,
+) -> anyhow::Result<(Option<AnchorWorker>, Option<LocalAnchoring>)> {
+    let chain = &config.chain;
+    if !chain.any_set() {
+        tracing::info!("anchoring is not configured (FHIRLEDGER_CHAIN_RPC_URL, FHIRLEDGER_CHAIN_ID, FHIRLEDGER_ANCHOR_CONTRACT, FHIRLEDGER_CHAIN_KEY_FILE): the Merkle log is not anchored");
+        return Ok((None, None));
+    }
+    let client_config = chain
+        .client_config()
+        .context("configuring the anchoring worker")?;
+    let local = LocalAnchoring {
+        chain_id: client_config.chain_id,
+        contract: client_config.contract.0,
+    };
+    let worker = AnchorWorker::start(
+        ChainAnchor::new(client_config),
+        AnchorSession::new(database_url),
+        AnchorSettings {
+            interval: chain.anchor_interval,
+            max_leaves: chain.anchor_max_leaves.max(1),
+        },
+    )
+    .context("starting the anchoring worker")?;
+    Ok((Some(worker), Some(local)))
 }
 
 /// The most events one commit of reads' AuditEvents carries.

@@ -54,6 +54,69 @@ pub struct ServerConfig {
     pub emergency_access_minutes: i64,
     #[command(flatten)]
     pub auth: AuthConfig,
+    #[command(flatten)]
+    pub chain: ChainSettings,
+}
+
+/// Where the Merkle log's checkpoints are anchored (the anchoring worker of
+/// `serve`, and the `chain` commands). Anchoring runs when the RPC URL, the
+/// chain id, the contract and the key file are all set.
+#[derive(Debug, Clone, Args)]
+pub struct ChainSettings {
+    /// JSON-RPC endpoint of the chain node, plain HTTP (`http://127.0.0.1:8545`).
+    #[arg(long = "rpc-url", env = "FHIRLEDGER_CHAIN_RPC_URL")]
+    pub rpc_url: Option<String>,
+    /// The chain id the node must report; every transaction is signed for it.
+    #[arg(long = "chain-id", env = "FHIRLEDGER_CHAIN_ID")]
+    pub chain_id: Option<u64>,
+    /// The AuditAnchor contract's address (0x…).
+    #[arg(long = "contract", env = "FHIRLEDGER_ANCHOR_CONTRACT")]
+    pub contract: Option<String>,
+    /// A file holding the writer account's private key: one 0x-prefixed hex key.
+    #[arg(long = "key-file", env = "FHIRLEDGER_CHAIN_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Blocks that must follow a checkpoint's block before it is recorded
+    /// (0 for QBFT's immediate finality).
+    #[arg(long, env = "FHIRLEDGER_CHAIN_CONFIRMATIONS", default_value_t = 0)]
+    pub confirmations: u64,
+    /// Gas price in wei of legacy transactions (0 on free-gas Besu networks).
+    #[arg(long, env = "FHIRLEDGER_CHAIN_GAS_PRICE", default_value_t = 0)]
+    pub gas_price: u128,
+    /// EIP-1559 transactions with this max fee per gas (wei) instead of legacy ones.
+    #[arg(long, env = "FHIRLEDGER_CHAIN_MAX_FEE")]
+    pub max_fee: Option<u128>,
+    /// EIP-1559 max priority fee per gas (wei); with FHIRLEDGER_CHAIN_MAX_FEE.
+    #[arg(long, env = "FHIRLEDGER_CHAIN_MAX_PRIORITY_FEE", default_value_t = 0)]
+    pub max_priority_fee: u128,
+    /// Longest wait for one JSON-RPC answer, in seconds.
+    #[arg(long, env = "FHIRLEDGER_CHAIN_RPC_TIMEOUT", default_value_t = 10)]
+    pub rpc_timeout_seconds: u64,
+    /// Longest time between the log growing and its checkpoint: `2s`, `500ms`, or seconds.
+    #[arg(long, env = "FHIRLEDGER_ANCHOR_INTERVAL", default_value = "2s", value_parser = parse_interval)]
+    pub anchor_interval: std::time::Duration,
+    /// Anchor at once when this many leaves wait, without waiting for the interval.
+    #[arg(long, env = "FHIRLEDGER_ANCHOR_MAX_LEAVES", default_value_t = 1000)]
+    pub anchor_max_leaves: u64,
+}
+
+/// `2s`, `1500ms`, `0.5` (seconds).
+pub fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration such as 2s or 500ms"))?;
+    if !value.is_finite() || value <= 0.0 || value * scale > 86_400.0 {
+        return Err(format!("'{text}' must be above 0 and at most a day"));
+    }
+    Ok(std::time::Duration::from_secs_f64(value * scale))
 }
 
 /// Settings of the SMART authorization server.

@@ -3,8 +3,11 @@
 
 pub mod admin_cli;
 pub mod app;
+pub mod chain;
+pub mod chain_cli;
 pub mod config;
 pub mod demo;
+pub mod dev_chain;
 pub mod http;
 mod index_check;
 pub mod routes;

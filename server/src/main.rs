@@ -1,6 +1,6 @@
 //! The `fhirledger` command line: `serve`, `dev`, `migrate`, `reindex`, `explain`, and the
-//! administration commands `client add`, `user add`, `launch`, `audit export` and
-//! `keys rotate`.
+//! administration commands `client add`, `user add`, `launch`, `audit export`,
+//! `keys rotate` and `chain deploy|add-writer|remove-writer|status`.
 
 use std::process::ExitCode;
 
@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use fhirledger::admin_cli::{
     self, AdminDatabase, AuditCommand, ClientCommand, KeysCommand, UserCommand,
 };
+use fhirledger::chain_cli::{self, ChainCommand};
 use fhirledger::config::{DevConfig, ServerConfig};
 use fhirledger::run;
 
@@ -106,6 +107,12 @@ enum Command {
         #[command(flatten)]
         server: ServerConfig,
     },
+    /// Anchoring on chain: deploy the AuditAnchor contract, manage its
+    /// writers, print the ledger's anchoring status.
+    Chain {
+        #[command(subcommand)]
+        command: ChainCommand,
+    },
     /// Manage the token signing keys.
     Keys {
         #[command(subcommand)]
@@ -157,6 +164,7 @@ fn main() -> ExitCode {
             db,
             server,
         } => admin_cli::audit(&db, &server, command),
+        Command::Chain { command } => chain_cli::chain(command),
         Command::Keys {
             command,
             db,

@@ -101,7 +101,7 @@ pub fn explain(database_url: &str, server: ServerConfig, search: &str) -> anyhow
 /// `fhirledger serve`: production, against an existing database.
 pub fn serve(database_url: &str, server: ServerConfig) -> anyhow::Result<()> {
     let store = open_store(database_url, &server)?;
-    actix_web::rt::System::new().block_on(app::serve(store, server, None))
+    actix_web::rt::System::new().block_on(app::serve(store, database_url, server, None))
 }
 
 /// `fhirledger dev`: a private cluster (unless a database URL is given), the
@@ -131,13 +131,31 @@ pub fn dev(dev: DevConfig, mut server: ServerConfig) -> anyhow::Result<()> {
             .map(|c| format!(", PostgreSQL on 127.0.0.1:{}", c.port()))
             .unwrap_or_default()
     );
+    // Anvil (when installed): stopped when `chain` is dropped, after the server.
+    let chain = match crate::dev_chain::start(&dev.data_dir, &mut server) {
+        Ok(chain) => chain,
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "dev: the chain could not be started; running without it");
+            None
+        }
+    };
+    let banner = match &chain {
+        Some(chain) => format!("{banner}\n{}", crate::dev_chain::banner(chain, &url)),
+        None => {
+            format!("{banner}\nChain: none (anvil not available); the Merkle log is not anchored")
+        }
+    };
     let result = open_store(&url, &server).and_then(|store| {
         let issuer = server.auth_settings().issuer;
         crate::demo::seed(&store, &server.fhir_base(), &issuer)
             .context("creating the demo data")?;
         let banner = format!("{banner}\n{}", crate::demo::banner(&issuer));
-        actix_web::rt::System::new().block_on(app::serve(store, server, Some(banner)))
+        actix_web::rt::System::new().block_on(app::serve(store, &url, server, Some(banner)))
     });
+    if chain.is_some() {
+        tracing::info!("stopping anvil");
+    }
+    drop(chain);
     if let Some(cluster) = cluster {
         tracing::info!("stopping the private PostgreSQL cluster");
         cluster

@@ -24,4 +24,6 @@ pub struct AppState {
     pub audit_log: AuditLog,
     /// This server, as its AuditEvents name it.
     pub observer: Observer,
+    /// This process's anchoring configuration, when it runs the worker.
+    pub anchoring: Option<fhirledger_service::anchoring::LocalAnchoring>,
 }

@@ -2,6 +2,7 @@
 //! blocking r2d2 pool), Binary bytes as streamed large objects, embedded
 //! migrations, and private clusters for `fhirledger dev` and the tests.
 
+pub mod anchors;
 pub mod audit;
 pub mod auth;
 mod binary;
@@ -18,6 +19,7 @@ mod search;
 mod store;
 mod tx;
 
+pub use anchors::{AnchorSession, LedgerSnapshot};
 pub use audit::{AuditAppender, AuditRow};
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use bulk::NewResource;

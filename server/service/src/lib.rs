@@ -13,6 +13,7 @@
 //! - Errors are [`ServiceError`]s: a FHIR status and OperationOutcome issues,
 //!   no transport types.
 
+pub mod anchoring;
 pub mod audit;
 pub mod audit_export;
 mod audit_log;

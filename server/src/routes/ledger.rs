@@ -1,11 +1,13 @@
-//! Proofs over the Merkle log: `GET AuditEvent/{id}/$proof`,
+//! The Merkle log over FHIR, answered as Parameters: `GET AuditEvent/{id}/$proof`,
 //! `GET Consent/{id}/_history/{vid}/$proof` and `GET $consistency?from&to`
-//! (see `fhirledger_service::proofs`), answered as Parameters.
+//! (see `fhirledger_service::proofs`), and `GET $ledger-status` (how far the
+//! log is anchored, `fhirledger_service::anchoring::ledger_status`).
 
 use actix_web::{web, HttpResponse};
 use fhirledger_service::proofs::{
     consistency_proof, inclusion_proof, Anchor, ConsistencyProof, InclusionProof, Proven,
 };
+use fhirledger_service::anchoring::ledger_status as status_of;
 use fhirledger_service::ServiceError;
 use serde_json::{json, Value};
 
@@ -100,6 +102,28 @@ async fn consistency_inner(fhir: &FhirRequest) -> Result<HttpResponse, ServiceEr
     parameters.extend(path.iter().map(|p| string("path", p)));
     parameters.extend(anchored_at(&to));
     respond(parameters, format)
+}
+
+/// `GET /fhir/$ledger-status`: how far the Merkle log is anchored on chain
+/// (see `fhirledger_service::anchoring::ledger_status`).
+pub async fn ledger_status(fhir: FhirRequest) -> HttpResponse {
+    fhir.answer(ledger_status_inner(&fhir).await)
+}
+
+async fn ledger_status_inner(fhir: &FhirRequest) -> Result<HttpResponse, ServiceError> {
+    let format = fhir.format()?;
+    let guard = fhir.guard.clone();
+    let local = fhir.state.anchoring;
+    let status = fhir
+        .state
+        .db
+        .run_read(move |store| status_of(store, &guard, local))
+        .await?;
+    let (ct, body) = resource_body(&status.to_parameters(), format)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .content_type(ct)
+        .body(body))
 }
 
 /// Where the (last) checkpoint of a proof is anchored.

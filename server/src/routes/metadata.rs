@@ -156,7 +156,7 @@ pub fn build_capabilities(fhir_base: &str, issuer: &str) -> serde_json::Value {
             }
         })
         .collect();
-    capability_statement(&ServerCapabilities {
+    let mut statement = capability_statement(&ServerCapabilities {
         fhir_base_url: fhir_base.to_string(),
         software_name: "fhirledger".into(),
         software_version: env!("CARGO_PKG_VERSION").into(),
@@ -174,7 +174,26 @@ pub fn build_capabilities(fhir_base: &str, issuer: &str) -> serde_json::Value {
         ],
         security: Some(security(issuer)),
         date: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-    })
+    });
+    // The system-level operation (README, "Anchoring the audit trail on chain").
+    if let Some(rest) = statement["rest"]
+        .as_array_mut()
+        .and_then(|r| r.first_mut())
+        .and_then(|r| r.as_object_mut())
+    {
+        rest.insert(
+            "operation".into(),
+            serde_json::json!([{
+                "name": "ledger-status",
+                "definition": "urn:fhirledger:OperationDefinition:ledger-status",
+                "documentation": "GET $ledger-status: how far the audit trail's Merkle log is \
+                    anchored on chain (treeSize, anchoredSize, lagLeaves, lagSeconds, chainId, \
+                    anchoredRoot, contract, lastTxHash, worker); for compliance officers and \
+                    system/ clients with AuditEvent read"
+            }]),
+        );
+    }
+    statement
 }
 
 pub async fn metadata(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

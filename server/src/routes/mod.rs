@@ -37,6 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(not_allowed)),
     )
     .service(
+        web::resource("/fhir/$ledger-status")
+            .route(web::get().to(ledger::ledger_status))
+            .default_service(web::to(not_allowed)),
+    )
+    .service(
         web::resource("/fhir/_history")
             .route(web::get().to(history::system_history))
             .default_service(web::to(not_allowed)),
