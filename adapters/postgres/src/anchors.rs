@@ -14,7 +14,7 @@
 use chrono::{DateTime, Utc};
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Nullable, SmallInt, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 
 use crate::StoreError;
 
@@ -26,12 +26,7 @@ const LEADER_LOCK_KEY: &str = "fhirledger anchoring worker";
 pub type Hash32 = [u8; 32];
 
 /// The Merkle log's current head.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TreeHead {
-    pub tree_size: u64,
-    pub root: Hash32,
-    pub updated_at: DateTime<Utc>,
-}
+pub use crate::ledger::LogHead as TreeHead;
 
 /// A checkpoint anchored on chain, as its final receipt says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,26 +91,6 @@ fn fixed<const N: usize>(bytes: Vec<u8>, what: &str) -> Result<[u8; N], StoreErr
     bytes
         .try_into()
         .map_err(|_| StoreError::Internal(format!("{what}: {len} bytes stored, {N} expected")))
-}
-
-#[derive(QueryableByName)]
-struct HeadSql {
-    #[diesel(sql_type = BigInt)]
-    tree_size: i64,
-    #[diesel(sql_type = Bytea)]
-    root: Vec<u8>,
-    #[diesel(sql_type = Timestamptz)]
-    updated_at: DateTime<Utc>,
-}
-
-impl HeadSql {
-    fn into_head(self) -> Result<TreeHead, StoreError> {
-        Ok(TreeHead {
-            tree_size: to_u64(self.tree_size, "tree size")?,
-            root: fixed(self.root, "merkle_head.root")?,
-            updated_at: self.updated_at,
-        })
-    }
 }
 
 #[derive(QueryableByName)]
@@ -186,16 +161,6 @@ struct StatusSql {
 }
 
 #[derive(QueryableByName)]
-struct NodeSql {
-    #[diesel(sql_type = SmallInt)]
-    level: i16,
-    #[diesel(sql_type = BigInt)]
-    node_index: i64,
-    #[diesel(sql_type = Bytea)]
-    hash: Vec<u8>,
-}
-
-#[derive(QueryableByName)]
 struct Flag {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     flag: bool,
@@ -210,11 +175,7 @@ struct Instant {
 const CHECKPOINT_COLUMNS: &str =
     "tree_size, root, chain_id, contract, tx_hash, block_number, block_hash, anchored_at";
 
-fn head(conn: &mut PgConnection) -> Result<TreeHead, StoreError> {
-    diesel::sql_query("SELECT tree_size, root, updated_at FROM merkle_head")
-        .get_result::<HeadSql>(conn)?
-        .into_head()
-}
+use crate::ledger::head;
 
 fn last_checkpoint(conn: &mut PgConnection) -> Result<Option<CheckpointRow>, StoreError> {
     diesel::sql_query(format!(
@@ -247,43 +208,50 @@ fn status(conn: &mut PgConnection) -> Result<Option<AnchorStatusRow>, StoreError
     }))
 }
 
-/// The stored perfect nodes making up the tree of `size` leaves, in
-/// [`fhirledger_merkle::frontier_nodes`] order: `(level, index)` pairs
-/// asked for, their hashes answered.
+/// The stored perfect nodes `(level, index)` asked for, their hashes in
+/// that order; `None` when one is not stored (yet).
 fn nodes(conn: &mut PgConnection, wanted: &[(u8, u64)]) -> Result<Option<Vec<Hash32>>, StoreError> {
-    if wanted.is_empty() {
-        return Ok(Some(Vec::new()));
-    }
-    let levels: Vec<i16> = wanted.iter().map(|(l, _)| i16::from(*l)).collect();
-    let indexes = wanted
+    let ids: Vec<fhirledger_merkle::NodeId> = wanted
         .iter()
-        .map(|(_, i)| to_i64(*i, "node index"))
-        .collect::<Result<Vec<i64>, _>>()?;
-    let found = diesel::sql_query(
-        "SELECT n.level, n.node_index, n.hash FROM merkle_nodes n \
-         JOIN unnest($1::smallint[], $2::bigint[]) AS w(level, node_index) \
-           ON n.level = w.level AND n.node_index = w.node_index",
-    )
-    .bind::<diesel::sql_types::Array<SmallInt>, _>(&levels)
-    .bind::<diesel::sql_types::Array<BigInt>, _>(&indexes)
-    .load::<NodeSql>(conn)?;
-    let mut out = Vec::with_capacity(wanted.len());
-    for (level, index) in wanted {
-        let Some(node) = found
-            .iter()
-            .find(|n| n.level == i16::from(*level) && n.node_index == *index as i64)
-        else {
-            return Ok(None);
-        };
-        out.push(fixed(node.hash.clone(), "merkle node hash")?);
-    }
-    Ok(Some(out))
+        .map(|(level, index)| fhirledger_merkle::NodeId::new(*level, *index))
+        .collect();
+    Ok(crate::ledger::stored_nodes(conn, &ids)?.ok())
 }
 
 impl crate::PgStore {
     /// What `$ledger-status` reports, from one read-only snapshot.
     pub fn ledger_snapshot(&self) -> Result<LedgerSnapshot, StoreError> {
         self.reading(true, |tx| snapshot(tx.conn))
+    }
+
+    /// The first anchored checkpoint that covers leaf `leaf_index` (the
+    /// smallest anchored size above it), if one is anchored yet: what
+    /// `$proof` proves a leaf against.
+    pub fn checkpoint_covering(
+        &self,
+        leaf_index: u64,
+    ) -> Result<Option<CheckpointRow>, StoreError> {
+        diesel::sql_query(format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM merkle_checkpoints \
+             WHERE tree_size > $1 ORDER BY tree_size LIMIT 1"
+        ))
+        .bind::<BigInt, _>(to_i64(leaf_index, "leaf index")?)
+        .get_result::<CheckpointSql>(&mut *self.conn()?)
+        .optional()?
+        .map(CheckpointSql::into_row)
+        .transpose()
+    }
+
+    /// The anchored checkpoint of exactly `tree_size` leaves, if any.
+    pub fn checkpoint_at(&self, tree_size: u64) -> Result<Option<CheckpointRow>, StoreError> {
+        diesel::sql_query(format!(
+            "SELECT {CHECKPOINT_COLUMNS} FROM merkle_checkpoints WHERE tree_size = $1"
+        ))
+        .bind::<BigInt, _>(to_i64(tree_size, "tree size")?)
+        .get_result::<CheckpointSql>(&mut *self.conn()?)
+        .optional()?
+        .map(CheckpointSql::into_row)
+        .transpose()
     }
 
     /// The perfect nodes of the log `(level, index)` asked for, or `None`

@@ -209,7 +209,7 @@ fn index_of(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Internal(format!("log index {n} beyond i64")))
 }
 
-fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
+pub(crate) fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
     let row = diesel::sql_query("SELECT tree_size, root, updated_at FROM merkle_head")
         .get_result::<HeadRow>(conn)?;
     Ok(LogHead {
@@ -220,9 +220,22 @@ fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
 }
 
 /// The hashes of `ids`, in their order; an error names the first missing.
-/// Leaves (level 0) are hashed from their data in `merkle_leaves`, higher
-/// nodes read from `merkle_nodes`: one statement for each.
 fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+    stored_nodes(conn, ids)?.map_err(|id| {
+        StoreError::Internal(format!(
+            "the log has no node at level {} index {}",
+            id.level, id.index
+        ))
+    })
+}
+
+/// The hashes of `ids`, in their order, or the first that is not stored
+/// (yet). Leaves (level 0) are hashed from their data in `merkle_leaves`,
+/// higher nodes read from `merkle_nodes`: one statement for each.
+pub(crate) fn stored_nodes(
+    conn: &mut PgConnection,
+    ids: &[NodeId],
+) -> Result<Result<Vec<Hash>, NodeId>, StoreError> {
     let leaf_indexes = ids
         .iter()
         .filter(|id| id.level == 0)
@@ -256,29 +269,24 @@ fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreErro
         .bind::<Array<BigInt>, _>(&indexes)
         .load::<NodeRow>(conn)?
     };
-    let missing = |id: &NodeId| {
-        StoreError::Internal(format!(
-            "the log has no node at level {} index {}",
-            id.level, id.index
-        ))
-    };
-    ids.iter()
-        .map(|id| {
-            if id.level == 0 {
-                let leaf = leaves
-                    .iter()
-                    .find(|l| l.leaf_index as u64 == id.index)
-                    .ok_or_else(|| missing(id))?;
-                Ok(Keccak256Hasher.leaf_hash(&leaf.leaf_data))
-            } else {
-                let row = rows
-                    .iter()
-                    .find(|r| r.level == i16::from(id.level) && r.node_index as u64 == id.index)
-                    .ok_or_else(|| missing(id))?;
-                hash_of(&row.hash, "a log node")
-            }
-        })
-        .collect()
+    let mut hashes = Vec::with_capacity(ids.len());
+    for id in ids {
+        if id.level == 0 {
+            let Some(leaf) = leaves.iter().find(|l| l.leaf_index as u64 == id.index) else {
+                return Ok(Err(*id));
+            };
+            hashes.push(Keccak256Hasher.leaf_hash(&leaf.leaf_data));
+        } else {
+            let Some(row) = rows
+                .iter()
+                .find(|r| r.level == i16::from(id.level) && r.node_index as u64 == id.index)
+            else {
+                return Ok(Err(*id));
+            };
+            hashes.push(hash_of(&row.hash, "a log node")?);
+        }
+    }
+    Ok(Ok(hashes))
 }
 
 /// One sequencer pass on `conn`, in one transaction: up to `max` committed
@@ -375,31 +383,6 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
     })
 }
 
-/// A checkpoint of the log anchored on chain (the `merkle_checkpoints`
-/// table the anchoring worker fills once a transaction is final).
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct AnchoredCheckpoint {
-    #[diesel(sql_type = BigInt)]
-    pub tree_size: i64,
-    #[diesel(sql_type = Bytea)]
-    pub root: Vec<u8>,
-    #[diesel(sql_type = BigInt)]
-    pub chain_id: i64,
-    #[diesel(sql_type = Bytea)]
-    pub contract: Vec<u8>,
-    #[diesel(sql_type = Bytea)]
-    pub tx_hash: Vec<u8>,
-    #[diesel(sql_type = BigInt)]
-    pub block_number: i64,
-    #[diesel(sql_type = Bytea)]
-    pub block_hash: Vec<u8>,
-    #[diesel(sql_type = Timestamptz)]
-    pub anchored_at: DateTime<Utc>,
-}
-
-const CHECKPOINT_COLUMNS: &str =
-    "tree_size, root, chain_id, contract, tx_hash, block_number, block_hash, anchored_at";
-
 #[derive(QueryableByName)]
 struct LeafRow {
     #[diesel(sql_type = BigInt)]
@@ -450,31 +433,6 @@ impl crate::PgStore {
         Ok(Some(
             range_hash(&Keccak256Hasher, &hashes).unwrap_or_else(|| Keccak256Hasher.empty_root()),
         ))
-    }
-
-    /// The first anchored checkpoint that covers leaf `leaf_index` (the
-    /// smallest anchored size above it), if one is anchored yet.
-    pub fn checkpoint_covering(
-        &self,
-        leaf_index: u64,
-    ) -> Result<Option<AnchoredCheckpoint>, StoreError> {
-        Ok(diesel::sql_query(format!(
-            "SELECT {CHECKPOINT_COLUMNS} FROM merkle_checkpoints \
-             WHERE tree_size > $1 ORDER BY tree_size LIMIT 1"
-        ))
-        .bind::<BigInt, _>(index_of(leaf_index)?)
-        .get_result::<AnchoredCheckpoint>(&mut *self.conn()?)
-        .optional()?)
-    }
-
-    /// The anchored checkpoint of exactly `tree_size` leaves, if any.
-    pub fn checkpoint_at(&self, tree_size: u64) -> Result<Option<AnchoredCheckpoint>, StoreError> {
-        Ok(diesel::sql_query(format!(
-            "SELECT {CHECKPOINT_COLUMNS} FROM merkle_checkpoints WHERE tree_size = $1"
-        ))
-        .bind::<BigInt, _>(index_of(tree_size)?)
-        .get_result::<AnchoredCheckpoint>(&mut *self.conn()?)
-        .optional()?)
     }
 
     /// The sequenced leaves `[from, to)`, by index (fewer when the log is

@@ -25,7 +25,7 @@ pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
 pub use bulk::NewResource;
 pub use consent::{ConsentRuleRow, DocumentGround, EmergencyGrant, HeldRule, Referencing};
 pub use error::StoreError;
-pub use ledger::{AnchoredCheckpoint, LogHead, LoggedLeaf, Sequenced};
+pub use ledger::{LogHead, LoggedLeaf, Sequenced};
 pub use migrate::run_migrations;
 pub use search::{Found, SearchPage};
 pub use store::{PgStore, PoolConfig};

@@ -18,7 +18,8 @@ use fhirledger_access::{Interaction, Role};
 use fhirledger_merkle::{
     consistency_nodes, inclusion_nodes, to_hex, Hash, Hasher, Keccak256Hasher, LeafData,
 };
-use fhirledger_postgres::{AnchoredCheckpoint, PgStore};
+use fhirledger_postgres::anchors::CheckpointRow;
+use fhirledger_postgres::PgStore;
 
 use crate::error::{ServiceError, Status};
 use crate::guard::Guard;
@@ -72,14 +73,14 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
-fn anchor_of(c: &AnchoredCheckpoint) -> Anchor {
+fn anchor_of(c: &CheckpointRow) -> Anchor {
     Anchor {
-        tree_size: c.tree_size.max(0) as u64,
+        tree_size: c.tree_size,
         root: hex(&c.root),
-        chain_id: c.chain_id.max(0) as u64,
+        chain_id: c.chain_id,
         contract: hex(&c.contract),
         tx_hash: hex(&c.tx_hash),
-        block_number: c.block_number.max(0) as u64,
+        block_number: c.block_number,
     }
 }
 
@@ -145,7 +146,7 @@ pub fn inclusion_proof(
     let checkpoint = store
         .checkpoint_covering(leaf.leaf_index)?
         .ok_or_else(|| not_yet(&what, "in the log but not yet anchored"))?;
-    let tree_size = checkpoint.tree_size.max(0) as u64;
+    let tree_size = checkpoint.tree_size;
     let nodes = inclusion_nodes(leaf.leaf_index, tree_size).map_err(internal)?;
     let fetched = store.log_nodes(nodes.ids())?;
     let path = nodes
@@ -187,7 +188,7 @@ pub fn consistency_proof(
             "'from' ({from}) must not be larger than 'to' ({to})"
         )));
     }
-    let anchored = |size: u64| -> Result<AnchoredCheckpoint, ServiceError> {
+    let anchored = |size: u64| -> Result<CheckpointRow, ServiceError> {
         store.checkpoint_at(size)?.ok_or_else(|| {
             ServiceError::new(
                 Status::NOT_FOUND,

@@ -4,10 +4,10 @@
 //! log is anchored, `fhirledger_service::anchoring::ledger_status`).
 
 use actix_web::{web, HttpResponse};
+use fhirledger_service::anchoring::ledger_status as status_of;
 use fhirledger_service::proofs::{
     consistency_proof, inclusion_proof, Anchor, ConsistencyProof, InclusionProof, Proven,
 };
-use fhirledger_service::anchoring::ledger_status as status_of;
 use fhirledger_service::ServiceError;
 use serde_json::{json, Value};
 
