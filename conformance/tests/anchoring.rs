@@ -17,9 +17,9 @@ use conformance::anvil::{Anvil, DEV_KEY_0};
 use conformance::server::{server_binary, start_server_with};
 use conformance::TestServer;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, SmallInt, Text};
+use diesel::sql_types::{BigInt, Bytea};
 use fhirledger_chain::{Address, AnchorClient, ChainConfig, Key};
-use fhirledger_merkle::{Frontier, Hasher, Keccak256Hasher};
+use fhirledger_postgres::{PgStore, PoolConfig};
 use serde_json::Value;
 
 const CHAIN_ID: u64 = 48879;
@@ -110,56 +110,49 @@ fn client(anvil: &Anvil, contract: &str) -> (tokio::runtime::Runtime, AnchorClie
     (rt, client)
 }
 
-/// Grows the Merkle log to `size` leaves as the sequencer does: leaves,
-/// the perfect nodes they complete, and the head, in one transaction.
-fn grow_log(database_url: &str, size: u64) -> [u8; 32] {
-    #[derive(QueryableByName)]
-    struct Size {
-        #[diesel(sql_type = BigInt)]
-        tree_size: i64,
-    }
-    let mut conn = PgConnection::establish(database_url).expect("connect");
-    let hasher = Keccak256Hasher;
-    conn.transaction::<_, diesel::result::Error, _>(|conn| {
-        let current = diesel::sql_query("SELECT tree_size FROM merkle_head FOR UPDATE")
-            .get_result::<Size>(conn)?
-            .tree_size as u64;
-        assert!(size >= current, "the log only grows");
-        let mut frontier = Frontier::new(hasher);
-        for i in 0..size {
-            let data = format!("leaf {i}").into_bytes();
-            let nodes = frontier
-                .append(hasher.leaf_hash(&data))
-                .expect("append");
-            if i < current {
-                continue;
-            }
-            diesel::sql_query(
-                "INSERT INTO merkle_leaves (leaf_index, resource_type, resource_id, version_id, leaf_data, sequenced_at) \
-                 VALUES ($1, 'AuditEvent', $2, '1', $3, now())",
-            )
-            .bind::<BigInt, _>(i as i64)
-            .bind::<Text, _>(format!("seed-{i}"))
-            .bind::<Bytea, _>(&data)
-            .execute(conn)?;
-            for node in nodes {
-                diesel::sql_query(
-                    "INSERT INTO merkle_nodes (level, node_index, hash) VALUES ($1, $2, $3) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind::<SmallInt, _>(i16::from(node.id.level))
-                .bind::<BigInt, _>(node.id.index as i64)
-                .bind::<Bytea, _>(node.hash.as_slice())
-                .execute(conn)?;
-            }
+/// The log's head (size, root) as the server's sequencer left it.
+fn head(database_url: &str) -> (u64, [u8; 32]) {
+    let store = PgStore::connect(database_url, &PoolConfig::default()).expect("a pool");
+    let head = store.log_head().expect("the log's head");
+    (head.tree_size, head.root)
+}
+
+/// Grows the Merkle log through the API: audited searches on `server`
+/// (each records an AuditEvent, each AuditEvent is a leaf) until the
+/// sequencer has given at least `more` new leaves their index. Returns the
+/// head then; it moves on with every later audited request (the status
+/// calls of these tests included).
+fn grow_log(server: &TestServer, more: u64) -> (u64, [u8; 32]) {
+    let (start, _) = head(&server.database_url);
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = client
+            .get(server.url("Organization?_count=1"))
+            .bearer_auth(server.token())
+            .send()
+            .expect("an audited search");
+        assert_eq!(resp.status().as_u16(), 200);
+        let now = head(&server.database_url);
+        if now.0 >= start + more {
+            return now;
         }
-        diesel::sql_query("UPDATE merkle_head SET tree_size = $1, root = $2, updated_at = now()")
-            .bind::<BigInt, _>(size as i64)
-            .bind::<Bytea, _>(frontier.root().as_slice())
-            .execute(conn)?;
-        Ok(frontier.root())
-    })
-    .expect("grow the log")
+        assert!(Instant::now() < deadline, "the log did not grow");
+    }
+}
+
+/// Our root over the first `size` leaves (from the stored tree).
+fn root_at(database_url: &str, size: u64) -> [u8; 32] {
+    PgStore::connect(database_url, &PoolConfig::default())
+        .expect("a pool")
+        .log_root_at(size)
+        .expect("the log")
+        .expect("a size the log has")
+}
+
+/// The size of the last recorded checkpoint (0 when none).
+fn anchored(database_url: &str) -> u64 {
+    checkpoints(database_url).last().map_or(0, |c| c.0)
 }
 
 /// A recorded checkpoint: (size, root, tx hash, block number, block hash).
@@ -347,16 +340,24 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     let env = chain_env(&anvil, &contract, &writer);
     let first = start_server_with(|_| env.clone());
     let db = first.database_url.clone();
-    let root5 = grow_log(&db, 5);
-    wait_for("checkpoint 5", Duration::from_secs(60), || {
-        checkpoints(&db).iter().any(|c| c.0 == 5)
-    });
+    let (grown, _) = grow_log(&first, 5);
+    wait_for(
+        "a checkpoint of the grown log",
+        Duration::from_secs(60),
+        || anchored(&db) >= grown,
+    );
     let recorded = checkpoints(&db);
     let (size, root, tx, block, block_hash) = recorded.last().cloned().expect("a checkpoint");
-    assert_eq!((size, root.as_slice()), (5, root5.as_slice()));
+    assert_eq!(
+        root,
+        root_at(&db, size).to_vec(),
+        "the head's root is anchored"
+    );
     assert_eq!((tx.len(), block_hash.len()), (32, 32));
     let (rt, client) = client(&anvil, &contract);
-    assert_eq!(rt.block_on(client.latest()).unwrap(), (5, root5));
+    let (chain_size, chain_root) = rt.block_on(client.latest()).unwrap();
+    assert!(chain_size >= size);
+    assert_eq!(chain_root.to_vec(), root_at(&db, chain_size).to_vec());
     let receipt = rt
         .block_on(client.receipt(fhirledger_chain::TxHash(tx.clone().try_into().unwrap())))
         .unwrap()
@@ -367,66 +368,84 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     );
     let (st, _) = status(&first);
     assert_eq!(st["worker"], "anchoring", "{st:?}");
-    assert_eq!(number(&st["treeSize"]), 5);
-    assert_eq!(number(&st["anchoredSize"]), 5);
-    assert_eq!(number(&st["lagLeaves"]), 0);
+    assert!(number(&st["treeSize"]) >= number(&st["anchoredSize"]));
+    assert_eq!(
+        number(&st["lagLeaves"]),
+        number(&st["treeSize"]) - number(&st["anchoredSize"])
+    );
     assert_eq!(number(&st["chainId"]), CHAIN_ID);
-    assert_eq!(st["anchoredRoot"], hex(&root5));
+    let last = checkpoints(&db).last().cloned().expect("a checkpoint");
+    assert!(number(&st["anchoredSize"]) >= size);
     assert_eq!(st["contract"], contract);
-    assert_eq!(st["lastTxHash"], hex(&tx));
+    assert_eq!(
+        (number(&st["anchoredSize"]), st["anchoredRoot"].clone()),
+        (last.0, Value::from(hex(&last.1)))
+    );
 
     // 2. A second process stands by. The leader dies (SIGKILL) right after
-    // sending checkpoint 7, before its receipt: the standby takes over,
-    // reconciles with latest() and the transaction in flight, and checkpoint
-    // 7 ends up anchored and recorded exactly once.
-    let second = start_server_with(|_| env.clone());
-    std::thread::sleep(Duration::from_secs(2));
+    // sending a checkpoint, before its receipt: the standby takes over,
+    // reconciles with latest() and the transaction in flight, and that
+    // checkpoint ends up anchored and recorded exactly once.
     let leads = |s: &TestServer| {
         s.log_tail(400)
             .contains("this process anchors the Merkle log")
     };
+    let second = start_server_with(|_| env.clone());
     assert!(leads(&first) && !leads(&second), "the first server leads");
-    let root7 = grow_log(&db, 7);
+    let sent_before = first.log_tail(2000).matches("checkpoint sent").count();
+    grow_log(&second, 3);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !first.log_tail(50).contains("checkpoint sent tree_size=7") {
-        assert!(Instant::now() < deadline, "checkpoint 7 was not sent");
+    while first.log_tail(2000).matches("checkpoint sent").count() == sent_before {
+        assert!(Instant::now() < deadline, "no checkpoint was sent");
         std::thread::sleep(Duration::from_millis(5));
     }
     kill(&first, libc::SIGKILL);
-    let crashed_before_receipt = !checkpoints(&db).iter().any(|c| c.0 == 7);
-    eprintln!("the leader died before recording checkpoint 7: {crashed_before_receipt}");
+    let sent: u64 = first
+        .log_tail(2000)
+        .rsplit("checkpoint sent")
+        .next()
+        .and_then(|line| line.split("tree_size=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .expect("the size of the checkpoint sent");
+    let crashed_before_receipt = !checkpoints(&db).iter().any(|c| c.0 == sent);
+    eprintln!("the leader died before recording checkpoint {sent}: {crashed_before_receipt}");
     wait_for(
-        "the standby to take over and record 7",
+        "the standby to take over and record the checkpoint sent",
         Duration::from_secs(30),
-        || checkpoints(&db).iter().any(|c| c.0 == 7),
+        || checkpoints(&db).iter().any(|c| c.0 == sent),
     );
-    assert!(leads(&second));
-    assert_eq!(rt.block_on(client.latest()).unwrap(), (7, root7));
-    let sevens = rt
+    wait_for("the standby to lead", Duration::from_secs(10), || {
+        leads(&second)
+    });
+    let anchored_sent = rt
         .block_on(client.checkpoints(0, None))
         .unwrap()
         .into_iter()
-        .filter(|e| e.tree_size == 7)
+        .filter(|e| e.tree_size == sent)
         .count();
-    assert_eq!(sevens, 1, "checkpoint 7 anchored once");
+    assert_eq!(anchored_sent, 1, "checkpoint {sent} anchored once");
 
     // 3. The node goes down: the API keeps its speed, the log keeps growing,
     // and the worker waits for the chain.
     anvil.stop();
-    grow_log(&db, 9);
     wait_for("waiting-for-chain", Duration::from_secs(30), || {
         status(&second).0["worker"] == "waiting-for-chain"
     });
-    let root12 = grow_log(&db, 12);
+    let during_outage = anchored(&db);
+    let (grown, _) = grow_log(&second, 5);
     for _ in 0..5 {
         let (st, took) = status(&second);
         assert!(
             took < Duration::from_millis(500),
             "$ledger-status took {took:?}"
         );
-        assert_eq!(number(&st["treeSize"]), 12);
-        assert_eq!(number(&st["anchoredSize"]), 7);
-        assert_eq!(number(&st["lagLeaves"]), 5);
+        assert!(number(&st["treeSize"]) >= grown);
+        assert_eq!(number(&st["anchoredSize"]), during_outage);
+        assert_eq!(
+            number(&st["lagLeaves"]),
+            number(&st["treeSize"]) - during_outage
+        );
         let started = Instant::now();
         let metadata = reqwest::blocking::get(second.url("metadata")).expect("metadata");
         assert_eq!(metadata.status().as_u16(), 200);
@@ -447,17 +466,33 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
             "a create took {took:?} with the chain down"
         );
     }
+    assert_eq!(
+        anchored(&db),
+        during_outage,
+        "nothing anchored without a chain"
+    );
 
     // 4. The node returns: anchoring catches up, with no gap and no double anchor.
+    let (outage_size, _) = head(&db);
     anvil.restart();
-    wait_for("catching up to 12", Duration::from_secs(60), || {
-        checkpoints(&db).iter().any(|c| c.0 == 12)
+    wait_for("catching up", Duration::from_secs(60), || {
+        anchored(&db) >= outage_size
     });
     let (rt, client) = self::client(&anvil, &contract);
-    assert_eq!(rt.block_on(client.latest()).unwrap(), (12, root12));
+    let (chain_size, chain_root) = rt.block_on(client.latest()).unwrap();
+    assert_eq!(chain_root, root_at(&db, chain_size));
     let events = rt.block_on(client.checkpoints(0, None)).unwrap();
     let on_chain: Vec<u64> = events.iter().map(|e| e.tree_size).collect();
-    let recorded: Vec<u64> = checkpoints(&db).iter().map(|c| c.0).collect();
+    wait_for(
+        "the last checkpoint recorded",
+        Duration::from_secs(30),
+        || anchored(&db) >= chain_size,
+    );
+    let recorded: Vec<u64> = checkpoints(&db)
+        .iter()
+        .map(|c| c.0)
+        .filter(|size| *size <= chain_size)
+        .collect();
     assert_eq!(
         on_chain, recorded,
         "every anchored checkpoint is recorded, once"
@@ -469,6 +504,7 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
             .find(|c| c.0 == event.tree_size)
             .expect("recorded");
         assert_eq!(row.1, event.root.to_vec());
+        assert_eq!(row.1, root_at(&db, event.tree_size).to_vec());
         assert_eq!(row.2, event.tx.0.to_vec());
     }
     assert_eq!(status(&second).0["worker"], "anchoring");
@@ -494,7 +530,8 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     let run =
         |args: Vec<String>| fhirledger(&args.iter().map(String::as_str).collect::<Vec<_>>(), &[]);
     run(writer_args("remove-writer"));
-    grow_log(&db, 13);
+    let refused_from = anchored(&db);
+    let (grown, _) = grow_log(&second, 2);
     wait_for("the refusal to show", Duration::from_secs(30), || {
         let (st, _) = status(&second);
         st["worker"] == "waiting-for-chain"
@@ -503,10 +540,10 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
                 .and_then(Value::as_str)
                 .is_some_and(|e| e.contains("writer"))
     });
-    assert!(!checkpoints(&db).iter().any(|c| c.0 == 13));
+    assert!(anchored(&db) < grown && anchored(&db) == refused_from);
     run(writer_args("add-writer"));
-    wait_for("anchoring to resume at 13", Duration::from_secs(30), || {
-        checkpoints(&db).iter().any(|c| c.0 == 13)
+    wait_for("anchoring to resume", Duration::from_secs(30), || {
+        anchored(&db) >= grown
     });
     kill(&second, libc::SIGTERM);
     let recorded_before = checkpoints(&db);
@@ -514,7 +551,7 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     // 5. A chain without our contract (a fresh node): chain-mismatch, nothing written.
     let fresh = Anvil::start(CHAIN_ID, None);
     let third = start_server_with(|_| chain_env(&fresh, &contract, &writer));
-    grow_log(&db, 14);
+    grow_log(&third, 1);
     wait_for("chain-mismatch (no code)", Duration::from_secs(30), || {
         status(&third).0["worker"] == "chain-mismatch"
     });
@@ -542,8 +579,11 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     );
     assert_eq!(checkpoints(&db), recorded_before, "nothing recorded");
     let (st, _) = status(&fourth);
-    assert_eq!(number(&st["anchoredSize"]), 13);
-    assert_eq!(number(&st["treeSize"]), 14);
+    assert_eq!(
+        number(&st["anchoredSize"]),
+        recorded_before.last().map_or(0, |c| c.0)
+    );
+    assert!(number(&st["treeSize"]) > number(&st["anchoredSize"]));
     kill(&fourth, libc::SIGTERM);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -572,4 +612,218 @@ fn ledger_status_is_for_audit_readers_only() {
     // Without a token, 401.
     let anonymous = reqwest::blocking::get(server.url("$ledger-status")).expect("GET");
     assert_eq!(anonymous.status().as_u16(), 401);
+}
+
+/// Runs `node conformance/chain/merkle.mjs <command>` (the independent
+/// checker: Keccak-256 and JSON-RPC from ethers, RFC 9162 written out).
+fn independent(command: &str, input: &Value) -> Value {
+    use std::io::Write;
+    let node = std::env::var("FHIRLEDGER_NODE").unwrap_or_else(|_| "node".into());
+    let script = conformance::server::workspace_root().join("conformance/chain/merkle.mjs");
+    let mut child = Command::new(node)
+        .arg(&script)
+        .arg(command)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("node runs merkle.mjs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.to_string().as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("merkle.mjs ends");
+    assert!(
+        out.status.success(),
+        "merkle.mjs {command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// GETs `path` on `server` with its token until it answers 200 (a proof
+/// answers 409 until its leaf is anchored), bounded in time.
+fn proof_of(server: &TestServer, path: &str) -> Value {
+    let client = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let resp = client
+            .get(server.url(path))
+            .bearer_auth(server.token())
+            .header("Accept", "application/fhir+json")
+            .send()
+            .expect("GET a proof");
+        let status = resp.status().as_u16();
+        let body: Value = resp.json().expect("JSON");
+        match status {
+            200 => return body,
+            409 => {
+                assert_eq!(body["resourceType"], "OperationOutcome");
+                let said = body["issue"][0]["diagnostics"].as_str().unwrap_or_default();
+                assert!(said.contains("expected by"), "{said}");
+            }
+            other => panic!("{path}: {other} {body}"),
+        }
+        assert!(Instant::now() < deadline, "{path} was not anchored in time");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn parameter<'a>(parameters: &'a Value, name: &str) -> &'a Value {
+    parameters["parameter"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["name"] == name))
+        .map(|p| p.get("valueString").unwrap_or(&p["valueDecimal"]))
+        .unwrap_or_else(|| panic!("no {name} in {parameters}"))
+}
+
+#[test]
+fn proofs_check_out_independently_against_the_chain() {
+    use sha2::Digest;
+    let dir = temp_dir("proofs");
+    let anvil = Anvil::start(CHAIN_ID, None);
+    let writer = key_file(&dir, "writer.key", &random_key_hex());
+    let deployed = deploy(&anvil, &writer);
+    let contract = deployed["contract"].as_str().expect("contract").to_string();
+    let server = start_server_with(|_| chain_env(&anvil, &contract, &writer));
+    let client = reqwest::blocking::Client::new();
+    let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut req = client
+            .request(method, server.url(path))
+            .bearer_auth(server.token())
+            .header("Accept", "application/fhir+json");
+        if let Some(body) = body {
+            req = req
+                .header("Content-Type", "application/fhir+json")
+                .body(body.to_string());
+        }
+        req.send().expect("a request")
+    };
+    let created = |resp: reqwest::blocking::Response| -> Value {
+        assert_eq!(resp.status().as_u16(), 201);
+        resp.json().expect("JSON")
+    };
+    let patient = created(send(
+        reqwest::Method::POST,
+        "Patient",
+        Some(conformance::patient("proofs")),
+    ));
+    let patient_id = patient["id"].as_str().expect("id").to_string();
+    let consent = created(send(
+        reqwest::Method::POST,
+        "Consent",
+        Some(conformance::consent(&patient_id, "proofs")),
+    ));
+    let consent_id = consent["id"].as_str().expect("id").to_string();
+    let request_id = format!("proofs-{}", conformance::uid());
+    let resp = client
+        .get(server.url(&format!("Patient/{patient_id}")))
+        .bearer_auth(server.token())
+        .header("X-Request-Id", &request_id)
+        .send()
+        .expect("a read");
+    assert_eq!(resp.status().as_u16(), 200);
+    let store = PgStore::connect(&server.database_url, &PoolConfig::default()).expect("pool");
+    let event = store
+        .audit_events_with(&format!("entity:identifier=|{request_id}"))
+        .expect("the trail")
+        .into_iter()
+        .next()
+        .expect("the read's AuditEvent");
+    let event: Value = serde_json::from_str(&event).expect("JSON");
+    let event_id = event["id"].as_str().expect("id").to_string();
+
+    for (path, read) in [
+        (
+            format!("AuditEvent/{event_id}/$proof"),
+            format!("AuditEvent/{event_id}"),
+        ),
+        (
+            format!("Consent/{consent_id}/_history/1/$proof"),
+            format!("Consent/{consent_id}/_history/1"),
+        ),
+    ] {
+        let proof = proof_of(&server, &path);
+        let checked = independent(
+            "inclusion",
+            &serde_json::json!({ "parameters": proof, "rpcUrl": anvil.url() }),
+        );
+        assert_eq!(checked["leafHashOk"], true, "{path}: {checked}");
+        assert_eq!(checked["pathOk"], true, "{path}: {checked}");
+        assert_eq!(checked["rootOnChain"], true, "{path}: {checked}");
+        assert_eq!(
+            parameter(&proof, "contract"),
+            &Value::from(contract.clone())
+        );
+        assert_eq!(number(parameter(&proof, "chainId")), CHAIN_ID);
+        // The leaf commits to exactly the bytes a compact JSON read returns.
+        let body = send(reqwest::Method::GET, &read, None)
+            .bytes()
+            .expect("bytes");
+        let leaf = independent(
+            "leaf",
+            &serde_json::json!({ "leafData": parameter(&proof, "leafData") }),
+        );
+        assert_eq!(
+            leaf["contentSha256"],
+            hex(&sha2::Sha256::digest(&body)),
+            "{path}"
+        );
+        assert_eq!(leaf["salt"], *parameter(&proof, "salt"));
+        // One flipped bit in the path and the independent check fails.
+        let mut forged = proof.clone();
+        if let Some(entry) = forged["parameter"]
+            .as_array_mut()
+            .and_then(|ps| ps.iter_mut().find(|p| p["name"] == "path"))
+        {
+            let original = entry["valueString"].as_str().expect("hex").to_string();
+            let flipped = if original.ends_with('0') { "1" } else { "0" };
+            entry["valueString"] =
+                Value::from(format!("{}{flipped}", &original[..original.len() - 1]));
+            let checked = independent(
+                "inclusion",
+                &serde_json::json!({ "parameters": forged, "rpcUrl": anvil.url() }),
+            );
+            assert_eq!(checked["pathOk"], false, "a forged path fails");
+        }
+    }
+
+    // Two anchored sizes: the later log extends the earlier one.
+    grow_log(&server, 3);
+    let first = checkpoints(&server.database_url)
+        .first()
+        .map(|c| c.0)
+        .expect("a checkpoint");
+    wait_for("a later checkpoint", Duration::from_secs(30), || {
+        anchored(&server.database_url) > first
+    });
+    let last = anchored(&server.database_url);
+    let proof = proof_of(&server, &format!("$consistency?from={first}&to={last}"));
+    let checked = independent(
+        "consistency",
+        &serde_json::json!({ "parameters": proof, "rpcUrl": anvil.url() }),
+    );
+    assert_eq!(checked["pathOk"], true, "{checked}");
+    assert_eq!(checked["fromOnChain"], true, "{checked}");
+    assert_eq!(checked["toOnChain"], true, "{checked}");
+    // A size that is not anchored is no checkpoint to prove from.
+    let resp = send(
+        reqwest::Method::GET,
+        &format!("$consistency?from={}&to={last}", first + 1),
+        None,
+    );
+    assert_eq!(resp.status().as_u16(), 404);
+    // Proofs are for those who read the trail: not for a client that may
+    // only read Patients.
+    use conformance::smart::{BackendClient, SigningKey};
+    let other = BackendClient::register(&server, "system/Patient.rs", SigningKey::rs384());
+    let resp = client
+        .get(server.url(&format!("AuditEvent/{event_id}/$proof")))
+        .bearer_auth(other.token("system/Patient.rs"))
+        .send()
+        .expect("GET");
+    assert_eq!(resp.status().as_u16(), 403);
+    let _ = std::fs::remove_dir_all(&dir);
 }
