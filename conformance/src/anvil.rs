@@ -3,12 +3,10 @@
 //! the anchoring tests: started on a port of its own, stopped with SIGTERM
 //! (so a `--state` file is written), restartable on the same port.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+
+use fhirledger_chain::anvil::{find_anvil, AnvilOptions};
 
 use crate::server::workspace_root;
 
@@ -16,28 +14,12 @@ use crate::server::workspace_root;
 /// well-known test key.
 pub const DEV_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
-/// `FHIRLEDGER_ANVIL`, else anvil's platform package in conformance/chain.
-pub fn anvil_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FHIRLEDGER_ANVIL") {
-        return PathBuf::from(path);
-    }
-    let arch = if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
-    let native = workspace_root().join(format!(
-        "conformance/chain/node_modules/@foundry-rs/anvil-linux-{arch}/bin/anvil"
-    ));
-    assert!(
-        native.exists(),
-        "anvil not found: set FHIRLEDGER_ANVIL or run `npm ci` in conformance/chain (./test.sh does)"
-    );
-    native
-}
+pub use fhirledger_chain::anvil::json_rpc as rpc;
 
+/// A private anvil; [`stop`](Self::stop) and [`restart`](Self::restart) keep
+/// its port (and its chain, with a state file).
 pub struct Anvil {
-    child: Option<Child>,
+    node: Option<fhirledger_chain::anvil::Anvil>,
     pub addr: SocketAddr,
     pub chain_id: u64,
     /// `--state` file, when the chain keeps its state across restarts.
@@ -50,7 +32,7 @@ impl Anvil {
     /// [`stop`](Self::stop) and [`restart`](Self::restart).
     pub fn start(chain_id: u64, state: Option<PathBuf>) -> Anvil {
         let mut anvil = Anvil {
-            child: None,
+            node: None,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             chain_id,
             state,
@@ -60,53 +42,19 @@ impl Anvil {
     }
 
     fn spawn(&mut self, port: u16) {
-        let mut cmd = Command::new(anvil_binary());
-        cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--accounts", "2", "--chain-id", &self.chain_id.to_string()])
-            .args(["--block-time", "1", "--gas-price", "0", "--base-fee", "0"]);
-        if let Some(state) = &self.state {
-            cmd.arg("--state").arg(state);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start anvil");
-        let stdout = child.stdout.take().expect("anvil's stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                if let Some(addr) = line.trim().strip_prefix("Listening on ") {
-                    let _ = tx.send(addr.to_string());
-                    break;
-                }
-                line.clear();
-            }
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr.parse().expect("anvil's listening address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("anvil did not report its address: {:?}", child.wait());
-            }
+        let binary = find_anvil(&[workspace_root()]).expect(
+            "anvil not found: set FHIRLEDGER_ANVIL or run `npm ci` in conformance/chain (./test.sh does)",
+        );
+        let options = AnvilOptions {
+            port,
+            accounts: 2,
+            block_time: Some(1),
+            state: self.state.clone(),
+            ..AnvilOptions::free_gas(self.chain_id)
         };
-        self.addr = addr;
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let want = format!("\"0x{:x}\"", self.chain_id);
-        loop {
-            if let Ok(body) = rpc(self.addr, "eth_chainId", "[]") {
-                if body.contains(&want) {
-                    return;
-                }
-            }
-            assert!(Instant::now() < deadline, "anvil did not answer in 30 s");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let node = fhirledger_chain::anvil::Anvil::start(&binary, &options).expect("anvil starts");
+        self.addr = node.addr();
+        self.node = Some(node);
     }
 
     pub fn url(&self) -> String {
@@ -115,22 +63,8 @@ impl Anvil {
 
     /// SIGTERM (anvil writes its `--state`), then waits for it to exit.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-                // SAFETY: signalling our own child by its pid.
-                unsafe {
-                    libc::kill(pid, libc::SIGTERM);
-                }
-            }
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut node) = self.node.take() {
+            node.stop();
         }
     }
 
@@ -140,31 +74,4 @@ impl Anvil {
         let port = self.addr.port();
         self.spawn(port);
     }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// One JSON-RPC call over a plain HTTP/1.1 connection; the response body.
-pub fn rpc(addr: SocketAddr, method: &str, params: &str) -> std::io::Result<String> {
-    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default())
 }

@@ -10,14 +10,12 @@
 //! Only this file knows it is anvil: the server talks to it like to any
 //! node (standard JSON-RPC only).
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use anyhow::Context;
+use fhirledger_chain::anvil::{find_anvil, Anvil, AnvilOptions};
 use fhirledger_chain::{deploy, Address, Fees, Key};
 use serde_json::json;
 
@@ -26,51 +24,12 @@ use crate::config::ServerConfig;
 /// The dev chain's id (0xBEEF).
 pub const DEV_CHAIN_ID: u64 = 48879;
 
-/// A running anvil; stopped (SIGTERM, so it writes its state) when dropped.
+/// The running dev chain; anvil is stopped (SIGTERM, so that it writes its
+/// state) when this is dropped.
 pub struct DevChain {
-    child: Child,
+    _node: Anvil,
     pub rpc_url: String,
     pub contract: Address,
-}
-
-impl Drop for DevChain {
-    fn drop(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: signalling our own child by its pid.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        for _ in 0..100 {
-            if matches!(self.child.try_wait(), Ok(Some(_)) | Err(_)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `FHIRLEDGER_ANVIL`, else anvil's platform package under
-/// `conformance/chain/node_modules` (from the working directory, then from
-/// the source tree this binary was built from).
-fn anvil_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("FHIRLEDGER_ANVIL") {
-        return Some(PathBuf::from(path));
-    }
-    let arch = if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
-    let package =
-        format!("conformance/chain/node_modules/@foundry-rs/anvil-linux-{arch}/bin/anvil");
-    let source_root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    [PathBuf::from("."), source_root]
-        .into_iter()
-        .map(|root| root.join(&package))
-        .find(|p| p.is_file())
 }
 
 /// Starts the dev chain and points `server`'s chain settings at it; `None`
@@ -81,53 +40,34 @@ pub fn start(data_dir: &Path, server: &mut ServerConfig) -> anyhow::Result<Optio
         tracing::info!("dev: anchoring on the configured chain, no anvil started");
         return Ok(None);
     }
-    let Some(anvil) = anvil_binary() else {
+    // From the working directory, then from the source tree this binary was built from.
+    let roots = [
+        PathBuf::from("."),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(".."),
+    ];
+    let Some(binary) = find_anvil(&roots) else {
         tracing::warn!("dev: anvil not found (set FHIRLEDGER_ANVIL, or run `npm ci` in conformance/chain: ./dev.sh does); running without the chain");
         return Ok(None);
     };
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    let state = data_dir.join("anvil-state.json");
-    let mut child = Command::new(&anvil)
-        .args(["--host", "127.0.0.1", "--port", "0", "--accounts", "1"])
-        .args(["--chain-id", &DEV_CHAIN_ID.to_string()])
-        .args(["--block-time", "1", "--gas-price", "0", "--base-fee", "0"])
-        .arg("--state")
-        .arg(&state)
-        .args(["--state-interval", "5"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", anvil.display()))?;
-    let stdout = child.stdout.take().context("anvil's stdout")?;
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = String::new();
-        while reader.read_line(&mut line).unwrap_or(0) > 0 {
-            if let Some(addr) = line.trim().strip_prefix("Listening on ") {
-                let _ = tx.send(addr.to_string());
-                break;
-            }
-            line.clear();
-        }
-        let _ = std::io::copy(&mut reader, &mut std::io::sink());
-    });
-    let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(addr) => addr,
-        Err(_) => {
-            let _ = child.kill();
-            let _ = child.wait();
-            anyhow::bail!("anvil did not report its address within 30 s");
-        }
+    let options = AnvilOptions {
+        block_time: Some(1),
+        state: Some(data_dir.join("anvil-state.json")),
+        extra: [
+            "--gas-price",
+            "0",
+            "--base-fee",
+            "0",
+            "--state-interval",
+            "5",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..AnvilOptions::free_gas(DEV_CHAIN_ID)
     };
-    let rpc_url = format!("http://{addr}");
-    let mut chain = DevChain {
-        child,
-        rpc_url: rpc_url.clone(),
-        contract: Address::default(),
-    };
+    let node = Anvil::start(&binary, &options).context("starting anvil")?;
+    let rpc_url = node.url();
     let key_file = data_dir.join("chain-key");
     if !key_file.exists() {
         write_new_key(&key_file)?;
@@ -142,23 +82,12 @@ pub fn start(data_dir: &Path, server: &mut ServerConfig) -> anyhow::Result<Optio
                 .build()
                 .context("starting the async runtime")?;
             let deployed = runtime
-                .block_on(async {
-                    // anvil answers before it is quite ready for transactions at times.
-                    let mut tries = 0;
-                    loop {
-                        match deploy(&rpc_url, DEV_CHAIN_ID, &key, Fees::Legacy { gas_price: 0 })
-                            .await
-                        {
-                            Ok(d) => return Ok(d),
-                            Err(e) if tries < 20 => {
-                                tries += 1;
-                                tracing::debug!(error = %e, "dev: deploying, retrying");
-                                tokio::time::sleep(Duration::from_millis(250)).await;
-                            }
-                            Err(e) => return Err(e),
-                        }
-                    }
-                })
+                .block_on(deploy(
+                    &rpc_url,
+                    DEV_CHAIN_ID,
+                    &key,
+                    Fees::Legacy { gas_price: 0 },
+                ))
                 .context("deploying the AuditAnchor contract on the dev chain")?;
             let text = json!({
                 "contract": deployed.contract.to_string(),
@@ -173,12 +102,15 @@ pub fn start(data_dir: &Path, server: &mut ServerConfig) -> anyhow::Result<Optio
             deployed.contract
         }
     };
-    chain.contract = contract;
-    server.chain.rpc_url = Some(rpc_url);
+    server.chain.rpc_url = Some(rpc_url.clone());
     server.chain.chain_id = Some(DEV_CHAIN_ID);
     server.chain.contract = Some(contract.to_string());
     server.chain.key_file = Some(key_file);
-    Ok(Some(chain))
+    Ok(Some(DevChain {
+        _node: node,
+        rpc_url,
+        contract,
+    }))
 }
 
 /// A random secp256k1 key (32 bytes from the kernel), `0x` hex, mode 0600.

@@ -22,6 +22,7 @@
 //! without TLS: the node is reached on a private network or on loopback, and
 //! TLS to a remote node is terminated by a local proxy.
 
+pub mod anvil;
 mod bindings;
 mod client;
 mod error;

@@ -2,13 +2,10 @@
 //! killed when dropped.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
 
+use fhirledger_chain::anvil::{find_anvil, AnvilOptions};
 use fhirledger_chain::Key;
 
 /// anvil's default accounts (mnemonic "test test … junk"): well-known test keys.
@@ -22,33 +19,12 @@ pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// `FHIRLEDGER_ANVIL`, else the binary of conformance/chain's npm packages
-/// (the platform package's own, so that killing it kills anvil and not a
-/// Node wrapper), else its `.bin/anvil` wrapper.
-pub fn anvil_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FHIRLEDGER_ANVIL") {
-        return PathBuf::from(path);
-    }
-    let modules = repo_root().join("conformance/chain/node_modules");
-    let arch = if cfg!(target_arch = "aarch64") {
-        "arm64"
-    } else {
-        "amd64"
-    };
-    let native = modules.join(format!("@foundry-rs/anvil-linux-{arch}/bin/anvil"));
-    if native.exists() {
-        return native;
-    }
-    let wrapper = modules.join(".bin/anvil");
-    assert!(
-        wrapper.exists(),
-        "anvil not found: set FHIRLEDGER_ANVIL or run `npm ci` in conformance/chain (./test.sh does)"
-    );
-    wrapper
-}
+#[allow(unused_imports)] // not every test binary drives the node by hand
+pub use fhirledger_chain::anvil::json_rpc as rpc;
 
+/// A private anvil on loopback, on a port it picks, stopped when dropped.
 pub struct Anvil {
-    child: Child,
+    node: fhirledger_chain::anvil::Anvil,
     pub addr: SocketAddr,
     pub chain_id: u64,
 }
@@ -61,96 +37,25 @@ impl Anvil {
     }
 
     pub fn start_with(chain_id: u64, extra: &[&str]) -> Anvil {
-        let mut child = Command::new(anvil_binary())
-            .args(["--host", "127.0.0.1", "--port", "0", "--accounts", "3"])
-            .args(["--chain-id", &chain_id.to_string()])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start anvil");
-        let stdout = child.stdout.take().expect("anvil's stdout");
-        let (tx, rx) = mpsc::channel();
-        // Reads anvil's banner up to "Listening on ADDR", then drains the rest
-        // so that anvil never blocks on a full pipe.
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                if let Some(addr) = line.trim().strip_prefix("Listening on ") {
-                    let _ = tx.send(addr.to_string());
-                    break;
-                }
-                line.clear();
-            }
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-        });
-        let addr: SocketAddr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr.parse().expect("anvil's listening address"),
-            Err(_) => {
-                let _ = child.kill();
-                panic!("anvil did not report its address: {:?}", child.wait());
-            }
+        let binary = find_anvil(&[repo_root()]).expect(
+            "anvil not found: set FHIRLEDGER_ANVIL or run `npm ci` in conformance/chain (./test.sh does)",
+        );
+        let options = AnvilOptions {
+            accounts: 3,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            ..AnvilOptions::free_gas(chain_id)
         };
-        let mut anvil = Anvil {
-            child,
-            addr,
+        let node = fhirledger_chain::anvil::Anvil::start(&binary, &options).expect("anvil starts");
+        Anvil {
+            addr: node.addr(),
+            node,
             chain_id,
-        };
-        anvil.wait_ready();
-        anvil
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        self.node.url()
     }
-
-    /// Polls eth_chainId until anvil answers with its chain id.
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let want = format!("\"0x{:x}\"", self.chain_id);
-        loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("anvil exited before answering: {status}");
-            }
-            if let Ok(body) = rpc(self.addr, "eth_chainId", "[]") {
-                if body.contains(&want) {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "anvil did not answer eth_chainId in 30 s"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// One JSON-RPC call over a plain HTTP/1.1 connection; the response body.
-pub fn rpc(addr: SocketAddr, method: &str, params: &str) -> std::io::Result<String> {
-    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    Ok(response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default())
 }
 
 /// A key file in a fresh temporary directory, read back through the adapter.
