@@ -21,6 +21,7 @@
 //! - `FHIRLEDGER_CHROMIUM`: the browser [`e2e`]'s SMART flows drive (default
 //!   `/usr/bin/chromium`, Debian's `chromium`).
 
+pub mod anvil;
 pub mod balp;
 pub mod e2e;
 pub mod examples;

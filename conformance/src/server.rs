@@ -66,6 +66,12 @@ impl TestServer {
         self.pid
     }
 
+    /// Stops the server (SIGTERM, then SIGKILL after a bounded wait), for
+    /// tests that need its database to themselves afterwards.
+    pub fn stop(&self) -> String {
+        stop_child(self.pid)
+    }
+
     /// A bearer token with every `system/` scope, obtained once through
     /// SMART Backend Services from a client registered with the CLI.
     pub fn token(&self) -> &str {

@@ -3,6 +3,7 @@
 
 pub mod admin_cli;
 pub mod app;
+pub mod audit_verify;
 pub mod config;
 pub mod demo;
 pub mod http;

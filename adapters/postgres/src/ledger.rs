@@ -209,7 +209,7 @@ fn index_of(n: u64) -> Result<i64, StoreError> {
     i64::try_from(n).map_err(|_| StoreError::Internal(format!("log index {n} beyond i64")))
 }
 
-fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
+pub(crate) fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
     let row = diesel::sql_query("SELECT tree_size, root, updated_at FROM merkle_head")
         .get_result::<HeadRow>(conn)?;
     Ok(LogHead {
@@ -220,7 +220,7 @@ fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
 }
 
 /// The hashes of `ids`, in their order; an error names the first missing.
-fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+pub(crate) fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }

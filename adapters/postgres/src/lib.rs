@@ -17,6 +17,7 @@ mod schema;
 mod search;
 mod store;
 mod tx;
+mod verify;
 
 pub use audit::{AuditAppender, AuditRow};
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
@@ -28,3 +29,6 @@ pub use migrate::run_migrations;
 pub use search::{Found, SearchPage};
 pub use store::{PgStore, PoolConfig};
 pub use tx::{HistoryPage, Method, StoredVersion, Tx, WriteOutcome};
+pub use verify::{
+    CheckpointRow, LeafWithRow, LogSnapshot, PendingLeaf, RowFacts, RowRef, UnloggedRow,
+};
