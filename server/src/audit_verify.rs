@@ -81,6 +81,8 @@ pub struct Outcome {
     pub first: Option<Finding>,
     pub findings: Vec<Finding>,
     pub elapsed: Duration,
+    /// Time spent waiting for the leaves' queries.
+    pub reading: Duration,
 }
 
 impl Outcome {
@@ -348,18 +350,22 @@ fn verify(
     )?;
 
     let limit = |n: u64| usize::try_from(to.saturating_sub(n)).unwrap_or(usize::MAX).min(BATCH);
+    let reading = Instant::now();
     let mut batch = if to > from {
         snap.leaves_with_rows(from, limit(from))?
     } else {
         Vec::new()
     };
+    outcome.reading += reading.elapsed();
     while !batch.is_empty() {
         let next = batch.last().map_or(from, |l| l.leaf_index.saturating_add(1));
+        let reading = Instant::now();
         let lookahead = if batch.len() == BATCH && next < to {
             snap.leaves_with_rows(next, limit(next))?
         } else {
             Vec::new()
         };
+        outcome.reading += reading.elapsed();
         let mut found = Vec::new();
         checker.check_batch(&batch, &lookahead, &mut |f| found.push(f));
         for f in found {
@@ -567,6 +573,7 @@ fn print_summary(outcome: &Outcome, args: &VerifyArgs, chain: &AnchorReader) {
             "first": outcome.first,
             "findings": findings,
             "elapsed_seconds": seconds,
+            "reading_leaves_seconds": outcome.reading.as_secs_f64(),
             "leaves_per_second": rate.round(),
         });
         println!("{summary}");
