@@ -18,7 +18,6 @@ pub const KEYS: [&str; 3] = [
     "0x5de4111afa1a4b94908f4d97485b01e4f8a8fa1bbb6d6fc8ab1e5ed6d6c4e0f1",
 ];
 
-
 /// `FHIRLEDGER_ANVIL`, else the binary of conformance/chain's npm packages
 /// (the platform package's own, so that killing it kills anvil and not a
 /// Node wrapper), else its `.bin/anvil` wrapper.

@@ -28,7 +28,7 @@ use serde_json::json;
 use check::{Finding, LeafChecker};
 
 /// Leaves read per query (and kept ahead for swaps).
-const BATCH: usize = 10_000;
+const BATCH: usize = 4_000;
 /// Checkpoints and unlogged rows read per query.
 const PAGE: usize = 1_000;
 /// Findings kept for the report (the count goes on).
@@ -128,7 +128,15 @@ pub fn run(store: &PgStore, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         .context("reading the contract's latest checkpoint")?;
     let started = Instant::now();
     let mut outcome = store.log_snapshot(|snap| {
-        verify(snap, &Chain { runtime: &runtime, reader: &chain }, args, chain_latest)
+        verify(
+            snap,
+            &Chain {
+                runtime: &runtime,
+                reader: &chain,
+            },
+            args,
+            chain_latest,
+        )
     })?;
     outcome.elapsed = started.elapsed();
     print_summary(&outcome, args, &chain);
@@ -173,7 +181,12 @@ struct Checkpoints {
 }
 
 impl Checkpoints {
-    fn new(snap: &mut LogSnapshot<'_>, from: u64, to: u64, chain_latest: u64) -> anyhow::Result<Self> {
+    fn new(
+        snap: &mut LogSnapshot<'_>,
+        from: u64,
+        to: u64,
+        chain_latest: u64,
+    ) -> anyhow::Result<Self> {
         let present = snap.has_checkpoints()?;
         if !present {
             tracing::warn!("the database has no merkle_checkpoints table: only the contract's latest checkpoint is checked");
@@ -185,7 +198,8 @@ impl Checkpoints {
             read_up_to: from.saturating_sub(1),
             exhausted: !present,
             to,
-            chain_latest: (chain_latest >= from.max(1) && chain_latest <= to).then_some(chain_latest),
+            chain_latest: (chain_latest >= from.max(1) && chain_latest <= to)
+                .then_some(chain_latest),
             largest_row: 0,
         })
     }
@@ -261,7 +275,12 @@ struct ProofCapture {
 impl ProofCapture {
     /// Every node a proof from `size1` needs is either on the right edge of
     /// the tree of `size1` leaves or completed by a leaf in `size1..size2`.
-    fn new(size1: u64, size2: u64, chain_root1: Hash, edge: &[PerfectNode]) -> anyhow::Result<Self> {
+    fn new(
+        size1: u64,
+        size2: u64,
+        chain_root1: Hash,
+        edge: &[PerfectNode],
+    ) -> anyhow::Result<Self> {
         let nodes = consistency_nodes(size1, size2)?;
         let mut capture = ProofCapture {
             size1,
@@ -308,7 +327,10 @@ fn verify(
     let from = args.from;
     let to = args.to.unwrap_or(u64::MAX);
     if from > head.tree_size {
-        bail!("--from {from} is beyond the log's {} leaves", head.tree_size);
+        bail!(
+            "--from {from} is beyond the log's {} leaves",
+            head.tree_size
+        );
     }
     if to < from {
         bail!("--to {to} is below --from {from}");
@@ -349,7 +371,11 @@ fn verify(
         &mut outcome,
     )?;
 
-    let limit = |n: u64| usize::try_from(to.saturating_sub(n)).unwrap_or(usize::MAX).min(BATCH);
+    let limit = |n: u64| {
+        usize::try_from(to.saturating_sub(n))
+            .unwrap_or(usize::MAX)
+            .min(BATCH)
+    };
     let reading = Instant::now();
     let mut batch = if to > from {
         snap.leaves_with_rows(from, limit(from))?
@@ -358,7 +384,9 @@ fn verify(
     };
     outcome.reading += reading.elapsed();
     while !batch.is_empty() {
-        let next = batch.last().map_or(from, |l| l.leaf_index.saturating_add(1));
+        let next = batch
+            .last()
+            .map_or(from, |l| l.leaf_index.saturating_add(1));
         let reading = Instant::now();
         let lookahead = if batch.len() == BATCH && next < to {
             snap.leaves_with_rows(next, limit(next))?
@@ -404,13 +432,22 @@ fn verify(
         beyond = beyond.max(c.tree_size);
         checkpoints.fill(snap)?;
     }
-    let anchored_in_range = beyond.max(if args.to.is_none() { checkpoints.largest_row } else { 0 });
+    let anchored_in_range = beyond.max(if args.to.is_none() {
+        checkpoints.largest_row
+    } else {
+        0
+    });
     let chain_in_range = if chain_latest <= to { chain_latest } else { 0 };
     if let Some(f) = check::check_truncation(frontier.size(), anchored_in_range, chain_in_range) {
         outcome.report(f);
     }
     if args.to.is_none_or(|t| t >= head.tree_size) {
-        if let Some(f) = check::check_head(head.tree_size, &head.root, frontier.size(), &frontier.root()) {
+        if let Some(f) = check::check_head(
+            head.tree_size,
+            &head.root,
+            frontier.size(),
+            &frontier.root(),
+        ) {
             outcome.report(f);
         }
     }
@@ -464,9 +501,14 @@ fn check_due(
         if let Some(c) = capture.take() {
             if c.size2 == size {
                 let proof = c.proof()?;
-                if let Some(f) =
-                    check::check_consistency(c.size1, size, &c.chain_root1, &on_chain, &proof, matches)
-                {
+                if let Some(f) = check::check_consistency(
+                    c.size1,
+                    size,
+                    &c.chain_root1,
+                    &on_chain,
+                    &proof,
+                    matches,
+                ) {
                     outcome.report(f);
                 }
             }
@@ -488,22 +530,23 @@ fn unlogged_rows(snap: &mut LogSnapshot<'_>, outcome: &mut Outcome) -> anyhow::R
     outcome.unsequenced = snap.pending_count()?;
     // Read only when some row lacks a leaf (normally just the pending ones).
     let mut pending: Option<HashSet<(String, String, String)>> = None;
-    let load_pending = |snap: &mut LogSnapshot<'_>| -> anyhow::Result<HashSet<(String, String, String)>> {
-        let mut keys = HashSet::new();
-        let mut after = 0;
-        loop {
-            let page = snap.pending(after, BATCH)?;
-            for p in &page {
-                after = p.pending_id;
-                if let Ok(d) = LeafData::decode(&p.leaf_data) {
-                    keys.insert((d.resource_type, d.id, d.version_id));
+    let load_pending =
+        |snap: &mut LogSnapshot<'_>| -> anyhow::Result<HashSet<(String, String, String)>> {
+            let mut keys = HashSet::new();
+            let mut after = 0;
+            loop {
+                let page = snap.pending(after, BATCH)?;
+                for p in &page {
+                    after = p.pending_id;
+                    if let Ok(d) = LeafData::decode(&p.leaf_data) {
+                        keys.insert((d.resource_type, d.id, d.version_id));
+                    }
+                }
+                if page.len() < BATCH {
+                    return Ok(keys);
                 }
             }
-            if page.len() < BATCH {
-                return Ok(keys);
-            }
-        }
-    };
+        };
     for consent in [false, true] {
         let mut after = 0;
         loop {

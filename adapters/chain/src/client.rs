@@ -346,7 +346,10 @@ impl AnchorClient {
     }
 }
 
-pub(crate) fn contract_error(method: &'static str, error: ContractError<Provider<Http>>) -> ChainError {
+pub(crate) fn contract_error(
+    method: &'static str,
+    error: ContractError<Provider<Http>>,
+) -> ChainError {
     if let Some(decoded) = error.decode_contract_revert::<AuditAnchorContractErrors>() {
         let rejection = match decoded {
             AuditAnchorContractErrors::NotOwner(_) => Rejection::NotOwner,

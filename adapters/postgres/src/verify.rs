@@ -225,7 +225,12 @@ impl LogSnapshot<'_> {
             .load::<LeafRowSql>(self.conn)?
             .into_iter()
             .map(|r| {
-                let row = match (r.audit_seq, r.audit_recorded, r.version_seq, r.version_recorded) {
+                let row = match (
+                    r.audit_seq,
+                    r.audit_recorded,
+                    r.version_seq,
+                    r.version_recorded,
+                ) {
                     (Some(seq), Some(recorded), _, _) => Some(RowFacts {
                         row: RowRef::AuditEvent { seq },
                         content_sha256: sha256(r.audit_content.as_deref()),
@@ -254,11 +259,11 @@ impl LogSnapshot<'_> {
     /// Whether the anchoring worker's `merkle_checkpoints` table exists (a
     /// database from before anchoring has none).
     pub fn has_checkpoints(&mut self) -> Result<bool, StoreError> {
-        Ok(diesel::sql_query(
-            "SELECT to_regclass('merkle_checkpoints') IS NOT NULL AS present",
+        Ok(
+            diesel::sql_query("SELECT to_regclass('merkle_checkpoints') IS NOT NULL AS present")
+                .get_result::<Exists>(self.conn)?
+                .present,
         )
-        .get_result::<Exists>(self.conn)?
-        .present)
     }
 
     /// Up to `limit` checkpoints of size above `after`, by size.

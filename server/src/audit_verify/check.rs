@@ -242,17 +242,19 @@ impl LeafChecker {
                 continue;
             };
             let Some(row) = &leaf.row else {
-                report(Finding::new(
-                    Kind::DeletedRow,
-                    Some(leaf.leaf_index),
-                    format!(
-                        "the leaf names {} {} version {}, which is not in the database",
-                        table_of(&leaf.resource_type),
-                        leaf.resource_id,
-                        leaf.version_id
-                    ),
-                )
-                .about(leaf));
+                report(
+                    Finding::new(
+                        Kind::DeletedRow,
+                        Some(leaf.leaf_index),
+                        format!(
+                            "the leaf names {} {} version {}, which is not in the database",
+                            table_of(&leaf.resource_type),
+                            leaf.resource_id,
+                            leaf.version_id
+                        ),
+                    )
+                    .about(leaf),
+                );
                 continue;
             };
             if row.content_sha256 == data.content_sha256
@@ -596,7 +598,12 @@ pub fn inserted_row(resource: String, version: String, row: &RowRef) -> Finding 
 }
 
 /// The finding when the stored tree head disagrees with the rebuilt tree.
-pub fn check_head(stored_size: u64, stored_root: &Hash, rebuilt_size: u64, rebuilt: &Hash) -> Option<Finding> {
+pub fn check_head(
+    stored_size: u64,
+    stored_root: &Hash,
+    rebuilt_size: u64,
+    rebuilt: &Hash,
+) -> Option<Finding> {
     if stored_size != rebuilt_size {
         let mut f = Finding::new(
             if stored_size > rebuilt_size {
@@ -605,9 +612,7 @@ pub fn check_head(stored_size: u64, stored_root: &Hash, rebuilt_size: u64, rebui
                 Kind::RootMismatch
             },
             Some(stored_size.min(rebuilt_size)),
-            format!(
-                "the tree head says {stored_size} leaves, the log holds {rebuilt_size}"
-            ),
+            format!("the tree head says {stored_size} leaves, the log holds {rebuilt_size}"),
         );
         f.leaf_end = Some(stored_size.max(rebuilt_size));
         return Some(f);
@@ -671,7 +676,12 @@ mod tests {
     }
 
     fn run(batches: &[&[LeafWithRow]]) -> Vec<Finding> {
-        let mut checker = LeafChecker::new(batches.first().and_then(|b| b.first()).map_or(0, |l| l.leaf_index));
+        let mut checker = LeafChecker::new(
+            batches
+                .first()
+                .and_then(|b| b.first())
+                .map_or(0, |l| l.leaf_index),
+        );
         let mut found = Vec::new();
         for (i, batch) in batches.iter().enumerate() {
             let ahead = batches.get(i + 1).copied().unwrap_or(&[]);
@@ -707,7 +717,11 @@ mod tests {
         leaves[1].row.as_mut().unwrap().recorded_micros += 1;
         let found = run(&[&leaves]);
         assert_eq!(found[0].kind, Kind::ModifiedRow);
-        assert!(found[0].detail.contains("recorded time"), "{}", found[0].detail);
+        assert!(
+            found[0].detail.contains("recorded time"),
+            "{}",
+            found[0].detail
+        );
     }
 
     #[test]
@@ -780,7 +794,10 @@ mod tests {
         assert_eq!(check_checkpoint(&facts(r, Some(r), r)), None);
         assert_eq!(check_checkpoint(&facts(r, None, r)), None);
         let f = check_checkpoint(&facts(r, Some(r), [0; 32])).unwrap();
-        assert_eq!((f.kind, f.leaf_index, f.leaf_end), (Kind::NotOnChain, Some(4), Some(8)));
+        assert_eq!(
+            (f.kind, f.leaf_index, f.leaf_end),
+            (Kind::NotOnChain, Some(4), Some(8))
+        );
         assert!(f.detail.contains("no root"), "{}", f.detail);
         let f = check_checkpoint(&facts(r, Some(x), x)).unwrap();
         assert_eq!(f.kind, Kind::RootMismatch);
@@ -809,36 +826,65 @@ mod tests {
                 nodes.insert(n.id, n.hash);
             }
         }
-        let root6 = reference::root(&hasher, &leaves[..6]);
+        let hashes: Vec<Hash> = leaves.iter().map(|l| hasher.leaf_hash(l)).collect();
+        let root6 = reference::root(&hasher, &hashes[..6]);
         let root13 = frontier.root();
         let wanted = consistency_nodes(6, 13).unwrap();
         let fetched: Vec<_> = wanted.ids().iter().map(|id| nodes[id]).collect();
         let proof = wanted.assemble(&hasher, &fetched).unwrap();
-        assert_eq!(check_consistency(6, 13, &root6, &root13, &proof, true), None);
+        assert_eq!(
+            check_consistency(6, 13, &root6, &root13, &proof, true),
+            None
+        );
         // A forked earlier checkpoint on chain: the later one matches the
         // rebuilt tree, the earlier one is not a prefix of it.
-        let forked = reference::root(&hasher, &[leaves[..5].to_vec(), vec![vec![0xff]]].concat());
+        let forked = reference::root(
+            &hasher,
+            &[hashes[..5].to_vec(), vec![hasher.leaf_hash(&[0xff])]].concat(),
+        );
         let f = check_consistency(6, 13, &forked, &root13, &proof, true).unwrap();
-        assert_eq!((f.kind, f.leaf_index, f.leaf_end), (Kind::Inconsistent, Some(6), Some(13)));
-        assert_eq!(check_consistency(6, 13, &forked, &root13, &proof, false), None);
-        assert_eq!(check_consistency(6, 13, &[0; 32], &root13, &proof, true), None);
+        assert_eq!(
+            (f.kind, f.leaf_index, f.leaf_end),
+            (Kind::Inconsistent, Some(6), Some(13))
+        );
+        assert_eq!(
+            check_consistency(6, 13, &forked, &root13, &proof, false),
+            None
+        );
+        assert_eq!(
+            check_consistency(6, 13, &[0; 32], &root13, &proof, true),
+            None
+        );
     }
 
     #[test]
     fn truncation_and_head() {
         assert_eq!(check_truncation(10, 10, 8), None);
         let f = check_truncation(6, 10, 8).unwrap();
-        assert_eq!((f.kind, f.leaf_index, f.leaf_end), (Kind::Truncated, Some(6), Some(10)));
+        assert_eq!(
+            (f.kind, f.leaf_index, f.leaf_end),
+            (Kind::Truncated, Some(6), Some(10))
+        );
         let f = check_truncation(6, 0, 9).unwrap();
         assert!(f.detail.contains("contract's latest is 9"), "{}", f.detail);
         assert_eq!(check_head(5, &[1; 32], 5, &[1; 32]), None);
-        assert_eq!(check_head(6, &[1; 32], 5, &[1; 32]).unwrap().kind, Kind::Truncated);
-        assert_eq!(check_head(5, &[2; 32], 5, &[1; 32]).unwrap().kind, Kind::RootMismatch);
+        assert_eq!(
+            check_head(6, &[1; 32], 5, &[1; 32]).unwrap().kind,
+            Kind::Truncated
+        );
+        assert_eq!(
+            check_head(5, &[2; 32], 5, &[1; 32]).unwrap().kind,
+            Kind::RootMismatch
+        );
     }
 
     #[test]
     fn findings_order_by_leaf_then_kind_rows_without_leaf_last() {
-        let inserted = inserted_row("AuditEvent/x".into(), "1".into(), &RowRef::AuditEvent { seq: 1 });
+        let inserted = inserted_row(
+            "AuditEvent/x".into(),
+            "1".into(),
+            &RowRef::AuditEvent { seq: 1 },
+        );
         let modified = Finding::new(Kind::ModifiedRow, Some(3), String::new());
         let truncated = Finding::new(Kind::Truncated, Some(3), String::new());
         let mut all = vec![inserted.clone(), truncated.clone(), modified.clone()];
