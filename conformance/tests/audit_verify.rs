@@ -143,7 +143,8 @@ fn checkpoint_rows(
         .zip(anchored)
         .map(|((size, root), (tx, block, block_hash))| {
             format!(
-                "INSERT INTO merkle_checkpoints VALUES ({size}, {}, {CHAIN_ID}, {}, {}, {block}, {}, now()) \
+                "INSERT INTO merkle_checkpoints (tree_size, root, chain_id, contract, tx_hash, block_number, block_hash, anchored_at) \
+                 VALUES ({size}, {}, {CHAIN_ID}, {}, {}, {block}, {}, now()) \
                  ON CONFLICT (tree_size) DO UPDATE SET root = EXCLUDED.root, contract = EXCLUDED.contract, \
                  tx_hash = EXCLUDED.tx_hash, block_number = EXCLUDED.block_number, block_hash = EXCLUDED.block_hash;",
                 bytea(root),
@@ -635,9 +636,12 @@ fn a_checkpoint_not_on_chain_is_named() {
     tamper(
         &url,
         &format!(
-            "INSERT INTO merkle_checkpoints VALUES ({size}, {}, {CHAIN_ID}, {}, NULL, NULL, NULL, now())",
+            "INSERT INTO merkle_checkpoints (tree_size, root, chain_id, contract, tx_hash, block_number, block_hash, anchored_at) \
+             VALUES ({size}, {}, {CHAIN_ID}, {}, {}, 1, {}, now())",
             bytea(&roots[0].1),
-            bytea(&f.contract.0)
+            bytea(&f.contract.0),
+            bytea(&[0x5a; 32]),
+            bytea(&[0x5b; 32])
         ),
     );
     let first = assert_first(&verify(&url), "not_on_chain", Some(f.sizes[1]));
@@ -758,6 +762,9 @@ fn verify_rate_on_a_larger_log() {
     ))
     .expect("the head");
     conn.batch_execute("VACUUM ANALYZE").expect("vacuum");
+    if std::env::var_os("FHIRLEDGER_VERIFY_EXPLAIN").is_some() {
+        explain_leaf_batch(&mut conn, f.tree_size() + extra / 2);
+    }
     drop(conn);
     eprintln!(
         "loaded {extra} synthetic events in {:.1} s",
@@ -790,10 +797,11 @@ fn verify_rate_on_a_larger_log() {
         .find_map(|l| l.strip_prefix("max-rss-kib "))
         .unwrap_or("?");
     eprintln!(
-        "audit verify: {} leaves in {:.2} s ({:.2} s of it reading leaves) = {rate:.0} leaves/s, peak RSS {rss} KiB ({})",
+        "audit verify: {} leaves in {:.2} s = {rate:.0} leaves/s (the reading thread busy {:.2} s, the checking thread waiting for it {:.2} s), peak RSS {rss} KiB ({})",
         summary["leaves_checked"],
         summary["elapsed_seconds"].as_f64().unwrap_or_default(),
         summary["reading_leaves_seconds"].as_f64().unwrap_or_default(),
+        summary["waiting_for_leaves_seconds"].as_f64().unwrap_or_default(),
         server_binary().display()
     );
     if let Some(min) = std::env::var("FHIRLEDGER_VERIFY_MIN_RATE")
@@ -801,5 +809,39 @@ fn verify_rate_on_a_larger_log() {
         .and_then(|v| v.parse::<f64>().ok())
     {
         assert!(rate >= min, "{rate:.0} leaves/s is below {min}");
+    }
+}
+
+/// Prints PostgreSQL's plan and timing of one batch of the verifier's leaf
+/// query (as `adapters/postgres/src/verify.rs` writes it), under the
+/// adapter's session settings.
+fn explain_leaf_batch(conn: &mut PgConnection, from: u64) {
+    #[derive(QueryableByName)]
+    struct Line {
+        #[diesel(sql_type = Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    conn.batch_execute(
+        "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; \
+         PREPARE leaves(bigint, bigint) AS \
+         SELECT l.leaf_index, l.resource_type, l.resource_id, l.version_id, l.leaf_data, n.hash AS node_hash, \
+                a.seq AS audit_seq, a.content AS audit_content, a.recorded AS audit_recorded, \
+                v.seq AS version_seq, v.content AS version_content, v.last_updated AS version_recorded \
+           FROM merkle_leaves l \
+           LEFT JOIN merkle_nodes n ON n.level = 0 AND n.node_index = l.leaf_index \
+           LEFT JOIN audit_events a ON l.resource_type = 'AuditEvent' AND a.id = l.resource_id \
+           LEFT JOIN resource_versions v ON l.resource_type = 'Consent' AND v.resource_type = 'Consent' \
+                AND v.id = l.resource_id \
+                AND v.version_id = CASE WHEN l.version_id ~ '^[0-9]{1,18}$' THEN l.version_id::bigint END \
+          WHERE l.leaf_index >= $1 ORDER BY l.leaf_index LIMIT $2",
+    )
+    .expect("prepare");
+    for line in diesel::sql_query(format!(
+        "EXPLAIN (ANALYZE, BUFFERS) EXECUTE leaves({from}, 4000)"
+    ))
+    .load::<Line>(conn)
+    .expect("explain")
+    {
+        eprintln!("  {}", line.line);
     }
 }

@@ -3,10 +3,11 @@
 //! every anchored checkpoint's root on chain and the consistency between
 //! successive checkpoints, and names the first disagreement.
 //!
-//! It streams: one read-only snapshot of the database (`PgStore::log_snapshot`)
-//! read a batch of leaves at a time in index order, with only the tree's
-//! right edge (`Frontier`, O(log n) hashes), the nodes the next consistency
-//! proof needs, and the current and next batch in memory. What a
+//! It streams: one read-only snapshot of the database (`PgStore::log_snapshot`),
+//! exported to a second connection that reads the leaves with their rows a
+//! batch at a time in index order, one batch ahead, while this thread hashes
+//! and checks; only the tree's right edge (`Frontier`, O(log n) hashes), the
+//! nodes the next consistency proof needs and three batches are in memory. What a
 //! disagreement means is decided by the pure [`check`] module.
 
 pub mod check;
@@ -22,7 +23,7 @@ use fhirledger_merkle::{
     consistency_nodes, Frontier, Hash, Hasher, Keccak256Hasher, LeafData, NodeId, PerfectNode,
     ProofNodes,
 };
-use fhirledger_postgres::{CheckpointRow, LogSnapshot, PgStore, StoreError};
+use fhirledger_postgres::{CheckpointRow, LeafWithRow, LogSnapshot, PgStore, StoreError};
 use serde_json::json;
 
 use check::{Finding, LeafChecker};
@@ -81,8 +82,11 @@ pub struct Outcome {
     pub first: Option<Finding>,
     pub findings: Vec<Finding>,
     pub elapsed: Duration,
-    /// Time spent waiting for the leaves' queries.
+    /// Time spent waiting for the reading thread's next batch.
     pub reading: Duration,
+    /// Time the reading thread spent in the leaves' queries (database and
+    /// decoding, the rows' SHA-256 included).
+    pub reader_busy: Duration,
 }
 
 impl Outcome {
@@ -129,6 +133,7 @@ pub fn run(store: &PgStore, args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let mut outcome = store.log_snapshot(|snap| {
         verify(
+            store,
             snap,
             &Chain {
                 runtime: &runtime,
@@ -316,7 +321,49 @@ impl ProofCapture {
     }
 }
 
+/// A batch of leaves from the reading thread.
+type LeafBatch = Result<Vec<LeafWithRow>, StoreError>;
+
+/// Streams the leaves `[from, to)` in batches of [`BATCH`] through `sender`,
+/// on a connection of its own reading the exported snapshot `snapshot_id`.
+/// Stops early when the receiver is gone.
+fn read_leaves(
+    store: &PgStore,
+    snapshot_id: &str,
+    from: u64,
+    to: u64,
+    sender: std::sync::mpsc::SyncSender<LeafBatch>,
+) -> Result<Duration, StoreError> {
+    let mut busy = Duration::ZERO;
+    let result = store.log_snapshot_at(snapshot_id, |snap| {
+        let mut next = from;
+        while next < to {
+            let limit = usize::try_from(to - next).unwrap_or(usize::MAX).min(BATCH);
+            let started = Instant::now();
+            let batch = snap.leaves_with_rows(next, limit)?;
+            busy += started.elapsed();
+            let full = batch.len() == limit;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            next = last.leaf_index.saturating_add(1);
+            if sender.send(Ok(batch)).is_err() || !full {
+                break;
+            }
+        }
+        Ok::<(), StoreError>(())
+    });
+    if let Err(e) = result {
+        // The receiver reports it; the caller gets it too, should it not.
+        let text = e.to_string();
+        let _ = sender.send(Err(e));
+        return Err(StoreError::Internal(text));
+    }
+    Ok(busy)
+}
+
 fn verify(
+    store: &PgStore,
     snap: &mut LogSnapshot<'_>,
     chain: &Chain<'_>,
     args: &VerifyArgs,
@@ -371,58 +418,63 @@ fn verify(
         &mut outcome,
     )?;
 
-    let limit = |n: u64| {
-        usize::try_from(to.saturating_sub(n))
-            .unwrap_or(usize::MAX)
-            .min(BATCH)
-    };
-    let reading = Instant::now();
-    let mut batch = if to > from {
-        snap.leaves_with_rows(from, limit(from))?
-    } else {
-        Vec::new()
-    };
-    outcome.reading += reading.elapsed();
-    while !batch.is_empty() {
-        let next = batch
-            .last()
-            .map_or(from, |l| l.leaf_index.saturating_add(1));
-        let reading = Instant::now();
-        let lookahead = if batch.len() == BATCH && next < to {
-            snap.leaves_with_rows(next, limit(next))?
-        } else {
-            Vec::new()
+    // The leaves stream in on a second connection reading the same
+    // snapshot, a batch ahead, while this thread hashes and checks.
+    let snapshot_id = snap.export()?;
+    let (sender, batches) = std::sync::mpsc::sync_channel::<LeafBatch>(1);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let reader = scope.spawn(|| read_leaves(store, &snapshot_id, from, to, sender));
+        let next_batch = |outcome: &mut Outcome| -> anyhow::Result<Vec<LeafWithRow>> {
+            let waiting = Instant::now();
+            let batch = match batches.recv() {
+                Ok(batch) => batch?,
+                // The reader is done (or failed: its result says).
+                Err(_) => Vec::new(),
+            };
+            outcome.reading += waiting.elapsed();
+            Ok(batch)
         };
-        outcome.reading += reading.elapsed();
-        let mut found = Vec::new();
-        checker.check_batch(&batch, &lookahead, &mut |f| found.push(f));
-        for f in found {
-            outcome.report(f);
+        let mut batch = next_batch(&mut outcome)?;
+        while !batch.is_empty() {
+            let lookahead = next_batch(&mut outcome)?;
+            let mut found = Vec::new();
+            checker.check_batch(&batch, &lookahead, &mut |f| found.push(f));
+            for f in found {
+                outcome.report(f);
+            }
+            for leaf in &batch {
+                let leaf_hash = hasher.leaf_hash(&leaf.leaf_data);
+                frontier
+                    .append_with(leaf_hash, |node| {
+                        if let Some(c) = capture.as_mut() {
+                            c.offer(node.id, node.hash);
+                        }
+                    })
+                    .context("rebuilding the tree")?;
+                outcome.leaves_checked += 1;
+                check_due(
+                    snap,
+                    chain,
+                    args,
+                    &frontier,
+                    &mut checkpoints,
+                    &mut capture,
+                    &mut range_start,
+                    &mut outcome,
+                )?;
+            }
+            bar.set_position(outcome.leaves_checked);
+            batch = lookahead;
         }
-        for leaf in &batch {
-            let leaf_hash = hasher.leaf_hash(&leaf.leaf_data);
-            frontier
-                .append_with(leaf_hash, |node| {
-                    if let Some(c) = capture.as_mut() {
-                        c.offer(node.id, node.hash);
-                    }
-                })
-                .context("rebuilding the tree")?;
-            outcome.leaves_checked += 1;
-            check_due(
-                snap,
-                chain,
-                args,
-                &frontier,
-                &mut checkpoints,
-                &mut capture,
-                &mut range_start,
-                &mut outcome,
-            )?;
+        drop(batches);
+        match reader.join() {
+            Ok(result) => {
+                outcome.reader_busy = result.context("reading the log's leaves")?;
+                Ok(())
+            }
+            Err(_) => bail!("the thread reading the log's leaves panicked"),
         }
-        bar.set_position(outcome.leaves_checked);
-        batch = lookahead;
-    }
+    })?;
     bar.finish_and_clear();
     outcome.tree_size = frontier.size();
 
@@ -616,7 +668,8 @@ fn print_summary(outcome: &Outcome, args: &VerifyArgs, chain: &AnchorReader) {
             "first": outcome.first,
             "findings": findings,
             "elapsed_seconds": seconds,
-            "reading_leaves_seconds": outcome.reading.as_secs_f64(),
+            "waiting_for_leaves_seconds": outcome.reading.as_secs_f64(),
+            "reading_leaves_seconds": outcome.reader_busy.as_secs_f64(),
             "leaves_per_second": rate.round(),
         });
         println!("{summary}");

@@ -366,6 +366,20 @@ impl LogSnapshot<'_> {
         .collect())
     }
 
+    /// Exports this snapshot (`pg_export_snapshot`) for
+    /// [`crate::PgStore::log_snapshot_at`]: another connection then reads the
+    /// very same state, for as long as this snapshot's transaction is open.
+    pub fn export(&mut self) -> Result<String, StoreError> {
+        #[derive(QueryableByName)]
+        struct Exported {
+            #[diesel(sql_type = Text)]
+            id: String,
+        }
+        Ok(diesel::sql_query("SELECT pg_export_snapshot() AS id")
+            .get_result::<Exported>(self.conn)?
+            .id)
+    }
+
     /// How many leaves are pending.
     pub fn pending_count(&mut self) -> Result<u64, StoreError> {
         let c = diesel::sql_query("SELECT count(*) AS n FROM merkle_pending")
@@ -388,6 +402,33 @@ impl<E> From<diesel::result::Error> for SnapshotError<E> {
 }
 
 impl crate::PgStore {
+    /// [`Self::log_snapshot`] on a snapshot another transaction exported
+    /// ([`LogSnapshot::export`]), still open: two connections reading one
+    /// state, e.g. one streaming leaves while the other reads the rest.
+    pub fn log_snapshot_at<T, E: From<StoreError>>(
+        &self,
+        snapshot_id: &str,
+        work: impl FnOnce(&mut LogSnapshot<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        // pg_export_snapshot's ids are hex digits and dashes; anything else
+        // is not one (and must not reach the statement).
+        if snapshot_id.is_empty()
+            || !snapshot_id
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b'-')
+        {
+            return Err(E::from(StoreError::Internal(format!(
+                "'{snapshot_id}' is not an exported snapshot id"
+            ))));
+        }
+        self.log_snapshot(|snap| {
+            diesel::sql_query(format!("SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
+                .execute(snap.conn)
+                .map_err(|e| E::from(StoreError::Database(e)))?;
+            work(snap)
+        })
+    }
+
     /// Runs `work` in one read-only `REPEATABLE READ` transaction: every read
     /// of the [`LogSnapshot`] sees the same committed state, and nothing can be
     /// written (PostgreSQL refuses writes in a read-only transaction).
