@@ -845,3 +845,57 @@ fn explain_leaf_batch(conn: &mut PgConnection, from: u64) {
         eprintln!("  {}", line.line);
     }
 }
+
+#[test]
+fn what_cannot_be_verified_exits_2() {
+    let f = fixture();
+    let url = fresh_copy("verify_unverifiable");
+    // No contract at that address.
+    let out = Command::new(server_binary())
+        .args([
+            "audit",
+            "verify",
+            "--database-url",
+            &url,
+            "--rpc-url",
+            &f.anvil.url(),
+        ])
+        .args([
+            "--contract",
+            "0x1111111111111111111111111111111111111111",
+            "--json",
+        ])
+        .env("FHIRLEDGER_LOG", "warn")
+        .output()
+        .expect("running audit verify");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no contract code"),
+        "{out:?}"
+    );
+    // The node is on another chain than the one given.
+    let out = Command::new(server_binary())
+        .args([
+            "audit",
+            "verify",
+            "--database-url",
+            &url,
+            "--rpc-url",
+            &f.anvil.url(),
+        ])
+        .args([
+            "--contract",
+            &f.contract.to_string(),
+            "--chain-id",
+            "1",
+            "--json",
+        ])
+        .env("FHIRLEDGER_LOG", "warn")
+        .output()
+        .expect("running audit verify");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("chain id mismatch"),
+        "{out:?}"
+    );
+}
