@@ -125,7 +125,9 @@ pub fn audit_verify(
     if args.database_url.is_some() {
         db.database_url.clone_from(&args.database_url);
     }
-    open_store(&db, false, |store| crate::audit_verify::run(store, args))
+    open_store(&db, false, crate::audit_verify::CONNECTIONS, |store| {
+        crate::audit_verify::run(store, args)
+    })
 }
 
 /// Runs `work` on the chosen database (starting the dev cluster for the
@@ -134,13 +136,14 @@ fn with_store<T>(
     db: &AdminDatabase,
     work: impl FnOnce(&PgStore) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    open_store(db, true, work)
+    open_store(db, true, 2, work)
 }
 
 /// [`with_store`], applying pending migrations first or not.
 fn open_store<T>(
     db: &AdminDatabase,
     migrate: bool,
+    connections: u32,
     work: impl FnOnce(&PgStore) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let (cluster, url) = match (
@@ -161,7 +164,7 @@ fn open_store<T>(
     let result = PgStore::connect(
         &url,
         &PoolConfig {
-            max_size: 2,
+            max_size: connections,
             ..PoolConfig::default()
         },
     )

@@ -4,10 +4,11 @@
 //! successive checkpoints, and names the first disagreement.
 //!
 //! It streams: one read-only snapshot of the database (`PgStore::log_snapshot`),
-//! exported to a second connection that reads the leaves with their rows a
-//! batch at a time in index order, one batch ahead, while this thread hashes
-//! and checks; only the tree's right edge (`Frontier`, O(log n) hashes), the
-//! nodes the next consistency proof needs and three batches are in memory. What a
+//! exported to [`READERS`] more connections that read the leaves with their
+//! rows, alternate batches in index order, ahead of this thread, which hashes
+//! and checks them in order; only the tree's right edge (`Frontier`, O(log n)
+//! hashes), the nodes the next consistency proof needs and a few batches are
+//! in memory, whatever the log's size. What a
 //! disagreement means is decided by the pure [`check`] module.
 
 pub mod check;
@@ -324,32 +325,53 @@ impl ProofCapture {
 /// A batch of leaves from the reading thread.
 type LeafBatch = Result<Vec<LeafWithRow>, StoreError>;
 
-/// Streams the leaves `[from, to)` in batches of [`BATCH`] through `sender`,
-/// on a connection of its own reading the exported snapshot `snapshot_id`.
-/// Stops early when the receiver is gone.
+/// Threads reading leaves, each on a connection of its own sharing the
+/// snapshot: while one waits for the database, another decodes and hashes
+/// its batch.
+const READERS: u64 = 2;
+
+/// Database connections `audit verify` uses: its snapshot's and the readers'.
+pub const CONNECTIONS: u32 = 1 + READERS as u32;
+
+/// Streams the leaves of batches `reader`, `reader + READERS`, … — batch `k`
+/// being the leaf indexes `[from + k·BATCH, from + (k+1)·BATCH)` below `to` —
+/// through `sender`, on a connection of its own reading the exported
+/// snapshot `snapshot_id`. A batch may be empty (a gap in the log); the
+/// reader stops at the first empty batch past the stored head's size, or
+/// when the receiver is gone.
 fn read_leaves(
     store: &PgStore,
     snapshot_id: &str,
-    from: u64,
-    to: u64,
+    span: (u64, u64, u64),
+    reader: u64,
     sender: std::sync::mpsc::SyncSender<LeafBatch>,
 ) -> Result<Duration, StoreError> {
+    let (from, to, head_size) = span;
+    let batch_len = BATCH as u64;
     let mut busy = Duration::ZERO;
     let result = store.log_snapshot_at(snapshot_id, |snap| {
-        let mut next = from;
-        while next < to {
-            let limit = usize::try_from(to - next).unwrap_or(usize::MAX).min(BATCH);
-            let started = Instant::now();
-            let batch = snap.leaves_with_rows(next, limit)?;
-            busy += started.elapsed();
-            let full = batch.len() == limit;
-            let Some(last) = batch.last() else {
+        let mut k = reader;
+        loop {
+            let Some(start) = k.checked_mul(batch_len).and_then(|o| o.checked_add(from)) else {
                 break;
             };
-            next = last.leaf_index.saturating_add(1);
-            if sender.send(Ok(batch)).is_err() || !full {
+            if start >= to {
                 break;
             }
+            let end = start.saturating_add(batch_len).min(to);
+            let started = Instant::now();
+            let limit = usize::try_from(end - start).unwrap_or(BATCH);
+            let mut batch = snap.leaves_with_rows(start, limit)?;
+            // Past a gap the LIMIT reaches into the next batch's range.
+            batch.retain(|l| l.leaf_index < end);
+            busy += started.elapsed();
+            if batch.is_empty() && start >= head_size {
+                break;
+            }
+            if sender.send(Ok(batch)).is_err() {
+                break;
+            }
+            k += READERS;
         }
         Ok::<(), StoreError>(())
     });
@@ -421,24 +443,37 @@ fn verify(
     // The leaves stream in on a second connection reading the same
     // snapshot, a batch ahead, while this thread hashes and checks.
     let snapshot_id = snap.export()?;
-    let (sender, batches) = std::sync::mpsc::sync_channel::<LeafBatch>(1);
+    let span = (from, to, head.tree_size);
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let reader = scope.spawn(|| read_leaves(store, &snapshot_id, from, to, sender));
-        let next_batch = |outcome: &mut Outcome| -> anyhow::Result<Vec<LeafWithRow>> {
+        let mut receivers = Vec::new();
+        let mut readers = Vec::new();
+        for reader in 0..READERS {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<LeafBatch>(1);
+            receivers.push(receiver);
+            let snapshot_id = &snapshot_id;
+            readers
+                .push(scope.spawn(move || read_leaves(store, snapshot_id, span, reader, sender)));
+        }
+        // Batch `k` comes from reader `k % READERS`; None once the log ends.
+        let mut k = 0usize;
+        let mut next_batch = |outcome: &mut Outcome| -> anyhow::Result<Option<Vec<LeafWithRow>>> {
             let waiting = Instant::now();
-            let batch = match batches.recv() {
-                Ok(batch) => batch?,
+            let batch = match receivers.get(k % receivers.len()).map(|r| r.recv()) {
+                Some(Ok(batch)) => Some(batch?),
                 // The reader is done (or failed: its result says).
-                Err(_) => Vec::new(),
+                _ => None,
             };
+            k += 1;
             outcome.reading += waiting.elapsed();
             Ok(batch)
         };
-        let mut batch = next_batch(&mut outcome)?;
-        while !batch.is_empty() {
+        let mut current = next_batch(&mut outcome)?;
+        while let Some(batch) = current {
             let lookahead = next_batch(&mut outcome)?;
             let mut found = Vec::new();
-            checker.check_batch(&batch, &lookahead, &mut |f| found.push(f));
+            checker.check_batch(&batch, lookahead.as_deref().unwrap_or(&[]), &mut |f| {
+                found.push(f)
+            });
             for f in found {
                 outcome.report(f);
             }
@@ -464,16 +499,18 @@ fn verify(
                 )?;
             }
             bar.set_position(outcome.leaves_checked);
-            batch = lookahead;
+            current = lookahead;
         }
-        drop(batches);
-        match reader.join() {
-            Ok(result) => {
-                outcome.reader_busy = result.context("reading the log's leaves")?;
-                Ok(())
+        drop(next_batch);
+        for reader in readers {
+            match reader.join() {
+                Ok(result) => {
+                    outcome.reader_busy += result.context("reading the log's leaves")?;
+                }
+                Err(_) => bail!("a thread reading the log's leaves panicked"),
             }
-            Err(_) => bail!("the thread reading the log's leaves panicked"),
         }
+        Ok(())
     })?;
     bar.finish_and_clear();
     outcome.tree_size = frontier.size();
