@@ -17,10 +17,11 @@ TARGET=${CARGO_TARGET_DIR:-target}
 case "$TARGET" in /*) ;; *) TARGET="$PWD/$TARGET" ;; esac
 
 cargo build --locked --release -p fhirledger
-BIN=$(mktemp /tmp/fhirledger-verify-bench.XXXXXX)
+BIN="$TARGET/release/fhirledger-verify-bench.$$"
 trap 'rm -f "$BIN"' EXIT
-# A copy: a build elsewhere in a shared target directory must not swap it mid-run.
-cp "$TARGET/release/fhirledger" "$BIN"
+# A link of its own (a copy where links fail): a build elsewhere in a shared
+# target directory replaces the binary by a new file, not this one.
+ln -f "$TARGET/release/fhirledger" "$BIN" 2>/dev/null || cp "$TARGET/release/fhirledger" "$BIN"
 
 FHIRLEDGER_BIN="$BIN" \
 FHIRLEDGER_VERIFY_LEAVES="$LEAVES" \

@@ -351,10 +351,7 @@ fn read_leaves(
     let mut busy = Duration::ZERO;
     let result = store.log_snapshot_at(snapshot_id, |snap| {
         let mut k = reader;
-        loop {
-            let Some(start) = k.checked_mul(batch_len).and_then(|o| o.checked_add(from)) else {
-                break;
-            };
+        while let Some(start) = k.checked_mul(batch_len).and_then(|o| o.checked_add(from)) {
             if start >= to {
                 break;
             }
@@ -501,7 +498,8 @@ fn verify(
             bar.set_position(outcome.leaves_checked);
             current = lookahead;
         }
-        drop(next_batch);
+        // Readers still ahead (past a moved-back head) stop at their next send.
+        drop(receivers);
         for reader in readers {
             match reader.join() {
                 Ok(result) => {
