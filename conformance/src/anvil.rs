@@ -7,12 +7,26 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use fhirledger_chain::anvil::{find_anvil, AnvilOptions};
+use fhirledger_chain::Key;
 
 use crate::server::workspace_root;
 
 /// anvil's first default account (mnemonic "test test … junk"): a
 /// well-known test key.
-pub const DEV_KEY_0: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+pub const DEV_KEY_0: &str = KEYS[0];
+
+/// anvil's first default accounts (mnemonic "test test … junk"): well-known
+/// test keys.
+pub const KEYS: [&str; 3] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f4d97485b01e4f8a8fa1bbb6d6fc8ab1e5ed6d6c4e0f1",
+];
+
+/// anvil's default account `index` (0..3), as the adapter's key.
+pub fn key(index: usize) -> Key {
+    Key::from_hex(KEYS[index]).expect("anvil's well-known key")
+}
 
 pub use fhirledger_chain::anvil::json_rpc as rpc;
 
@@ -47,7 +61,7 @@ impl Anvil {
         );
         let options = AnvilOptions {
             port,
-            accounts: 2,
+            accounts: 3,
             block_time: Some(1),
             state: self.state.clone(),
             ..AnvilOptions::free_gas(self.chain_id)

@@ -66,6 +66,12 @@ impl TestServer {
         self.pid
     }
 
+    /// Stops the server (SIGTERM, then SIGKILL after a bounded wait), for
+    /// tests that need its database to themselves afterwards.
+    pub fn stop(&self) -> String {
+        stop_child(self.pid)
+    }
+
     /// A bearer token with every `system/` scope, obtained once through
     /// SMART Backend Services from a client registered with the CLI.
     pub fn token(&self) -> &str {
@@ -101,6 +107,40 @@ pub fn small_limit_server() -> &'static TestServer {
 /// `extra_env` runs once per start attempt (a retry picks another port).
 pub fn start_server_with(extra_env: impl FnMut(&str) -> Vec<(String, String)>) -> TestServer {
     start_server_inner(None, extra_env)
+}
+
+/// A server of its own on a database of its own (see [`fresh_database`]),
+/// for tests whose server state must not meet another test's: the Merkle
+/// log's checkpoints and its anchoring leadership are per database.
+pub fn start_server_on(
+    database_url: &str,
+    mut extra_env: impl FnMut(&str) -> Vec<(String, String)>,
+) -> TestServer {
+    let bin = server_binary();
+    let mut failures = Vec::new();
+    for _ in 0..3 {
+        match try_start(bin, database_url, None, &mut extra_env) {
+            Ok(server) => return server,
+            Err(e) => failures.push(e),
+        }
+    }
+    panic!("fhirledger did not start:\n{}", failures.join("\n----\n"));
+}
+
+/// A new, empty database `name` on the test binary's PostgreSQL (the
+/// server started on it applies the migrations); its URL.
+pub fn fresh_database(name: &str) -> String {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let url = database_url();
+    let mut conn =
+        diesel::PgConnection::establish(url).unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+    conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .unwrap_or_else(|e| panic!("creating database {name}: {e}"));
+    match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("no database name in {url}"),
+    }
 }
 
 /// What the exit hook must tear down.

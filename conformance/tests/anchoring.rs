@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use conformance::anvil::{Anvil, DEV_KEY_0};
-use conformance::server::{server_binary, start_server_with};
+use conformance::server::{fresh_database, server_binary, start_server_on};
 use conformance::TestServer;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea};
@@ -338,7 +338,8 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
 
     // 1. The worker anchors the head and records the checkpoint with its tx and block.
     let env = chain_env(&anvil, &contract, &writer);
-    let first = start_server_with(|_| env.clone());
+    let own_db = fresh_database("anchoring_lifecycle");
+    let first = start_server_on(&own_db, |_| env.clone());
     let db = first.database_url.clone();
     let (grown, _) = grow_log(&first, 5);
     wait_for(
@@ -390,7 +391,7 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
         s.log_tail(400)
             .contains("this process anchors the Merkle log")
     };
-    let second = start_server_with(|_| env.clone());
+    let second = start_server_on(&own_db, |_| env.clone());
     assert!(leads(&first) && !leads(&second), "the first server leads");
     let sent_before = first.log_tail(2000).matches("checkpoint sent").count();
     grow_log(&second, 3);
@@ -553,7 +554,7 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
 
     // 5. A chain without our contract (a fresh node): chain-mismatch, nothing written.
     let fresh = Anvil::start(CHAIN_ID, None);
-    let third = start_server_with(|_| chain_env(&fresh, &contract, &writer));
+    let third = start_server_on(&own_db, |_| chain_env(&fresh, &contract, &writer));
     grow_log(&third, 1);
     wait_for("chain-mismatch (no code)", Duration::from_secs(30), || {
         status(&third).0["worker"] == "chain-mismatch"
@@ -567,7 +568,7 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     let reset = Anvil::start(CHAIN_ID, None);
     let redeployed = deploy(&reset, &writer);
     assert_eq!(redeployed["contract"], contract, "same deployer and nonce");
-    let fourth = start_server_with(|_| chain_env(&reset, &contract, &writer));
+    let fourth = start_server_on(&own_db, |_| chain_env(&reset, &contract, &writer));
     wait_for(
         "chain-mismatch (reset chain)",
         Duration::from_secs(30),
@@ -690,7 +691,9 @@ fn proofs_check_out_independently_against_the_chain() {
     let writer = key_file(&dir, "writer.key", &random_key_hex());
     let deployed = deploy(&anvil, &writer);
     let contract = deployed["contract"].as_str().expect("contract").to_string();
-    let server = start_server_with(|_| chain_env(&anvil, &contract, &writer));
+    let server = start_server_on(&fresh_database("anchoring_proofs"), |_| {
+        chain_env(&anvil, &contract, &writer)
+    });
     let client = reqwest::blocking::Client::new();
     let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
         let mut req = client

@@ -86,6 +86,12 @@ pub enum AuditCommand {
         #[arg(long = "org")]
         organization: Option<String>,
     },
+    /// Check the audit trail against its Merkle log and the chain: every
+    /// leaf recomputed from its AuditEvent or Consent row, the tree rebuilt,
+    /// every anchored checkpoint's root read back from the contract and
+    /// successive checkpoints proven consistent. Exits 0 when everything
+    /// holds, 1 naming the first disagreement, 2 when it cannot verify.
+    Verify(crate::audit_verify::VerifyArgs),
 }
 
 /// An instant as RFC 3339 (`2026-12-01T08:00:00Z`) or a date (`2026-12-01`,
@@ -109,10 +115,35 @@ pub enum KeysCommand {
     Rotate,
 }
 
+/// `audit verify`: read-only (no migrations are applied, nothing is
+/// recorded), so an auditor's read-only database role suffices.
+pub fn audit_verify(
+    db: &AdminDatabase,
+    args: &crate::audit_verify::VerifyArgs,
+) -> anyhow::Result<std::process::ExitCode> {
+    let mut db = db.clone();
+    if args.database_url.is_some() {
+        db.database_url.clone_from(&args.database_url);
+    }
+    open_store(&db, false, crate::audit_verify::CONNECTIONS, |store| {
+        crate::audit_verify::run(store, args)
+    })
+}
+
 /// Runs `work` on the chosen database (starting the dev cluster for the
 /// command when it is not running).
 pub(crate) fn with_store<T>(
     db: &AdminDatabase,
+    work: impl FnOnce(&PgStore) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    open_store(db, true, 2, work)
+}
+
+/// [`with_store`], applying pending migrations first or not.
+fn open_store<T>(
+    db: &AdminDatabase,
+    migrate: bool,
+    connections: u32,
     work: impl FnOnce(&PgStore) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
     let (cluster, url) = match (
@@ -133,13 +164,15 @@ pub(crate) fn with_store<T>(
     let result = PgStore::connect(
         &url,
         &PoolConfig {
-            max_size: 2,
+            max_size: connections,
             ..PoolConfig::default()
         },
     )
     .context("connecting to the database")
     .and_then(|store| {
-        store.migrate().context("applying migrations")?;
+        if migrate {
+            store.migrate().context("applying migrations")?;
+        }
         work(&store)
     });
     if let Some(cluster) = cluster {
@@ -284,12 +317,21 @@ pub fn audit(
     server: &ServerConfig,
     command: AuditCommand,
 ) -> anyhow::Result<()> {
-    let AuditCommand::Export {
-        since,
-        until,
-        patient,
-        organization,
-    } = command;
+    let (since, until, patient, organization) = match command {
+        AuditCommand::Export {
+            since,
+            until,
+            patient,
+            organization,
+        } => (since, until, patient, organization),
+        AuditCommand::Verify(args) => {
+            let code = audit_verify(db, &args)?;
+            if code != std::process::ExitCode::SUCCESS {
+                anyhow::bail!("the audit trail does not hold");
+            }
+            return Ok(());
+        }
+    };
     let filter = ExportFilter {
         since: Some(since),
         until,

@@ -3,6 +3,7 @@
 
 pub mod admin_cli;
 pub mod app;
+pub mod audit_verify;
 pub mod chain;
 pub mod chain_cli;
 pub mod config;

@@ -1,6 +1,6 @@
 //! The `fhirledger` command line: `serve`, `dev`, `migrate`, `reindex`, `explain`, and the
 //! administration commands `client add`, `user add`, `launch`, `audit export`,
-//! `keys rotate` and `chain deploy|add-writer|remove-writer|status`.
+//! `audit verify`, `keys rotate` and `chain deploy|add-writer|remove-writer|status`.
 
 use std::process::ExitCode;
 
@@ -98,7 +98,8 @@ enum Command {
         #[command(flatten)]
         server: ServerConfig,
     },
-    /// Read the audit trail out of the database (`audit export`).
+    /// Read the audit trail out of the database (`audit export`) or verify it
+    /// against its Merkle log and the chain (`audit verify`).
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
@@ -128,6 +129,20 @@ fn main() -> ExitCode {
     run::init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
+        // Exit codes of its own: 1 is a disagreement found, 2 a failure to verify.
+        Command::Audit {
+            command: AuditCommand::Verify(args),
+            db,
+            server: _,
+        } => {
+            return match admin_cli::audit_verify(&db, &args) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("fhirledger: audit verify could not verify: {e:#}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         Command::Serve {
             database_url,
             server,

@@ -346,7 +346,10 @@ impl AnchorClient {
     }
 }
 
-fn contract_error(method: &'static str, error: ContractError<Provider<Http>>) -> ChainError {
+pub(crate) fn contract_error(
+    method: &'static str,
+    error: ContractError<Provider<Http>>,
+) -> ChainError {
     if let Some(decoded) = error.decode_contract_revert::<AuditAnchorContractErrors>() {
         let rejection = match decoded {
             AuditAnchorContractErrors::NotOwner(_) => Rejection::NotOwner,
@@ -371,7 +374,7 @@ fn contract_error(method: &'static str, error: ContractError<Provider<Http>>) ->
     }
 }
 
-fn no_answer(method: &'static str, timeout: Duration) -> ChainError {
+pub(crate) fn no_answer(method: &'static str, timeout: Duration) -> ChainError {
     ChainError::Rpc {
         method,
         reason: format!("no answer within {} ms", timeout.as_millis()),
@@ -424,13 +427,13 @@ fn build_tx(
 }
 
 /// The JSON-RPC endpoint, every call bounded by a timeout.
-struct Node {
-    provider: Arc<Provider<Http>>,
+pub(crate) struct Node {
+    pub(crate) provider: Arc<Provider<Http>>,
     timeout: Duration,
 }
 
 impl Node {
-    fn new(rpc_url: &str, timeout: Duration) -> Result<Node, ChainError> {
+    pub(crate) fn new(rpc_url: &str, timeout: Duration) -> Result<Node, ChainError> {
         if !rpc_url
             .get(..7)
             .is_some_and(|scheme| scheme.eq_ignore_ascii_case("http://"))
@@ -476,14 +479,14 @@ impl Node {
         }
     }
 
-    async fn chain_id(&self) -> Result<u64, ChainError> {
+    pub(crate) async fn chain_id(&self) -> Result<u64, ChainError> {
         let id = self
             .call("eth_chainId", self.provider.get_chainid())
             .await?;
         to_u64(id, "the chain id")
     }
 
-    async fn check_chain_id(&self, configured: u64) -> Result<(), ChainError> {
+    pub(crate) async fn check_chain_id(&self, configured: u64) -> Result<(), ChainError> {
         let actual = self.chain_id().await?;
         if actual != configured {
             warn!(configured, actual, "the node is on another chain");
@@ -499,7 +502,7 @@ impl Node {
         Ok(n.as_u64())
     }
 
-    async fn code(&self, address: Address) -> Result<Vec<u8>, ChainError> {
+    pub(crate) async fn code(&self, address: Address) -> Result<Vec<u8>, ChainError> {
         let code = self
             .call("eth_getCode", self.provider.get_code(H160(address.0), None))
             .await?;

@@ -14,6 +14,7 @@
 //! each anchor:  send_checkpoint(size, root)                        -> SentTx { hash, nonce }  (persist it)
 //!               receipt(hash)                                      -> None until mined + confirmations
 //! reads:        latest(), root_at(size), checkpoints(from_block)
+//! auditors:     AnchorReader::connect(rpc_url, chain_id?, contract)   (no key: latest, root_at)
 //! ```
 //!
 //! Built on `ethers` (deprecated upstream), which stays inside this crate:
@@ -27,11 +28,13 @@ mod bindings;
 mod client;
 mod error;
 mod key;
+mod reader;
 mod types;
 
 pub use client::{deploy, AnchorClient};
 pub use error::{ChainError, Rejection};
 pub use key::Key;
+pub use reader::AnchorReader;
 pub use types::{
     Address, ChainConfig, CheckpointEvent, Deployed, Fees, Receipt, SentTx, TxHash,
     CHECKPOINT_GAS_LIMIT,

@@ -220,7 +220,7 @@ pub(crate) fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
 }
 
 /// The hashes of `ids`, in their order; an error names the first missing.
-fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
+pub(crate) fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
     stored_nodes(conn, ids)?.map_err(|id| {
         StoreError::Internal(format!(
             "the log has no node at level {} index {}",

@@ -18,6 +18,7 @@ mod schema;
 mod search;
 mod store;
 mod tx;
+mod verify;
 
 pub use anchors::{AnchorSession, LedgerSnapshot};
 pub use audit::{AuditAppender, AuditRow};
@@ -30,3 +31,6 @@ pub use migrate::run_migrations;
 pub use search::{Found, SearchPage};
 pub use store::{PgStore, PoolConfig};
 pub use tx::{HistoryPage, Method, StoredVersion, Tx, WriteOutcome};
+pub use verify::{
+    CheckpointRow, LeafWithRow, LogSnapshot, PendingLeaf, RowFacts, RowRef, UnloggedRow,
+};
