@@ -48,7 +48,7 @@ pub struct VerifyArgs {
     pub rpc_url: String,
     /// The AuditAnchor contract the checkpoints must be on (the one the
     /// deployment published, not one read from the database).
-    #[arg(long, env = "FHIRLEDGER_CHAIN_CONTRACT")]
+    #[arg(long, env = "FHIRLEDGER_ANCHOR_CONTRACT")]
     pub contract: Address,
     /// The chain id the node must report.
     #[arg(long, env = "FHIRLEDGER_CHAIN_ID")]
