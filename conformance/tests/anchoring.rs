@@ -19,6 +19,7 @@ use conformance::TestServer;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea};
 use fhirledger_chain::{Address, AnchorClient, ChainConfig, Key};
+use fhirledger_merkle::hex_0x;
 use fhirledger_postgres::{PgStore, PoolConfig};
 use serde_json::Value;
 
@@ -48,11 +49,7 @@ fn random_key_hex() -> String {
         .and_then(|mut f| f.read_exact(&mut bytes))
         .expect("urandom");
     bytes[0] = 0x11; // far below the curve order, never zero
-    let mut hex = String::from("0x");
-    for b in bytes {
-        hex.push_str(&format!("{b:02x}"));
-    }
-    hex
+    hex_0x(&bytes)
 }
 
 fn fhirledger(args: &[&str], env: &[(&str, &str)]) -> Value {
@@ -190,14 +187,6 @@ fn checkpoints(database_url: &str) -> Vec<Recorded> {
         )
     })
     .collect()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::from("0x");
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }
 
 fn chain_env(anvil: &Anvil, contract: &str, key: &Path) -> Vec<(String, String)> {
@@ -380,7 +369,7 @@ fn anchors_hands_over_catches_up_and_refuses_foreign_chains() {
     assert_eq!(st["contract"], contract);
     assert_eq!(
         (number(&st["anchoredSize"]), st["anchoredRoot"].clone()),
-        (last.0, Value::from(hex(&last.1)))
+        (last.0, Value::from(hex_0x(&last.1)))
     );
 
     // 2. A second process stands by. The leader dies (SIGKILL) right after
@@ -774,7 +763,7 @@ fn proofs_check_out_independently_against_the_chain() {
         );
         assert_eq!(
             leaf["contentSha256"],
-            hex(&sha2::Sha256::digest(&body)),
+            hex_0x(&sha2::Sha256::digest(&body)),
             "{path}"
         );
         assert_eq!(leaf["salt"], *parameter(&proof, "salt"));

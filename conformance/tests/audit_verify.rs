@@ -73,12 +73,8 @@ fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn bytea(bytes: &[u8]) -> String {
-    format!("'\\x{}'::bytea", hex(bytes))
+    format!("'\\x{}'::bytea", hex::encode(bytes))
 }
 
 fn url_of(database_url: &str, database: &str) -> String {

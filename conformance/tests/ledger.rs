@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use conformance::server::workspace_root;
 use conformance::*;
+use fhirledger_merkle::hex_0x;
 use fhirledger_postgres::{LoggedLeaf, PgStore, PoolConfig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -56,10 +57,6 @@ fn independent(command: &str, input: &Value) -> Value {
     serde_json::from_slice(&out.stdout).expect("merkle.mjs answers JSON")
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The leaf of `type/id` version `vid`, waiting for the sequencer (by
 /// polling the log, bounded by [`SEQUENCED_WITHIN`]).
 #[track_caller]
@@ -82,11 +79,11 @@ fn leaf_of(resource_type: &str, id: &str, vid: &str) -> LoggedLeaf {
 
 /// The leaf's fields as the independent decoder reads them.
 fn decoded(leaf: &LoggedLeaf) -> Value {
-    independent("leaf", &json!({ "leafData": hex(&leaf.leaf_data) }))
+    independent("leaf", &json!({ "leafData": hex::encode(&leaf.leaf_data) }))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    format!("0x{}", hex(&Sha256::digest(bytes)))
+    hex_0x(&Sha256::digest(bytes))
 }
 
 #[track_caller]
@@ -226,11 +223,11 @@ fn assert_gapless_and_root_matches() {
     }
     let computed = independent(
         "root",
-        &json!({ "leaves": leaves.iter().map(|l| hex(&l.leaf_data)).collect::<Vec<_>>() }),
+        &json!({ "leaves": leaves.iter().map(|l| hex::encode(&l.leaf_data)).collect::<Vec<_>>() }),
     );
     assert_eq!(
         computed["root"],
-        format!("0x{}", hex(&head.root)),
+        hex_0x(&head.root),
         "the stored root is the RFC 9162 Keccak-256 root of the stored leaves"
     );
 }

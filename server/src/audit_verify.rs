@@ -24,7 +24,7 @@ use fhirledger_merkle::{
     consistency_nodes, Frontier, Hash, Hasher, Keccak256Hasher, LeafData, NodeId, PerfectNode,
     ProofNodes,
 };
-use fhirledger_postgres::{CheckpointRow, LeafWithRow, LogSnapshot, PgStore, StoreError};
+use fhirledger_postgres::{LeafWithRow, LogSnapshot, PgStore, RecordedCheckpoint, StoreError};
 use serde_json::json;
 
 use check::{Finding, LeafChecker};
@@ -170,7 +170,7 @@ impl Chain<'_> {
 /// latest when the database has no row for it.
 struct Checkpoint {
     tree_size: u64,
-    row: Option<CheckpointRow>,
+    row: Option<RecordedCheckpoint>,
 }
 
 /// The checkpoints of sizes in `[from, to]`, by size, a page at a time, with

@@ -32,5 +32,5 @@ pub use search::{Found, SearchPage};
 pub use store::{PgStore, PoolConfig};
 pub use tx::{HistoryPage, Method, StoredVersion, Tx, WriteOutcome};
 pub use verify::{
-    CheckpointRow, LeafWithRow, LogSnapshot, PendingLeaf, RowFacts, RowRef, UnloggedRow,
+    LeafWithRow, LogSnapshot, PendingLeaf, RecordedCheckpoint, RowFacts, RowRef, UnloggedRow,
 };

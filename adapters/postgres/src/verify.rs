@@ -53,9 +53,12 @@ pub struct LeafWithRow {
     pub row: Option<RowFacts>,
 }
 
-/// A row of `merkle_checkpoints` (written by the anchoring worker).
+/// A row of `merkle_checkpoints` as stored, unchecked: unlike the anchoring
+/// store's `CheckpointRow`, every column may be missing or malformed, since
+/// `audit verify` reads a database it does not trust and reports such a row
+/// instead of failing on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointRow {
+pub struct RecordedCheckpoint {
     pub tree_size: u64,
     pub root: Option<Vec<u8>>,
     pub chain_id: Option<i64>,
@@ -147,7 +150,7 @@ SELECT l.leaf_index, l.resource_type, l.resource_id, l.version_id, l.leaf_data,
  LIMIT $2";
 
 #[derive(QueryableByName)]
-struct CheckpointSql {
+struct RecordedCheckpointSql {
     #[diesel(sql_type = BigInt)]
     tree_size: i64,
     #[diesel(sql_type = Nullable<Bytea>)]
@@ -248,8 +251,9 @@ impl LogSnapshot<'_> {
             .collect()
     }
 
-    /// Whether the anchoring worker's `merkle_checkpoints` table exists (a
-    /// database from before anchoring has none).
+    /// Whether the anchoring worker's `merkle_checkpoints` table exists:
+    /// whoever rewrites the log may drop it, and the contract's latest
+    /// checkpoint is then still checked.
     pub fn has_checkpoints(&mut self) -> Result<bool, StoreError> {
         Ok(
             diesel::sql_query("SELECT to_regclass('merkle_checkpoints') IS NOT NULL AS present")
@@ -263,17 +267,17 @@ impl LogSnapshot<'_> {
         &mut self,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<CheckpointRow>, StoreError> {
+    ) -> Result<Vec<RecordedCheckpoint>, StoreError> {
         diesel::sql_query(
             "SELECT tree_size, root, chain_id, contract, tx_hash, block_number \
                FROM merkle_checkpoints WHERE tree_size > $1 ORDER BY tree_size LIMIT $2",
         )
         .bind::<BigInt, _>(index_of(after)?)
         .bind::<BigInt, _>(limit_of(limit))
-        .load::<CheckpointSql>(self.conn)?
+        .load::<RecordedCheckpointSql>(self.conn)?
         .into_iter()
         .map(|c| {
-            Ok(CheckpointRow {
+            Ok(RecordedCheckpoint {
                 tree_size: size_of(c.tree_size)?,
                 root: c.root,
                 chain_id: c.chain_id,

@@ -1,6 +1,6 @@
 //! What a proof, or a request for one, got wrong.
 
-use crate::hasher::{to_hex, Hash};
+use crate::hasher::Hash;
 
 /// Why a proof did not verify, or why one cannot be built for the sizes
 /// asked. Proofs arrive from the network, so every way they can be wrong is
@@ -18,20 +18,20 @@ pub enum ProofError {
     #[error("the proof has {actual} hashes where {expected} are needed")]
     WrongPathLength { expected: usize, actual: usize },
     /// An inclusion proof that leads to another root than the one expected.
-    #[error("the inclusion proof leads to root {} instead of {}", to_hex(.computed), to_hex(.expected))]
+    #[error("the inclusion proof leads to root {} instead of {}", hex::encode(.computed), hex::encode(.expected))]
     RootMismatch { computed: Hash, expected: Hash },
     /// A consistency proof whose reconstruction of the old tree's root is not
     /// the old root given (for an old size of 0: the old root given is not
     /// the empty tree's root).
-    #[error("the consistency proof leads to first root {} instead of {}", to_hex(.computed), to_hex(.expected))]
+    #[error("the consistency proof leads to first root {} instead of {}", hex::encode(.computed), hex::encode(.expected))]
     FirstRootMismatch { computed: Hash, expected: Hash },
     /// A consistency proof whose reconstruction of the new tree's root is not
     /// the new root given.
-    #[error("the consistency proof leads to second root {} instead of {}", to_hex(.computed), to_hex(.expected))]
+    #[error("the consistency proof leads to second root {} instead of {}", hex::encode(.computed), hex::encode(.expected))]
     SecondRootMismatch { computed: Hash, expected: Hash },
     /// Two roots given for the same tree size differ: one of them is not the
     /// log's (or the log forked).
-    #[error("two different roots for the same tree size {size}: {} and {}", to_hex(.root1), to_hex(.root2))]
+    #[error("two different roots for the same tree size {size}: {} and {}", hex::encode(.root1), hex::encode(.root2))]
     EqualSizesDifferentRoots { size: u64, root1: Hash, root2: Hash },
     /// The hashes fetched for a [`crate::ProofNodes`] are not one per node.
     #[error("{actual} node hashes for the {expected} nodes the proof is made of")]

@@ -87,15 +87,10 @@ impl Hasher for Sha256Hasher {
     }
 }
 
-/// Hashes as lowercase hex, for error messages and logs.
-pub fn to_hex(hash: &Hash) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(64);
-    for byte in hash {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
+/// Bytes as `0x` and lowercase hex: how the chain, the proofs' Parameters
+/// and the README write hashes, addresses and leaf data.
+pub fn hex_0x(bytes: &[u8]) -> String {
+    format!("0x{}", hex::encode(bytes))
 }
 
 #[cfg(test)]
@@ -105,12 +100,12 @@ mod tests {
     #[test]
     fn empty_roots_are_the_well_known_digests_of_nothing() {
         assert_eq!(
-            to_hex(&Sha256Hasher.empty_root()),
+            hex::encode(Sha256Hasher.empty_root()),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
         // keccak256("") as Ethereum knows it; SHA3-256("") would be a7ffc6f8….
         assert_eq!(
-            to_hex(&Keccak256Hasher.empty_root()),
+            hex::encode(Keccak256Hasher.empty_root()),
             "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
         );
     }

@@ -192,7 +192,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hasher::{to_hex, Keccak256Hasher};
+    use crate::hasher::Keccak256Hasher;
     use proptest::prelude::*;
 
     /// The crate documentation's worked example.
@@ -214,10 +214,6 @@ mod tests {
         }
     }
 
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-    }
-
     /// Expected values computed outside this crate, with Python and
     /// pycryptodome (`Crypto.Hash.keccak`, digest_bits=256) over bytes built
     /// by `struct.pack`.
@@ -225,7 +221,7 @@ mod tests {
     fn known_answer_encoding_and_keccak_leaf_hash() {
         let encoded = example().encode().unwrap();
         assert_eq!(
-            hex(&encoded),
+            hex::encode(&encoded),
             "01010007436f6e73656e7400096578616d706c652d31000133\
              000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\
              0006474846222240\
@@ -233,11 +229,11 @@ mod tests {
         );
         let leaf_hash = example().leaf_hash(&Keccak256Hasher).unwrap();
         assert_eq!(
-            to_hex(&leaf_hash),
+            hex::encode(leaf_hash),
             "baf24cdaa9bfebbb9707406b1f7d10906c518677d4c966b7f8ca0b7d1102f35b"
         );
         assert_eq!(
-            to_hex(&Keccak256Hasher.node_hash(&leaf_hash, &leaf_hash)),
+            hex::encode(Keccak256Hasher.node_hash(&leaf_hash, &leaf_hash)),
             "12a924ce249a3a4a0b09d7096982317606c5a5df349acf9783032ed2d6e7b3b9"
         );
     }

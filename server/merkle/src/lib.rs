@@ -127,7 +127,7 @@ pub mod verify;
 
 pub use error::ProofError;
 pub use frontier::{Frontier, FrontierError};
-pub use hasher::{to_hex, Hash, Hasher, Keccak256Hasher, Sha256Hasher};
+pub use hasher::{hex_0x, Hash, Hasher, Keccak256Hasher, Sha256Hasher};
 pub use leaf::{LeafData, LeafDataError, LeafKind, LEAF_FORMAT_VERSION};
 pub use node::{frontier_nodes, range_hash, range_nodes, NodeId, PerfectNode};
 pub use proof::{consistency_nodes, inclusion_nodes, ProofNodes};

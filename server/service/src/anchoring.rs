@@ -71,7 +71,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use fhirledger_access::{Interaction, Role};
-use fhirledger_merkle::{frontier_nodes, range_hash, Hasher, Keccak256Hasher};
+use fhirledger_merkle::{frontier_nodes, hex_0x, range_hash, Hasher, Keccak256Hasher};
 use fhirledger_postgres::anchors::{CheckpointRow, InflightRow, TreeHead};
 use fhirledger_postgres::{AnchorSession, LedgerSnapshot, PgStore, StoreError};
 use serde_json::{json, Value};
@@ -461,7 +461,7 @@ impl<C: AnchorChain> Worker<C> {
     async fn run(&mut self) {
         tracing::info!(
             chain_id = self.chain.chain_id(),
-            contract = %hex(&self.chain.contract()),
+            contract = %hex_0x(&self.chain.contract()),
             interval_ms = self.settings.interval.as_millis() as u64,
             max_leaves = self.settings.max_leaves,
             "anchoring worker started"
@@ -517,7 +517,7 @@ impl<C: AnchorChain> Worker<C> {
                     tracing::error!(
                         reason = %why,
                         chain_id = self.chain.chain_id(),
-                        contract = %hex(&self.chain.contract()),
+                        contract = %hex_0x(&self.chain.contract()),
                         "CHAIN MISMATCH: the chain does not hold this log's checkpoints; nothing will be written to it"
                     );
                     self.publish(WorkerState::ChainMismatch, Some(why));
@@ -701,7 +701,7 @@ impl<C: AnchorChain> Worker<C> {
                     .into());
                 };
                 if self.await_and_record(tree_size, root, tx).await? {
-                    tracing::info!(tree_size, tx = %hex(&tx), "recorded a checkpoint found on chain");
+                    tracing::info!(tree_size, tx = %hex_0x(&tx), "recorded a checkpoint found on chain");
                 }
                 Ok(Stepped::Progress)
             }
@@ -762,7 +762,7 @@ impl<C: AnchorChain> Worker<C> {
         };
         row.tx_hash = Some(tx);
         self.session.put_inflight(&row)?;
-        tracing::info!(tree_size, nonce, tx = %hex(&tx), "checkpoint sent");
+        tracing::info!(tree_size, nonce, tx = %hex_0x(&tx), "checkpoint sent");
         self.await_and_record(tree_size, root, tx).await?;
         Ok(())
     }
@@ -782,11 +782,11 @@ impl<C: AnchorChain> Worker<C> {
             }
             if let Some(receipt) = self.chain.receipt(tx).await? {
                 if !receipt.success {
-                    tracing::error!(tree_size, tx = %hex(&tx), "the checkpoint transaction failed on chain");
+                    tracing::error!(tree_size, tx = %hex_0x(&tx), "the checkpoint transaction failed on chain");
                     self.session.clear_inflight()?;
                     return Err(ChainFault::Refused(format!(
                         "checkpoint transaction {} failed",
-                        hex(&tx)
+                        hex_0x(&tx)
                     ))
                     .into());
                 }
@@ -802,7 +802,7 @@ impl<C: AnchorChain> Worker<C> {
                 };
                 self.session.record_checkpoint(&row)?;
                 self.last_anchor = Instant::now();
-                tracing::info!(tree_size, tx = %hex(&tx), block = receipt.block_number, "checkpoint anchored");
+                tracing::info!(tree_size, tx = %hex_0x(&tx), block = receipt.block_number, "checkpoint anchored");
                 return Ok(true);
             }
             if Instant::now() >= deadline {
@@ -813,16 +813,6 @@ impl<C: AnchorChain> Worker<C> {
             self.pause(RECEIPT_POLL).await;
         }
     }
-}
-
-/// `0x` and lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(2 + 2 * bytes.len());
-    out.push_str("0x");
-    for b in bytes {
-        out.push_str(&format!("{b:02x}"));
-    }
-    out
 }
 
 /// This process's anchoring configuration, for `$ledger-status` when no
@@ -916,13 +906,13 @@ impl LedgerStatus {
             parameter.push(json!({ "name": "chainId", "valueDecimal": id }));
         }
         if let Some(root) = &self.anchored_root {
-            parameter.push(json!({ "name": "anchoredRoot", "valueString": hex(root) }));
+            parameter.push(json!({ "name": "anchoredRoot", "valueString": hex_0x(root) }));
         }
         if let Some(contract) = &self.contract {
-            parameter.push(json!({ "name": "contract", "valueString": hex(contract) }));
+            parameter.push(json!({ "name": "contract", "valueString": hex_0x(contract) }));
         }
         if let Some(tx) = &self.last_tx {
-            parameter.push(json!({ "name": "lastTxHash", "valueString": hex(tx) }));
+            parameter.push(json!({ "name": "lastTxHash", "valueString": hex_0x(tx) }));
         }
         parameter.push(json!({ "name": "worker", "valueCode": self.worker.code() }));
         if let Some(error) = &self.last_error {

@@ -16,7 +16,7 @@ use chrono::{Duration, SecondsFormat, Utc};
 use fhir_profiles::outcome::IssueType;
 use fhirledger_access::{Interaction, Role};
 use fhirledger_merkle::{
-    consistency_nodes, inclusion_nodes, to_hex, Hash, Hasher, Keccak256Hasher, LeafData,
+    consistency_nodes, hex_0x, inclusion_nodes, Hash, Hasher, Keccak256Hasher, LeafData,
 };
 use fhirledger_postgres::anchors::CheckpointRow;
 use fhirledger_postgres::PgStore;
@@ -64,22 +64,13 @@ pub struct ConsistencyProof {
     pub path: Vec<String>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut s = String::with_capacity(2 + bytes.len() * 2);
-    s.push_str("0x");
-    for b in bytes {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
 fn anchor_of(c: &CheckpointRow) -> Anchor {
     Anchor {
         tree_size: c.tree_size,
-        root: hex(&c.root),
+        root: hex_0x(&c.root),
         chain_id: c.chain_id,
-        contract: hex(&c.contract),
-        tx_hash: hex(&c.tx_hash),
+        contract: hex_0x(&c.contract),
+        tx_hash: hex_0x(&c.tx_hash),
         block_number: c.block_number,
     }
 }
@@ -164,13 +155,10 @@ pub fn inclusion_proof(
     }
     Ok(InclusionProof {
         leaf_index: leaf.leaf_index,
-        leaf_hash: hex(&Keccak256Hasher.leaf_hash(&leaf.leaf_data)),
-        leaf_data: hex(&leaf.leaf_data),
-        salt: hex(&data.salt),
-        path: path
-            .iter()
-            .map(|h: &Hash| format!("0x{}", to_hex(h)))
-            .collect(),
+        leaf_hash: hex_0x(&Keccak256Hasher.leaf_hash(&leaf.leaf_data)),
+        leaf_data: hex_0x(&leaf.leaf_data),
+        salt: hex_0x(&data.salt),
+        path: path.iter().map(|h: &Hash| hex_0x(h)).collect(),
         anchor: anchor_of(&checkpoint),
     })
 }
@@ -211,6 +199,6 @@ pub fn consistency_proof(
     Ok(ConsistencyProof {
         from: anchor_of(&first),
         to: anchor_of(&second),
-        path: path.iter().map(|h| format!("0x{}", to_hex(h))).collect(),
+        path: path.iter().map(|h| hex_0x(h)).collect(),
     })
 }

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use fhirledger_merkle::{to_hex, verify_consistency, Hash, Keccak256Hasher, LeafData, LeafKind};
+use fhirledger_merkle::{verify_consistency, Hash, Keccak256Hasher, LeafData, LeafKind};
 use fhirledger_postgres::{LeafWithRow, RowFacts, RowRef};
 use serde::Serialize;
 
@@ -168,10 +168,6 @@ fn micros_text(micros: i64) -> String {
     chrono::DateTime::from_timestamp_micros(micros)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_else(|| format!("{micros} µs"))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks leaves against their rows, a batch at a
@@ -379,8 +375,8 @@ fn modified(leaf: &LeafWithRow, data: &LeafData, row: &RowFacts) -> Finding {
     if row.content_sha256 != data.content_sha256 {
         what.push(format!(
             "its content's SHA-256 is {}, the leaf commits to {}",
-            hex(&row.content_sha256),
-            hex(&data.content_sha256)
+            hex::encode(row.content_sha256),
+            hex::encode(data.content_sha256)
         ));
     }
     if row.recorded_micros != data.recorded_micros {
@@ -430,15 +426,15 @@ pub fn check_checkpoint(c: &CheckpointFacts) -> Option<Finding> {
         .map(|stored| {
             format!(
                 "; its row says it was anchored under contract 0x{}, not 0x{} (re-anchored under another contract?)",
-                hex(stored),
-                hex(&c.contract)
+                hex::encode(stored),
+                hex::encode(c.contract)
             )
         })
         .unwrap_or_default();
     let chain_text = if absent {
         "the contract holds no root for this size".to_string()
     } else {
-        format!("the contract holds {}", to_hex(&c.on_chain))
+        format!("the contract holds {}", hex::encode(c.on_chain))
     };
     let range = |kind, detail: String| {
         let mut f = Finding::new(kind, Some(c.range_start), detail);
@@ -459,8 +455,8 @@ pub fn check_checkpoint(c: &CheckpointFacts) -> Option<Finding> {
                 Kind::RootMismatch,
                 format!(
                     "the checkpoint row stores root 0x{}, the tree rebuilt from the leaves has {}; {chain_text}: {verdict}{other_contract}",
-                    hex(stored),
-                    to_hex(&c.rebuilt)
+                    hex::encode(stored),
+                    hex::encode(c.rebuilt)
                 ),
             ))
         }
@@ -468,7 +464,7 @@ pub fn check_checkpoint(c: &CheckpointFacts) -> Option<Finding> {
             Kind::NotOnChain,
             format!(
                 "the rebuilt root {}{} is not on chain: {chain_text}{other_contract}",
-                to_hex(&c.rebuilt),
+                hex::encode(c.rebuilt),
                 if c.stored.is_some() {
                     " (as the checkpoint row stores it)"
                 } else {
@@ -596,8 +592,8 @@ pub fn check_head(
             Some(0),
             format!(
                 "the tree head stores root {}, the tree rebuilt from the leaves has {}",
-                to_hex(stored_root),
-                to_hex(rebuilt)
+                hex::encode(stored_root),
+                hex::encode(rebuilt)
             ),
         );
         f.leaf_end = Some(stored_size);
