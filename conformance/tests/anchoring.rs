@@ -785,6 +785,36 @@ fn proofs_check_out_independently_against_the_chain() {
         }
     }
 
+    // A proof is one access, recorded once: the `$proof` operation's event,
+    // naming the event proven and the rule that let the caller read it.
+    let proof_request = format!("proof-{}", conformance::uid());
+    let resp = client
+        .get(server.url(&format!("AuditEvent/{event_id}/$proof")))
+        .bearer_auth(server.token())
+        .header("X-Request-Id", &proof_request)
+        .send()
+        .expect("a proof");
+    assert_eq!(resp.status().as_u16(), 200);
+    let recorded = store
+        .audit_events_with(&format!("entity:identifier=|{proof_request}"))
+        .expect("the trail");
+    assert_eq!(recorded.len(), 1, "one event for one proof: {recorded:?}");
+    let recorded: Value = serde_json::from_str(&recorded[0]).expect("JSON");
+    let subtypes: Vec<&str> = recorded["subtype"]
+        .as_array()
+        .expect("subtype")
+        .iter()
+        .filter_map(|c| c["code"].as_str())
+        .collect();
+    assert_eq!(subtypes, ["operation", "$proof"], "{recorded}");
+    assert_eq!(recorded["outcome"], "0");
+    let text = recorded.to_string();
+    assert!(
+        text.contains(&format!("AuditEvent/{event_id}/_history/1")),
+        "{text}"
+    );
+    assert!(text.contains("system-scope"), "{text}");
+
     // Two anchored sizes: the later log extends the earlier one.
     grow_log(&server, 3);
     let first = checkpoints(&server.database_url)

@@ -113,7 +113,7 @@ fn document_id(reference: &str) -> Option<&str> {
 
 /// What a caller's access to a resource rests on, when it is not a
 /// document's own ground.
-fn context_rule(caller: &Caller, reference: &str) -> &'static str {
+pub(crate) fn context_rule(caller: &Caller, reference: &str) -> &'static str {
     let resource_type = reference.split('/').next().unwrap_or_default();
     match (caller.role, resource_type) {
         (None, _) => "system scope",
@@ -357,6 +357,33 @@ impl Recorder {
         resources: Vec<String>,
         emergency: Option<&str>,
     ) -> AuditRow {
+        self.row(&self.operation_access(caller, name, patient, resources, emergency))
+    }
+
+    /// The event of a successful `$operation` that answered about one
+    /// resource the caller read for it, with that resource's patient and
+    /// the rule that let the caller see it: the operation's event is the
+    /// access's only record (`$proof`), not a read's event beside it.
+    pub fn operation_on(&self, caller: Option<&Caller>, name: &str, touched: &Touched) -> AuditRow {
+        let mut access = self.operation_access(
+            caller,
+            name,
+            touched.patient.clone(),
+            vec![touched.reference.clone()],
+            None,
+        );
+        access.decided_by = touched.rule.iter().cloned().collect();
+        self.row(&access)
+    }
+
+    fn operation_access(
+        &self,
+        caller: Option<&Caller>,
+        name: &str,
+        patient: Option<String>,
+        resources: Vec<String>,
+        emergency: Option<&str>,
+    ) -> Access {
         let mut access = self.access(
             caller,
             Interaction::Operation,
@@ -382,7 +409,7 @@ impl Recorder {
             access.purpose_text = Some(reason.to_string());
             access.decided_by = vec!["emergency access".into()];
         }
-        self.row(&access)
+        access
     }
 
     /// A security event of the authorization server (sign-in, token issued

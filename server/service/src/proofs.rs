@@ -21,9 +21,10 @@ use fhirledger_merkle::{
 use fhirledger_postgres::anchors::CheckpointRow;
 use fhirledger_postgres::PgStore;
 
+use crate::audit::Touched;
 use crate::error::{ServiceError, Status};
 use crate::guard::Guard;
-use crate::reads::{self, ReadResource};
+use crate::reads::{self, ForOperation, ReadResource};
 
 /// What a leaf's proof is of.
 #[derive(Debug, Clone, Copy)]
@@ -115,22 +116,31 @@ pub fn inclusion_proof(
         Proven::AuditEvent { id } => ("AuditEvent", id, None),
         Proven::ConsentVersion { id, version } => ("Consent", id, Some(version)),
     };
+    // The read is this operation's: recorded once, as `$proof`, after the
+    // proof is made (a 409 is recorded as that, not as a successful read).
     let read = reads::read(
         store,
         guard,
-        ReadResource {
+        ForOperation(ReadResource {
             resource_type,
             id,
             version,
-        },
+        }),
     )?;
-    let patient = read
-        .value
-        .content
-        .as_deref()
-        .and_then(|c| crate::audit::patient_of(resource_type, id, c));
     let version_id = version.map_or_else(|| "1".to_string(), |v| v.to_string());
     let what = format!("{resource_type}/{id} version {version_id}");
+    let reference = format!("{resource_type}/{id}/_history/{version_id}");
+    let touched = Touched {
+        patient: read
+            .value
+            .content
+            .as_deref()
+            .and_then(|c| crate::audit::patient_of(resource_type, id, c)),
+        rule: guard
+            .caller()
+            .map(|c| crate::audit::context_rule(c, &reference).to_string()),
+        reference,
+    };
     let leaf = store
         .log_leaf(resource_type, id, &version_id)?
         .ok_or_else(|| not_yet(&what, "not yet in the log"))?;
@@ -145,13 +155,7 @@ pub fn inclusion_proof(
         .map_err(internal)?;
     let data = LeafData::decode(&leaf.leaf_data).map_err(internal)?;
     if let Some(recorder) = guard.recorder() {
-        recorder.add(recorder.operation(
-            guard.caller(),
-            "$proof",
-            patient,
-            vec![format!("{resource_type}/{id}/_history/{version_id}")],
-            None,
-        ));
+        recorder.add(recorder.operation_on(guard.caller(), "$proof", &touched));
     }
     Ok(InclusionProof {
         leaf_index: leaf.leaf_index,

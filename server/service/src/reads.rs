@@ -58,6 +58,39 @@ pub trait ReadOp {
     }
 }
 
+/// A read that an operation records as its own event once it has answered
+/// (`$proof`: one event for the whole access, and none claiming success
+/// when the operation then fails). A refusal is still recorded as the
+/// read's, by [`read`].
+pub(crate) struct ForOperation<O>(pub O);
+
+impl<O: ReadOp> ReadOp for ForOperation<O> {
+    type Output = O::Output;
+    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
+        self.0.decide(guard)
+    }
+    fn snapshot(&self, access: &Access) -> bool {
+        self.0.snapshot(access)
+    }
+    fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        guard: &Guard,
+        access: &Access,
+    ) -> Result<Self::Output, ServiceError> {
+        self.0.run(tx, guard, access)
+    }
+    fn audited(&self, _: &Self::Output) -> Option<(AuditInteraction, Vec<Touched>)> {
+        None
+    }
+    fn hidden(
+        &self,
+        store: &PgStore,
+    ) -> Result<Option<(AuditInteraction, String, Option<String>)>, ServiceError> {
+        self.0.hidden(store)
+    }
+}
+
 /// Runs a read in its own read-only store transaction. Blocking.
 pub fn read<O: ReadOp>(
     store: &PgStore,
