@@ -3,7 +3,8 @@
 #  1. the bytes one AuditEvent adds to the database, from the events of real reads;
 #  2. the trail grown to BENCH_EVENTS events (default 10,000,000) over BENCH_PATIENTS
 #     patients (default 10,000), copied in SQL from real events with fresh ids,
-#     patients and times spread over a year;
+#     patients and times spread over a year, each with its Merkle log leaf
+#     (events.sql, shared with ledger.sh);
 #  3. a patient's access log (`AuditEvent?patient=…&_count=20`, newest first) at 16
 #     and 64 clients, with its PostgreSQL plan;
 #  4. `fhirledger audit export` of one patient's log and of a month of the whole trail,
@@ -49,38 +50,24 @@ bench_psql -F ' | ' -c "SELECT '| ' || c.relname, pg_size_pretty(pg_relation_siz
 
 # 2. The trail grown to EVENTS events, copied from a real read event.
 echo "growing the trail to $EVENTS events" >&2
-bench_psql <<'SQL' >/dev/null
-CREATE TABLE bench_template AS
-SELECT content, terms, codes, patient_id, to_char(recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS recorded_text, id
-FROM audit_events WHERE patient_id IS NOT NULL AND content LIKE '%"code":"read"%' LIMIT 1;
-SQL
+bench_psql -f "$BENCH_DIR/events.sql" >/dev/null
 start=$(date +%s.%N)
 done_events=0
 while [ "$done_events" -lt "$EVENTS" ]; do
     n=$(( EVENTS - done_events < BATCH ? EVENTS - done_events : BATCH ))
-    bench_psql -c "SET synchronous_commit = off" -c "
-INSERT INTO audit_events (id, recorded, patient_id, terms, codes, client_recorded, content)
-SELECT i.id, e.recorded, 'synthetic-' || (g % $PATIENTS),
-       ARRAY(SELECT replace(x, t.patient_id, 'synthetic-' || (g % $PATIENTS)) FROM unnest(t.terms) x),
-       t.codes,
-       false,
-       replace(replace(replace(t.content, t.id, i.id), t.patient_id, 'synthetic-' || (g % $PATIENTS)),
-               t.recorded_text, to_char(e.recorded AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'))
-FROM generate_series($((done_events + 1)), $((done_events + n))) g
-CROSS JOIN bench_template t
-CROSS JOIN LATERAL (SELECT now() - make_interval(secs => ($EVENTS - g) * 31536000.0 / $EVENTS) AS recorded) e
--- Time-ordered ids, as the server makes them (UUIDv7: the millisecond first).
-CROSS JOIN LATERAL (SELECT overlay(md5(g::text) PLACING lpad(to_hex((extract(epoch FROM e.recorded) * 1000)::bigint), 12, '0') FROM 1 FOR 12)::uuid::text AS id) i" >/dev/null
+    # Over the past year, in time order, each event with its log leaf.
+    bench_psql -c "SET synchronous_commit = off" \
+        -c "SELECT bench_events($n, $PATIENTS, now() - interval '365 days' + make_interval(secs => 31536000.0 * $done_events / $EVENTS), make_interval(secs => 31536000.0 / $EVENTS))" >/dev/null
     done_events=$((done_events + n))
     echo "  $done_events events" >&2
 done
 load_s=$(python3 -c "import time; print(round(time.time() - $start))")
-bench_psql -c "DROP TABLE bench_template" -c "VACUUM ANALYZE audit_events" >/dev/null
+bench_psql -c "DROP FUNCTION bench_events" -c "DROP TABLE bench_template" -c "VACUUM ANALYZE audit_events" >/dev/null
 total=$(bench_psql -c "SELECT count(*) FROM audit_events")
 size=$(bench_psql -c "SELECT pg_total_relation_size('audit_events')")
 {
     echo
-    echo "Trail grown to $(printf "%'d" "$total") events in ${load_s} s (plain SQL, indexes maintained): $(python3 -c "print(f'{$size/2**30:.2f}')") GiB with its indexes, $((size / total)) bytes per event."
+    echo "Trail grown to $(printf "%'d" "$total") events in ${load_s} s (plain SQL, each with its log leaf, indexes maintained): $(python3 -c "print(f'{$size/2**30:.2f}')") GiB with its indexes, $((size / total)) bytes per event."
     echo
     echo "| patient's access log | concurrency | requests/s | p50 ms | p99 ms | errors | server RSS MiB (peak) |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
