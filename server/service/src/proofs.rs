@@ -136,6 +136,8 @@ pub fn inclusion_proof(
             .content
             .as_deref()
             .and_then(|c| crate::audit::patient_of(resource_type, id, c)),
+        // What the read path's `audit::grounds` gives an AuditEvent or a
+        // Consent: only documents have grounds of their own in the database.
         rule: guard
             .caller()
             .map(|c| crate::audit::context_rule(c, &reference).to_string()),
