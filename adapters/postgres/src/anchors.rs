@@ -16,6 +16,9 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 
+use fhirledger_merkle::ProofNodes;
+
+use crate::ledger::LoggedLeaf;
 use crate::StoreError;
 
 /// Session advisory lock key of the anchoring worker: `hashtextextended` of
@@ -39,6 +42,24 @@ pub struct CheckpointRow {
     pub block_number: u64,
     pub block_hash: Hash32,
     pub anchored_at: DateTime<Utc>,
+}
+
+/// Where one resource version's leaf stands in the log
+/// ([`crate::PgStore::leaf_inclusion`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafInclusion {
+    /// Never logged, or committed but not yet sequenced.
+    NotInLog,
+    /// Sequenced; no anchored checkpoint covers it yet.
+    NotAnchored { leaf: LoggedLeaf },
+    /// Covered by `checkpoint`: `hashes` are the stored nodes `nodes` names,
+    /// in its order, for [`ProofNodes::assemble`].
+    Anchored {
+        leaf: LoggedLeaf,
+        checkpoint: Box<CheckpointRow>,
+        nodes: ProofNodes,
+        hashes: Vec<Hash32>,
+    },
 }
 
 /// The checkpoint transaction in flight: written before it is sent, its hash
@@ -125,6 +146,79 @@ impl CheckpointSql {
             block_hash: fixed(self.block_hash, "checkpoint block hash")?,
             anchored_at: self.anchored_at,
         })
+    }
+}
+
+/// A leaf with the first checkpoint covering it, if any (a `LEFT JOIN`: the
+/// checkpoint's columns are all null when none covers it yet).
+#[derive(QueryableByName)]
+struct LeafCheckpointSql {
+    #[diesel(sql_type = BigInt)]
+    leaf_index: i64,
+    #[diesel(sql_type = Bytea)]
+    leaf_data: Vec<u8>,
+    #[diesel(embed)]
+    checkpoint: CoveringSql,
+}
+
+#[derive(QueryableByName)]
+struct CoveringSql {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    tree_size: Option<i64>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    root: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    chain_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    contract: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    tx_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    block_number: Option<i64>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    block_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    anchored_at: Option<DateTime<Utc>>,
+}
+
+impl CoveringSql {
+    /// `None` when the join found no checkpoint (every column null; the
+    /// table's columns are `NOT NULL`).
+    fn into_row(self) -> Result<Option<CheckpointRow>, StoreError> {
+        let (
+            Some(tree_size),
+            Some(root),
+            Some(chain_id),
+            Some(contract),
+            Some(tx_hash),
+            Some(block_number),
+            Some(block_hash),
+            Some(anchored_at),
+        ) = (
+            self.tree_size,
+            self.root,
+            self.chain_id,
+            self.contract,
+            self.tx_hash,
+            self.block_number,
+            self.block_hash,
+            self.anchored_at,
+        )
+        else {
+            return Ok(None);
+        };
+        CheckpointSql {
+            tree_size,
+            root,
+            chain_id,
+            contract,
+            tx_hash,
+            block_number,
+            block_hash,
+            anchored_at,
+        }
+        .into_row()
+        .map(Some)
     }
 }
 
@@ -224,22 +318,53 @@ impl crate::PgStore {
         self.reading(true, |tx| snapshot(tx.conn))
     }
 
-    /// The first anchored checkpoint that covers leaf `leaf_index` (the
-    /// smallest anchored size above it), if one is anchored yet: what
-    /// `$proof` proves a leaf against.
-    pub fn checkpoint_covering(
+    /// Where the leaf of a resource version (`AuditEvent`, id, `1`; or
+    /// `Consent`, id, version id) stands, and when it is anchored, what its
+    /// proof is made of: the first anchored checkpoint covering it (the
+    /// smallest anchored size above its index) and the stored nodes of its
+    /// path. Two statements on one connection; the path's upper nodes mostly
+    /// come from memory (`ledger::NodeCache`).
+    pub fn leaf_inclusion(
         &self,
-        leaf_index: u64,
-    ) -> Result<Option<CheckpointRow>, StoreError> {
-        diesel::sql_query(format!(
-            "SELECT {CHECKPOINT_COLUMNS} FROM merkle_checkpoints \
-             WHERE tree_size > $1 ORDER BY tree_size LIMIT 1"
-        ))
-        .bind::<BigInt, _>(to_i64(leaf_index, "leaf index")?)
-        .get_result::<CheckpointSql>(&mut *self.conn()?)
+        resource_type: &str,
+        id: &str,
+        version_id: &str,
+    ) -> Result<LeafInclusion, StoreError> {
+        let mut conn = self.conn()?;
+        let Some(row) = diesel::sql_query(
+            "SELECT l.leaf_index, l.leaf_data, c.tree_size, c.root, c.chain_id, c.contract, \
+                    c.tx_hash, c.block_number, c.block_hash, c.anchored_at \
+             FROM merkle_leaves l \
+             LEFT JOIN LATERAL (SELECT * FROM merkle_checkpoints \
+                                WHERE tree_size > l.leaf_index ORDER BY tree_size LIMIT 1) c ON true \
+             WHERE l.resource_type = $1 AND l.resource_id = $2 AND l.version_id = $3",
+        )
+        .bind::<Text, _>(resource_type)
+        .bind::<Text, _>(id)
+        .bind::<Text, _>(version_id)
+        .get_result::<LeafCheckpointSql>(&mut *conn)
         .optional()?
-        .map(CheckpointSql::into_row)
-        .transpose()
+        else {
+            return Ok(LeafInclusion::NotInLog);
+        };
+        let leaf = LoggedLeaf {
+            leaf_index: to_u64(row.leaf_index, "leaf index")?,
+            leaf_data: row.leaf_data,
+        };
+        let Some(checkpoint) = row.checkpoint.into_row()? else {
+            return Ok(LeafInclusion::NotAnchored { leaf });
+        };
+        let nodes = fhirledger_merkle::inclusion_nodes(leaf.leaf_index, checkpoint.tree_size)
+            .map_err(|e| {
+                StoreError::Internal(format!("the proof of leaf {}: {e}", leaf.leaf_index))
+            })?;
+        let hashes = self.node_cache().nodes(&mut conn, nodes.ids())?;
+        Ok(LeafInclusion::Anchored {
+            leaf,
+            checkpoint: Box::new(checkpoint),
+            nodes,
+            hashes,
+        })
     }
 
     /// The anchored checkpoint of exactly `tree_size` leaves, if any.

@@ -231,62 +231,113 @@ pub(crate) fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>
 
 /// The hashes of `ids`, in their order, or the first that is not stored
 /// (yet). Leaves (level 0) are hashed from their data in `merkle_leaves`,
-/// higher nodes read from `merkle_nodes`: one statement for each.
+/// higher nodes read from `merkle_nodes`, in one statement: a proof's few
+/// dozen primary-key probes cost one round trip.
 pub(crate) fn stored_nodes(
     conn: &mut PgConnection,
     ids: &[NodeId],
 ) -> Result<Result<Vec<Hash>, NodeId>, StoreError> {
-    let leaf_indexes = ids
-        .iter()
-        .filter(|id| id.level == 0)
-        .map(|id| index_of(id.index))
-        .collect::<Result<Vec<_>, _>>()?;
-    let leaves: Vec<LeafRow> = if leaf_indexes.is_empty() {
-        Vec::new()
-    } else {
-        diesel::sql_query(
-            "SELECT leaf_index, leaf_data FROM merkle_leaves WHERE leaf_index = ANY($1)",
-        )
-        .bind::<Array<BigInt>, _>(&leaf_indexes)
-        .load::<LeafRow>(conn)?
-    };
-    let (levels, indexes): (Vec<i16>, Vec<i64>) = ids
-        .iter()
-        .filter(|id| id.level > 0)
-        .map(|id| Ok((i16::from(id.level), index_of(id.index)?)))
-        .collect::<Result<Vec<_>, StoreError>>()?
-        .into_iter()
-        .unzip();
-    let rows: Vec<NodeRow> = if levels.is_empty() {
-        Vec::new()
-    } else {
-        diesel::sql_query(
-            "SELECT n.level, n.node_index, n.hash FROM merkle_nodes n \
-             JOIN unnest($1::smallint[], $2::bigint[]) AS want(level, node_index) \
-               ON n.level = want.level AND n.node_index = want.node_index",
-        )
-        .bind::<Array<Int2>, _>(&levels)
-        .bind::<Array<BigInt>, _>(&indexes)
-        .load::<NodeRow>(conn)?
-    };
-    let mut hashes = Vec::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(Ok(Vec::new()));
+    }
+    let mut leaf_indexes = Vec::new();
+    let (mut levels, mut indexes) = (Vec::new(), Vec::new());
     for id in ids {
         if id.level == 0 {
-            let Some(leaf) = leaves.iter().find(|l| l.leaf_index as u64 == id.index) else {
-                return Ok(Err(*id));
-            };
-            hashes.push(Keccak256Hasher.leaf_hash(&leaf.leaf_data));
+            leaf_indexes.push(index_of(id.index)?);
         } else {
-            let Some(row) = rows
-                .iter()
-                .find(|r| r.level == i16::from(id.level) && r.node_index as u64 == id.index)
-            else {
-                return Ok(Err(*id));
-            };
-            hashes.push(hash_of(&row.hash, "a log node")?);
+            levels.push(i16::from(id.level));
+            indexes.push(index_of(id.index)?);
         }
     }
+    let rows: Vec<NodeRow> = diesel::sql_query(
+        "SELECT n.level, n.node_index, n.hash FROM merkle_nodes n \
+         JOIN unnest($1::smallint[], $2::bigint[]) AS want(level, node_index) \
+           ON n.level = want.level AND n.node_index = want.node_index \
+         UNION ALL \
+         SELECT 0::smallint, leaf_index, leaf_data FROM merkle_leaves WHERE leaf_index = ANY($3)",
+    )
+    .bind::<Array<Int2>, _>(&levels)
+    .bind::<Array<BigInt>, _>(&indexes)
+    .bind::<Array<BigInt>, _>(&leaf_indexes)
+    .load::<NodeRow>(conn)?;
+    let mut hashes = Vec::with_capacity(ids.len());
+    for id in ids {
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.level == i16::from(id.level) && r.node_index as u64 == id.index)
+        else {
+            return Ok(Err(*id));
+        };
+        hashes.push(if id.level == 0 {
+            Keccak256Hasher.leaf_hash(&row.hash)
+        } else {
+            hash_of(&row.hash, "a log node")?
+        });
+    }
     Ok(Ok(hashes))
+}
+
+/// How many perfect nodes [`NodeCache`] keeps: every node at its levels of a
+/// log of 2^25 (33 million) leaves, 2^18 entries of about 60 bytes.
+const NODE_CACHE_ENTRIES: usize = 1 << 18;
+
+/// The lowest level [`NodeCache`] keeps. A node at level `l` is in the proof
+/// of `2^l` leaves, so the upper levels are asked for again and again, and
+/// they are few: a 2^(8+k)-leaf log has about 2^(k+1) of them.
+const NODE_CACHE_MIN_LEVEL: u8 = 8;
+
+/// The upper perfect nodes of the log that proofs have read, in memory, so
+/// that a proof reads only its lowest levels from the database. Nothing is
+/// ever invalidated: a stored node never changes (the append-only triggers),
+/// its hash depends only on the leaves below it. Bounded; the least used go.
+pub(crate) struct NodeCache(quick_cache::sync::Cache<NodeId, Hash>);
+
+impl NodeCache {
+    pub(crate) fn new() -> Self {
+        NodeCache(quick_cache::sync::Cache::new(NODE_CACHE_ENTRIES))
+    }
+
+    /// The hashes of `ids` in their order, from memory where kept, the rest
+    /// from `conn` in one statement.
+    pub(crate) fn nodes(
+        &self,
+        conn: &mut PgConnection,
+        ids: &[NodeId],
+    ) -> Result<Vec<Hash>, StoreError> {
+        let cached: Vec<Option<Hash>> = ids
+            .iter()
+            .map(|id| {
+                (id.level >= NODE_CACHE_MIN_LEVEL)
+                    .then(|| self.0.get(id))
+                    .flatten()
+            })
+            .collect();
+        let missing: Vec<NodeId> = ids
+            .iter()
+            .zip(&cached)
+            .filter(|(_, hit)| hit.is_none())
+            .map(|(id, _)| *id)
+            .collect();
+        let mut fetched = nodes(conn, &missing)?.into_iter();
+        let mut hashes = Vec::with_capacity(ids.len());
+        for (id, hit) in ids.iter().zip(cached) {
+            let hash = match hit {
+                Some(hash) => hash,
+                None => {
+                    let hash = fetched.next().ok_or_else(|| {
+                        StoreError::Internal("the log's node query lost a node".into())
+                    })?;
+                    if id.level >= NODE_CACHE_MIN_LEVEL {
+                        self.0.insert(*id, hash);
+                    }
+                    hash
+                }
+            };
+            hashes.push(hash);
+        }
+        Ok(hashes)
+    }
 }
 
 /// One sequencer pass on `conn`, in one transaction: up to `max` committed
@@ -302,9 +353,15 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
             return Ok(None);
         }
         let start = head(conn)?;
+        // A range of the primary key, its bound found first: no join for the
+        // planner to choose. A semi-join planned while the table looked empty
+        // (statistics from between two bursts) became a nested loop that
+        // rescanned the batch for every pending row: a burst of a million
+        // leaves held the sequencer for over a quarter of an hour.
         let mut pending = diesel::sql_query(
-            "DELETE FROM merkle_pending WHERE pending_id IN \
-               (SELECT pending_id FROM merkle_pending ORDER BY pending_id LIMIT $1) \
+            "DELETE FROM merkle_pending WHERE pending_id <= \
+               (SELECT max(pending_id) FROM \
+                  (SELECT pending_id FROM merkle_pending ORDER BY pending_id LIMIT $1) AS batch) \
              RETURNING pending_id, leaf_data",
         )
         .bind::<BigInt, _>(i64::try_from(max).unwrap_or(i64::MAX))
@@ -419,7 +476,7 @@ impl crate::PgStore {
     /// The hashes of the log's perfect subtree nodes `ids`, in that order
     /// (fhirledger_merkle::inclusion_nodes, consistency_nodes).
     pub fn log_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        nodes(&mut *self.conn()?, ids)
+        self.node_cache().nodes(&mut *self.conn()?, ids)
     }
 
     /// The root of the log's first `size` leaves (none beyond its size): from

@@ -15,10 +15,8 @@
 use chrono::{Duration, SecondsFormat, Utc};
 use fhir_profiles::outcome::IssueType;
 use fhirledger_access::{Interaction, Role};
-use fhirledger_merkle::{
-    consistency_nodes, hex_0x, inclusion_nodes, Hash, Hasher, Keccak256Hasher, LeafData,
-};
-use fhirledger_postgres::anchors::CheckpointRow;
+use fhirledger_merkle::{consistency_nodes, hex_0x, Hash, Hasher, Keccak256Hasher, LeafData};
+use fhirledger_postgres::anchors::{CheckpointRow, LeafInclusion};
 use fhirledger_postgres::PgStore;
 
 use crate::audit::Touched;
@@ -143,18 +141,23 @@ pub fn inclusion_proof(
             .map(|c| crate::audit::context_rule(c, &reference).to_string()),
         reference,
     };
-    let leaf = store
-        .log_leaf(resource_type, id, &version_id)?
-        .ok_or_else(|| not_yet(&what, "not yet in the log"))?;
-    let checkpoint = store
-        .checkpoint_covering(leaf.leaf_index)?
-        .ok_or_else(|| not_yet(&what, "in the log but not yet anchored"))?;
-    let tree_size = checkpoint.tree_size;
-    let nodes = inclusion_nodes(leaf.leaf_index, tree_size).map_err(internal)?;
-    let fetched = store.log_nodes(nodes.ids())?;
-    let path = nodes
-        .assemble(&Keccak256Hasher, &fetched)
-        .map_err(internal)?;
+    let (leaf, checkpoint, path) = match store.leaf_inclusion(resource_type, id, &version_id)? {
+        LeafInclusion::NotInLog => return Err(not_yet(&what, "not yet in the log")),
+        LeafInclusion::NotAnchored { .. } => {
+            return Err(not_yet(&what, "in the log but not yet anchored"))
+        }
+        LeafInclusion::Anchored {
+            leaf,
+            checkpoint,
+            nodes,
+            hashes,
+        } => {
+            let path = nodes
+                .assemble(&Keccak256Hasher, &hashes)
+                .map_err(internal)?;
+            (leaf, checkpoint, path)
+        }
+    };
     let data = LeafData::decode(&leaf.leaf_data).map_err(internal)?;
     if let Some(recorder) = guard.recorder() {
         recorder.add(recorder.operation_on(guard.caller(), "$proof", &touched));
