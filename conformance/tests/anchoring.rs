@@ -678,6 +678,27 @@ fn proof_of(server: &TestServer, path: &str) -> Value {
     }
 }
 
+/// Reads `path` on `server` under a fresh `X-Request-Id` and returns the id
+/// of the AuditEvent that read recorded.
+fn read_event(server: &TestServer, store: &PgStore, path: &str) -> String {
+    let request_id = format!("read-{}", conformance::uid());
+    let resp = reqwest::blocking::Client::new()
+        .get(server.url(path))
+        .bearer_auth(server.token())
+        .header("X-Request-Id", &request_id)
+        .send()
+        .expect("a read");
+    assert_eq!(resp.status().as_u16(), 200);
+    let event = store
+        .audit_events_with(&format!("entity:identifier=|{request_id}"))
+        .expect("the trail")
+        .into_iter()
+        .next()
+        .expect("the read's AuditEvent");
+    let event: Value = serde_json::from_str(&event).expect("JSON");
+    event["id"].as_str().expect("id").to_string()
+}
+
 fn parameter<'a>(parameters: &'a Value, name: &str) -> &'a Value {
     parameters["parameter"]
         .as_array()
@@ -726,23 +747,9 @@ fn proofs_check_out_independently_against_the_chain() {
         Some(conformance::consent(&patient_id, "proofs")),
     ));
     let consent_id = consent["id"].as_str().expect("id").to_string();
-    let request_id = format!("proofs-{}", conformance::uid());
-    let resp = client
-        .get(server.url(&format!("Patient/{patient_id}")))
-        .bearer_auth(server.token())
-        .header("X-Request-Id", &request_id)
-        .send()
-        .expect("a read");
-    assert_eq!(resp.status().as_u16(), 200);
     let store = PgStore::connect(&server.database_url, &PoolConfig::default()).expect("pool");
-    let event = store
-        .audit_events_with(&format!("entity:identifier=|{request_id}"))
-        .expect("the trail")
-        .into_iter()
-        .next()
-        .expect("the read's AuditEvent");
-    let event: Value = serde_json::from_str(&event).expect("JSON");
-    let event_id = event["id"].as_str().expect("id").to_string();
+    let patient_path = format!("Patient/{patient_id}");
+    let event_id = read_event(&server, &store, &patient_path);
 
     for (path, read) in [
         (
@@ -861,22 +868,7 @@ fn proofs_check_out_independently_against_the_chain() {
     let mut deep = Vec::new();
     for _ in 0..2 {
         grow_log(&server, 300);
-        let request_id = format!("deep-{}", conformance::uid());
-        let resp = client
-            .get(server.url(&format!("Patient/{patient_id}")))
-            .bearer_auth(server.token())
-            .header("X-Request-Id", &request_id)
-            .send()
-            .expect("a read");
-        assert_eq!(resp.status().as_u16(), 200);
-        let event = store
-            .audit_events_with(&format!("entity:identifier=|{request_id}"))
-            .expect("the trail")
-            .into_iter()
-            .next()
-            .expect("the read's AuditEvent");
-        let event: Value = serde_json::from_str(&event).expect("JSON");
-        deep.push(event["id"].as_str().expect("id").to_string());
+        deep.push(read_event(&server, &store, &patient_path));
     }
     for id in &deep {
         for _ in 0..2 {
