@@ -51,7 +51,7 @@ pub enum LeafInclusion {
     /// Never logged, or committed but not yet sequenced.
     NotInLog,
     /// Sequenced; no anchored checkpoint covers it yet.
-    NotAnchored { leaf: LoggedLeaf },
+    NotAnchored,
     /// Covered by `checkpoint`: `hashes` are the stored nodes `nodes` names,
     /// in its order, for [`ProofNodes::assemble`].
     Anchored {
@@ -347,12 +347,12 @@ impl crate::PgStore {
         else {
             return Ok(LeafInclusion::NotInLog);
         };
+        let Some(checkpoint) = row.checkpoint.into_row()? else {
+            return Ok(LeafInclusion::NotAnchored);
+        };
         let leaf = LoggedLeaf {
             leaf_index: to_u64(row.leaf_index, "leaf index")?,
             leaf_data: row.leaf_data,
-        };
-        let Some(checkpoint) = row.checkpoint.into_row()? else {
-            return Ok(LeafInclusion::NotAnchored { leaf });
         };
         let nodes = fhirledger_merkle::inclusion_nodes(leaf.leaf_index, checkpoint.tree_size)
             .map_err(|e| {

@@ -143,7 +143,7 @@ pub fn inclusion_proof(
     };
     let (leaf, checkpoint, path) = match store.leaf_inclusion(resource_type, id, &version_id)? {
         LeafInclusion::NotInLog => return Err(not_yet(&what, "not yet in the log")),
-        LeafInclusion::NotAnchored { .. } => {
+        LeafInclusion::NotAnchored => {
             return Err(not_yet(&what, "in the log but not yet anchored"))
         }
         LeafInclusion::Anchored {
