@@ -138,7 +138,13 @@ impl E2e {
     /// provider, CLI and Chromium are) and returns the JSON it printed.
     /// Panics with its output, the server's and the provider's logs when it
     /// fails or runs longer than two minutes.
-    pub fn run(&'static self, scenario: &str, mut input: Value) -> Value {
+    pub fn run(&'static self, scenario: &str, input: Value) -> Value {
+        self.run_script("e2e.mjs", scenario, input)
+    }
+
+    /// Runs `node SCRIPT SCENARIO` of `conformance/smart` as [`E2e::run`]
+    /// does `e2e.mjs` (the portal's scenarios are `portal.mjs`).
+    pub fn run_script(&'static self, script: &str, scenario: &str, mut input: Value) -> Value {
         if let Err(e) = ensure_node_modules() {
             panic!("cannot install the Node packages of conformance/smart: {e}");
         }
@@ -170,7 +176,7 @@ impl E2e {
             .filter(|n| !n.trim().is_empty())
             .unwrap_or_else(|| "node".to_string());
         let mut cmd = Command::new(&node);
-        cmd.arg("e2e.mjs")
+        cmd.arg(script)
             .arg(scenario)
             .current_dir(smart_dir())
             .env("SMART_E2E_INPUT", input.to_string())
@@ -216,7 +222,7 @@ impl E2e {
         let stderr = err_reader.join().unwrap_or_default();
         let context = || {
             format!(
-                "--- e2e.mjs stderr:\n{stderr}\n--- stdout:\n{stdout}\n--- server log:\n{}\n--- provider log:\n{}",
+                "--- {script} stderr:\n{stderr}\n--- stdout:\n{stdout}\n--- server log:\n{}\n--- provider log:\n{}",
                 s.log_tail(60),
                 self.provider.log_tail(30)
             )

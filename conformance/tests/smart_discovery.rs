@@ -168,6 +168,8 @@ fn openid_configuration_at_the_issuer() {
     assert!(strings(&oidc["id_token_signing_alg_values_supported"]).contains(&"RS256".into()));
     assert!(strings(&oidc["response_types_supported"]).contains(&"code".into()));
     assert!(oidc["subject_types_supported"].is_array(), "{oidc}");
+    // RP-Initiated Logout: where apps (the portal among them) end a sign-in.
+    assert_eq!(oidc["end_session_endpoint"], format!("{issuer}/logout"));
     assert!(issuer.starts_with(&s.public_base));
 }
 

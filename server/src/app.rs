@@ -72,6 +72,7 @@ pub async fn serve(
             ))
             .configure(crate::http::landing::configure)
             .configure(fhirledger_auth::routes::configure)
+            .configure(fhirledger_portal::configure)
             .configure(routes::configure)
     })
     .shutdown_timeout(30)

@@ -178,9 +178,9 @@ pub fn seed(store: &PgStore, fhir_base: &str, issuer: &str) -> anyhow::Result<()
 }
 
 /// What `fhirledger dev` prints about signing in.
-pub fn banner(issuer: &str) -> String {
+pub fn banner(issuer: &str, portal: &str) -> String {
     let mut out = format!(
-        "Sign in at the authorization server ({issuer}) with one of these demo accounts, password '{DEMO_PASSWORD}':\n"
+        "Portal: {portal}\nSign in there (or through any app at the authorization server, {issuer}) with one of these demo accounts, password '{DEMO_PASSWORD}':\n"
     );
     for (role, email, _, _) in DEMO_USERS {
         out.push_str(&format!("  {role:<19} {email}\n"));

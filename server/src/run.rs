@@ -149,7 +149,8 @@ pub fn dev(dev: DevConfig, mut server: ServerConfig) -> anyhow::Result<()> {
         let issuer = server.auth_settings().issuer;
         crate::demo::seed(&store, &server.fhir_base(), &issuer)
             .context("creating the demo data")?;
-        let banner = format!("{banner}\n{}", crate::demo::banner(&issuer));
+        let portal = format!("{}/portal", server.public_base());
+        let banner = format!("{banner}\n{}", crate::demo::banner(&issuer, &portal));
         actix_web::rt::System::new().block_on(app::serve(store, &url, server, Some(banner)))
     });
     if chain.is_some() {

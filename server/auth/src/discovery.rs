@@ -82,6 +82,7 @@ pub fn openid_configuration(settings: &AuthSettings) -> Value {
         "jwks_uri": settings.url("jwks"),
         "introspection_endpoint": settings.url("introspect"),
         "revocation_endpoint": settings.url("revoke"),
+        "end_session_endpoint": settings.url("logout"),
         "response_types_supported": ["code"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],

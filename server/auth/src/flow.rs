@@ -147,6 +147,9 @@ async fn next_step(
             "none of the requested scopes can be granted to this user",
         );
     }
+    if crate::first_party::is_first_party(&p.request.client_id) {
+        return first_party_grant(server, p, user, &candidate).await;
+    }
     let context = match patient_context(p, user, &candidate) {
         Ok(c) => c,
         Err(why) => return back("access_denied", why),
@@ -534,12 +537,25 @@ pub async fn approve_post(
         Ok(PatientContext::None) => None,
         Err(why) => return back("access_denied", why),
     };
-    match finish_request(&server, &p.id).await {
+    grant_and_return(&server, &p, &user, scope, patient).await
+}
+
+/// Answers the request (once): the grant and its code, and back to the app.
+async fn grant_and_return(
+    server: &AuthServer,
+    p: &Pending,
+    user: &UserRow,
+    scope: ScopeSet,
+    patient: Option<String>,
+) -> HttpResponse {
+    let back =
+        |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
+    match finish_request(server, &p.id).await {
         Ok(Ok(true)) => {}
         Ok(Ok(false)) => return back("access_denied", "this request was already answered"),
         _ => return unavailable(),
     }
-    match issue_code(&server, &p, &user, scope, patient).await {
+    match issue_code(server, p, user, scope, patient).await {
         Some(code) => {
             let mut query = form_urlencoded::Serializer::new(String::new());
             query.append_pair("code", &code);
@@ -551,6 +567,28 @@ pub async fn approve_post(
             "the authorization server's database is unavailable",
         ),
     }
+}
+
+/// The server's own portal ([`crate::first_party`]): no picker and no
+/// approval page. A patient works on their own record (`patient/` scopes),
+/// everyone else with their role's `user/` scopes and no patient context.
+async fn first_party_grant(
+    server: &AuthServer,
+    p: &Pending,
+    user: &UserRow,
+    candidate: &ScopeSet,
+) -> HttpResponse {
+    let patient = own_patient(user);
+    let scope: ScopeSet = candidate
+        .iter()
+        .filter(|s| match s {
+            Scope::Resource(r) => (r.context == Context::Patient) == patient.is_some(),
+            Scope::Launch | Scope::LaunchPatient => false,
+            _ => true,
+        })
+        .cloned()
+        .collect();
+    grant_and_return(server, p, user, scope, patient).await
 }
 
 /// What the approval form says.

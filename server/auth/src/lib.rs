@@ -14,6 +14,7 @@ pub mod claims;
 pub mod client_auth;
 pub mod client_keys;
 pub mod discovery;
+pub mod first_party;
 pub mod flow;
 pub mod form;
 pub mod hospitals;
@@ -21,6 +22,7 @@ pub mod introspect;
 pub mod issue;
 pub mod keys;
 pub mod login;
+pub mod logout;
 pub mod maintenance;
 pub mod names;
 pub mod oauth_error;
@@ -113,6 +115,7 @@ impl AuthServer {
             settings.key_rotation,
             settings.longest_token(),
         )?;
+        first_party::register_portal(store, &settings)?;
         let revocations = RevocationList::default();
         revocations.sync(store)?;
         let http = reqwest::Client::builder()

@@ -3,7 +3,7 @@
 
 use actix_web::web;
 
-use crate::{admin, authorize, discovery, flow, introspect, login, token};
+use crate::{admin, authorize, discovery, flow, introspect, login, logout, token};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -41,6 +41,11 @@ fn auth_routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/invite/{code}").route(web::get().to(login::invitation)))
     .service(
         web::resource("/invite/{code}/password").route(web::post().to(login::invitation_password)),
+    )
+    .service(
+        web::resource("/logout")
+            .route(web::get().to(logout::logout_get))
+            .route(web::post().to(logout::logout_post)),
     )
     .service(web::resource("/patient").route(web::post().to(flow::patient_post)))
     .service(web::resource("/approve").route(web::post().to(flow::approve_post)))

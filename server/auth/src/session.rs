@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::secrets::{digest, new_secret};
 use crate::AuthServer;
 
-const COOKIE: &str = "fhirledger_session";
+pub(crate) const COOKIE: &str = "fhirledger_session";
 
 /// The signed-in user of this browser, with the session's digest.
 pub async fn current_user(server: &AuthServer, req: &HttpRequest) -> Option<(UserRow, Vec<u8>)> {

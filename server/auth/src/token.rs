@@ -30,32 +30,46 @@ pub async fn token(
 ) -> HttpResponse {
     let params = Params::parse(&body);
     let grant_type = params.get("grant_type").unwrap_or_default().to_string();
-    match token_inner(&req, &server, &params).await {
-        Ok(issued) => {
-            security::record(
-                &req,
-                SecurityEvent::TokenRequest {
-                    grant_type,
-                    scopes: issued.scopes,
-                },
-                SecurityActor {
-                    person: issued.user.as_ref().map(security::person),
-                    client_id: Some(issued.client_id),
-                },
-                None,
-            );
-            json_no_store(&issued.body)
-        }
+    let result = token_inner(&req, &server, &params).await;
+    record_outcome(&req, &params, grant_type, &result);
+    match result {
+        Ok(issued) => json_no_store(&issued.body),
+        Err(e) => e.respond(),
+    }
+}
+
+/// Records what a token request ended in: the tokens issued (with the
+/// scopes granted) or the refusal (with why), and a reused code or refresh
+/// token also as an alert.
+pub(crate) fn record_outcome(
+    req: &HttpRequest,
+    params: &Params,
+    grant_type: String,
+    result: &Result<Issued, OAuthError>,
+) {
+    match result {
+        Ok(issued) => security::record(
+            req,
+            SecurityEvent::TokenRequest {
+                grant_type,
+                scopes: issued.scopes.clone(),
+            },
+            SecurityActor {
+                person: issued.user.as_ref().map(security::person),
+                client_id: Some(issued.client_id.clone()),
+            },
+            None,
+        ),
         Err(e) => {
             let actor = SecurityActor {
                 person: None,
-                client_id: crate::client_auth::claimed_client(&req, &params),
+                client_id: crate::client_auth::claimed_client(req, params),
             };
             if e.reuse_detected {
-                security::record(&req, SecurityEvent::RefreshTokenReuse, actor.clone(), None);
+                security::record(req, SecurityEvent::RefreshTokenReuse, actor.clone(), None);
             }
             security::record(
-                &req,
+                req,
                 SecurityEvent::TokenRequest {
                     grant_type,
                     scopes: Vec::new(),
@@ -66,7 +80,6 @@ pub async fn token(
                     &format!("{}: {}", e.error, e.description),
                 )),
             );
-            e.respond()
         }
     }
 }
@@ -141,7 +154,7 @@ async fn db<T: Send + 'static>(
     Ok(server.db.call(work).await??)
 }
 
-async fn authorization_code(
+pub(crate) async fn authorization_code(
     server: &AuthServer,
     client: &AuthenticatedClient,
     params: &Params,

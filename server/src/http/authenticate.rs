@@ -34,8 +34,8 @@ pub async fn authenticate(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let path = req.path();
     let fhir = path == "/fhir" || path.starts_with("/fhir/");
-    if path.starts_with("/auth/") {
-        return authorization(req, next).await;
+    if path.starts_with("/auth/") || path == "/portal" || path.starts_with("/portal/") {
+        return recorded(req, next).await;
     }
     if !fhir {
         return Ok(next.call(req).await?.map_into_boxed_body());
@@ -121,10 +121,12 @@ async fn guarded(
     Ok(committed(&state, &recorder, response, format, &request_id).await)
 }
 
-/// A request to the authorization server (`/auth/…`): its handlers record
-/// the security events (sign-in, tokens, revocation, administration) in the
-/// request's [`Recorder`], committed here like a FHIR request's.
-async fn authorization(
+/// A request to the authorization server (`/auth/…`) or the portal
+/// (`/portal/…`): its handlers record what they do — security events
+/// (sign-in, tokens, revocation, administration), and the portal's reads and
+/// writes through the service — in the request's [`Recorder`], committed
+/// here like a FHIR request's.
+async fn recorded(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {

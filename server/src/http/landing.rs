@@ -64,7 +64,11 @@ fn body(fhir_base: &str, issuer: &str) -> Markup {
         p {
             "A FHIR R4 server for groups of hospitals that share medical documents, "
             "with its own SMART on FHIR authorization server. "
-            "Apps and other systems use it over its FHIR API; there is nothing to browse here."
+            "Apps and other systems use it over its FHIR API."
+        }
+        p {
+            a class="button" href="portal" { "Open the portal" }
+            " — patients, doctors, administrators and compliance officers sign in there."
         }
         h2 { "For apps" }
         dl {

@@ -56,6 +56,26 @@ impl PgStore {
         Ok(())
     }
 
+    /// Registers a client the server owns (its id fixed), or brings its
+    /// registration up to date: the first-party portal, registered by every
+    /// process at start-up with the deployment's current public address.
+    pub fn upsert_client(&self, client: &ClientRow) -> Result<(), StoreError> {
+        diesel::insert_into(c::table)
+            .values(client)
+            .on_conflict(c::client_id)
+            .do_update()
+            .set((
+                c::name.eq(&client.name),
+                c::kind.eq(&client.kind),
+                c::secret_sha256.eq(&client.secret_sha256),
+                c::redirect_uris.eq(&client.redirect_uris),
+                c::scope.eq(&client.scope),
+                c::active.eq(client.active),
+            ))
+            .execute(&mut *self.conn()?)?;
+        Ok(())
+    }
+
     pub fn client(&self, client_id: &str) -> Result<Option<ClientRow>, StoreError> {
         Ok(c::table
             .find(client_id)

@@ -1,0 +1,179 @@
+// The portal (/portal) in a person's browser, run by conformance/tests/portal.rs:
+//
+//   SMART_E2E_INPUT='{...}' node portal.mjs SCENARIO
+//
+// Like e2e.mjs: headless Chromium (browser.mjs), people signing in at the
+// external OpenID Connect provider, ONE line of JSON on stdout with what the
+// browser saw, which the Rust test asserts on; any step that cannot be done
+// fails the script.
+//
+// Input (SMART_E2E_INPUT): server, provider, cli, chromium as for e2e.mjs,
+// plus `artifacts` (a directory for screenshots) and per scenario (below).
+//
+// Scenarios: sign-in-and-out.
+
+import { mkdir, readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+
+import { andWait, classify, goto, heading, launchBrowser, redeemInvitation, signInHandlers, walk } from './browser.mjs';
+
+const input = JSON.parse(process.env.SMART_E2E_INPUT ?? '{}');
+const origins = {
+  serverOrigin: input.server ? new URL(input.server.publicBase).origin : null,
+  providerOrigin: input.provider ? new URL(input.provider.issuer).origin : null,
+  appOrigin: null,
+};
+const portalUrl = input.server ? `${input.server.publicBase}/portal` : null;
+
+function log(message) {
+  process.stderr.write(`portal.mjs: ${message}\n`);
+}
+
+// Pages of the portal are their own kind; the rest as browser.mjs tells them.
+async function kindOf(page) {
+  const url = new URL(page.url());
+  if (url.origin === origins.serverOrigin && url.pathname.startsWith('/portal')) return 'portal';
+  return classify(page, origins);
+}
+
+// Walks from wherever the page is until it shows a portal page (or a page
+// of a kind in `stopAt`), signing in at the provider as `login` on the way.
+async function walkToPortal(page, login, stopAt = []) {
+  const handlers = signInHandlers({ login, providerLabel: input.provider.label });
+  const trail = [];
+  for (let i = 0; i < 16; i++) {
+    const kind = await kindOf(page);
+    trail.push({ kind, path: new URL(page.url()).pathname, h1: await heading(page) });
+    if (kind === 'portal' || stopAt.includes(kind)) return { kind, trail };
+    if (!handlers[kind]) {
+      const text = (await page.locator('body').innerText().catch(() => '')).slice(0, 800);
+      throw new Error(`no way on from a ${kind} page at ${page.url()}: ${text}\ntrail: ${JSON.stringify(trail)}`);
+    }
+    await handlers[kind](page);
+  }
+  throw new Error(`still walking after 16 pages: ${JSON.stringify(trail)}`);
+}
+
+// axe-core's WCAG 2.1 A and AA rules on the page as shown; the violations
+// of serious or critical impact ({id, impact, help, targets}). axe runs
+// through the DevTools protocol, which the pages' Content-Security-Policy
+// does not govern (the policy itself allows no inline script).
+const axeSource = readFile(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+async function axe(page) {
+  await page.evaluate(await axeSource);
+  const result = await page.evaluate(() =>
+    // eslint-disable-next-line no-undef
+    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
+  );
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => ({ id: v.id, impact: v.impact, help: v.help, targets: v.nodes.map((n) => n.target.join(' ')) }));
+}
+
+// What a page shows, for the test: path, heading, the header's person, the
+// tables (caption and rows of cell texts), and the accessibility check.
+async function look(page, name) {
+  const url = new URL(page.url());
+  const tables = [];
+  const t = page.locator('table');
+  for (let i = 0; i < (await t.count()); i++) {
+    const table = t.nth(i);
+    const caption = (await table.locator('caption').allTextContents())[0]?.trim() ?? null;
+    const rows = [];
+    const r = table.locator('tbody tr');
+    for (let j = 0; j < (await r.count()); j++) {
+      rows.push((await r.nth(j).locator('td').allInnerTexts()).map((c) => c.trim()));
+    }
+    tables.push({ caption, rows });
+  }
+  if (input.artifacts) {
+    await mkdir(input.artifacts, { recursive: true });
+    await page.screenshot({ path: join(input.artifacts, `${name}.png`), fullPage: true });
+  }
+  return {
+    path: url.pathname,
+    h1: await heading(page),
+    person: (await page.locator('header .who').allInnerTexts())[0]?.replace(/\s+/g, ' ').trim() ?? null,
+    tables,
+    seriousViolations: await axe(page),
+  };
+}
+
+// ------------------------------------------------------- sign-in-and-out
+//
+// Input: person {invitation, login}.
+// A person redeems their invitation, opens /portal, signs in (no approval
+// page, no picker), sees their dashboard twice (the second time with the
+// first visit's reads in their access log), then: a forged sign-out form
+// (no CSRF token) is refused and changes nothing; the real sign-out ends
+// the session; /portal then asks them to sign in again. Reports the
+// session's access token (the test checks it is revoked).
+async function signInAndOut(browser) {
+  const { person } = input;
+  await redeemInvitation(browser, origins, { invitation: person.invitation, login: person.login, providerLabel: input.provider.label });
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await goto(page, portalUrl);
+    const signIn = await walkToPortal(page, person.login);
+    const first = await look(page, 'dashboard-first');
+    await andWait(page, () => page.reload());
+    const second = await look(page, 'dashboard');
+    const cookies = await context.cookies(portalUrl);
+    const session = cookies.find((c) => c.name === 'fhirledger_portal');
+    const sessionCookie = session ? { httpOnly: session.httpOnly, sameSite: session.sameSite, path: session.path } : null;
+
+    // A form another site could post: the session cookie, no CSRF token.
+    const forged = await page.request.post(`${portalUrl}/sign-out`, { form: { csrf: 'forged' }, maxRedirects: 0 });
+    const forgedAnswer = { status: forged.status(), text: (await forged.text()).includes('This form has expired') };
+    await andWait(page, () => page.reload());
+    const afterForged = await heading(page);
+
+    const csp = (await page.request.get(portalUrl, { maxRedirects: 0 })).headers()['content-security-policy'] ?? null;
+
+    await andWait(page, () => page.getByRole('button', { name: 'Sign out' }).click());
+    await page.waitForURL((u) => u.pathname === '/portal/signed-out', { timeout: 30000 });
+    const signedOut = { path: new URL(page.url()).pathname, h1: await heading(page) };
+
+    // Back to the portal: the sign-in session is over too, so the person
+    // must sign in again (the provider's own session does not matter here:
+    // the walk stops at fhirledger's sign-in page).
+    await goto(page, portalUrl);
+    const again = await walkToPortal(page, person.login, ['sign-in']);
+    return {
+      signIn: signIn.trail,
+      first,
+      second,
+      sessionCookie,
+      accessToken: session?.value ?? null,
+      forgedAnswer,
+      afterForged,
+      csp,
+      signedOut,
+      again: { kind: again.kind, trail: again.trail },
+    };
+  } finally {
+    await context.close();
+  }
+}
+
+const scenarios = { 'sign-in-and-out': signInAndOut };
+
+async function main() {
+  const name = process.argv[2];
+  const scenario = scenarios[name];
+  if (!scenario) throw new Error(`unknown scenario '${name}'; one of ${Object.keys(scenarios).join(', ')}`);
+  const browser = await launchBrowser(input.chromium);
+  try {
+    const result = await scenario(browser);
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((e) => {
+  log(e.stack ?? String(e));
+  process.exit(1);
+});

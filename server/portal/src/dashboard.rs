@@ -1,0 +1,346 @@
+//! `GET /portal`: each person lands on their own dashboard, chosen by the
+//! role their token carries. Every list on it is a search through the read
+//! path with their guard, so it holds exactly what they may see.
+
+use actix_web::http::StatusCode;
+use actix_web::HttpResponse;
+use fhirledger_access::roles::Role;
+use fhirledger_auth::first_party;
+use fhirledger_service::ServiceError;
+use maud::{html, Markup};
+use serde_json::Value;
+
+use crate::fhir::{self, concept, person_name, reference, when, Found};
+use crate::layout::{page, respond};
+use crate::session::Visit;
+
+/// How many rows a dashboard list shows.
+const LIST: usize = 50;
+
+/// `GET /portal`.
+pub async fn home(visit: Visit) -> HttpResponse {
+    let result = match visit.role() {
+        Some(Role::Patient) => patient(&visit).await,
+        Some(Role::Doctor) => doctor(&visit).await,
+        Some(Role::HospitalAdmin) => hospital_admin(&visit).await,
+        Some(Role::SolutionAdmin) => solution_admin(&visit).await,
+        Some(Role::ComplianceOfficer) => compliance_officer(&visit).await,
+        None => Ok((
+            "Your dashboard",
+            html! {
+                h1 { "Your dashboard" }
+                p { "Your account has no role in this solution yet. Ask your hospital's administrator." }
+            },
+        )),
+    };
+    match result {
+        Ok((title, body)) => respond(StatusCode::OK, page(title, Some(&visit.person()), body)),
+        Err(e) => fhir::problem_page(&e),
+    }
+}
+
+type Dashboard = Result<(&'static str, Markup), ServiceError>;
+
+/// The first [`LIST`] resources of a type in `sort` order that the visitor
+/// may see.
+async fn first_of(
+    visit: &Visit,
+    resource_type: &'static str,
+    sort: &str,
+) -> Result<Found, ServiceError> {
+    let count = LIST.to_string();
+    fhir::search(
+        visit,
+        resource_type,
+        params(&[("_sort", sort), ("_count", &count)]),
+    )
+    .await
+}
+
+fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+async fn patient(visit: &Visit) -> Dashboard {
+    let own = visit.caller.patient.clone().unwrap_or_default();
+    let count = LIST.to_string();
+    let documents = fhir::search(
+        visit,
+        "DocumentReference",
+        params(&[("patient", &own), ("_sort", "-date"), ("_count", &count)]),
+    )
+    .await?;
+    let log = fhir::search(
+        visit,
+        "AuditEvent",
+        params(&[("patient", &own), ("_sort", "-date"), ("_count", "10")]),
+    )
+    .await?;
+    Ok((
+        "Your documents",
+        html! {
+            h1 { "Your documents" }
+            (documents_table(&documents, "Your documents", false))
+            h2 { "Recent access to your record" }
+            (access_table(&log, "Recent access to your record"))
+        },
+    ))
+}
+
+async fn doctor(visit: &Visit) -> Dashboard {
+    let patients = first_of(visit, "Patient", "family").await?;
+    Ok((
+        "Your patients",
+        html! {
+            h1 { "Your patients" }
+            p class="muted" { "The patients of your hospital, and those of other hospitals who shared their documents with you." }
+            (people_table(&patients, "Your patients", true))
+        },
+    ))
+}
+
+async fn hospital_admin(visit: &Visit) -> Dashboard {
+    let doctors = first_of(visit, "Practitioner", "family").await?;
+    let patients = first_of(visit, "Patient", "family").await?;
+    Ok((
+        "Your hospital",
+        html! {
+            h1 { "Your hospital" }
+            h2 { "Doctors" }
+            (people_table(&doctors, "Doctors", false))
+            h2 { "Patients" }
+            (people_table(&patients, "Patients", true))
+        },
+    ))
+}
+
+async fn solution_admin(visit: &Visit) -> Dashboard {
+    let hospitals = first_of(visit, "Organization", "name").await?;
+    Ok((
+        "Hospitals",
+        html! {
+            h1 { "Hospitals of the solution" }
+            @if hospitals.resources.is_empty() {
+                p class="empty" { "No hospital has been onboarded yet." }
+            } @else {
+                table {
+                    caption class="sr-only" { "Hospitals" }
+                    thead { tr { th scope="col" { "Name" } th scope="col" { "Status" } } }
+                    tbody {
+                        @for h in &hospitals.resources {
+                            tr {
+                                td { (h["name"].as_str().unwrap_or("unnamed")) }
+                                td { @if h["active"].as_bool() == Some(false) { "Deactivated" } @else { "Active" } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+async fn compliance_officer(visit: &Visit) -> Dashboard {
+    let trail = first_of(visit, "AuditEvent", "-date").await?;
+    Ok((
+        "Audit trail",
+        html! {
+            h1 { "Audit trail" }
+            (access_table(&trail, "The most recent events of your scope"))
+        },
+    ))
+}
+
+fn documents_table(found: &Found, caption: &str, with_patient: bool) -> Markup {
+    html! {
+        @if found.resources.is_empty() {
+            p class="empty" { "No documents yet." }
+        } @else {
+            table {
+                caption class="sr-only" { (caption) }
+                thead { tr {
+                    th scope="col" { "Document" }
+                    @if with_patient { th scope="col" { "Patient" } }
+                    th scope="col" { "Date" }
+                    th scope="col" { "Author" }
+                    th scope="col" { "Hospital" }
+                } }
+                tbody {
+                    @for d in &found.resources {
+                        tr {
+                            td { (document_title(d)) }
+                            @if with_patient { td { (reference(&d["subject"])) } }
+                            td { time datetime=(d["date"].as_str().unwrap_or("")) { (when(&d["date"])) } }
+                            td { (authors(d)) }
+                            td { (reference(&d["custodian"])) }
+                        }
+                    }
+                }
+            }
+            @if found.more { p class="muted" { "Only the newest " (found.resources.len()) " are shown." } }
+        }
+    }
+}
+
+/// A document's title: its description, else its type.
+fn document_title(document: &Value) -> String {
+    document["description"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| concept(&document["type"]))
+}
+
+fn authors(document: &Value) -> String {
+    document["author"]
+        .as_array()
+        .map(|a| a.iter().map(reference).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default()
+}
+
+fn people_table(found: &Found, caption: &str, with_birth: bool) -> Markup {
+    html! {
+        @if found.resources.is_empty() {
+            p class="empty" { "Nobody yet." }
+        } @else {
+            table {
+                caption class="sr-only" { (caption) }
+                thead { tr {
+                    th scope="col" { "Name" }
+                    @if with_birth { th scope="col" { "Born" } }
+                } }
+                tbody {
+                    @for p in &found.resources {
+                        tr {
+                            td { (person_name(p)) }
+                            @if with_birth { td { (p["birthDate"].as_str().unwrap_or("")) } }
+                        }
+                    }
+                }
+            }
+            @if found.more { p class="muted" { "Only the first " (found.resources.len()) " are shown." } }
+        }
+    }
+}
+
+/// AuditEvents as an access log: when, who, through which app, what, and
+/// how it ended (refusals stand out).
+fn access_table(found: &Found, caption: &str) -> Markup {
+    html! {
+        @if found.resources.is_empty() {
+            p class="empty" { "No access recorded yet." }
+        } @else {
+            table {
+                caption class="sr-only" { (caption) }
+                thead { tr {
+                    th scope="col" { "When" }
+                    th scope="col" { "Who" }
+                    th scope="col" { "App" }
+                    th scope="col" { "What" }
+                    th scope="col" { "Outcome" }
+                } }
+                tbody {
+                    @for e in &found.resources {
+                        @let refused = e["outcome"].as_str().is_some_and(|o| o != "0");
+                        tr class=[refused.then_some("refused")] {
+                            td { time datetime=(e["recorded"].as_str().unwrap_or("")) { (when(&e["recorded"])) } }
+                            td { (who(e)) }
+                            td { (app(e)) }
+                            td { (action(e)) }
+                            td { @if refused { strong class="error" { "Refused" } } @else { "Allowed" } }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Who acted: the requesting agent's name or reference.
+fn who(event: &Value) -> String {
+    event["agent"]
+        .as_array()
+        .and_then(|agents| {
+            agents
+                .iter()
+                .find(|a| a["requestor"].as_bool() == Some(true))
+        })
+        .map(|a| {
+            a["who"]["display"]
+                .as_str()
+                .or_else(|| a["name"].as_str())
+                .or_else(|| a["who"]["reference"].as_str())
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_else(|| "Someone not signed in".to_string())
+}
+
+/// Through which application: the BALP client agent (DICOM `110153`
+/// Source Role ID on REST events, `110150` Application on security
+/// events), named by its client id.
+fn app(event: &Value) -> String {
+    let client = event["agent"].as_array().and_then(|agents| {
+        agents.iter().find_map(|a| {
+            let source = a["type"]["coding"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["code"] == "110153" || c["code"] == "110150")
+            });
+            source
+                .then(|| a["who"]["identifier"]["value"].as_str())
+                .flatten()
+        })
+    });
+    match client {
+        Some(first_party::PORTAL_CLIENT_ID) => first_party::PORTAL_NAME.to_string(),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    }
+}
+
+/// What was done, in words: the interaction and the types it touched.
+fn action(event: &Value) -> String {
+    let code = event["subtype"][0]["code"].as_str().unwrap_or("");
+    let verb = match code {
+        "read" | "vread" => "Read",
+        "search-type" | "search-system" | "search" => "Searched",
+        "history-instance" | "history-type" | "history-system" => "Read the history of",
+        "create" => "Created",
+        "update" | "patch" => "Updated",
+        "delete" => "Deleted",
+        "batch" | "transaction" => "Sent a batch of changes to",
+        "operation" => "Ran an operation on",
+        _ => {
+            // Security events (sign-in, tokens): the event type's words.
+            let subtype = concept(&event["subtype"][0]);
+            return if subtype.is_empty() {
+                concept(&event["type"])
+            } else {
+                subtype
+            };
+        }
+    };
+    let mut types: Vec<&str> = event["entity"]
+        .as_array()
+        .map(|entities| {
+            entities
+                .iter()
+                .filter(|e| e["role"]["code"] == "4")
+                .filter_map(|e| e["what"]["reference"].as_str())
+                .filter_map(|r| r.split('/').next())
+                .collect()
+        })
+        .unwrap_or_default();
+    types.sort_unstable();
+    types.dedup();
+    if types.is_empty() {
+        verb.trim_end_matches(" of")
+            .trim_end_matches(" to")
+            .trim_end_matches(" on")
+            .to_string()
+    } else {
+        format!("{verb} {}", types.join(", "))
+    }
+}

@@ -1,0 +1,40 @@
+//! The portal at `/portal`: the dashboards of the product brief's people —
+//! solution admins, hospital admins, doctors, patients and compliance
+//! officers — as server-rendered HTML (maud) that works without JavaScript.
+//!
+//! The portal is a first-party SMART client of the server's own
+//! authorization server ([`fhirledger_auth::first_party`]): the person signs
+//! in through `/auth/authorize`, the portal keeps the access token in an
+//! HttpOnly cookie scoped to `/portal`, and every page reads and writes
+//! through the FHIR service with that token's `Caller` ([`session::Visit`]),
+//! so the one access decision decides what it shows and every datum is
+//! audited with the portal as the client application. It never reads the
+//! store around the service.
+//!
+//! Layering: this crate sits beside `fhirledger-auth` under the HTTP layer
+//! (the binary mounts [`configure`]); it depends on the authorization server
+//! (sign-in, token checks) and the FHIR service, and nothing depends on it
+//! but the binary.
+
+pub mod csrf;
+pub mod dashboard;
+pub mod fhir;
+pub mod layout;
+pub mod session;
+pub mod sign_in;
+
+use actix_web::web;
+
+/// The portal's routes, under `/portal`.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/portal")
+            .service(web::resource("").route(web::get().to(dashboard::home)))
+            .service(web::resource("/").route(web::get().to(dashboard::home)))
+            .service(web::resource("/assets/portal.css").route(web::get().to(layout::stylesheet)))
+            .service(web::resource("/sign-in").route(web::get().to(sign_in::sign_in)))
+            .service(web::resource("/callback").route(web::get().to(sign_in::callback)))
+            .service(web::resource("/sign-out").route(web::post().to(sign_in::sign_out)))
+            .service(web::resource("/signed-out").route(web::get().to(sign_in::signed_out))),
+    );
+}
