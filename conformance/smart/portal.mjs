@@ -10,7 +10,7 @@
 // Input (SMART_E2E_INPUT): server, provider, cli, chromium as for e2e.mjs,
 // plus `artifacts` (a directory for screenshots) and per scenario (below).
 //
-// Scenarios: sign-in-and-out.
+// Scenarios: sign-in-and-out, share-and-revoke.
 
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -158,7 +158,73 @@ async function signInAndOut(browser) {
   }
 }
 
-const scenarios = { 'sign-in-and-out': signInAndOut };
+// ------------------------------------------------------- share-and-revoke
+//
+// Input: patient, doctor ({invitation, login}), doctorFamily (to find the
+// doctor by), patientId, shared {id, title} (a progress note), kept {id,
+// title} (a lab report), documentText (the shared note's content).
+// The README's demo path: the patient shares their progress notes with a
+// doctor of another hospital; the doctor sees that document (and not the
+// other) and opens it; the patient sees the doctor's reads in their access
+// log; the patient revokes; the doctor no longer sees it.
+async function shareAndRevoke(browser) {
+  const { patient, doctor } = input;
+  for (const person of [patient, doctor]) {
+    await redeemInvitation(browser, origins, { invitation: person.invitation, login: person.login, providerLabel: input.provider.label });
+  }
+  const patientContext = await browser.newContext();
+  const doctorContext = await browser.newContext();
+  try {
+    const p = await patientContext.newPage();
+    await goto(p, portalUrl);
+    await walkToPortal(p, patient.login);
+
+    // Share the progress notes with the doctor, found by name.
+    await andWait(p, () => p.getByRole('link', { name: 'Share your documents' }).click());
+    await p.getByLabel('Find a doctor or hospital of the group by name').fill(input.doctorFamily);
+    await andWait(p, () => p.getByRole('button', { name: 'Search' }).click());
+    const shareForm = await look(p, 'patient-share-form');
+    await p.getByRole('radio', { name: new RegExp(input.doctorFamily) }).first().check();
+    await p.getByRole('radio', { name: 'Documents of these kinds:' }).check();
+    await p.getByRole('checkbox', { name: 'Progress note' }).check();
+    await andWait(p, () => p.getByRole('button', { name: 'Share' }).click());
+    const notice = (await p.locator('.notice').allInnerTexts())[0] ?? null;
+    const afterShare = await look(p, 'patient-dashboard-shared');
+
+    // The doctor finds the patient and the shared document, and opens it.
+    const d = await doctorContext.newPage();
+    await goto(d, portalUrl);
+    await walkToPortal(d, doctor.login);
+    const doctorDashboard = await look(d, 'doctor-dashboard');
+    await andWait(d, () => d.getByRole('link', { name: new RegExp(input.patientFamily) }).click());
+    const patientPage = await look(d, 'doctor-patient');
+    await andWait(d, () => d.getByRole('link', { name: input.shared.title }).click());
+    const documentPage = await look(d, 'doctor-document');
+    const view = await d.request.get(`${portalUrl}/documents/${input.shared.id}/content`);
+    const content = { status: view.status(), type: view.headers()['content-type'], text: await view.text() };
+    const kept = await d.request.get(`${portalUrl}/documents/${input.kept.id}`);
+    const keptAnswer = { status: kept.status(), notFound: (await kept.text()).includes('Not found') };
+
+    // The patient sees the doctor's reads, then revokes the share.
+    await andWait(p, () => p.reload());
+    const withLog = await look(p, 'patient-dashboard-log');
+    await andWait(p, () => p.getByRole('button', { name: new RegExp(`Revoke sharing with .*${input.doctorFamily}`) }).click());
+    const revokedNotice = (await p.locator('.notice').allInnerTexts())[0] ?? null;
+    const afterRevoke = await look(p, 'patient-dashboard-revoked');
+
+    // The doctor no longer sees it.
+    const again = await d.request.get(`${portalUrl}/documents/${input.shared.id}`);
+    const againAnswer = { status: again.status(), notFound: (await again.text()).includes('Not found') };
+    await andWait(d, () => d.goto(portalUrl));
+    const doctorAfter = await look(d, 'doctor-dashboard-revoked');
+    return { shareForm, notice, afterShare, doctorDashboard, patientPage, documentPage, content, keptAnswer, withLog, revokedNotice, afterRevoke, againAnswer, doctorAfter };
+  } finally {
+    await patientContext.close();
+    await doctorContext.close();
+  }
+}
+
+const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke };
 
 async function main() {
   const name = process.argv[2];

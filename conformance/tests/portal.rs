@@ -31,13 +31,18 @@ fn kinds(trail: &Value) -> Vec<&str> {
 
 /// The rows of the table with this caption.
 fn rows<'a>(page: &'a Value, caption: &str) -> &'a Vec<Value> {
+    table(page, caption).unwrap_or_else(|| panic!("no table '{caption}' on {page:#}"))
+}
+
+/// The rows of the table with this caption, if the page has it (an empty
+/// list is a sentence, not a table).
+fn table<'a>(page: &'a Value, caption: &str) -> Option<&'a Vec<Value>> {
     page["tables"]
         .as_array()
         .expect("tables")
         .iter()
         .find(|t| t["caption"] == caption)
         .and_then(|t| t["rows"].as_array())
-        .unwrap_or_else(|| panic!("no table '{caption}' on {page:#}"))
 }
 
 fn no_serious_violations(page: &Value) {
@@ -156,14 +161,15 @@ fn a_patient_signs_in_sees_their_documents_and_access_log_and_signs_out() {
         .into_iter()
         .map(|e| e["resource"].clone())
         .collect();
+    // The client agent names the client by the id our issuer gave it
+    // (BALP: the Source of a query, the Destination of a read, the
+    // Application of a security event).
+    let issuer = format!("{}/auth", e2e().server.public_base);
     let client_of = |e: &Value| -> Option<String> {
         e["agent"].as_array()?.iter().find_map(|a| {
-            // BALP's client agent: `110153` on REST events, `110150` on
-            // security events.
-            let code = &a["type"]["coding"][0]["code"];
-            let source = code == "110153" || code == "110150";
-            source
-                .then(|| a["who"]["identifier"]["value"].as_str().map(str::to_string))
+            let id = &a["who"]["identifier"];
+            (id["system"] == issuer.as_str())
+                .then(|| id["value"].as_str().map(str::to_string))
                 .flatten()
         })
     };
@@ -211,4 +217,170 @@ fn logout_asks_without_a_hint_and_returns_only_to_registered_addresses() {
     .send();
     elsewhere.assert_status(400);
     assert_eq!(elsewhere.header("location"), None);
+}
+
+/// The README's demo path in the browser: a patient shares their progress
+/// notes with a doctor of another hospital; the doctor sees that document
+/// and not the other, and opens it; the patient sees those reads in their
+/// access log, then revokes; the doctor no longer sees it.
+#[test]
+fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_revokes() {
+    let home = e2e().create_id(&organization(&uid()));
+    let other = e2e().create_id(&organization(&uid()));
+    let patient_family = format!("Sharer{}", &uid()[..8]);
+    let mut p = patient(&uid());
+    p["managingOrganization"] = json!({ "reference": format!("Organization/{home}") });
+    p["name"] = json!([{ "family": patient_family, "given": ["Test"] }]);
+    let patient_id = e2e().create_id(&p);
+    let note_title = format!("Shared note {}", &uid()[..8]);
+    let mut note = document_reference(&patient_id, &uid());
+    note["description"] = json!(note_title);
+    let note_id = e2e().create_id(&note);
+    let lab_title = format!("Kept lab {}", &uid()[..8]);
+    let mut lab = document_reference(&patient_id, &uid());
+    lab["description"] = json!(lab_title);
+    lab["type"] = json!({"coding": [{"system": "http://loinc.org", "code": "11502-2", "display": "Laboratory report"}]});
+    let lab_id = e2e().create_id(&lab);
+
+    let doctor_family = format!("Reader{}", &uid()[..8]);
+    let mut practitioner = conformance::practitioner(&uid());
+    practitioner["name"] = json!([{ "family": doctor_family, "given": ["Doc"] }]);
+    let practitioner_id = e2e().create_id(&practitioner);
+    e2e().create_id(&json!({
+        "resourceType": "PractitionerRole",
+        "active": true,
+        "practitioner": { "reference": format!("Practitioner/{practitioner_id}") },
+        "organization": { "reference": format!("Organization/{other}") },
+    }));
+    let doctor = e2e().invite("doctor", &other, &format!("Practitioner/{practitioner_id}"));
+    let patient_account = e2e().invite("patient", &home, &format!("Patient/{patient_id}"));
+
+    let out = e2e().run_script(
+        "portal.mjs",
+        "share-and-revoke",
+        json!({
+            "patient": person(&patient_account),
+            "doctor": person(&doctor),
+            "doctorFamily": doctor_family,
+            "patientFamily": patient_family,
+            "patientId": patient_id,
+            "shared": { "id": note_id, "title": note_title },
+            "kept": { "id": lab_id, "title": lab_title },
+            "artifacts": artifacts(),
+        }),
+    );
+    for page in [
+        "shareForm",
+        "afterShare",
+        "doctorDashboard",
+        "patientPage",
+        "documentPage",
+        "withLog",
+        "afterRevoke",
+        "doctorAfter",
+    ] {
+        no_serious_violations(&out[page]);
+    }
+
+    // The share, as the patient sees it, is a Consent in force.
+    assert!(
+        out["notice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("shared"),
+        "{out:#}"
+    );
+    let shares = rows(&out["afterShare"], "Your shares");
+    let share = shares
+        .iter()
+        .find(|r| r[0] == format!("Doc {doctor_family}"))
+        .unwrap_or_else(|| panic!("the share is listed: {shares:#?}"));
+    assert_eq!(share[1], "Documents of these kinds: Progress note");
+    // (The scenario has revoked it since: its first version is the share.)
+    let consents = Request::on(
+        &e2e().server,
+        "GET",
+        &format!("Consent?patient={patient_id}"),
+    )
+    .send();
+    consents.assert_status(200);
+    let consent_id = consents.json()["entry"][0]["resource"]["id"]
+        .as_str()
+        .expect("the share's Consent")
+        .to_string();
+    let first = Request::on(
+        &e2e().server,
+        "GET",
+        &format!("Consent/{consent_id}/_history/1"),
+    )
+    .send();
+    first.assert_status(200);
+    let consent = first.json();
+    assert_eq!(consent["status"], "active", "{consent:#}");
+    assert_eq!(
+        consent["provision"]["actor"][0]["reference"]["reference"],
+        format!("Practitioner/{practitioner_id}"),
+        "{consent:#}"
+    );
+    assert_eq!(
+        consent["provision"]["code"][0]["coding"][0]["code"],
+        "11506-3"
+    );
+    assert_eq!(consent["policyRule"]["coding"][0]["code"], "OPTIN");
+
+    // The doctor sees the patient and the shared note, not the lab report.
+    let patients = rows(&out["doctorDashboard"], "Your patients");
+    assert!(
+        patients
+            .iter()
+            .any(|r| r[0] == format!("Test {patient_family}")),
+        "{patients:#?}"
+    );
+    let documents = rows(&out["patientPage"], "Documents you may read");
+    let titles: Vec<&str> = documents.iter().filter_map(|r| r[0].as_str()).collect();
+    assert_eq!(titles, vec![note_title.as_str()], "{documents:#?}");
+    assert_eq!(out["documentPage"]["h1"], note_title);
+    assert_eq!(out["content"]["status"], 200, "{out:#}");
+    assert_eq!(out["content"]["text"], "hello world", "{out:#}");
+    assert_eq!(out["keptAnswer"]["status"], 404, "{out:#}");
+    assert_eq!(out["keptAnswer"]["notFound"], true, "{out:#}");
+
+    // The patient's access log shows the doctor's reads through the portal.
+    let log = rows(&out["withLog"], "Recent access to your record");
+    assert!(
+        log.iter().any(|r| r[1] == format!("Doc {doctor_family}")
+            && r[2] == "fhirledger portal"
+            && r[3] == "Read DocumentReference"),
+        "{log:#?}"
+    );
+
+    // Revoked: the share is gone, the Consent inactive, the doctor sees nothing.
+    assert!(
+        out["revokedNotice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("revoked"),
+        "{out:#}"
+    );
+    assert!(
+        !out["afterRevoke"]["tables"]
+            .as_array()
+            .expect("tables")
+            .iter()
+            .any(|t| t["caption"] == "Your shares"),
+        "no share is left: {:#}",
+        out["afterRevoke"]
+    );
+    let now = Request::on(&e2e().server, "GET", &format!("Consent/{consent_id}")).send();
+    now.assert_status(200);
+    assert_eq!(now.json()["status"], "inactive");
+    assert_eq!(out["againAnswer"]["status"], 404, "{out:#}");
+    assert!(
+        !table(&out["doctorAfter"], "Your patients")
+            .into_iter()
+            .flatten()
+            .any(|r| r[0] == format!("Test {patient_family}")),
+        "{:#}",
+        out["doctorAfter"]
+    );
 }

@@ -343,15 +343,18 @@ fn scope_escalation_at_authorize_is_not_granted() {
         "{granted:?}"
     );
     let token = answer.access_token();
-    // Patients may not delete documents, nor see practitioners.
+    // Patients may not delete documents, nor write the group's directory
+    // (which they may read, to name whom they share with).
     delete(&format!("DocumentReference/{}", id_of(&doc)))
         .bearer(&token)
         .send()
         .assert_outcome(403);
-    get("Practitioner")
+    conformance::http::post("Practitioner")
         .bearer(&token)
+        .json(&conformance::practitioner(&conformance::uid()))
         .send()
         .assert_outcome(403);
+    get("Practitioner").bearer(&token).send().assert_status(200);
     get(&format!("DocumentReference/{}", id_of(&doc)))
         .bearer(&token)
         .send()

@@ -136,6 +136,14 @@ fn combine(
     Ok(Access::Only(vec![Criterion::AnyOf { alternatives }]))
 }
 
+/// The types of the group's directory: who the hospitals and clinicians are.
+pub fn is_directory(resource_type: &str) -> bool {
+    matches!(
+        resource_type,
+        "Organization" | "Practitioner" | "PractitionerRole"
+    )
+}
+
 /// What a context confines a type to: `Some(criteria)` (empty = everything),
 /// or `None` when the context gives nothing of that type.
 ///
@@ -151,6 +159,12 @@ fn confinement(asked: &Asked<'_>, context: Context, resource_type: &str) -> Opti
         Context::System => Some(Vec::new()),
         Context::Patient => {
             let patient = caller.patient.as_deref()?;
+            // The group's directory (its hospitals, clinicians and their
+            // roles) is no one's record: a patient reads it to choose whom
+            // to share with and to know who read their documents.
+            if reading && is_directory(resource_type) {
+                return Some(Vec::new());
+            }
             let mut confined = vec![patient_compartment(resource_type, patient)?];
             if doctor_reading && resource_type == "DocumentReference" {
                 confined.push(consented_documents(caller, asked.policy.consent_default));

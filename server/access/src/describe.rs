@@ -120,6 +120,9 @@ fn object(scope: &ResourceScope, record: PatientRecord) -> String {
             PatientRecord::Own => "your patient record".to_owned(),
             PatientRecord::InContext => "the patient's record".to_owned(),
         },
+        (Context::Patient, Some(t)) if crate::decision::is_directory(t) => {
+            format!("the group's {}", noun(t))
+        }
         (Context::Patient, Some(t)) => format!("{whose} {}", noun(t)),
         (Context::Patient, None) => format!("all {whose} health records"),
         (Context::User, Some("Organization")) => "hospital records".to_owned(),

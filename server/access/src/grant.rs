@@ -180,7 +180,8 @@ mod tests {
         assert_eq!(
             got.to_string(),
             "openid fhirUser launch/patient patient/DocumentReference.rs patient/Binary.rs \
-             patient/Consent.rs patient/Patient.rs patient/AuditEvent.rs"
+             patient/Consent.rs patient/Patient.rs patient/AuditEvent.rs patient/Organization.rs \
+             patient/Practitioner.rs patient/PractitionerRole.rs"
         );
         let got = intersect(&set("patient/*.write"), &Role::Patient.ceiling());
         assert_eq!(

@@ -114,6 +114,11 @@ impl Role {
                 patient("Consent", CRUS),
                 patient("Patient", RS),
                 patient("AuditEvent", RS),
+                // The group's directory, to name whom they share with
+                // (see `decision::is_directory`).
+                patient("Organization", RS),
+                patient("Practitioner", RS),
+                patient("PractitionerRole", RS),
             ],
             Role::ComplianceOfficer => vec![user("AuditEvent", RS), user("Organization", RS)],
         });
@@ -211,7 +216,8 @@ mod tests {
             ),
             (
                 Role::Patient,
-                "patient/DocumentReference.crs patient/Binary.crs patient/Consent.crus patient/Patient.rs patient/AuditEvent.rs",
+                "patient/DocumentReference.crs patient/Binary.crs patient/Consent.crus patient/Patient.rs patient/AuditEvent.rs \
+                 patient/Organization.rs patient/Practitioner.rs patient/PractitionerRole.rs",
             ),
             (Role::ComplianceOfficer, "user/AuditEvent.rs user/Organization.rs"),
         ] {

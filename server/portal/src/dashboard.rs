@@ -64,6 +64,20 @@ fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// What a finished action says on the dashboard (`?done=…`).
+fn notice(visit: &Visit) -> Option<&'static str> {
+    let query = visit.req.query_string();
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "done")
+        .and_then(|(_, v)| match v.as_ref() {
+            "shared" => Some("Your documents are shared. The doctor sees them from now on."),
+            "revoked" => {
+                Some("The share is revoked. From now on they no longer see those documents.")
+            }
+            _ => None,
+        })
+}
+
 async fn patient(visit: &Visit) -> Dashboard {
     let own = visit.caller.patient.clone().unwrap_or_default();
     let count = LIST.to_string();
@@ -79,13 +93,17 @@ async fn patient(visit: &Visit) -> Dashboard {
         params(&[("patient", &own), ("_sort", "-date"), ("_count", "10")]),
     )
     .await?;
+    let labels = crate::sharing::Labels::of(&documents.resources);
+    let shares = crate::sharing::shares(visit, &labels).await?;
     Ok((
         "Your documents",
         html! {
+            @if let Some(notice) = notice(visit) { p class="notice" role="status" { (notice) } }
             h1 { "Your documents" }
             (documents_table(&documents, "Your documents", false))
+            (crate::sharing::who_can_see(visit, &shares))
             h2 { "Recent access to your record" }
-            (access_table(&log, "Recent access to your record"))
+            (access_table(&log, "Recent access to your record", &visit.server.settings.issuer))
         },
     ))
 }
@@ -97,7 +115,7 @@ async fn doctor(visit: &Visit) -> Dashboard {
         html! {
             h1 { "Your patients" }
             p class="muted" { "The patients of your hospital, and those of other hospitals who shared their documents with you." }
-            (people_table(&patients, "Your patients", true))
+            (people_table(&patients, "Your patients", true, Some("/portal/patients")))
         },
     ))
 }
@@ -110,9 +128,9 @@ async fn hospital_admin(visit: &Visit) -> Dashboard {
         html! {
             h1 { "Your hospital" }
             h2 { "Doctors" }
-            (people_table(&doctors, "Doctors", false))
+            (people_table(&doctors, "Doctors", false, None))
             h2 { "Patients" }
-            (people_table(&patients, "Patients", true))
+            (people_table(&patients, "Patients", true, None))
         },
     ))
 }
@@ -149,7 +167,7 @@ async fn compliance_officer(visit: &Visit) -> Dashboard {
         "Audit trail",
         html! {
             h1 { "Audit trail" }
-            (access_table(&trail, "The most recent events of your scope"))
+            (access_table(&trail, "The most recent events of your scope", &visit.server.settings.issuer))
         },
     ))
 }
@@ -171,7 +189,7 @@ fn documents_table(found: &Found, caption: &str, with_patient: bool) -> Markup {
                 tbody {
                     @for d in &found.resources {
                         tr {
-                            td { (document_title(d)) }
+                            td { a href={ "/portal/documents/" (d["id"].as_str().unwrap_or_default()) } { (document_title(d)) } }
                             @if with_patient { td { (reference(&d["subject"])) } }
                             td { time datetime=(d["date"].as_str().unwrap_or("")) { (when(&d["date"])) } }
                             td { (authors(d)) }
@@ -185,22 +203,11 @@ fn documents_table(found: &Found, caption: &str, with_patient: bool) -> Markup {
     }
 }
 
-/// A document's title: its description, else its type.
-fn document_title(document: &Value) -> String {
-    document["description"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_else(|| concept(&document["type"]))
-}
+use crate::documents::{authors, title as document_title};
 
-fn authors(document: &Value) -> String {
-    document["author"]
-        .as_array()
-        .map(|a| a.iter().map(reference).collect::<Vec<_>>().join(", "))
-        .unwrap_or_default()
-}
-
-fn people_table(found: &Found, caption: &str, with_birth: bool) -> Markup {
+/// People (Patient or Practitioner); each name links to `{link}/{id}`
+/// when given.
+fn people_table(found: &Found, caption: &str, with_birth: bool, link: Option<&str>) -> Markup {
     html! {
         @if found.resources.is_empty() {
             p class="empty" { "Nobody yet." }
@@ -214,7 +221,12 @@ fn people_table(found: &Found, caption: &str, with_birth: bool) -> Markup {
                 tbody {
                     @for p in &found.resources {
                         tr {
-                            td { (person_name(p)) }
+                            td {
+                                @match link {
+                                    Some(link) => a href={ (link) "/" (p["id"].as_str().unwrap_or_default()) } { (person_name(p)) },
+                                    None => (person_name(p)),
+                                }
+                            }
                             @if with_birth { td { (p["birthDate"].as_str().unwrap_or("")) } }
                         }
                     }
@@ -227,7 +239,7 @@ fn people_table(found: &Found, caption: &str, with_birth: bool) -> Markup {
 
 /// AuditEvents as an access log: when, who, through which app, what, and
 /// how it ended (refusals stand out).
-fn access_table(found: &Found, caption: &str) -> Markup {
+fn access_table(found: &Found, caption: &str, issuer: &str) -> Markup {
     html! {
         @if found.resources.is_empty() {
             p class="empty" { "No access recorded yet." }
@@ -247,7 +259,7 @@ fn access_table(found: &Found, caption: &str) -> Markup {
                         tr class=[refused.then_some("refused")] {
                             td { time datetime=(e["recorded"].as_str().unwrap_or("")) { (when(&e["recorded"])) } }
                             td { (who(e)) }
-                            td { (app(e)) }
+                            td { (app(e, issuer)) }
                             td { (action(e)) }
                             td { @if refused { strong class="error" { "Refused" } } @else { "Allowed" } }
                         }
@@ -278,18 +290,16 @@ fn who(event: &Value) -> String {
         .unwrap_or_else(|| "Someone not signed in".to_string())
 }
 
-/// Through which application: the BALP client agent (DICOM `110153`
-/// Source Role ID on REST events, `110150` Application on security
-/// events), named by its client id.
-fn app(event: &Value) -> String {
+/// Through which application: the BALP agent of the client (the Source of
+/// a query or write, the Destination of a read, the Application of a
+/// security event), which names it by the client id our authorization
+/// server (`issuer`) gave it.
+fn app(event: &Value, issuer: &str) -> String {
     let client = event["agent"].as_array().and_then(|agents| {
         agents.iter().find_map(|a| {
-            let source = a["type"]["coding"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["code"] == "110153" || c["code"] == "110150")
-            });
-            source
-                .then(|| a["who"]["identifier"]["value"].as_str())
+            let id = &a["who"]["identifier"];
+            (id["system"] == issuer)
+                .then(|| id["value"].as_str())
                 .flatten()
         })
     });

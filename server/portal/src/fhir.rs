@@ -4,8 +4,9 @@
 
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
-use fhirledger_service::reads::{self, Search};
-use fhirledger_service::{search, ServiceError};
+use fhir_profiles::format::FhirFormat;
+use fhirledger_service::reads::{self, ReadResource, Search};
+use fhirledger_service::{prepare, search, CreateOutcome, ServiceError, UpdateTarget};
 use serde_json::Value;
 
 use crate::layout::problem;
@@ -14,12 +15,24 @@ use crate::session::Visit;
 /// One page of a search, as the caller may see it.
 pub struct Found {
     pub resources: Vec<Value>,
+    /// What `_include` added (only what the caller may see).
+    pub included: Vec<Value>,
     /// Whether more matches follow this page.
     pub more: bool,
 }
 
 /// A search of `resource_type` with `params`, through the read path.
 pub async fn search(
+    visit: &Visit,
+    resource_type: &'static str,
+    params: Vec<(String, String)>,
+) -> Result<Found, ServiceError> {
+    search_with_included(visit, resource_type, params).await
+}
+
+/// [`search`], for searches with `_include` (the same call: the name says
+/// the caller reads [`Found::included`]).
+pub async fn search_with_included(
     visit: &Visit,
     resource_type: &'static str,
     params: Vec<(String, String)>,
@@ -34,14 +47,118 @@ pub async fn search(
             let page = reads::read(store, &guard, Search { request: &request })?.value;
             Ok(Found {
                 more: page.next.is_some(),
-                resources: page
-                    .matches
-                    .iter()
-                    .filter_map(|m| serde_json::from_str(&m.content).ok())
-                    .collect(),
+                resources: parse_all(page.matches.iter().map(|m| m.content.as_str())),
+                included: parse_all(page.included.iter().map(|m| m.content.as_str())),
             })
         })
         .await
+}
+
+fn parse_all<'a>(contents: impl Iterator<Item = &'a str>) -> Vec<Value> {
+    contents
+        .filter_map(|c| serde_json::from_str(c).ok())
+        .collect()
+}
+
+/// The current version of a resource the caller may see: its JSON and
+/// version (404 when it is missing or hidden, as through the API).
+pub async fn read(
+    visit: &Visit,
+    resource_type: &'static str,
+    id: &str,
+) -> Result<(Value, i64), ServiceError> {
+    let guard = visit.guard.clone();
+    let id = id.to_string();
+    visit
+        .server
+        .db
+        .run_read(move |store| -> Result<(Value, i64), ServiceError> {
+            let op = ReadResource {
+                resource_type,
+                id: &id,
+                version: None,
+            };
+            let version = reads::read(store, &guard, op)?.value;
+            let gone = || ServiceError::not_found(format!("{resource_type}/{id} is not available"));
+            let content = version.content.as_deref().ok_or_else(gone)?;
+            let json = serde_json::from_str(content).map_err(|_| gone())?;
+            Ok((json, version.version_id))
+        })
+        .await
+}
+
+/// Creates a resource as the caller (validated, decided and audited as a
+/// `POST` to the API would be); its new id.
+pub async fn create(visit: &Visit, resource: Value) -> Result<String, ServiceError> {
+    let resource_type = resource_type_of(&resource)?;
+    let guard = visit.guard.clone();
+    let base = visit.server.settings.fhir_base.clone();
+    let limit = visit.server.settings.max_body_bytes;
+    visit
+        .server
+        .db
+        .run(move |store| -> Result<String, ServiceError> {
+            let prepared = prepare_json(&resource_type, &resource, &base)?;
+            match fhirledger_service::create(store, &guard, &prepared, None, None, limit)? {
+                CreateOutcome::Created(v) | CreateOutcome::Exists(v) => Ok(v.id),
+            }
+        })
+        .await
+}
+
+/// Replaces a resource as the caller, if it is still at `version` (409/412
+/// otherwise, as `If-Match` makes it through the API).
+pub async fn update(
+    visit: &Visit,
+    id: &str,
+    version: i64,
+    resource: Value,
+) -> Result<(), ServiceError> {
+    let resource_type = resource_type_of(&resource)?;
+    let guard = visit.guard.clone();
+    let base = visit.server.settings.fhir_base.clone();
+    let limit = visit.server.settings.max_body_bytes;
+    let id = id.to_string();
+    visit
+        .server
+        .db
+        .run(move |store| -> Result<(), ServiceError> {
+            let prepared = prepare_json(&resource_type, &resource, &base)?;
+            let target = UpdateTarget::Id(id);
+            fhirledger_service::update(
+                store,
+                &guard,
+                &prepared,
+                &target,
+                Some(version),
+                None,
+                limit,
+            )?;
+            Ok(())
+        })
+        .await
+}
+
+/// Parses and validates a resource the portal built, as a JSON body sent
+/// to the API would be.
+fn prepare_json(
+    resource_type: &str,
+    resource: &Value,
+    fhir_base: &str,
+) -> Result<fhirledger_service::Prepared, ServiceError> {
+    prepare(
+        resource_type,
+        resource.to_string().as_bytes(),
+        FhirFormat::Json,
+        fhir_base,
+    )
+}
+
+fn resource_type_of(resource: &Value) -> Result<String, ServiceError> {
+    resource["resourceType"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| ServiceError::bad_request("the resource has no resourceType"))
 }
 
 /// A service error as the person should read it.
@@ -56,6 +173,11 @@ pub fn problem_page(e: &ServiceError) -> HttpResponse {
             StatusCode::FORBIDDEN,
             "You do not have access to this",
             "Your role or the patient's consent does not allow it. The attempt has been recorded.",
+        ),
+        409 | 412 => problem(
+            StatusCode::CONFLICT,
+            "Someone changed this meanwhile",
+            "Nothing was saved. Go back, look at it again, and repeat your change if it is still needed.",
         ),
         404 | 410 => problem(
             StatusCode::NOT_FOUND,

@@ -18,9 +18,11 @@
 
 pub mod csrf;
 pub mod dashboard;
+pub mod documents;
 pub mod fhir;
 pub mod layout;
 pub mod session;
+pub mod sharing;
 pub mod sign_in;
 
 use actix_web::web;
@@ -32,6 +34,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("").route(web::get().to(dashboard::home)))
             .service(web::resource("/").route(web::get().to(dashboard::home)))
             .service(web::resource("/assets/portal.css").route(web::get().to(layout::stylesheet)))
+            .service(web::resource("/patients/{id}").route(web::get().to(documents::patient_page)))
+            .service(
+                web::resource("/documents/{id}").route(web::get().to(documents::document_page)),
+            )
+            .service(
+                web::resource("/documents/{id}/content")
+                    .route(web::get().to(documents::document_content)),
+            )
+            .service(web::resource("/sharing").route(web::post().to(sharing::create_share)))
+            .service(web::resource("/sharing/new").route(web::get().to(sharing::new_share)))
+            .service(
+                web::resource("/sharing/{id}/revoke").route(web::post().to(sharing::revoke_share)),
+            )
             .service(web::resource("/sign-in").route(web::get().to(sign_in::sign_in)))
             .service(web::resource("/callback").route(web::get().to(sign_in::callback)))
             .service(web::resource("/sign-out").route(web::post().to(sign_in::sign_out)))
