@@ -120,6 +120,9 @@ async function signInAndOut(browser) {
     const first = await look(page, 'dashboard-first');
     await andWait(page, () => page.reload());
     const second = await look(page, 'dashboard');
+    await andWait(page, () => page.getByRole('link', { name: 'Your whole access log' }).click());
+    const log = await look(page, 'access-log');
+    await andWait(page, () => page.getByRole('link', { name: '← Your dashboard' }).click());
     const cookies = await context.cookies(portalUrl);
     const session = cookies.find((c) => c.name === 'fhirledger_portal');
     const sessionCookie = session ? { httpOnly: session.httpOnly, sameSite: session.sameSite, path: session.path } : null;
@@ -145,6 +148,7 @@ async function signInAndOut(browser) {
       signIn: signIn.trail,
       first,
       second,
+      log,
       sessionCookie,
       accessToken: session?.value ?? null,
       forgedAnswer,
@@ -217,7 +221,22 @@ async function shareAndRevoke(browser) {
     const againAnswer = { status: again.status(), notFound: (await again.text()).includes('Not found') };
     await andWait(d, () => d.goto(portalUrl));
     const doctorAfter = await look(d, 'doctor-dashboard-revoked');
-    return { shareForm, notice, afterShare, doctorDashboard, patientPage, documentPage, content, keptAnswer, withLog, revokedNotice, afterRevoke, againAnswer, doctorAfter };
+
+    // In an emergency the doctor opens the record anyway, with a reason;
+    // the patient sees it, with the reason, in their log.
+    await goto(d, `${portalUrl}/patients/${input.patientId}`);
+    const noAccess = await look(d, 'doctor-no-access');
+    await d.getByLabel('Why (required)').fill(input.emergencyReason);
+    await andWait(d, () => d.getByRole('button', { name: 'Open the record in an emergency' }).click());
+    const emergencyPage = await look(d, 'doctor-emergency');
+    const emergencyNotice = (await d.locator('.notice').allInnerTexts())[0] ?? null;
+    await goto(p, `${portalUrl}/access-log`);
+    const patientLog = await look(p, 'patient-access-log');
+    return {
+      noAccess,
+      emergencyPage,
+      emergencyNotice,
+      patientLog, shareForm, notice, afterShare, doctorDashboard, patientPage, documentPage, content, keptAnswer, withLog, revokedNotice, afterRevoke, againAnswer, doctorAfter };
   } finally {
     await patientContext.close();
     await doctorContext.close();

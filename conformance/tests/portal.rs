@@ -106,17 +106,26 @@ fn a_patient_signs_in_sees_their_documents_and_access_log_and_signs_out() {
     // them, through the portal.
     let second = &out["second"];
     let log = rows(second, "Recent access to your record");
+    // Columns: when, who, app, what, why, outcome, on chain.
     let by_portal = log.iter().find(|r| {
         r[1] == format!("Test {family}")
             && r[2] == "fhirledger portal"
             && r[3] == "Searched DocumentReference"
-            && r[4] == "Allowed"
+            && r[4] == "Their own record"
+            && r[5] == "Allowed"
     });
     assert!(
         by_portal.is_some(),
         "the access log shows the portal's search: {log:#?}"
     );
     no_serious_violations(second);
+    let whole = &out["log"];
+    assert_eq!(whole["h1"], "Your access log", "{whole:#}");
+    assert!(
+        rows(whole, "Your access log").len() >= log.len(),
+        "the whole log holds at least the dashboard's recent entries"
+    );
+    no_serious_violations(whole);
 
     let cookie = &out["sessionCookie"];
     assert_eq!(cookie["httpOnly"], true, "{cookie}");
@@ -266,6 +275,7 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
             "patientId": patient_id,
             "shared": { "id": note_id, "title": note_title },
             "kept": { "id": lab_id, "title": lab_title },
+            "emergencyReason": "Unconscious in the emergency room",
             "artifacts": artifacts(),
         }),
     );
@@ -278,6 +288,9 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
         "withLog",
         "afterRevoke",
         "doctorAfter",
+        "noAccess",
+        "emergencyPage",
+        "patientLog",
     ] {
         no_serious_violations(&out[page]);
     }
@@ -350,7 +363,8 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
     assert!(
         log.iter().any(|r| r[1] == format!("Doc {doctor_family}")
             && r[2] == "fhirledger portal"
-            && r[3] == "Read DocumentReference"),
+            && r[3] == "Read DocumentReference"
+            && r[4] == "The patient's consent"),
         "{log:#?}"
     );
 
@@ -382,5 +396,29 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
             .any(|r| r[0] == format!("Test {patient_family}")),
         "{:#}",
         out["doctorAfter"]
+    );
+
+    // Emergency access: the doctor without access is offered it, opens the
+    // record with a reason and sees every document for a while; the patient
+    // sees the emergency, with the reason, in their log.
+    assert_eq!(out["noAccess"]["h1"], "You have no access to this patient");
+    assert!(
+        out["emergencyNotice"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Emergency access until"),
+        "{out:#}"
+    );
+    let opened = rows(&out["emergencyPage"], "Documents you may read");
+    let mut titles: Vec<&str> = opened.iter().filter_map(|r| r[0].as_str()).collect();
+    titles.sort_unstable();
+    let mut expected = vec![lab_title.as_str(), note_title.as_str()];
+    expected.sort_unstable();
+    assert_eq!(titles, expected, "{opened:#?}");
+    let log = rows(&out["patientLog"], "Your access log");
+    assert!(
+        log.iter().any(|r| r[1] == format!("Doc {doctor_family}")
+            && r[4] == "Emergency access: Unconscious in the emergency room"),
+        "{log:#?}"
     );
 }

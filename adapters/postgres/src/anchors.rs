@@ -367,6 +367,34 @@ impl crate::PgStore {
         })
     }
 
+    /// Which of these resources (of `resource_type`, any version) have a
+    /// leaf that an anchored checkpoint covers: the "anchored" mark of a
+    /// page of the access log, one statement for the page (the proof itself
+    /// is [`PgStore::leaf_inclusion`], asked for one event at a time).
+    pub fn anchored_among(
+        &self,
+        resource_type: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        #[derive(QueryableByName)]
+        struct Anchored {
+            #[diesel(sql_type = Text)]
+            resource_id: String,
+        }
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows = diesel::sql_query(
+            "SELECT DISTINCT l.resource_id FROM merkle_leaves l \
+             WHERE l.resource_type = $1 AND l.resource_id = ANY($2) \
+               AND l.leaf_index < (SELECT COALESCE(max(tree_size), 0) FROM merkle_checkpoints)",
+        )
+        .bind::<Text, _>(resource_type)
+        .bind::<diesel::sql_types::Array<Text>, _>(ids)
+        .load::<Anchored>(&mut *self.conn()?)?;
+        Ok(rows.into_iter().map(|r| r.resource_id).collect())
+    }
+
     /// The anchored checkpoint of exactly `tree_size` leaves, if any.
     pub fn checkpoint_at(&self, tree_size: u64) -> Result<Option<CheckpointRow>, StoreError> {
         diesel::sql_query(format!(

@@ -5,12 +5,11 @@
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use fhirledger_access::roles::Role;
-use fhirledger_auth::first_party;
 use fhirledger_service::ServiceError;
 use maud::{html, Markup};
-use serde_json::Value;
 
-use crate::fhir::{self, concept, person_name, reference, when, Found};
+use crate::access_log;
+use crate::fhir::{self, person_name, reference, when, Found};
 use crate::layout::{page, respond};
 use crate::session::Visit;
 
@@ -93,6 +92,7 @@ async fn patient(visit: &Visit) -> Dashboard {
         params(&[("patient", &own), ("_sort", "-date"), ("_count", "10")]),
     )
     .await?;
+    let anchored = access_log::anchored(visit, &log).await?;
     let labels = crate::sharing::Labels::of(&documents.resources);
     let shares = crate::sharing::shares(visit, &labels).await?;
     Ok((
@@ -103,7 +103,8 @@ async fn patient(visit: &Visit) -> Dashboard {
             (documents_table(&documents, "Your documents", false))
             (crate::sharing::who_can_see(visit, &shares))
             h2 { "Recent access to your record" }
-            (access_table(&log, "Recent access to your record", &visit.server.settings.issuer))
+            (access_log::table(visit, &log, "Recent access to your record", &anchored))
+            p { a href="/portal/access-log" { "Your whole access log" } }
         },
     ))
 }
@@ -116,6 +117,7 @@ async fn doctor(visit: &Visit) -> Dashboard {
             h1 { "Your patients" }
             p class="muted" { "The patients of your hospital, and those of other hospitals who shared their documents with you." }
             (people_table(&patients, "Your patients", true, Some("/portal/patients")))
+            (crate::emergency::form(visit, None, None))
         },
     ))
 }
@@ -163,11 +165,12 @@ async fn solution_admin(visit: &Visit) -> Dashboard {
 
 async fn compliance_officer(visit: &Visit) -> Dashboard {
     let trail = first_of(visit, "AuditEvent", "-date").await?;
+    let anchored = access_log::anchored(visit, &trail).await?;
     Ok((
         "Audit trail",
         html! {
             h1 { "Audit trail" }
-            (access_table(&trail, "The most recent events of your scope", &visit.server.settings.issuer))
+            (access_log::table(visit, &trail, "The most recent events of your scope", &anchored))
         },
     ))
 }
@@ -198,7 +201,7 @@ fn documents_table(found: &Found, caption: &str, with_patient: bool) -> Markup {
                     }
                 }
             }
-            @if found.more { p class="muted" { "Only the newest " (found.resources.len()) " are shown." } }
+            @if found.next.is_some() { p class="muted" { "Only the newest " (found.resources.len()) " are shown." } }
         }
     }
 }
@@ -232,125 +235,7 @@ fn people_table(found: &Found, caption: &str, with_birth: bool, link: Option<&st
                     }
                 }
             }
-            @if found.more { p class="muted" { "Only the first " (found.resources.len()) " are shown." } }
+            @if found.next.is_some() { p class="muted" { "Only the first " (found.resources.len()) " are shown." } }
         }
-    }
-}
-
-/// AuditEvents as an access log: when, who, through which app, what, and
-/// how it ended (refusals stand out).
-fn access_table(found: &Found, caption: &str, issuer: &str) -> Markup {
-    html! {
-        @if found.resources.is_empty() {
-            p class="empty" { "No access recorded yet." }
-        } @else {
-            table {
-                caption class="sr-only" { (caption) }
-                thead { tr {
-                    th scope="col" { "When" }
-                    th scope="col" { "Who" }
-                    th scope="col" { "App" }
-                    th scope="col" { "What" }
-                    th scope="col" { "Outcome" }
-                } }
-                tbody {
-                    @for e in &found.resources {
-                        @let refused = e["outcome"].as_str().is_some_and(|o| o != "0");
-                        tr class=[refused.then_some("refused")] {
-                            td { time datetime=(e["recorded"].as_str().unwrap_or("")) { (when(&e["recorded"])) } }
-                            td { (who(e)) }
-                            td { (app(e, issuer)) }
-                            td { (action(e)) }
-                            td { @if refused { strong class="error" { "Refused" } } @else { "Allowed" } }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Who acted: the requesting agent's name or reference.
-fn who(event: &Value) -> String {
-    event["agent"]
-        .as_array()
-        .and_then(|agents| {
-            agents
-                .iter()
-                .find(|a| a["requestor"].as_bool() == Some(true))
-        })
-        .map(|a| {
-            a["who"]["display"]
-                .as_str()
-                .or_else(|| a["name"].as_str())
-                .or_else(|| a["who"]["reference"].as_str())
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_else(|| "Someone not signed in".to_string())
-}
-
-/// Through which application: the BALP agent of the client (the Source of
-/// a query or write, the Destination of a read, the Application of a
-/// security event), which names it by the client id our authorization
-/// server (`issuer`) gave it.
-fn app(event: &Value, issuer: &str) -> String {
-    let client = event["agent"].as_array().and_then(|agents| {
-        agents.iter().find_map(|a| {
-            let id = &a["who"]["identifier"];
-            (id["system"] == issuer)
-                .then(|| id["value"].as_str())
-                .flatten()
-        })
-    });
-    match client {
-        Some(first_party::PORTAL_CLIENT_ID) => first_party::PORTAL_NAME.to_string(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
-
-/// What was done, in words: the interaction and the types it touched.
-fn action(event: &Value) -> String {
-    let code = event["subtype"][0]["code"].as_str().unwrap_or("");
-    let verb = match code {
-        "read" | "vread" => "Read",
-        "search-type" | "search-system" | "search" => "Searched",
-        "history-instance" | "history-type" | "history-system" => "Read the history of",
-        "create" => "Created",
-        "update" | "patch" => "Updated",
-        "delete" => "Deleted",
-        "batch" | "transaction" => "Sent a batch of changes to",
-        "operation" => "Ran an operation on",
-        _ => {
-            // Security events (sign-in, tokens): the event type's words.
-            let subtype = concept(&event["subtype"][0]);
-            return if subtype.is_empty() {
-                concept(&event["type"])
-            } else {
-                subtype
-            };
-        }
-    };
-    let mut types: Vec<&str> = event["entity"]
-        .as_array()
-        .map(|entities| {
-            entities
-                .iter()
-                .filter(|e| e["role"]["code"] == "4")
-                .filter_map(|e| e["what"]["reference"].as_str())
-                .filter_map(|r| r.split('/').next())
-                .collect()
-        })
-        .unwrap_or_default();
-    types.sort_unstable();
-    types.dedup();
-    if types.is_empty() {
-        verb.trim_end_matches(" of")
-            .trim_end_matches(" to")
-            .trim_end_matches(" on")
-            .to_string()
-    } else {
-        format!("{verb} {}", types.join(", "))
     }
 }

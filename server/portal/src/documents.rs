@@ -10,6 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use fhirledger_access::roles::Role;
 use fhirledger_service::reads::{self, ReadBinary};
 use fhirledger_service::ServiceError;
 use maud::html;
@@ -21,8 +22,19 @@ use crate::session::Visit;
 
 /// `GET /portal/patients/{id}`: the patient and the documents the visitor
 /// may read.
-pub async fn patient_page(visit: Visit, path: web::Path<String>) -> HttpResponse {
+pub async fn patient_page(
+    visit: Visit,
+    path: web::Path<String>,
+    query: web::Query<Vec<(String, String)>>,
+) -> HttpResponse {
     let id = path.into_inner();
+    // Until when an emergency access just granted lasts (shown, not trusted:
+    // the access decision reads the grant from the database).
+    let emergency_until = query
+        .iter()
+        .find(|(k, _)| k == "emergency-until")
+        .and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(v).ok())
+        .map(|t| when(&Value::String(t.to_rfc3339())));
     let result = async {
         let (patient, _) = fhir::read(&visit, "Patient", &id).await?;
         let documents = fhir::search(
@@ -40,11 +52,26 @@ pub async fn patient_page(visit: Visit, path: web::Path<String>) -> HttpResponse
     .await;
     let (patient, documents) = match result {
         Ok(found) => found,
+        Err(e) if e.status.code() == 404 && visit.role() == Some(Role::Doctor) => {
+            let body = html! {
+                p { a href="/portal" { "← Your patients" } }
+                h1 { "You have no access to this patient" }
+                p { "This patient is not of your hospital and has not shared their documents with you, or there is no such patient." }
+                (crate::emergency::form(&visit, Some(&id), None))
+            };
+            return respond(
+                StatusCode::NOT_FOUND,
+                page("No access", Some(&visit.person()), body),
+            );
+        }
         Err(e) => return problem_page(&e),
     };
     let name = person_name(&patient);
     let body = html! {
         p { a href="/portal" { "← Your patients" } }
+        @if let Some(until) = &emergency_until {
+            p class="notice emergency" role="status" { "Emergency access until " (until) ". The patient will see it, with your reason, in their access log." }
+        }
         h1 { (name) }
         p class="muted" {
             @if let Some(born) = patient["birthDate"].as_str() { "Born " (born) ". " }

@@ -17,8 +17,8 @@ pub struct Found {
     pub resources: Vec<Value>,
     /// What `_include` added (only what the caller may see).
     pub included: Vec<Value>,
-    /// Whether more matches follow this page.
-    pub more: bool,
+    /// The cursor of the next page (`_cursor`), when more matches follow.
+    pub next: Option<String>,
 }
 
 /// A search of `resource_type` with `params`, through the read path.
@@ -46,7 +46,7 @@ pub async fn search_with_included(
             let request = search::parse(&base, resource_type, &params, false)?;
             let page = reads::read(store, &guard, Search { request: &request })?.value;
             Ok(Found {
-                more: page.next.is_some(),
+                next: page.next.clone(),
                 resources: parse_all(page.matches.iter().map(|m| m.content.as_str())),
                 included: parse_all(page.included.iter().map(|m| m.content.as_str())),
             })

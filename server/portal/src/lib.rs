@@ -16,9 +16,11 @@
 //! (sign-in, token checks) and the FHIR service, and nothing depends on it
 //! but the binary.
 
+pub mod access_log;
 pub mod csrf;
 pub mod dashboard;
 pub mod documents;
+pub mod emergency;
 pub mod fhir;
 pub mod layout;
 pub mod session;
@@ -34,6 +36,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("").route(web::get().to(dashboard::home)))
             .service(web::resource("/").route(web::get().to(dashboard::home)))
             .service(web::resource("/assets/portal.css").route(web::get().to(layout::stylesheet)))
+            .service(web::resource("/access-log").route(web::get().to(access_log::log_page)))
+            .service(
+                web::resource("/access-log/{id}/proof")
+                    .route(web::get().to(access_log::proof_page)),
+            )
+            .service(web::resource("/emergency").route(web::post().to(emergency::open)))
             .service(web::resource("/patients/{id}").route(web::get().to(documents::patient_page)))
             .service(
                 web::resource("/documents/{id}").route(web::get().to(documents::document_page)),

@@ -172,6 +172,19 @@ pub fn inclusion_proof(
     })
 }
 
+/// Which of these AuditEvents an anchored checkpoint covers: the
+/// "verified on chain" marks of a page of a trail the caller has just read
+/// through the read path (whether a visible event is anchored says nothing
+/// of anyone's data; the proof of one is [`inclusion_proof`]). Blocking.
+pub fn anchored_events(
+    store: &PgStore,
+    guard: &Guard,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>, ServiceError> {
+    guard.permit("AuditEvent", Interaction::Search)?;
+    Ok(store.anchored_among("AuditEvent", ids)?)
+}
+
 /// `$consistency?from=N&to=M` between two anchored sizes. Blocking.
 pub fn consistency_proof(
     store: &PgStore,
