@@ -232,7 +232,39 @@ async function shareAndRevoke(browser) {
     const emergencyNotice = (await d.locator('.notice').allInnerTexts())[0] ?? null;
     await goto(p, `${portalUrl}/access-log`);
     const patientLog = await look(p, 'patient-access-log');
+
+    // The patient's hospital's compliance officer finds these accesses and
+    // exports them.
+    await redeemInvitation(browser, origins, { invitation: input.officer.invitation, login: input.officer.login, providerLabel: input.provider.label });
+    const officerContext = await browser.newContext();
+    let trail;
+    let filtered;
+    let exported;
+    try {
+      const o = await officerContext.newPage();
+      await goto(o, portalUrl);
+      await walkToPortal(o, input.officer.login);
+      trail = await look(o, 'officer-dashboard');
+      await o.getByLabel('Patient (record id)').fill(input.patientId);
+      await o.getByLabel('Person (name)').fill(input.doctorFamily);
+      await o.getByLabel('Action').selectOption('R');
+      await andWait(o, () => o.getByRole('button', { name: 'Search' }).click());
+      filtered = await look(o, 'officer-trail-filtered');
+      const href = await o.getByRole('link', { name: 'Export these events (NDJSON)' }).getAttribute('href');
+      const answer = await o.request.get(new URL(href, o.url()).toString());
+      const lines = (await answer.text()).split('\n').filter((l) => l.length > 0);
+      exported = {
+        status: answer.status(),
+        type: answer.headers()['content-type'],
+        events: lines.map((l) => JSON.parse(l)).map((e) => ({ id: e.id, action: e.action, who: (e.agent ?? []).find((a) => a.requestor)?.who?.display ?? null })),
+      };
+    } finally {
+      await officerContext.close();
+    }
     return {
+      trail,
+      filtered,
+      exported,
       noAccess,
       emergencyPage,
       emergencyNotice,

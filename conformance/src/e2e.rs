@@ -104,23 +104,28 @@ impl E2e {
     /// `fhirledger user add` without a password: the person activates the
     /// account by signing in at the provider as `login` from the invitation.
     pub fn invite(&'static self, role: &str, org: &str, fhir_user: &str) -> Invitee {
+        self.invite_as(role, Some(org), Some(fhir_user))
+    }
+
+    /// [`E2e::invite`] for accounts that may have no hospital (solution
+    /// admins, solution-wide compliance officers) or no FHIR record of their
+    /// own (admins, compliance officers).
+    pub fn invite_as(
+        &'static self,
+        role: &str,
+        org: Option<&str>,
+        fhir_user: Option<&str>,
+    ) -> Invitee {
         let tag = uuid::Uuid::new_v4().simple().to_string();
         let email = format!("{role}-{tag}@e2e.example.org");
-        let out = cli(
-            &self.server,
-            &[
-                "user",
-                "add",
-                "--role",
-                role,
-                "--org",
-                org,
-                "--fhir-user",
-                fhir_user,
-                "--email",
-                &email,
-            ],
-        );
+        let mut args = vec!["user", "add", "--role", role, "--email", &email];
+        if let Some(org) = org {
+            args.extend(["--org", org]);
+        }
+        if let Some(fhir_user) = fhir_user {
+            args.extend(["--fhir-user", fhir_user]);
+        }
+        let out = cli(&self.server, &args);
         let field = |name: &str| {
             out[name]
                 .as_str()

@@ -263,6 +263,7 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
     }));
     let doctor = e2e().invite("doctor", &other, &format!("Practitioner/{practitioner_id}"));
     let patient_account = e2e().invite("patient", &home, &format!("Patient/{patient_id}"));
+    let officer = e2e().invite_as("compliance-officer", Some(&home), None);
 
     let out = e2e().run_script(
         "portal.mjs",
@@ -276,6 +277,7 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
             "shared": { "id": note_id, "title": note_title },
             "kept": { "id": lab_id, "title": lab_title },
             "emergencyReason": "Unconscious in the emergency room",
+            "officer": person(&officer),
             "artifacts": artifacts(),
         }),
     );
@@ -291,6 +293,8 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
         "noAccess",
         "emergencyPage",
         "patientLog",
+        "trail",
+        "filtered",
     ] {
         no_serious_violations(&out[page]);
     }
@@ -420,5 +424,27 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
         log.iter().any(|r| r[1] == format!("Doc {doctor_family}")
             && r[4] == "Emergency access: Unconscious in the emergency room"),
         "{log:#?}"
+    );
+
+    // The compliance officer of the patient's hospital finds the doctor's
+    // reads of the patient's record, and exports exactly those.
+    assert_eq!(out["trail"]["h1"], "Audit trail");
+    let found = rows(&out["filtered"], "Events");
+    assert!(!found.is_empty(), "{:#}", out["filtered"]);
+    assert!(
+        found.iter().all(|r| r[1] == format!("Doc {doctor_family}")
+            && r[3].as_str().unwrap_or("").starts_with("Read")),
+        "{found:#?}"
+    );
+    let exported = &out["exported"];
+    assert_eq!(exported["status"], 200, "{exported:#}");
+    assert_eq!(exported["type"], "application/fhir+ndjson");
+    let events = exported["events"].as_array().expect("events");
+    assert!(events.len() >= found.len(), "{exported:#}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e["action"] == "R" && e["who"] == format!("Doc {doctor_family}")),
+        "{exported:#}"
     );
 }

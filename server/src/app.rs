@@ -63,10 +63,14 @@ pub async fn serve(
         capability: routes::build_capabilities(&config.fhir_base(), &config.auth_settings().issuer),
     });
     let auth_server = state.auth.clone();
+    let portal = web::Data::new(fhirledger_portal::PortalContext {
+        anchoring: state.anchoring,
+    });
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(web::Data::from(auth_server.clone()))
+            .app_data(portal.clone())
             .wrap(actix_web::middleware::from_fn(
                 crate::http::authenticate::authenticate,
             ))

@@ -164,15 +164,8 @@ async fn solution_admin(visit: &Visit) -> Dashboard {
 }
 
 async fn compliance_officer(visit: &Visit) -> Dashboard {
-    let trail = first_of(visit, "AuditEvent", "-date").await?;
-    let anchored = access_log::anchored(visit, &trail).await?;
-    Ok((
-        "Audit trail",
-        html! {
-            h1 { "Audit trail" }
-            (access_log::table(visit, &trail, "The most recent events of your scope", &anchored))
-        },
-    ))
+    let (_, body) = crate::trail::render(visit, &[]).await?;
+    Ok(("Audit trail", body))
 }
 
 fn documents_table(found: &Found, caption: &str, with_patient: bool) -> Markup {

@@ -54,6 +54,29 @@ pub async fn search_with_included(
         .await
 }
 
+/// A search's matches as stored (the JSON bytes the ledger hashes), and
+/// the next page's cursor: for exports.
+pub async fn search_contents(
+    visit: &Visit,
+    resource_type: &'static str,
+    params: Vec<(String, String)>,
+) -> Result<(Vec<String>, Option<String>), ServiceError> {
+    let guard = visit.guard.clone();
+    let base = visit.server.settings.fhir_base.clone();
+    visit
+        .server
+        .db
+        .run_read(move |store| -> Result<_, ServiceError> {
+            let request = search::parse(&base, resource_type, &params, false)?;
+            let page = reads::read(store, &guard, Search { request: &request })?.value;
+            Ok((
+                page.matches.into_iter().map(|m| m.content).collect(),
+                page.next,
+            ))
+        })
+        .await
+}
+
 fn parse_all<'a>(contents: impl Iterator<Item = &'a str>) -> Vec<Value> {
     contents
         .filter_map(|c| serde_json::from_str(c).ok())

@@ -26,8 +26,11 @@ pub mod layout;
 pub mod session;
 pub mod sharing;
 pub mod sign_in;
+pub mod trail;
 
 use actix_web::web;
+
+pub use trail::PortalContext;
 
 /// The portal's routes, under `/portal`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -55,6 +58,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/sharing/{id}/revoke").route(web::post().to(sharing::revoke_share)),
             )
+            .service(web::resource("/trail").route(web::get().to(trail::trail_page)))
+            .service(web::resource("/trail/export").route(web::get().to(trail::export)))
             .service(web::resource("/sign-in").route(web::get().to(sign_in::sign_in)))
             .service(web::resource("/callback").route(web::get().to(sign_in::callback)))
             .service(web::resource("/sign-out").route(web::post().to(sign_in::sign_out)))
