@@ -191,6 +191,32 @@ fn check_jwks_uri(uri: &str) -> Result<(), String> {
     }
 }
 
+/// An account as an admin sees it in a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSummary {
+    pub user_id: Uuid,
+    pub email: String,
+    /// `None` for a role this server no longer knows.
+    pub role: Option<fhirledger_access::roles::Role>,
+    pub organization: Option<String>,
+    /// `Patient/…`, `Practitioner/…` or `Person/…`.
+    pub fhir_user: Option<String>,
+    pub active: bool,
+}
+
+impl AccountSummary {
+    pub fn of(user: &UserRow) -> AccountSummary {
+        AccountSummary {
+            user_id: user.user_id,
+            email: user.email.clone(),
+            role: user.role.parse().ok(),
+            organization: user.organization.clone(),
+            fhir_user: user.fhir_user.clone(),
+            active: user.active,
+        }
+    }
+}
+
 /// A new user account.
 #[derive(Debug, Clone, Deserialize)]
 pub struct NewUser {

@@ -67,15 +67,6 @@ impl Refused {
             challenge: None,
         }
     }
-
-    fn forbidden(description: String) -> Refused {
-        Refused {
-            status: StatusCode::FORBIDDEN,
-            code: "forbidden",
-            description,
-            challenge: None,
-        }
-    }
 }
 
 fn created(value: &impl serde::Serialize) -> HttpResponse {
@@ -205,12 +196,12 @@ pub async fn add_client(
 
 /// An onboarding: the account, and optionally the FHIR resource to create for it.
 #[derive(Deserialize)]
-struct Onboarding {
+pub struct Onboarding {
     #[serde(flatten)]
-    user: NewUser,
+    pub user: NewUser,
     /// A Patient (for patients) or Practitioner (for doctors) to create.
     #[serde(default)]
-    resource: Option<Value>,
+    pub resource: Option<Value>,
 }
 
 /// Which roles an admin may onboard and remove, and in which organisation.
@@ -239,11 +230,50 @@ pub async fn add_user(
     server: web::Data<AuthServer>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let (caller, onboarding, role) = match onboarding_request(&req, &server, &body) {
+    let (caller, onboarding) = match admin_request(&req, &server, &body) {
         Ok(asked) => asked,
         Err(refused) => return refused.respond(),
     };
-    let caller = Arc::new(caller);
+    match onboard_as(&req, &server, Arc::new(caller), onboarding).await {
+        Ok(user) => created(&user),
+        Err(e) => e.respond(),
+    }
+}
+
+/// An admin onboards a person (their account with its invitation, and the
+/// Patient or Practitioner with its PractitionerRole when one is given),
+/// recorded as an administration: the admin API and the portal alike. The
+/// admin must hold `fhirledger.admin` and may onboard that role in that
+/// organisation (a hospital admin's own hospital is the default).
+pub async fn onboard_as(
+    req: &HttpRequest,
+    server: &AuthServer,
+    caller: Arc<Caller>,
+    mut onboarding: Onboarding,
+) -> Result<CreatedUser, OnboardError> {
+    let refused = |status, why: String| OnboardError::Refused(status, why);
+    if !caller
+        .scopes
+        .contains(&Scope::Other(ADMIN_SCOPE.to_string()))
+    {
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            format!("this needs the {ADMIN_SCOPE} scope"),
+        ));
+    }
+    if caller.role == Some(Role::HospitalAdmin) && onboarding.user.organization.is_none() {
+        onboarding.user.organization = caller.organization.clone();
+    }
+    let role: Role =
+        onboarding
+            .user
+            .role
+            .parse()
+            .map_err(|e: fhirledger_access::UnknownRole| {
+                refused(StatusCode::BAD_REQUEST, e.to_string())
+            })?;
+    may_manage(&caller, role, onboarding.user.organization.as_deref())
+        .map_err(|why| refused(StatusCode::FORBIDDEN, why))?;
     let guard = Guard::for_caller(
         caller.clone(),
         &server.settings.fhir_base,
@@ -254,45 +284,24 @@ pub async fn add_user(
         server.settings.issuer.clone(),
     );
     let limit = server.settings.max_body_bytes;
-    let result = server
+    let user = server
         .db
         .call(move |store| onboard(store, &guard, &base, &issuer, onboarding, role, limit))
-        .await;
-    match result {
-        Ok(Ok(user)) => {
-            administered(&req, &caller, user.audit_description());
-            created(&user)
-        }
-        Ok(Err(e)) => e.respond(),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "shutting down",
-        ),
-    }
+        .await
+        .map_err(|_| refused(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))??;
+    administered(req, &caller, user.audit_description());
+    Ok(user)
 }
 
-/// The admin asking, what they ask for and the role of the new account,
-/// once the admin may onboard that role in that organisation (a hospital
-/// admin's own hospital is the default).
-fn onboarding_request(
+/// The admin asking (holding `fhirledger.admin`) and what they ask for.
+fn admin_request(
     req: &HttpRequest,
     server: &AuthServer,
     body: &[u8],
-) -> Result<(Caller, Onboarding, Role), Refused> {
+) -> Result<(Caller, Onboarding), Refused> {
     let caller = caller_with(req, server, ADMIN_SCOPE)?;
-    let mut onboarding: Onboarding = json_body(body)?;
-    if caller.role == Some(Role::HospitalAdmin) && onboarding.user.organization.is_none() {
-        onboarding.user.organization = caller.organization.clone();
-    }
-    let role: Role = onboarding
-        .user
-        .role
-        .parse()
-        .map_err(|e: fhirledger_access::UnknownRole| Refused::bad_request(e.to_string()))?;
-    may_manage(&caller, role, onboarding.user.organization.as_deref())
-        .map_err(Refused::forbidden)?;
-    Ok((caller, onboarding, role))
+    let onboarding: Onboarding = json_body(body)?;
+    Ok((caller, onboarding))
 }
 
 /// Creates the person's FHIR identity when one came with the request (as
@@ -321,14 +330,55 @@ fn onboard(
     Ok(create_user(store, issuer, &onboarding.user)?)
 }
 
-enum OnboardError {
+/// Why an onboarding did not happen.
+pub enum OnboardError {
+    /// The admin may not do this (status and why).
+    Refused(StatusCode, String),
     Account(AccountError),
     Fhir(ServiceError),
 }
 
 impl OnboardError {
+    /// The HTTP status of the refusal.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            OnboardError::Refused(status, _) => *status,
+            OnboardError::Account(AccountError::Invalid(_)) => StatusCode::BAD_REQUEST,
+            OnboardError::Account(AccountError::Conflict(_)) => StatusCode::CONFLICT,
+            OnboardError::Account(_) => StatusCode::SERVICE_UNAVAILABLE,
+            OnboardError::Fhir(e) => {
+                StatusCode::from_u16(e.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
+        }
+    }
+
+    /// What went wrong, for the person who asked (never storage details).
+    pub fn message(&self) -> String {
+        match self {
+            OnboardError::Refused(_, why) => why.clone(),
+            OnboardError::Account(AccountError::Invalid(why) | AccountError::Conflict(why)) => {
+                why.clone()
+            }
+            OnboardError::Account(_) => "the database is unavailable".to_string(),
+            OnboardError::Fhir(e) => e
+                .issues
+                .iter()
+                .map(|i| i.diagnostics.clone())
+                .collect::<Vec<_>>()
+                .join("; "),
+        }
+    }
+
     fn respond(self) -> HttpResponse {
         match self {
+            OnboardError::Refused(status, why) => {
+                let code = match status {
+                    StatusCode::FORBIDDEN => "forbidden",
+                    StatusCode::BAD_REQUEST => "invalid_request",
+                    _ => "temporarily_unavailable",
+                };
+                error(status, code, why)
+            }
             OnboardError::Account(e) => e.respond(),
             OnboardError::Fhir(e) => error(
                 StatusCode::from_u16(e.status.code()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -428,30 +478,21 @@ pub async fn list_users(req: HttpRequest, server: web::Data<AuthServer>) -> Http
         Ok(c) => c,
         Err(r) => return r.respond(),
     };
-    let org = match caller.role {
-        Some(Role::SolutionAdmin) => None,
-        Some(Role::HospitalAdmin) => caller.organization.clone(),
-        _ => {
-            return error(
-                StatusCode::FORBIDDEN,
-                "forbidden",
-                "only admins list accounts",
-            )
-        }
-    };
-    match server.db.call(move |store| store.users(org.as_deref())).await {
-        Ok(Ok(users)) => HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(
+    match accounts_of(&server, &caller).await {
+        Ok(users) => HttpResponse::Ok().insert_header(("Cache-Control", "no-store")).json(
             users
                 .iter()
                 .map(|u| {
                     json!({
-                        "user_id": u.user_id.to_string(), "email": u.email, "role": u.role,
+                        "user_id": u.user_id.to_string(), "email": u.email,
+                        "role": u.role.map(|r| r.as_str()),
                         "organization": u.organization, "fhir_user": u.fhir_user, "active": u.active,
                     })
                 })
                 .collect::<Vec<_>>(),
         ),
-        _ => error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable", "the database is unavailable"),
+        Err((StatusCode::FORBIDDEN, why)) => error(StatusCode::FORBIDDEN, "forbidden", why),
+        Err((status, why)) => error(status, "temporarily_unavailable", why),
     }
 }
 
@@ -469,27 +510,51 @@ pub async fn remove_user(
     let Ok(user_id) = path.parse::<Uuid>() else {
         return error(StatusCode::NOT_FOUND, "not_found", "no such user");
     };
+    match deactivate_as(&req, &server, &caller, user_id).await {
+        Ok(()) => HttpResponse::NoContent().finish(),
+        Err((status, why)) => {
+            let code = match status {
+                StatusCode::NOT_FOUND => "not_found",
+                StatusCode::FORBIDDEN => "forbidden",
+                _ => "temporarily_unavailable",
+            };
+            error(status, code, why)
+        }
+    }
+}
+
+/// An admin deactivates an account they manage: it can no longer sign in
+/// and every token it holds is revoked at once; recorded as an
+/// administration. The admin API and the portal alike.
+pub async fn deactivate_as(
+    req: &HttpRequest,
+    server: &AuthServer,
+    caller: &Caller,
+    user_id: Uuid,
+) -> Result<(), (StatusCode, String)> {
+    let unavailable = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the database is unavailable".to_string(),
+        )
+    };
+    if !caller
+        .scopes
+        .contains(&Scope::Other(ADMIN_SCOPE.to_string()))
+    {
+        return Err((
+            StatusCode::FORBIDDEN,
+            format!("this needs the {ADMIN_SCOPE} scope"),
+        ));
+    }
     let user = match server.db.call(move |store| store.user(user_id)).await {
         Ok(Ok(Some(u))) => u,
-        Ok(Ok(None)) => return error(StatusCode::NOT_FOUND, "not_found", "no such user"),
-        _ => {
-            return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "temporarily_unavailable",
-                "the database is unavailable",
-            )
-        }
+        Ok(Ok(None)) => return Err((StatusCode::NOT_FOUND, "no such user".to_string())),
+        _ => return Err(unavailable()),
     };
-    let Ok(role) = user.role.parse::<Role>() else {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the account is unreadable",
-        );
-    };
-    if let Err(why) = may_manage(&caller, role, user.organization.as_deref()) {
-        return error(StatusCode::FORBIDDEN, "forbidden", why);
-    }
+    let role = user.role.parse::<Role>().map_err(|_| unavailable())?;
+    may_manage(caller, role, user.organization.as_deref())
+        .map_err(|why| (StatusCode::FORBIDDEN, why))?;
     let expire = server.revocation_expiry();
     match server
         .db
@@ -497,22 +562,50 @@ pub async fn remove_user(
         .await
     {
         Ok(Ok(_)) => {
-            crate::token::sync_revocations(&server).await;
+            crate::token::sync_revocations(server).await;
             administered(
-                &req,
-                &caller,
+                req,
+                caller,
                 format!(
                     "account {user_id} ({}) deactivated, its tokens revoked",
                     user.role
                 ),
             );
-            HttpResponse::NoContent().finish()
+            Ok(())
         }
-        _ => error(
+        _ => Err(unavailable()),
+    }
+}
+
+/// The accounts an admin manages: every account for solution admins,
+/// their hospital's for hospital admins.
+pub async fn accounts_of(
+    server: &AuthServer,
+    caller: &Caller,
+) -> Result<Vec<crate::accounts::AccountSummary>, (StatusCode, String)> {
+    let org = match caller.role {
+        Some(Role::SolutionAdmin) => None,
+        Some(Role::HospitalAdmin) => caller.organization.clone(),
+        _ => {
+            return Err((
+                StatusCode::FORBIDDEN,
+                "only admins list accounts".to_string(),
+            ))
+        }
+    };
+    match server
+        .db
+        .call(move |store| store.users(org.as_deref()))
+        .await
+    {
+        Ok(Ok(users)) => Ok(users
+            .iter()
+            .map(crate::accounts::AccountSummary::of)
+            .collect()),
+        _ => Err((
             StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the database is unavailable",
-        ),
+            "the database is unavailable".to_string(),
+        )),
     }
 }
 

@@ -123,44 +123,21 @@ async fn doctor(visit: &Visit) -> Dashboard {
 }
 
 async fn hospital_admin(visit: &Visit) -> Dashboard {
-    let doctors = first_of(visit, "Practitioner", "family").await?;
-    let patients = first_of(visit, "Patient", "family").await?;
-    Ok((
-        "Your hospital",
-        html! {
-            h1 { "Your hospital" }
-            h2 { "Doctors" }
-            (people_table(&doctors, "Doctors", false, None))
-            h2 { "Patients" }
-            (people_table(&patients, "Patients", true, None))
-        },
-    ))
+    let (title, body) = crate::admin::hospital_admin(visit).await?;
+    Ok((title, with_notice(visit, body)))
 }
 
 async fn solution_admin(visit: &Visit) -> Dashboard {
-    let hospitals = first_of(visit, "Organization", "name").await?;
-    Ok((
-        "Hospitals",
-        html! {
-            h1 { "Hospitals of the solution" }
-            @if hospitals.resources.is_empty() {
-                p class="empty" { "No hospital has been onboarded yet." }
-            } @else {
-                table {
-                    caption class="sr-only" { "Hospitals" }
-                    thead { tr { th scope="col" { "Name" } th scope="col" { "Status" } } }
-                    tbody {
-                        @for h in &hospitals.resources {
-                            tr {
-                                td { (h["name"].as_str().unwrap_or("unnamed")) }
-                                td { @if h["active"].as_bool() == Some(false) { "Deactivated" } @else { "Active" } }
-                            }
-                        }
-                    }
-                }
-            }
-        },
-    ))
+    let (title, body) = crate::admin::solution_admin(visit).await?;
+    Ok((title, with_notice(visit, body)))
+}
+
+/// A dashboard's body after the notice of what was just done, if anything.
+fn with_notice(visit: &Visit, body: Markup) -> Markup {
+    html! {
+        @if let Some(notice) = notice(visit) { p class="notice" role="status" { (notice) } }
+        (body)
+    }
 }
 
 async fn compliance_officer(visit: &Visit) -> Dashboard {

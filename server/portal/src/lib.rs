@@ -17,6 +17,7 @@
 //! but the binary.
 
 pub mod access_log;
+pub mod admin;
 pub mod csrf;
 pub mod dashboard;
 pub mod documents;
@@ -43,6 +44,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 web::resource("/access-log/{id}/proof")
                     .route(web::get().to(access_log::proof_page)),
+            )
+            .service(web::resource("/hospitals").route(web::post().to(admin::onboard_hospital)))
+            .service(
+                web::resource("/hospitals/{id}/active")
+                    .route(web::post().to(admin::set_hospital_active)),
+            )
+            .service(web::resource("/accounts").route(web::post().to(admin::onboard_person)))
+            .service(
+                web::resource("/accounts/{id}/remove").route(web::post().to(admin::remove_account)),
             )
             .service(web::resource("/emergency").route(web::post().to(emergency::open)))
             .service(web::resource("/patients/{id}").route(web::get().to(documents::patient_page)))
