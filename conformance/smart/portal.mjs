@@ -10,7 +10,7 @@
 // Input (SMART_E2E_INPUT): server, provider, cli, chromium as for e2e.mjs,
 // plus `artifacts` (a directory for screenshots) and per scenario (below).
 //
-// Scenarios: sign-in-and-out, share-and-revoke.
+// Scenarios: sign-in-and-out, share-and-revoke, administration.
 
 import { mkdir, readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -275,7 +275,81 @@ async function shareAndRevoke(browser) {
   }
 }
 
-const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke };
+// --------------------------------------------------------- administration
+//
+// Input: admin {invitation, login} (a solution admin), hospitalName,
+// hospitalAdminEmail, doctor {given, family, email}.
+// The solution admin onboards a hospital and assigns it an admin; that
+// admin activates their invitation, onboards a doctor, who activates theirs
+// and signs in; the hospital admin removes the doctor, whose session ends;
+// the solution admin deactivates the hospital, whose admin's session ends.
+async function administration(browser) {
+  const { admin } = input;
+  await redeemInvitation(browser, origins, { invitation: admin.invitation, login: admin.login, providerLabel: input.provider.label });
+  const contexts = [];
+  const newContext = async () => {
+    const c = await browser.newContext();
+    contexts.push(c);
+    return c.newPage();
+  };
+  try {
+    const s = await newContext();
+    await goto(s, portalUrl);
+    await walkToPortal(s, admin.login);
+    const solution = await look(s, 'solution-admin');
+    await s.getByLabel("The hospital's name").fill(input.hospitalName);
+    await andWait(s, () => s.getByRole('button', { name: 'Onboard the hospital' }).click());
+    const onboarded = await look(s, 'solution-admin-hospital');
+    await s.getByLabel('Their email', { exact: true }).fill(input.hospitalAdminEmail);
+    await s.getByLabel('Hospital', { exact: true }).selectOption({ label: input.hospitalName });
+    await andWait(s, () => s.getByRole('button', { name: 'Send an invitation' }).click());
+    const adminInvitation = await s.getByLabel('Invitation link').inputValue();
+
+    // The hospital admin activates their account and onboards a doctor.
+    const hospitalAdminLogin = `hospital-admin-${Date.now()}`;
+    await redeemInvitation(browser, origins, { invitation: adminInvitation, login: hospitalAdminLogin, providerLabel: input.provider.label });
+    const h = await newContext();
+    await goto(h, portalUrl);
+    await walkToPortal(h, hospitalAdminLogin);
+    const hospital = await look(h, 'hospital-admin');
+    await h.getByRole('radio', { name: 'A doctor' }).check();
+    await h.getByLabel('Given name').fill(input.doctor.given);
+    await h.getByLabel('Family name').fill(input.doctor.family);
+    await h.getByLabel('Their email').fill(input.doctor.email);
+    await andWait(h, () => h.getByRole('button', { name: 'Onboard and send an invitation' }).click());
+    const doctorInvitation = await h.getByLabel('Invitation link').inputValue();
+
+    // The doctor activates theirs and signs in.
+    const doctorLogin = `doctor-${Date.now()}`;
+    await redeemInvitation(browser, origins, { invitation: doctorInvitation, login: doctorLogin, providerLabel: input.provider.label });
+    const d = await newContext();
+    await goto(d, portalUrl);
+    await walkToPortal(d, doctorLogin);
+    const doctor = await look(d, 'new-doctor');
+
+    // Removed: the doctor's session ends at once.
+    await goto(h, portalUrl);
+    const withDoctor = await look(h, 'hospital-admin-doctor');
+    await andWait(h, () => h.getByRole('button', { name: `Remove ${input.doctor.given} ${input.doctor.family}` }).click());
+    const removedNotice = (await h.locator('.notice').allInnerTexts())[0] ?? null;
+    await goto(d, portalUrl);
+    const doctorAfter = await walkToPortal(d, doctorLogin, ['sign-in', 'error']);
+
+    // Deactivated: the hospital admin's session ends at once.
+    await goto(s, portalUrl);
+    await andWait(s, () => s.getByRole('button', { name: `Deactivate ${input.hospitalName}` }).click());
+    const deactivated = await look(s, 'solution-admin-deactivated');
+    await goto(h, portalUrl);
+    const hospitalAdminAfter = await walkToPortal(h, hospitalAdminLogin, ['sign-in', 'error']);
+    const hospitalAdminRefusal = (await h.locator('[role=alert]').allInnerTexts())[0] ?? null;
+    return {
+      hospitalAdminRefusal, solution, onboarded, adminInvitation, hospital, doctorInvitation, doctor, withDoctor, removedNotice, doctorAfter: { kind: doctorAfter.kind, trail: doctorAfter.trail }, deactivated, hospitalAdminAfter: { kind: hospitalAdminAfter.kind, trail: hospitalAdminAfter.trail } };
+  } finally {
+    for (const c of contexts) await c.close();
+  }
+}
+
+const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke, administration };
 
 async function main() {
   const name = process.argv[2];

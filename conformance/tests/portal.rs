@@ -448,3 +448,96 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
         "{exported:#}"
     );
 }
+
+/// The administrators in the browser: the solution admin onboards a
+/// hospital and assigns it an admin, who onboards a doctor; removing the
+/// doctor ends their session, deactivating the hospital ends its admin's.
+#[test]
+fn administrators_onboard_a_hospital_its_admin_and_a_doctor_and_offboard_them() {
+    let admin = e2e().invite_as("solution-admin", None, None);
+    let tag = &uid()[..8];
+    let hospital_name = format!("Portal Hospital {tag}");
+    let out = e2e().run_script(
+        "portal.mjs",
+        "administration",
+        json!({
+            "admin": person(&admin),
+            "hospitalName": hospital_name,
+            "hospitalAdminEmail": format!("hospital-admin-{tag}@e2e.example.org"),
+            "doctor": { "given": "Nina", "family": format!("New{tag}"), "email": format!("doctor-{tag}@e2e.example.org") },
+            "artifacts": artifacts(),
+        }),
+    );
+    for page in [
+        "solution",
+        "onboarded",
+        "hospital",
+        "doctor",
+        "withDoctor",
+        "deactivated",
+    ] {
+        no_serious_violations(&out[page]);
+    }
+    let hospitals = rows(&out["onboarded"], "Hospitals");
+    assert!(
+        hospitals
+            .iter()
+            .any(|r| r[0] == hospital_name.as_str() && r[1] == "Active"),
+        "{hospitals:#?}"
+    );
+    for invitation in ["adminInvitation", "doctorInvitation"] {
+        assert!(
+            out[invitation]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with(&format!("{}/auth/invite/", e2e().server.public_base)),
+            "{out:#}"
+        );
+    }
+    assert_eq!(out["hospital"]["h1"], "Your hospital");
+    assert!(
+        out["hospital"]["person"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&hospital_name),
+        "the hospital admin works for the new hospital: {:#}",
+        out["hospital"]
+    );
+    assert_eq!(out["doctor"]["h1"], "Your patients");
+    let doctors = rows(&out["withDoctor"], "Doctors");
+    assert!(
+        doctors.iter().any(|r| r[0] == format!("Nina New{tag}")),
+        "{doctors:#?}"
+    );
+    assert!(
+        out["removedNotice"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("removed"),
+        "{out:#}"
+    );
+    assert_eq!(out["doctorAfter"]["kind"], "sign-in", "{out:#}");
+    let hospitals = rows(&out["deactivated"], "Hospitals");
+    assert!(
+        hospitals
+            .iter()
+            .any(|r| r[0] == hospital_name.as_str() && r[1] == "Deactivated"),
+        "{hospitals:#?}"
+    );
+    // The hospital admin's session ended at once, and the sign-in they are
+    // sent through refuses them: their hospital is deactivated.
+    let after = out["hospitalAdminAfter"]["trail"]
+        .as_array()
+        .and_then(|t| t.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(after["path"], "/portal/callback", "{out:#}");
+    assert_eq!(after["h1"], "You are not signed in", "{out:#}");
+    assert!(
+        out["hospitalAdminRefusal"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("deactivated"),
+        "{out:#}"
+    );
+}

@@ -74,6 +74,23 @@ fn deactivated(server: &AuthServer) -> Result<BTreeSet<String>, String> {
     Ok(page.matches.into_iter().map(|r| r.id).collect())
 }
 
+/// Revokes every token of a hospital's accounts now, on this process at
+/// once (the others within their revocation sync): for the admin who has
+/// just deactivated it, whose next page must already show it done. The
+/// upkeep thread would find it within a second anyway.
+pub async fn revoke_hospital(server: &AuthServer, organization: &str) -> Result<(), ServiceError> {
+    let org = organization.to_string();
+    let expire = server.revocation_expiry();
+    let row = server
+        .db
+        .call(move |store| store.add_revocation("organization", &org, expire))
+        .await
+        .map_err(|_| ServiceError::unavailable("shutting down"))?
+        .map_err(|e| ServiceError::unavailable(format!("revoking the hospital's tokens: {e}")))?;
+    server.revocations.apply(&[row]);
+    Ok(())
+}
+
 /// Revokes the tokens of hospitals deactivated since the last look
 /// (`known`: those deactivated then). Run by the upkeep thread.
 pub fn revoke_newly_deactivated(server: &AuthServer, known: &mut BTreeSet<String>) {

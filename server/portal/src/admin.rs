@@ -293,7 +293,11 @@ pub async fn set_hospital_active(
         Err(e) => return problem_page(&e),
     };
     organization["active"] = Value::Bool(active);
-    match fhir::update(&visit, &id, version, organization).await {
+    let mut done = fhir::update(&visit, &id, version, organization).await;
+    if done.is_ok() && !active {
+        done = fhirledger_auth::hospitals::revoke_hospital(&visit.server, &id).await;
+    }
+    match done {
         Ok(()) => see_other(if active {
             "/portal?done=reactivated"
         } else {

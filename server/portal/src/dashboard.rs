@@ -73,6 +73,10 @@ fn notice(visit: &Visit) -> Option<&'static str> {
             "revoked" => {
                 Some("The share is revoked. From now on they no longer see those documents.")
             }
+            "hospital" => Some("The hospital is onboarded. Assign it an administrator below."),
+            "deactivated" => Some("The hospital is deactivated: its people can no longer sign in, and their sessions have ended."),
+            "reactivated" => Some("The hospital is active again."),
+            "removed" => Some("The account is removed: it can no longer sign in, and its sessions have ended."),
             _ => None,
         })
 }
