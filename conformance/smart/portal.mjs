@@ -10,9 +10,11 @@
 // Input (SMART_E2E_INPUT): server, provider, cli, chromium as for e2e.mjs,
 // plus `artifacts` (a directory for screenshots) and per scenario (below).
 //
-// Scenarios: sign-in-and-out, share-and-revoke, administration.
+// Scenarios: sign-in-and-out, share-and-revoke, administration, upload.
 
-import { mkdir, readFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
@@ -349,7 +351,78 @@ async function administration(browser) {
   }
 }
 
-const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke, administration };
+// ----------------------------------------------------------------- upload
+//
+// Input: patient, doctor ({invitation, login}), patientId, bytes (the
+// patient's file size), doctorTitle, patientTitle.
+// The patient uploads a large file from their dashboard (the progress bar
+// shows), the doctor of their hospital uploads one for them from the
+// patient's page; both read back byte for byte.
+async function upload(browser) {
+  const { patient, doctor } = input;
+  for (const person of [patient, doctor]) {
+    await redeemInvitation(browser, origins, { invitation: person.invitation, login: person.login, providerLabel: input.provider.label });
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'fhirledger-portal-upload-'));
+  const contexts = [];
+  try {
+    // A file of random bytes, written a MiB at a time, and its digest.
+    const big = join(dir, 'scan.bin');
+    const digest = createHash('sha256');
+    const handle = await open(big, 'w');
+    for (let left = input.bytes; left > 0; ) {
+      const chunk = randomBytes(Math.min(left, 1024 * 1024));
+      digest.update(chunk);
+      await handle.write(chunk);
+      left -= chunk.length;
+    }
+    await handle.close();
+    const sha256 = digest.digest('hex');
+
+    const pc = await browser.newContext();
+    contexts.push(pc);
+    const p = await pc.newPage();
+    await goto(p, portalUrl);
+    await walkToPortal(p, patient.login);
+    const limitLabel = (await p.locator('label[for=upload-file]').allInnerTexts())[0] ?? null;
+    await p.getByLabel('Title').fill(input.patientTitle);
+    await p.getByLabel('Kind').selectOption({ label: 'Diagnostic imaging study' });
+    await p.getByLabel(/^File/).setInputFiles(big);
+    const progressSeen = p.waitForFunction(() => { const b = document.querySelector('form[data-upload] progress'); return b && !b.hidden; }, null, { timeout: 120000 });
+    await andWait(p, () => p.getByRole('button', { name: 'Upload' }).click());
+    const progressShown = await progressSeen.then(() => true, () => false);
+    const notice = (await p.locator('.notice').allInnerTexts())[0] ?? null;
+    const dashboard = await look(p, 'patient-uploaded');
+    const href = await p.getByRole('link', { name: input.patientTitle }).getAttribute('href');
+    const back = await p.request.get(new URL(`${href}/content?download=1`, p.url()).toString(), { timeout: 120000 });
+    const body = await back.body();
+    const returned = { status: back.status(), bytes: body.length, sha256: createHash('sha256').update(body).digest('hex') };
+
+    const dc = await browser.newContext();
+    contexts.push(dc);
+    const d = await dc.newPage();
+    await goto(d, `${portalUrl}/patients/${input.patientId}`);
+    await walkToPortal(d, doctor.login);
+    const small = join(dir, 'letter.txt');
+    const handle2 = await open(small, 'w');
+    await handle2.write('A referral letter.');
+    await handle2.close();
+    await d.getByLabel('Title').fill(input.doctorTitle);
+    await d.getByLabel('Kind').selectOption({ label: 'Referral note' });
+    await d.getByLabel(/^File/).setInputFiles(small);
+    await andWait(d, () => d.getByRole('button', { name: 'Upload' }).click());
+    const patientPage = await look(d, 'doctor-uploaded');
+    await andWait(d, () => d.getByRole('link', { name: input.doctorTitle }).click());
+    const view = await d.request.get(`${d.url()}/content`);
+    const letter = { status: view.status(), type: view.headers()['content-type'], text: await view.text() };
+    return { limitLabel, progressShown, notice, dashboard, returned, sha256, patientPage, letter };
+  } finally {
+    for (const c of contexts) await c.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke, administration, upload };
 
 async function main() {
   const name = process.argv[2];

@@ -541,3 +541,115 @@ fn administrators_onboard_a_hospital_its_admin_and_a_doctor_and_offboard_them() 
         "{out:#}"
     );
 }
+
+/// Uploads in the browser: a patient uploads a file of over 100 MiB from
+/// their dashboard (the form states the limit first, a progress bar shows
+/// while it goes), and reads it back byte for byte; a doctor of their
+/// hospital uploads a letter for them from the patient's page.
+#[test]
+fn a_patient_uploads_a_large_file_and_a_doctor_uploads_for_their_patient() {
+    let hospital = e2e().create_id(&organization(&uid()));
+    let mut p = patient(&uid());
+    p["managingOrganization"] = json!({ "reference": format!("Organization/{hospital}") });
+    p["name"] = json!([{ "family": format!("Uploader{}", &uid()[..8]), "given": ["Test"] }]);
+    let patient_id = e2e().create_id(&p);
+    let mut practitioner = conformance::practitioner(&uid());
+    practitioner["name"] = json!([{ "family": format!("Filer{}", &uid()[..8]), "given": ["Doc"] }]);
+    let practitioner_id = e2e().create_id(&practitioner);
+    e2e().create_id(&json!({
+        "resourceType": "PractitionerRole",
+        "active": true,
+        "practitioner": { "reference": format!("Practitioner/{practitioner_id}") },
+        "organization": { "reference": format!("Organization/{hospital}") },
+    }));
+    let doctor = e2e().invite(
+        "doctor",
+        &hospital,
+        &format!("Practitioner/{practitioner_id}"),
+    );
+    let patient_account = e2e().invite("patient", &hospital, &format!("Patient/{patient_id}"));
+    let bytes: u64 = 101 * 1024 * 1024;
+    let out = e2e().run_script(
+        "portal.mjs",
+        "upload",
+        json!({
+            "patient": person(&patient_account),
+            "doctor": person(&doctor),
+            "patientId": patient_id,
+            "bytes": bytes,
+            "patientTitle": "My knee scan",
+            "doctorTitle": "Referral to physiotherapy",
+            "artifacts": artifacts(),
+        }),
+    );
+    no_serious_violations(&out["dashboard"]);
+    no_serious_violations(&out["patientPage"]);
+    assert!(
+        out["limitLabel"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MiB"),
+        "the form states the limit: {out:#}"
+    );
+    assert_eq!(
+        out["progressShown"], true,
+        "the progress bar showed: {out:#}"
+    );
+    assert_eq!(out["notice"], "The document is uploaded.", "{out:#}");
+    let documents = rows(&out["dashboard"], "Your documents");
+    assert!(
+        documents.iter().any(|r| r[0] == "My knee scan"),
+        "{documents:#?}"
+    );
+    assert_eq!(out["returned"]["status"], 200, "{out:#}");
+    assert_eq!(out["returned"]["bytes"], bytes, "{out:#}");
+    assert_eq!(out["returned"]["sha256"], out["sha256"], "{out:#}");
+
+    let documents = rows(&out["patientPage"], "Documents you may read");
+    assert!(
+        documents
+            .iter()
+            .any(|r| r[0] == "Referral to physiotherapy" && r[1] == "Referral note"),
+        "{documents:#?}"
+    );
+    assert_eq!(out["letter"]["status"], 200, "{out:#}");
+    assert_eq!(out["letter"]["text"], "A referral letter.", "{out:#}");
+
+    // Each upload is one DocumentReference pointing at its Binary, written
+    // as the uploader.
+    let found = Request::on(
+        &e2e().server,
+        "GET",
+        &format!("DocumentReference?patient={patient_id}"),
+    )
+    .send();
+    found.assert_status(200);
+    let entries = found.json()["entry"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(entries.len(), 2, "{entries:#?}");
+    for e in &entries {
+        let d = &e["resource"];
+        let url = d["content"][0]["attachment"]["url"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(url.starts_with("Binary/"), "{d:#}");
+        Request::on(&e2e().server, "GET", url)
+            .send()
+            .assert_status(200);
+    }
+    let letter = entries
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|d| d["description"] == "Referral to physiotherapy")
+        .expect("the doctor's letter");
+    assert_eq!(
+        letter["author"][0]["reference"],
+        format!("Practitioner/{practitioner_id}")
+    );
+    assert_eq!(
+        letter["custodian"]["reference"],
+        format!("Organization/{hospital}")
+    );
+}

@@ -65,6 +65,7 @@ pub async fn serve(
     let auth_server = state.auth.clone();
     let portal = web::Data::new(fhirledger_portal::PortalContext {
         anchoring: state.anchoring,
+        max_upload_bytes: config.max_upload_bytes,
     });
     let mut server = HttpServer::new(move || {
         App::new()

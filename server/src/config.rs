@@ -17,6 +17,10 @@ pub struct ServerConfig {
     /// Largest accepted request body in bytes (resources and Binary uploads).
     #[arg(long, env = "FHIRLEDGER_MAX_BODY_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub max_body_bytes: u64,
+    /// Largest file uploaded through the portal, in bytes (streamed into the
+    /// database, never held in memory).
+    #[arg(long, env = "FHIRLEDGER_MAX_UPLOAD_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_upload_bytes: u64,
     /// Connections in the database pool.
     #[arg(long, env = "FHIRLEDGER_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: u32,

@@ -73,6 +73,7 @@ fn notice(visit: &Visit) -> Option<&'static str> {
             "revoked" => {
                 Some("The share is revoked. From now on they no longer see those documents.")
             }
+            "uploaded" => Some("The document is uploaded."),
             "hospital" => Some("The hospital is onboarded. Assign it an administrator below."),
             "deactivated" => Some("The hospital is deactivated: its people can no longer sign in, and their sessions have ended."),
             "reactivated" => Some("The hospital is active again."),
@@ -105,6 +106,7 @@ async fn patient(visit: &Visit) -> Dashboard {
             @if let Some(notice) = notice(visit) { p class="notice" role="status" { (notice) } }
             h1 { "Your documents" }
             (documents_table(&documents, "Your documents", false))
+            (crate::upload::form(visit, None))
             (crate::sharing::who_can_see(visit, &shares))
             h2 { "Recent access to your record" }
             (access_log::table(visit, &log, "Recent access to your record", &anchored))

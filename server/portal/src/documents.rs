@@ -67,8 +67,15 @@ pub async fn patient_page(
         Err(e) => return problem_page(&e),
     };
     let name = person_name(&patient);
+    let uploaded = query.iter().any(|(k, v)| k == "done" && v == "uploaded");
+    // Doctors file documents for their own hospital's patients.
+    let of_my_hospital = visit.role() == Some(Role::Doctor)
+        && visit.caller.organization.as_deref().is_some_and(|org| {
+            fhir::reference_id(&patient["managingOrganization"], "Organization") == Some(org)
+        });
     let body = html! {
         p { a href="/portal" { "← Your patients" } }
+        @if uploaded { p class="notice" role="status" { "The document is uploaded." } }
         @if let Some(until) = &emergency_until {
             p class="notice emergency" role="status" { "Emergency access until " (until) ". The patient will see it, with your reason, in their access log." }
         }
@@ -103,6 +110,10 @@ pub async fn patient_page(
                 }
             }
         }
+    };
+    let body = html! {
+        (body)
+        @if of_my_hospital { (crate::upload::form(&visit, Some(&id))) }
     };
     respond(StatusCode::OK, page(&name, Some(&visit.person()), body))
 }

@@ -31,6 +31,8 @@ const EXPORT_BATCH: usize = 1000;
 pub struct PortalContext {
     /// The chain this process anchors on, when it is configured to.
     pub anchoring: Option<LocalAnchoring>,
+    /// The largest file a person may upload (`FHIRLEDGER_MAX_UPLOAD_BYTES`).
+    pub max_upload_bytes: u64,
 }
 
 /// The trail's filters, as the form sends them.

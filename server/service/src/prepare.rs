@@ -34,6 +34,31 @@ pub struct Prepared {
     pub binary: Option<BinaryPayload>,
 }
 
+/// The Binary that describes raw bytes about to be streamed in (a raw
+/// `Binary` upload, a file uploaded through the portal): its content type,
+/// the bytes to come, nothing to index.
+pub fn raw_binary(
+    content_type: String,
+    security_context: Option<&str>,
+    id: Option<String>,
+) -> Prepared {
+    let mut resource = serde_json::json!({"resourceType": "Binary", "contentType": content_type});
+    if let Some(ctx) = security_context {
+        resource["securityContext"] = serde_json::json!({"reference": ctx});
+    }
+    Prepared {
+        resource_type: "Binary".into(),
+        body_id: id,
+        resource,
+        identifiers: Vec::new(),
+        index: Default::default(),
+        binary: Some(BinaryPayload {
+            content_type,
+            data: Vec::new(),
+        }),
+    }
+}
+
 /// Parses and validates a body for `resource_type`: 400 when it cannot be
 /// parsed or is of another type, 422 when it breaks a rule.
 pub fn prepare(

@@ -611,6 +611,53 @@ pub fn create_together(
     })
 }
 
+/// A document and its content in one transaction: the Binary streamed from
+/// `upload`, then the DocumentReference that `document` builds for it (given
+/// the Binary's id and size), both checked like any create — both or
+/// neither, so a failed upload or a refused document leaves nothing behind.
+/// For uploads through the portal. Returns (document, binary).
+pub fn create_document_with_content<F>(
+    store: &PgStore,
+    guard: &Guard,
+    binary: &Prepared,
+    upload: ChunkSource,
+    limit: u64,
+    document: F,
+) -> Result<(StoredVersion, StoredVersion), ServiceError>
+where
+    F: FnOnce(&str, u64) -> Result<Prepared, ServiceError>,
+{
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let size = Arc::new(AtomicU64::new(0));
+    let counted = size.clone();
+    let counting: ChunkSource = Box::new(upload.inspect(move |chunk| {
+        if let Ok(bytes) = chunk {
+            counted.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        }
+    }));
+    let mut upload = Some(counting);
+    let mut document = Some(document);
+    let (binary_id, document_id) = (new_id(), new_id());
+    store.transaction(|tx| {
+        let stored_binary = insert(tx, guard, binary, &binary_id, &mut upload, limit)?;
+        let build = document.take().ok_or_else(|| {
+            ServiceError::unavailable("the upload cannot be retried; send it again")
+        })?;
+        let prepared = build(&binary_id, size.load(Ordering::Relaxed))?;
+        let stored_document = insert(tx, guard, &prepared, &document_id, &mut None, limit)?;
+        finish(
+            tx,
+            guard,
+            &[
+                ("Binary", binary_id.as_str()),
+                ("DocumentReference", document_id.as_str()),
+            ],
+        )?;
+        Ok((stored_document, stored_binary))
+    })
+}
+
 /// `DELETE /{type}/{id}`: `None` when nothing live was there.
 pub fn delete(
     store: &PgStore,

@@ -9,9 +9,9 @@ use bytes::BytesMut;
 use fhirledger_postgres::{PgStore, CHUNK_SIZE};
 use fhirledger_service::reads::{read, ReadBinary};
 use fhirledger_service::write::ChunkSource;
-use fhirledger_service::{BinaryPayload, Prepared, ServiceError};
+use fhirledger_service::{Prepared, ServiceError};
 use futures_util::StreamExt;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::http::body::check_declared_length;
 use crate::http::fhir_request::FhirRequest;
@@ -20,7 +20,6 @@ use crate::http::negotiate::{
 };
 use crate::http::respond::{resource_body, versioned};
 use crate::routes::instance::{deleted, prepared_body};
-use fhir_profiles::search::IndexRows;
 
 /// True when a request to `Binary` carries raw content rather than a FHIR
 /// Binary resource.
@@ -112,25 +111,15 @@ fn raw_binary(req: &HttpRequest, url_id: Option<&str>) -> Result<Prepared, Servi
             "the Content-Type of a Binary upload is not readable",
         ));
     }
-    let mut resource = json!({"resourceType": "Binary", "contentType": content_type});
-    if let Some(ctx) = req
+    let context = req
         .headers()
         .get("X-Security-Context")
-        .and_then(|v| v.to_str().ok())
-    {
-        resource["securityContext"] = json!({"reference": ctx});
-    }
-    Ok(Prepared {
-        resource_type: "Binary".into(),
-        body_id: url_id.map(str::to_string),
-        resource,
-        identifiers: Vec::new(),
-        index: IndexRows::default(),
-        binary: Some(BinaryPayload {
-            content_type,
-            data: Vec::new(),
-        }),
-    })
+        .and_then(|v| v.to_str().ok());
+    Ok(fhirledger_service::prepare::raw_binary(
+        content_type,
+        context,
+        url_id.map(str::to_string),
+    ))
 }
 
 /// Whether `accept` admits `content_type` (exact, `type/*` or `*/*`).
