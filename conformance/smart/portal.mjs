@@ -75,7 +75,7 @@ async function axe(page) {
 
 // What a page shows, for the test: path, heading, the header's person, the
 // tables (caption and rows of cell texts), and the accessibility check.
-async function look(page, name) {
+async function look(page, name, { axe: check = true } = {}) {
   const url = new URL(page.url());
   const tables = [];
   const t = page.locator('table');
@@ -98,7 +98,9 @@ async function look(page, name) {
     h1: await heading(page),
     person: (await page.locator('header .who').allInnerTexts())[0]?.replace(/\s+/g, ' ').trim() ?? null,
     tables,
-    seriousViolations: await axe(page),
+    // axe runs in the page: not where JavaScript is off (those pages are
+    // checked with it on in the other scenarios).
+    seriousViolations: check ? await axe(page) : null,
   };
 }
 
@@ -114,7 +116,8 @@ async function look(page, name) {
 async function signInAndOut(browser) {
   const { person } = input;
   await redeemInvitation(browser, origins, { invitation: person.invitation, login: person.login, providerLabel: input.provider.label });
-  const context = await browser.newContext();
+  // A person in Tokyo (no daylight saving time): the portal shows their times.
+  const context = await browser.newContext({ timezoneId: 'Asia/Tokyo', locale: 'en-US' });
   try {
     const page = await context.newPage();
     await goto(page, portalUrl);
@@ -124,7 +127,9 @@ async function signInAndOut(browser) {
     const second = await look(page, 'dashboard');
     await andWait(page, () => page.getByRole('link', { name: 'Your whole access log' }).click());
     const log = await look(page, 'access-log');
-    await andWait(page, () => page.getByRole('link', { name: '← Your dashboard' }).click());
+    await goto(page, `${portalUrl}/sharing/new?q=a`);
+    const shareForm = await look(page, 'share-form');
+    await goto(page, portalUrl);
     const cookies = await context.cookies(portalUrl);
     const session = cookies.find((c) => c.name === 'fhirledger_portal');
     const sessionCookie = session ? { httpOnly: session.httpOnly, sameSite: session.sameSite, path: session.path } : null;
@@ -146,11 +151,23 @@ async function signInAndOut(browser) {
     // the walk stops at fhirledger's sign-in page).
     await goto(page, portalUrl);
     const again = await walkToPortal(page, person.login, ['sign-in']);
+
+    // The session cookie put back after sign-out (its token is revoked, as
+    // an expired one is invalid): a form is not acted on, a page asks to
+    // sign in again.
+    // (Each answer also removes the cookie, so it is put back for each.)
+    await context.addCookies([session]);
+    const stalePost = await page.request.post(`${portalUrl}/sharing`, { form: { csrf: 'x', with: 'Organization/x', what: 'all', until: '2099-01-01' }, maxRedirects: 0 });
+    const staleForm = { status: stalePost.status(), ended: (await stalePost.text()).includes('Your session has ended') };
+    await context.addCookies([session]);
+    const staleGet = await page.request.get(portalUrl, { maxRedirects: 0 });
+    const stalePage = { status: staleGet.status(), location: staleGet.headers()['location'] ?? null };
     return {
       signIn: signIn.trail,
       first,
       second,
       log,
+      shareForm,
       sessionCookie,
       accessToken: session?.value ?? null,
       forgedAnswer,
@@ -158,6 +175,8 @@ async function signInAndOut(browser) {
       csp,
       signedOut,
       again: { kind: again.kind, trail: again.trail },
+      staleForm,
+      stalePage,
     };
   } finally {
     await context.close();
@@ -178,7 +197,8 @@ async function shareAndRevoke(browser) {
   for (const person of [patient, doctor]) {
     await redeemInvitation(browser, origins, { invitation: person.invitation, login: person.login, providerLabel: input.provider.label });
   }
-  const patientContext = await browser.newContext();
+  // The patient grants and revokes with JavaScript off: plain forms.
+  const patientContext = await browser.newContext({ javaScriptEnabled: false });
   const doctorContext = await browser.newContext();
   try {
     const p = await patientContext.newPage();
@@ -189,13 +209,13 @@ async function shareAndRevoke(browser) {
     await andWait(p, () => p.getByRole('link', { name: 'Share your documents' }).click());
     await p.getByLabel('Find a doctor or hospital of the group by name').fill(input.doctorFamily);
     await andWait(p, () => p.getByRole('button', { name: 'Search' }).click());
-    const shareForm = await look(p, 'patient-share-form');
+    const shareForm = await look(p, 'patient-share-form', { axe: false });
     await p.getByRole('radio', { name: new RegExp(input.doctorFamily) }).first().check();
     await p.getByRole('radio', { name: 'Documents of these kinds:' }).check();
     await p.getByRole('checkbox', { name: 'Progress note' }).check();
     await andWait(p, () => p.getByRole('button', { name: 'Share' }).click());
     const notice = (await p.locator('.notice').allInnerTexts())[0] ?? null;
-    const afterShare = await look(p, 'patient-dashboard-shared');
+    const afterShare = await look(p, 'patient-dashboard-shared', { axe: false });
 
     // The doctor finds the patient and the shared document, and opens it.
     const d = await doctorContext.newPage();
@@ -213,10 +233,10 @@ async function shareAndRevoke(browser) {
 
     // The patient sees the doctor's reads, then revokes the share.
     await andWait(p, () => p.reload());
-    const withLog = await look(p, 'patient-dashboard-log');
+    const withLog = await look(p, 'patient-dashboard-log', { axe: false });
     await andWait(p, () => p.getByRole('button', { name: new RegExp(`Revoke sharing with .*${input.doctorFamily}`) }).click());
     const revokedNotice = (await p.locator('.notice').allInnerTexts())[0] ?? null;
-    const afterRevoke = await look(p, 'patient-dashboard-revoked');
+    const afterRevoke = await look(p, 'patient-dashboard-revoked', { axe: false });
 
     // The doctor no longer sees it.
     const again = await d.request.get(`${portalUrl}/documents/${input.shared.id}`);
@@ -233,7 +253,7 @@ async function shareAndRevoke(browser) {
     const emergencyPage = await look(d, 'doctor-emergency');
     const emergencyNotice = (await d.locator('.notice').allInnerTexts())[0] ?? null;
     await goto(p, `${portalUrl}/access-log`);
-    const patientLog = await look(p, 'patient-access-log');
+    const patientLog = await look(p, 'patient-access-log', { axe: false });
 
     // The patient's hospital's compliance officer finds these accesses and
     // exports them.
@@ -314,6 +334,9 @@ async function administration(browser) {
     await goto(h, portalUrl);
     await walkToPortal(h, hospitalAdminLogin);
     const hospital = await look(h, 'hospital-admin');
+    await goto(h, `${portalUrl}/patients/${input.otherPatientId}`);
+    const otherHospital = { h1: await heading(h), text: (await h.locator('main').innerText()).slice(0, 300) };
+    await goto(h, portalUrl);
     await h.getByRole('radio', { name: 'A doctor' }).check();
     await h.getByLabel('Given name').fill(input.doctor.given);
     await h.getByLabel('Family name').fill(input.doctor.family);
@@ -345,6 +368,7 @@ async function administration(browser) {
     const hospitalAdminAfter = await walkToPortal(h, hospitalAdminLogin, ['sign-in', 'error']);
     const hospitalAdminRefusal = (await h.locator('[role=alert]').allInnerTexts())[0] ?? null;
     return {
+      otherHospital,
       hospitalAdminRefusal, solution, onboarded, adminInvitation, hospital, doctorInvitation, doctor, withDoctor, removedNotice, doctorAfter: { kind: doctorAfter.kind, trail: doctorAfter.trail }, deactivated, hospitalAdminAfter: { kind: hospitalAdminAfter.kind, trail: hospitalAdminAfter.trail } };
   } finally {
     for (const c of contexts) await c.close();

@@ -33,7 +33,7 @@ pub const PROVIDER_NAME: &str = "test-idp";
 /// Its label: the sign-in pages offer "Sign in with Test IdP".
 pub const PROVIDER_LABEL: &str = "Test IdP";
 /// How long one scenario may run before it is killed.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(120);
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// The provider and the server configured with it.
 pub struct E2e {

@@ -13,7 +13,7 @@ use maud::{html, Markup, DOCTYPE};
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLESHEET: &str = include_str!("../assets/portal.css");
-const UPLOAD_SCRIPT: &str = include_str!("../assets/upload.js");
+const SCRIPT: &str = include_str!("../assets/portal.js");
 
 /// Who is signed in, for the header.
 pub struct Person {
@@ -34,7 +34,7 @@ pub fn page(title: &str, person: Option<&Person>, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · fhirledger" }
                 link rel="stylesheet" href="/portal/assets/portal.css";
-                script src="/portal/assets/upload.js" defer {}
+                script src="/portal/assets/portal.js" defer {}
             }
             body {
                 a class="skip" href="#content" { "Skip to content" }
@@ -121,12 +121,12 @@ pub async fn stylesheet() -> HttpResponse {
         .body(STYLESHEET)
 }
 
-/// `GET /portal/assets/upload.js`: the progress bar of upload forms (the
-/// forms work without it).
-pub async fn upload_script() -> HttpResponse {
+/// `GET /portal/assets/portal.js`: times in the person's time zone, the
+/// progress bar of upload forms (every page works without it).
+pub async fn script() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header(("Content-Type", "text/javascript; charset=utf-8"))
         .insert_header(("Cache-Control", "public, max-age=3600"))
         .insert_header(("X-Content-Type-Options", "nosniff"))
-        .body(UPLOAD_SCRIPT)
+        .body(SCRIPT)
 }

@@ -41,7 +41,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("").route(web::get().to(dashboard::home)))
             .service(web::resource("/").route(web::get().to(dashboard::home)))
             .service(web::resource("/assets/portal.css").route(web::get().to(layout::stylesheet)))
-            .service(web::resource("/assets/upload.js").route(web::get().to(layout::upload_script)))
+            .service(web::resource("/assets/portal.js").route(web::get().to(layout::script)))
             .service(web::resource("/upload").route(web::post().to(upload::upload)))
             .service(web::resource("/access-log").route(web::get().to(access_log::log_page)))
             .service(

@@ -5,7 +5,7 @@
 //! streamed from the browser into the database a chunk at a time (never
 //! held whole in memory), up to `FHIRLEDGER_MAX_UPLOAD_BYTES`, which the
 //! form states before anything is sent. The form works without JavaScript;
-//! `/portal/assets/upload.js` adds a progress bar.
+//! `/portal/assets/portal.js` adds a progress bar.
 
 use actix_multipart::{Field, Multipart};
 use actix_web::http::StatusCode;

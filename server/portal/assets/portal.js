@@ -1,8 +1,11 @@
-// fhirledger portal: a progress bar for upload forms (form[data-upload]).
-// Without this script the forms post as usual; with it, the file is sent by
-// XMLHttpRequest so the person sees how far it is, a file over the limit is
-// refused before anything is sent, and the page the server answers with
-// (the dashboard, or a message) replaces this one.
+// fhirledger portal: small enhancements; every page works without them.
+// - Times: the server writes instants in UTC (<time datetime="…Z">); here
+//   they are shown in the person's own time zone, the UTC value kept as the
+//   element's title.
+// - Uploads (form[data-upload]): the file is sent by XMLHttpRequest so the
+//   person sees a progress bar, a file over the limit is refused before
+//   anything is sent, and the page the server answers with (the dashboard,
+//   or a message) replaces this one.
 (function () {
   'use strict';
   function human(bytes) {
@@ -52,7 +55,32 @@
       xhr.send(new FormData(form));
     });
   }
+  function pad(n) {
+    return (n < 10 ? '0' : '') + n;
+  }
+  function localTimes() {
+    var zone;
+    try {
+      zone = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' })
+        .formatToParts(new Date())
+        .filter(function (p) { return p.type === 'timeZoneName'; })
+        .map(function (p) { return p.value; })[0];
+    } catch (e) {
+      zone = null;
+    }
+    var times = document.querySelectorAll('time[datetime]');
+    for (var i = 0; i < times.length; i++) {
+      var value = times[i].getAttribute('datetime');
+      if (!/T\d\d:\d\d/.test(value)) continue;
+      var t = new Date(value);
+      if (isNaN(t.getTime())) continue;
+      var shown = t.getFullYear() + '-' + pad(t.getMonth() + 1) + '-' + pad(t.getDate()) + ' ' + pad(t.getHours()) + ':' + pad(t.getMinutes());
+      times[i].title = times[i].textContent;
+      times[i].textContent = zone ? shown + ' ' + zone : shown;
+    }
+  }
   document.addEventListener('DOMContentLoaded', function () {
+    localTimes();
     var forms = document.querySelectorAll('form[data-upload]');
     for (var i = 0; i < forms.length; i++) enhance(forms[i]);
   });
