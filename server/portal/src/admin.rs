@@ -25,13 +25,6 @@ use crate::layout::{page, problem, respond, see_other};
 use crate::session::{role_label, Visit};
 use crate::sharing::forged;
 
-fn fields(body: &[u8]) -> HashMap<String, String> {
-    form_urlencoded::parse(body)
-        .into_owned()
-        .map(|(k, v)| (k, v.trim().to_string()))
-        .collect()
-}
-
 /// The accounts the admin manages, or the reason they cannot be listed.
 async fn accounts(visit: &Visit) -> Result<Vec<AccountSummary>, ServiceError> {
     accounts_of(&visit.server, &visit.caller)
@@ -255,10 +248,9 @@ pub async fn hospital_admin(visit: &Visit) -> Result<(&'static str, Markup), Ser
 
 /// `POST /portal/hospitals`: a new hospital's Organization.
 pub async fn onboard_hospital(visit: Visit, body: web::Bytes) -> HttpResponse {
-    let form = fields(&body);
-    if !visit.csrf_valid(form.get(crate::csrf::FIELD).map(String::as_str)) {
+    let Some(form) = visit.checked_form(&body) else {
         return forged();
-    }
+    };
     let name = form.get("name").cloned().unwrap_or_default();
     if name.is_empty() || name.chars().count() > 200 {
         return problem(
@@ -282,10 +274,9 @@ pub async fn set_hospital_active(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = fields(&body);
-    if !visit.csrf_valid(form.get(crate::csrf::FIELD).map(String::as_str)) {
+    let Some(form) = visit.checked_form(&body) else {
         return forged();
-    }
+    };
     let active = form.get("active").map(String::as_str) == Some("true");
     let id = path.into_inner();
     let (mut organization, version) = match fhir::read(&visit, "Organization", &id).await {
@@ -311,10 +302,9 @@ pub async fn set_hospital_active(
 /// a doctor or patient with their FHIR record (hospital admins), and shows
 /// the invitation link to send them.
 pub async fn onboard_person(visit: Visit, body: web::Bytes) -> HttpResponse {
-    let form = fields(&body);
-    if !visit.csrf_valid(form.get(crate::csrf::FIELD).map(String::as_str)) {
+    let Some(form) = visit.checked_form(&body) else {
         return forged();
-    }
+    };
     let get = |k: &str| form.get(k).cloned().unwrap_or_default();
     let role = get("role");
     let resource = match role.as_str() {
@@ -406,8 +396,7 @@ pub async fn remove_account(
     path: web::Path<String>,
     body: web::Bytes,
 ) -> HttpResponse {
-    let form = fields(&body);
-    if !visit.csrf_valid(form.get(crate::csrf::FIELD).map(String::as_str)) {
+    if visit.checked_form(&body).is_none() {
         return forged();
     }
     let Ok(user_id) = path.into_inner().parse() else {

@@ -45,11 +45,9 @@ pub fn form(visit: &Visit, patient: Option<&str>, error: Option<&str>) -> Markup
 
 /// `POST /portal/emergency`: the grant, then the patient's page.
 pub async fn open(visit: Visit, body: web::Bytes) -> HttpResponse {
-    let fields: std::collections::HashMap<String, String> =
-        form_urlencoded::parse(&body).into_owned().collect();
-    if !visit.csrf_valid(fields.get(crate::csrf::FIELD).map(String::as_str)) {
+    let Some(fields) = visit.checked_form(&body) else {
         return forged();
-    }
+    };
     if visit.role() != Some(Role::Doctor) {
         return problem(
             StatusCode::FORBIDDEN,

@@ -52,6 +52,18 @@ impl Visit {
         crate::csrf::check(&self.access_token, sent)
     }
 
+    /// A posted form's fields (trimmed), once its CSRF token is this
+    /// session's; `None` for a form that did not come from this session's
+    /// pages (answer it with `sharing::forged`).
+    pub fn checked_form(&self, body: &[u8]) -> Option<std::collections::HashMap<String, String>> {
+        let fields: std::collections::HashMap<String, String> = form_urlencoded::parse(body)
+            .into_owned()
+            .map(|(k, v)| (k, v.trim().to_string()))
+            .collect();
+        self.csrf_valid(fields.get(crate::csrf::FIELD).map(String::as_str))
+            .then_some(fields)
+    }
+
     pub fn access_token(&self) -> &str {
         &self.access_token
     }

@@ -664,10 +664,9 @@ pub async fn create_share(visit: Visit, body: web::Bytes) -> HttpResponse {
 /// `POST /portal/sharing/{id}/revoke`: the Consent's new version is
 /// `inactive` (its history keeps what was shared, and when it ended).
 pub async fn revoke_share(visit: Visit, path: web::Path<String>, body: web::Bytes) -> HttpResponse {
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    if !visit.csrf_valid(form.get(crate::csrf::FIELD).map(String::as_str)) {
+    let Some(form) = visit.checked_form(&body) else {
         return forged();
-    }
+    };
     let id = path.into_inner();
     let (mut consent, version) = match fhir::read(&visit, "Consent", &id).await {
         Ok(found) => found,
