@@ -64,6 +64,9 @@ pub fn start(data_dir: &Path, server: &mut ServerConfig) -> anyhow::Result<Optio
         ]
         .map(String::from)
         .to_vec(),
+        // Started on the main thread (before the server's runtime): a
+        // SIGKILLed `fhirledger dev` takes its anvil with it.
+        die_with_starting_thread: true,
         ..AnvilOptions::free_gas(DEV_CHAIN_ID)
     };
     let node = Anvil::start(&binary, &options).context("starting anvil")?;

@@ -48,6 +48,11 @@ pub struct AnvilOptions {
     pub state: Option<PathBuf>,
     /// More arguments (fees, `--state-interval`, …).
     pub extra: Vec<String>,
+    /// anvil gets SIGTERM when the thread that started it ends, however the
+    /// process ends (`PR_SET_PDEATHSIG`): even a SIGKILLed `fhirledger dev`
+    /// leaves no anvil behind. Only for a thread that lives as long as the
+    /// process (the main thread): the signal follows the starting *thread*.
+    pub die_with_starting_thread: bool,
 }
 
 impl AnvilOptions {
@@ -63,6 +68,7 @@ impl AnvilOptions {
             extra: ["--gas-price", "0", "--base-fee", "0"]
                 .map(String::from)
                 .to_vec(),
+            die_with_starting_thread: false,
         }
     }
 }
@@ -79,6 +85,33 @@ pub enum AnvilError {
     NoAddress(Duration),
     #[error("anvil did not answer eth_chainId {0} within {1:?}")]
     NotReady(u64, Duration),
+}
+
+/// Makes the child get SIGTERM when the thread that forks it ends.
+fn die_with_parent(command: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls (getpid, prctl, getppid, _exit)
+    // run between fork and exec.
+    let parent = unsafe { libc::getpid() };
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died before prctl took effect.
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// A running anvil; stopped (SIGTERM, so that it writes its `--state`, then
@@ -102,6 +135,9 @@ impl Anvil {
         }
         if let Some(state) = &options.state {
             command.arg("--state").arg(state);
+        }
+        if options.die_with_starting_thread {
+            die_with_parent(&mut command);
         }
         let mut child = command
             .args(&options.extra)
