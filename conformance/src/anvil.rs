@@ -64,10 +64,6 @@ impl Anvil {
             accounts: 3,
             block_time: Some(1),
             state: self.state.clone(),
-            // A test binary that ends without dropping its anvil (killed,
-            // or exiting while a test still holds one) leaves none behind;
-            // tests start and drop their anvil on their own thread.
-            die_with_starting_thread: true,
             ..AnvilOptions::free_gas(self.chain_id)
         };
         let node = fhirledger_chain::anvil::Anvil::start(&binary, &options).expect("anvil starts");
