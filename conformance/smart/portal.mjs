@@ -10,7 +10,7 @@
 // Input (SMART_E2E_INPUT): server, provider, cli, chromium as for e2e.mjs,
 // plus `artifacts` (a directory for screenshots) and per scenario (below).
 //
-// Scenarios: sign-in-and-out, share-and-revoke, administration, upload.
+// Scenarios: sign-in-and-out, share-and-revoke, administration, upload, live.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
@@ -446,7 +446,87 @@ async function upload(browser) {
   }
 }
 
-const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke, administration, upload };
+// ------------------------------------------------------------------- live
+//
+// Input: patient, doctor {invitation, login}, doctorFamily, patientFamily,
+// shared {id, title}.
+// Both have their page open (JavaScript on): the doctor their dashboard,
+// the patient their access log. The patient shares with the doctor from a
+// second tab: the doctor's list shows the patient without a reload. The
+// doctor opens the shared document: the patient's log shows the read
+// without a reload. Each page counts how often it fetched itself again, so
+// the test sees that the patient's own page views do not refresh it.
+async function livePages(browser) {
+  const { patient, doctor } = input;
+  for (const person of [patient, doctor]) {
+    await redeemInvitation(browser, origins, { invitation: person.invitation, login: person.login, providerLabel: input.provider.label });
+  }
+  const patientContext = await browser.newContext();
+  const doctorContext = await browser.newContext();
+  const refetches = { patientLog: 0, doctorDashboard: 0 };
+  // Whether a page is still the one loaded at first (a reload would lose it).
+  const mark = (page) => page.evaluate(() => { window.livePageMark = 'first load'; });
+  const marked = (page) => page.evaluate(() => window.livePageMark === 'first load');
+  // The new rows the script pointed out, and what it told screen readers.
+  const freshRows = (page, region) => page.locator(`#${region} tr.fresh`).allInnerTexts();
+  const announced = (page, region) => page.locator(`#${region} + [role=status]`).innerText();
+  try {
+    const d = await doctorContext.newPage();
+    await goto(d, portalUrl);
+    await walkToPortal(d, doctor.login);
+    const doctorBefore = await look(d, 'live-doctor-before', { axe: false });
+    const streams = {
+      foreignTopic: (await d.request.get(`${portalUrl}/live/access-log`)).status(),
+      unknownTopic: (await d.request.get(`${portalUrl}/live/everything`)).status(),
+    };
+    await mark(d);
+    d.on('request', (r) => { if (r.resourceType() === 'fetch' && new URL(r.url()).pathname === '/portal') refetches.doctorDashboard++; });
+
+    const log = await patientContext.newPage();
+    await goto(log, `${portalUrl}/access-log`);
+    await walkToPortal(log, patient.login);
+    await goto(log, `${portalUrl}/access-log`);
+    await mark(log);
+    log.on('request', (r) => { if (r.resourceType() === 'fetch' && new URL(r.url()).pathname === '/portal/access-log') refetches.patientLog++; });
+
+    // The patient shares from a second tab.
+    const p = await patientContext.newPage();
+    await goto(p, portalUrl);
+    await andWait(p, () => p.getByRole('link', { name: 'Share your documents' }).click());
+    await p.getByLabel('Find a doctor or hospital of the group by name').fill(input.doctorFamily);
+    await andWait(p, () => p.getByRole('button', { name: 'Search' }).click());
+    await p.getByRole('radio', { name: new RegExp(input.doctorFamily) }).first().check();
+    await p.getByRole('radio', { name: 'All your documents, present and future' }).check();
+    await andWait(p, () => p.getByRole('button', { name: 'Share' }).click());
+
+    // The doctor's open dashboard lists the patient.
+    const patientLink = d.locator('#live-patients').getByRole('link', { name: new RegExp(input.patientFamily) });
+    await patientLink.waitFor({ timeout: 20000 });
+    const doctorAfter = {
+      page: await look(d, 'live-doctor-after'),
+      sameLoad: await marked(d),
+      fresh: await freshRows(d, 'live-patients'),
+      announced: await announced(d, 'live-patients'),
+    };
+
+    // The doctor reads the shared document; the patient's open log shows it.
+    await andWait(d, () => patientLink.click());
+    await andWait(d, () => d.getByRole('link', { name: input.shared.title }).click());
+    await log.locator('#live-access-log tr', { hasText: input.doctorFamily }).first().waitFor({ timeout: 20000 });
+    const logAfter = {
+      page: await look(log, 'live-patient-log-after'),
+      sameLoad: await marked(log),
+      fresh: await freshRows(log, 'live-access-log'),
+      announced: await announced(log, 'live-access-log'),
+    };
+    return { doctorBefore, streams, doctorAfter, logAfter, refetches };
+  } finally {
+    await patientContext.close();
+    await doctorContext.close();
+  }
+}
+
+const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke, administration, upload, live: livePages };
 
 async function main() {
   const name = process.argv[2];

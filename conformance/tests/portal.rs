@@ -681,3 +681,99 @@ fn a_patient_uploads_a_large_file_and_a_doctor_uploads_for_their_patient() {
         format!("Organization/{hospital}")
     );
 }
+
+/// Live pages: with both pages open, a patient's share appears on the
+/// doctor's dashboard and the doctor's read in the patient's access log,
+/// each without a reload (server-sent events, then the page fetched again
+/// through the access decision); the patient's own page views do not
+/// refresh their log; a stream of another person's kind is refused.
+#[test]
+fn open_pages_show_a_new_share_and_a_new_access_without_a_reload() {
+    let home = e2e().create_id(&organization(&uid()));
+    let other = e2e().create_id(&organization(&uid()));
+    let patient_family = format!("Live{}", &uid()[..8]);
+    let mut p = patient(&uid());
+    p["managingOrganization"] = json!({ "reference": format!("Organization/{home}") });
+    p["name"] = json!([{ "family": patient_family, "given": ["Test"] }]);
+    let patient_id = e2e().create_id(&p);
+    let title = format!("Live note {}", &uid()[..8]);
+    let mut note = document_reference(&patient_id, &uid());
+    note["description"] = json!(title);
+    let note_id = e2e().create_id(&note);
+    let doctor_family = format!("Watcher{}", &uid()[..8]);
+    let mut practitioner = conformance::practitioner(&uid());
+    practitioner["name"] = json!([{ "family": doctor_family, "given": ["Doc"] }]);
+    let practitioner_id = e2e().create_id(&practitioner);
+    e2e().create_id(&json!({
+        "resourceType": "PractitionerRole",
+        "active": true,
+        "practitioner": { "reference": format!("Practitioner/{practitioner_id}") },
+        "organization": { "reference": format!("Organization/{other}") },
+    }));
+    let doctor = e2e().invite("doctor", &other, &format!("Practitioner/{practitioner_id}"));
+    let patient_account = e2e().invite("patient", &home, &format!("Patient/{patient_id}"));
+
+    let out = e2e().run_script(
+        "portal.mjs",
+        "live",
+        json!({
+            "patient": person(&patient_account),
+            "doctor": person(&doctor),
+            "doctorFamily": doctor_family,
+            "patientFamily": patient_family,
+            "shared": { "id": note_id, "title": title },
+            "artifacts": artifacts(),
+        }),
+    );
+    // Before the share the doctor does not see the patient.
+    let before = table(&out["doctorBefore"], "Your patients")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        !before
+            .iter()
+            .any(|r| r[0].as_str().unwrap_or_default().contains(&patient_family)),
+        "{before:#?}"
+    );
+    assert_eq!(out["streams"]["foreignTopic"], 404, "{out:#}");
+    assert_eq!(out["streams"]["unknownTopic"], 404, "{out:#}");
+
+    let doctor_after = &out["doctorAfter"];
+    assert_eq!(doctor_after["sameLoad"], true, "not reloaded: {out:#}");
+    assert!(
+        doctor_after["fresh"]
+            .as_array()
+            .expect("fresh rows")
+            .iter()
+            .any(|r| r.as_str().unwrap_or_default().contains(&patient_family)),
+        "the new patient is pointed out: {doctor_after:#}"
+    );
+    assert_eq!(doctor_after["announced"], "1 new entry", "{doctor_after:#}");
+    no_serious_violations(&doctor_after["page"]);
+
+    let log_after = &out["logAfter"];
+    assert_eq!(log_after["sameLoad"], true, "not reloaded: {out:#}");
+    let fresh = log_after["fresh"].as_array().expect("fresh rows");
+    assert!(
+        fresh
+            .iter()
+            .any(|r| r.as_str().unwrap_or_default().contains(&doctor_family)),
+        "the doctor's read is pointed out: {log_after:#}"
+    );
+    no_serious_violations(&log_after["page"]);
+    let log = rows(&log_after["page"], "Your access log");
+    assert!(
+        log.iter().any(
+            |r| r[1].as_str().unwrap_or_default().contains(&doctor_family)
+                && r[3].as_str().unwrap_or_default().contains("Read")
+        ),
+        "{log:#?}"
+    );
+    // The share and the doctor's two page views are a handful of news; a
+    // log refreshed by its own reads would have fetched itself over and over.
+    let refetched = out["refetches"]["patientLog"].as_u64().expect("a count");
+    assert!(
+        (1..=4).contains(&refetched),
+        "the log fetched itself {refetched} times: {out:#}"
+    );
+}

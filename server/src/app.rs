@@ -51,6 +51,14 @@ pub async fn serve(
         fhirledger_service::ledger::SEQUENCE_EVERY,
     )
     .context("starting the Merkle log's sequencer")?;
+    // News of the log for the portal's live pages (idle while nobody listens).
+    let live = Arc::new(
+        fhirledger_service::live::LiveFeed::start(
+            db.clone(),
+            fhirledger_service::live::FOLLOW_EVERY,
+        )
+        .context("starting the live feed")?,
+    );
     let state = web::Data::new(AppState {
         auth,
         audit_log,
@@ -66,6 +74,7 @@ pub async fn serve(
     let portal = web::Data::new(fhirledger_portal::PortalContext {
         anchoring: state.anchoring,
         max_upload_bytes: config.max_upload_bytes,
+        live: Some(live),
     });
     let mut server = HttpServer::new(move || {
         App::new()

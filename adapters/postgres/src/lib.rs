@@ -2,6 +2,7 @@
 //! blocking r2d2 pool), Binary bytes as streamed large objects, embedded
 //! migrations, and private clusters for `fhirledger dev` and the tests.
 
+pub mod activity;
 pub mod anchors;
 pub mod audit;
 pub mod auth;
@@ -20,6 +21,7 @@ mod store;
 mod tx;
 mod verify;
 
+pub use activity::LogActivity;
 pub use anchors::{AnchorSession, LedgerSnapshot};
 pub use audit::{AuditAppender, AuditRow};
 pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};

@@ -6,6 +6,10 @@
 //   person sees a progress bar, a file over the limit is refused before
 //   anything is sent, and the page the server answers with (the dashboard,
 //   or a message) replaces this one.
+// - Live parts ([data-live]): the server's events (EventSource) say the part
+//   changed; the page is fetched again, as a reload would, and the part is
+//   replaced, its new rows pointed out and announced to screen readers. An
+//   "ended" event (the session ended) stops listening.
 (function () {
   'use strict';
   function human(bytes) {
@@ -58,7 +62,7 @@
   function pad(n) {
     return (n < 10 ? '0' : '') + n;
   }
-  function localTimes() {
+  function localTimes(root) {
     var zone;
     try {
       zone = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' })
@@ -68,7 +72,7 @@
     } catch (e) {
       zone = null;
     }
-    var times = document.querySelectorAll('time[datetime]');
+    var times = root.querySelectorAll('time[datetime]');
     for (var i = 0; i < times.length; i++) {
       var value = times[i].getAttribute('datetime');
       if (!/T\d\d:\d\d/.test(value)) continue;
@@ -79,9 +83,76 @@
       times[i].textContent = zone ? shown + ' ' + zone : shown;
     }
   }
+  function keys(root) {
+    var seen = {};
+    var rows = root.querySelectorAll('[data-key]');
+    for (var i = 0; i < rows.length; i++) seen[rows[i].getAttribute('data-key')] = true;
+    return seen;
+  }
+  function live(region) {
+    if (!window.EventSource || !window.fetch || !window.DOMParser) return;
+    var announcer = document.createElement('p');
+    announcer.className = 'sr-only';
+    announcer.setAttribute('role', 'status');
+    region.parentNode.insertBefore(announcer, region.nextSibling);
+    var source = new EventSource(region.getAttribute('data-live'));
+    var busy = false;
+    var again = false;
+    function stop(words) {
+      source.close();
+      announcer.className = 'muted';
+      announcer.textContent = words;
+    }
+    function refresh() {
+      if (busy) {
+        again = true;
+        return;
+      }
+      busy = true;
+      fetch(window.location.href, { credentials: 'same-origin', headers: { Accept: 'text/html' } })
+        .then(function (response) {
+          if (!response.ok || response.redirected) throw new Error('session');
+          return response.text();
+        })
+        .then(function (text) {
+          var fresh = new DOMParser().parseFromString(text, 'text/html').getElementById(region.id);
+          if (!fresh) return;
+          var before = keys(region);
+          var nodes = [];
+          for (var i = 0; i < fresh.childNodes.length; i++) nodes.push(document.importNode(fresh.childNodes[i], true));
+          region.replaceChildren.apply(region, nodes);
+          localTimes(region);
+          var added = 0;
+          var rows = region.querySelectorAll('[data-key]');
+          for (var j = 0; j < rows.length; j++) {
+            if (!before[rows[j].getAttribute('data-key')]) {
+              rows[j].classList.add('fresh');
+              added++;
+            }
+          }
+          if (added) announcer.textContent = added === 1 ? '1 new entry' : added + ' new entries';
+        })
+        .catch(function () {
+          stop('Live updates stopped. Reload the page to see new entries.');
+        })
+        .then(function () {
+          busy = false;
+          if (again) {
+            again = false;
+            refresh();
+          }
+        });
+    }
+    source.addEventListener('changed', refresh);
+    source.addEventListener('ended', function () {
+      stop('Your session has ended: this page no longer updates. Sign in again to see new entries.');
+    });
+  }
   document.addEventListener('DOMContentLoaded', function () {
-    localTimes();
+    localTimes(document);
     var forms = document.querySelectorAll('form[data-upload]');
     for (var i = 0; i < forms.length; i++) enhance(forms[i]);
+    var regions = document.querySelectorAll('[data-live]');
+    for (var k = 0; k < regions.length; k++) live(regions[k]);
   });
 })();

@@ -17,8 +17,9 @@ use maud::{html, Markup};
 use serde_json::Value;
 
 use crate::fhir::{self, concept, problem_page, when, Found};
-use crate::layout::{page, respond};
+use crate::layout::{live_region, page, respond};
 use crate::session::Visit;
+use fhirledger_access::roles::Role;
 
 /// Entries on one page of a log.
 const PAGE: usize = 25;
@@ -80,7 +81,11 @@ pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) ->
             "Every access to the record is recorded here, refused attempts included, and sealed in a log anchored on a blockchain: "
             "an entry marked \u{201c}verified on chain\u{201d} can no longer be changed or removed unnoticed."
         }
-        (table(&visit, &found, heading, &anchored))
+        @if cursor.is_none() && visit.role() == Some(Role::Patient) {
+            (live_region(LIVE_TOPIC, &table(&visit, &found, heading, &anchored)))
+        } @else {
+            (table(&visit, &found, heading, &anchored))
+        }
         nav aria-label="Pages" {
             @if cursor.is_some() { a href="/portal/access-log" { "Newest" } " " }
             @if let Some(next) = &found.next {
@@ -90,6 +95,9 @@ pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) ->
     };
     respond(StatusCode::OK, page(heading, Some(&visit.person()), body))
 }
+
+/// The live updates a patient's log listens to ([`crate::live`]).
+pub const LIVE_TOPIC: &str = "access-log";
 
 fn urlencode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
@@ -123,7 +131,7 @@ pub fn table(visit: &Visit, found: &Found, caption: &str, anchored: &HashSet<Str
                             (false, true) => Some("emergency"),
                             _ => None,
                         };
-                        tr class=[class] {
+                        tr class=[class] data-key=(id) {
                             td { time datetime=(e["recorded"].as_str().unwrap_or("")) { (when(&e["recorded"])) } }
                             td { (who(e)) }
                             td { (app(e, issuer)) }

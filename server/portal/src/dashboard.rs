@@ -10,7 +10,7 @@ use maud::{html, Markup};
 
 use crate::access_log;
 use crate::fhir::{self, person_name, reference, when, Found};
-use crate::layout::{page, respond};
+use crate::layout::{live_region, page, respond};
 use crate::session::Visit;
 
 /// How many rows a dashboard list shows.
@@ -109,7 +109,7 @@ async fn patient(visit: &Visit) -> Dashboard {
             (crate::upload::form(visit, None))
             (crate::sharing::who_can_see(visit, &shares))
             h2 { "Recent access to your record" }
-            (access_log::table(visit, &log, "Recent access to your record", &anchored))
+            (live_region(access_log::LIVE_TOPIC, &access_log::table(visit, &log, "Recent access to your record", &anchored)))
             p { a href="/portal/access-log" { "Your whole access log" } }
         },
     ))
@@ -122,7 +122,7 @@ async fn doctor(visit: &Visit) -> Dashboard {
         html! {
             h1 { "Your patients" }
             p class="muted" { "The patients of your hospital, and those of other hospitals who shared their documents with you." }
-            (people_table(&patients, "Your patients", true, Some("/portal/patients")))
+            (live_region("patients", &people_table(&patients, "Your patients", true, Some("/portal/patients"))))
             (crate::emergency::form(visit, None, None))
         },
     ))
@@ -199,7 +199,7 @@ fn people_table(found: &Found, caption: &str, with_birth: bool, link: Option<&st
                 } }
                 tbody {
                     @for p in &found.resources {
-                        tr {
+                        tr data-key=(p["id"].as_str().unwrap_or_default()) {
                             td {
                                 @match link {
                                     Some(link) => a href={ (link) "/" (p["id"].as_str().unwrap_or_default()) } { (person_name(p)) },

@@ -60,6 +60,18 @@ pub fn page(title: &str, person: Option<&Person>, body: Markup) -> Markup {
     }
 }
 
+/// A part of a page that its script refreshes when the server's live
+/// updates on `topic` say it changed (`GET /portal/live/{topic}`, see
+/// [`crate::live`]); the element's id is how the refreshed page's copy is
+/// found. Rows inside carry `data-key`, so new ones can be pointed out.
+pub fn live_region(topic: &str, content: &Markup) -> Markup {
+    html! {
+        div id={ "live-" (topic) } class="live" data-live={ "/portal/live/" (topic) } {
+            (content)
+        }
+    }
+}
+
 /// An HTML answer: never cached (it shows someone's data), never framed.
 pub fn respond(status: StatusCode, markup: Markup) -> HttpResponse {
     HttpResponse::build(status)

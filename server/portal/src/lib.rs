@@ -18,12 +18,14 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod context;
 pub mod csrf;
 pub mod dashboard;
 pub mod documents;
 pub mod emergency;
 pub mod fhir;
 pub mod layout;
+pub mod live;
 pub mod session;
 pub mod sharing;
 pub mod sign_in;
@@ -32,7 +34,7 @@ pub mod upload;
 
 use actix_web::web;
 
-pub use trail::PortalContext;
+pub use context::PortalContext;
 
 /// The portal's routes, under `/portal`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -44,6 +46,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/assets/portal.js").route(web::get().to(layout::script)))
             .service(web::resource("/upload").route(web::post().to(upload::upload)))
             .service(web::resource("/access-log").route(web::get().to(access_log::log_page)))
+            .service(web::resource("/live/{topic}").route(web::get().to(live::stream)))
             .service(
                 web::resource("/access-log/{id}/proof")
                     .route(web::get().to(access_log::proof_page)),

@@ -11,11 +11,12 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use bytes::Bytes;
 use chrono::NaiveDate;
-use fhirledger_service::anchoring::{ledger_status, LedgerStatus, LocalAnchoring};
+use fhirledger_service::anchoring::{ledger_status, LedgerStatus};
 use fhirledger_service::ServiceError;
 use maud::{html, Markup};
 
 use crate::access_log;
+use crate::context::PortalContext;
 use crate::fhir::{self, problem_page};
 use crate::layout::{page, respond};
 use crate::session::Visit;
@@ -24,16 +25,6 @@ use crate::session::Visit;
 const PAGE: usize = 25;
 /// Events fetched per statement while exporting.
 const EXPORT_BATCH: usize = 1000;
-
-/// What the binary tells the portal about this process (registered as
-/// `web::Data<PortalContext>`).
-#[derive(Debug, Clone, Default)]
-pub struct PortalContext {
-    /// The chain this process anchors on, when it is configured to.
-    pub anchoring: Option<LocalAnchoring>,
-    /// The largest file a person may upload (`FHIRLEDGER_MAX_UPLOAD_BYTES`).
-    pub max_upload_bytes: u64,
-}
 
 /// The trail's filters, as the form sends them.
 #[derive(Debug, Clone, Default, PartialEq)]

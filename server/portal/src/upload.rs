@@ -20,12 +20,12 @@ use futures_util::StreamExt;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
+use crate::context::PortalContext;
 use crate::documents::human_size;
 use crate::fhir::problem_page;
 use crate::layout::{problem, see_other};
 use crate::session::Visit;
 use crate::sharing::forged;
-use crate::trail::PortalContext;
 
 /// The kinds of document one may upload (LOINC document types).
 pub const KINDS: &[(&str, &str)] = &[

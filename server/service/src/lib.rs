@@ -26,6 +26,7 @@ mod error;
 pub mod guard;
 pub mod history;
 pub mod ledger;
+pub mod live;
 pub mod prepare;
 pub mod proofs;
 pub mod query;

@@ -1,0 +1,107 @@
+//! What happened in a stretch of the Merkle log, for the portal's live
+//! pages: the log is the one record of AuditEvents and Consent versions in
+//! commit order with gapless indexes, so reading it from the last index
+//! seen misses nothing and sees nothing twice, whichever process wrote the
+//! leaves. Only routing facts leave this module (which patients were
+//! accessed, which readers a Consent change concerns); what a page shows
+//! is read again through the access decision.
+
+use std::collections::BTreeSet;
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::StoreError;
+
+/// What a stretch of the log recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogActivity {
+    /// Patients whose data someone other than themselves touched (or tried
+    /// to): their access logs grew by an entry they have not seen.
+    pub accessed_patients: BTreeSet<String>,
+    /// The readers (`Practitioner/…`, `Organization/…`, …) named by the
+    /// Consent versions written, and by the versions they replaced: the
+    /// people whose list of patients may have changed.
+    pub consent_readers: BTreeSet<String>,
+    /// A Consent version naming no reader (a rule for everyone) was written.
+    pub consent_for_everyone: bool,
+}
+
+#[derive(QueryableByName)]
+struct Patient {
+    #[diesel(sql_type = Text)]
+    patient_id: String,
+}
+
+#[derive(QueryableByName)]
+struct Reader {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    reader: Option<String>,
+}
+
+/// The patients of the AuditEvent leaves in `[from, to)` whose event was
+/// not the patient's own doing (their own pages' reads would otherwise
+/// announce themselves, and a live page that refreshes on news would
+/// refresh forever).
+const ACCESSED_PATIENTS: &str = "\
+SELECT DISTINCT a.patient_id FROM merkle_leaves l \
+JOIN audit_events a ON a.id = l.resource_id \
+WHERE l.leaf_index >= $1 AND l.leaf_index < $2 AND l.resource_type = 'AuditEvent' \
+  AND a.patient_id IS NOT NULL \
+  AND NOT a.terms @> ARRAY['agent=Patient/' || a.patient_id]";
+
+/// The readers named by the Consent versions of the leaves in `[from, to)`
+/// and by the versions before them (a revocation or deletion concerns
+/// whoever the Consent named until then); a version naming nobody yields
+/// one NULL row.
+const CONSENT_READERS: &str = "\
+WITH changed AS ( \
+    SELECT l.resource_id AS id, l.version_id::bigint AS version_id FROM merkle_leaves l \
+    WHERE l.leaf_index >= $1 AND l.leaf_index < $2 AND l.resource_type = 'Consent' \
+), versions AS ( \
+    SELECT v.content FROM changed c \
+    JOIN resource_versions v ON v.resource_type = 'Consent' AND v.id = c.id \
+     AND v.version_id IN (c.version_id, c.version_id - 1) \
+    WHERE v.content IS NOT NULL \
+) \
+SELECT DISTINCT r.reader FROM versions \
+LEFT JOIN LATERAL ( \
+    SELECT x #>> '{}' AS reader \
+    FROM jsonb_path_query(content::jsonb, 'lax $.provision.**.actor.reference.reference') x \
+) r ON true";
+
+impl crate::PgStore {
+    /// What the log recorded at indexes `[from, to)`.
+    pub fn log_activity(&self, from: u64, to: u64) -> Result<LogActivity, StoreError> {
+        let (from, to) = (index(from)?, index(to)?);
+        let mut activity = LogActivity::default();
+        if from >= to {
+            return Ok(activity);
+        }
+        let conn = &mut *self.conn()?;
+        activity.accessed_patients = diesel::sql_query(ACCESSED_PATIENTS)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(to)
+            .load::<Patient>(conn)?
+            .into_iter()
+            .map(|p| p.patient_id)
+            .collect();
+        for row in diesel::sql_query(CONSENT_READERS)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(to)
+            .load::<Reader>(conn)?
+        {
+            match row.reader {
+                Some(reader) => {
+                    activity.consent_readers.insert(reader);
+                }
+                None => activity.consent_for_everyone = true,
+            }
+        }
+        Ok(activity)
+    }
+}
+
+fn index(n: u64) -> Result<i64, StoreError> {
+    i64::try_from(n).map_err(|_| StoreError::Internal(format!("log index {n} beyond i64")))
+}
