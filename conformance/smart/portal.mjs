@@ -262,6 +262,7 @@ async function shareAndRevoke(browser) {
     let trail;
     let filtered;
     let exported;
+    let proof;
     try {
       const o = await officerContext.newPage();
       await goto(o, portalUrl);
@@ -280,6 +281,24 @@ async function shareAndRevoke(browser) {
         type: answer.headers()['content-type'],
         events: lines.map((l) => JSON.parse(l)).map((e) => ({ id: e.id, action: e.action, who: (e.agent ?? []).find((a) => a.requestor)?.who?.display ?? null })),
       };
+      // One click proves an entry once its checkpoint is on chain (the
+      // server anchors every second): the trail is looked at again, a
+      // little later each time, until an entry is marked.
+      const verified = o.getByRole('link', { name: 'Verified on chain' }).first();
+      const anchoredBy = Date.now() + 30000;
+      for (let wait = 250; !(await verified.isVisible()); wait = Math.min(wait * 2, 2000)) {
+        if (Date.now() > anchoredBy) throw new Error('no entry of the trail was anchored within 30 s');
+        await o.waitForTimeout(wait);
+        await andWait(o, () => o.reload());
+      }
+      await andWait(o, () => verified.click());
+      proof = {
+        page: await look(o, 'officer-proof'),
+        notice: (await o.locator('.notice').allInnerTexts())[0] ?? null,
+        facts: Object.fromEntries(
+          await o.locator('dl.facts dt').evaluateAll((dts) => dts.map((dt) => [dt.textContent.trim(), dt.nextElementSibling?.textContent.trim() ?? null])),
+        ),
+      };
     } finally {
       await officerContext.close();
     }
@@ -287,6 +306,7 @@ async function shareAndRevoke(browser) {
       trail,
       filtered,
       exported,
+      proof,
       noAccess,
       emergencyPage,
       emergencyNotice,
@@ -512,7 +532,8 @@ async function livePages(browser) {
     // The doctor reads the shared document; the patient's open log shows it.
     await andWait(d, () => patientLink.click());
     await andWait(d, () => d.getByRole('link', { name: input.shared.title }).click());
-    await log.locator('#live-access-log tr', { hasText: input.doctorFamily }).first().waitFor({ timeout: 20000 });
+    await log.locator('#live-access-log tr').filter({ hasText: input.doctorFamily }).filter({ hasText: 'Read DocumentReference' })
+      .first().waitFor({ timeout: 20000 });
     const logAfter = {
       page: await look(log, 'live-patient-log-after'),
       sameLoad: await marked(log),

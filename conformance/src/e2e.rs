@@ -39,12 +39,94 @@ const SCENARIO_TIMEOUT: Duration = Duration::from_secs(240);
 pub struct E2e {
     pub server: TestServer,
     pub provider: TestOidcProvider,
+    /// The chain the server anchors on ([`e2e_anchored`]).
+    pub chain: Option<E2eChain>,
+}
+
+/// Where [`e2e_anchored`]'s server anchors.
+#[derive(Debug, Clone)]
+pub struct E2eChain {
+    pub rpc_url: String,
+    /// The `AuditAnchor` contract, `0x`-prefixed.
+    pub contract: String,
 }
 
 /// The binary's provider and server, started on first use.
 pub fn e2e() -> &'static E2e {
     static E2E: OnceLock<E2e> = OnceLock::new();
+    E2E.get_or_init(|| start(Vec::new(), None))
+}
+
+/// Like [`e2e`], with the server anchoring its Merkle log on a chain of
+/// its own (an anvil with the `AuditAnchor` contract deployed, checkpoints
+/// every second), as `fhirledger dev` and production do: access logs show
+/// entries verified on chain, and proofs can be checked against it.
+pub fn e2e_anchored() -> &'static E2e {
+    static E2E: OnceLock<E2e> = OnceLock::new();
     E2E.get_or_init(|| {
+        let (env, chain) = anchoring();
+        start(env, Some(chain))
+    })
+}
+
+/// The chain id of [`e2e_anchored`]'s anvil.
+pub const CHAIN_ID: u64 = 48879;
+
+/// Starts an anvil kept until the test binary exits, deploys the contract
+/// with anvil's first account (its owner and first writer) and returns the
+/// server's anchoring settings.
+fn anchoring() -> (Vec<(String, String)>, E2eChain) {
+    let anvil = crate::anvil::Anvil::start(CHAIN_ID, None);
+    let url = anvil.url();
+    crate::server::keep_until_exit(anvil);
+    let key_file =
+        crate::server::scratch_dir().join(format!("e2e-chain-key-{}", std::process::id()));
+    std::fs::write(&key_file, format!("{}\n", crate::anvil::DEV_KEY_0))
+        .expect("writing the chain key file");
+    let key_file = key_file.to_string_lossy().into_owned();
+    let out = Command::new(server_binary())
+        .args([
+            "chain",
+            "deploy",
+            "--rpc-url",
+            &url,
+            "--key-file",
+            &key_file,
+        ])
+        .args(["--chain-id", &CHAIN_ID.to_string()])
+        .env("FHIRLEDGER_LOG", "warn")
+        .output()
+        .expect("running fhirledger chain deploy");
+    assert!(
+        out.status.success(),
+        "fhirledger chain deploy failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deployed: Value = serde_json::from_slice(&out.stdout).expect("chain deploy prints JSON");
+    let contract = deployed["contract"]
+        .as_str()
+        .expect("a contract address")
+        .to_string();
+    let chain = E2eChain {
+        rpc_url: url.clone(),
+        contract: contract.clone(),
+    };
+    let env = [
+        ("FHIRLEDGER_CHAIN_RPC_URL", url),
+        ("FHIRLEDGER_CHAIN_ID", CHAIN_ID.to_string()),
+        ("FHIRLEDGER_ANCHOR_CONTRACT", contract),
+        ("FHIRLEDGER_CHAIN_KEY_FILE", key_file),
+        ("FHIRLEDGER_ANCHOR_INTERVAL", "1s".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    (env, chain)
+}
+
+/// The provider and a server configured with it and with `extra_env`.
+fn start(extra_env: Vec<(String, String)>, chain: Option<E2eChain>) -> E2e {
+    {
         let secret = format!("secret-{}", uuid::Uuid::new_v4().simple());
         let mut provider = None;
         let server = start_server_with(|public_base| {
@@ -66,13 +148,16 @@ pub fn e2e() -> &'static E2e {
             if let Some(old) = provider.replace(started) {
                 old.stop();
             }
-            vec![("FHIRLEDGER_OIDC_PROVIDERS".into(), setting.to_string())]
+            let mut env = vec![("FHIRLEDGER_OIDC_PROVIDERS".into(), setting.to_string())];
+            env.extend(extra_env.iter().cloned());
+            env
         });
         E2e {
             server,
             provider: provider.expect("the provider was started with the server"),
+            chain,
         }
-    })
+    }
 }
 
 /// An account waiting for its person to sign in once at the provider.

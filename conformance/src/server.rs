@@ -146,12 +146,15 @@ pub fn fresh_database(name: &str) -> String {
 /// What the exit hook must tear down.
 pub(crate) struct Cleanup {
     pub(crate) children: Vec<Child>,
+    /// Chains kept for the test binary's whole run (see [`keep_until_exit`]).
+    anvils: Vec<crate::anvil::Anvil>,
     cluster: Option<PrivateCluster>,
     temp_dir: Option<PathBuf>,
 }
 
 pub(crate) static CLEANUP: Mutex<Cleanup> = Mutex::new(Cleanup {
     children: Vec::new(),
+    anvils: Vec::new(),
     cluster: None,
     temp_dir: None,
 });
@@ -177,6 +180,10 @@ extern "C" fn cleanup_at_exit() {
             terminate(child);
         }
         state.children.clear();
+        for anvil in state.anvils.iter_mut() {
+            anvil.stop();
+        }
+        state.anvils.clear();
         if let Some(cluster) = state.cluster.take() {
             if let Err(e) = cluster.stop() {
                 eprintln!("conformance: stopping the private PostgreSQL cluster failed: {e}");
@@ -206,6 +213,25 @@ fn terminate(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Keeps `anvil` running until the test binary exits (a static's value is
+/// never dropped, so a chain shared by a binary's tests is stopped by the
+/// exit hook instead).
+pub(crate) fn keep_until_exit(anvil: crate::anvil::Anvil) {
+    register_exit_hook();
+    lock(&CLEANUP).anvils.push(anvil);
+}
+
+/// A directory for the test binary's files, removed when it exits: the
+/// private cluster's directory, or the system's temporary directory when
+/// the tests run on `FHIRLEDGER_TEST_DATABASE_URL`.
+pub(crate) fn scratch_dir() -> PathBuf {
+    database_url();
+    lock(&CLEANUP)
+        .temp_dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// The database URL: `FHIRLEDGER_TEST_DATABASE_URL`, or a private cluster in

@@ -4,7 +4,7 @@
 //! `conformance/smart/portal.mjs`; screenshots of every dashboard are kept
 //! under `target/test-artifacts/portal`.
 
-use conformance::e2e::{e2e, Invitee};
+use conformance::e2e::{e2e_anchored as e2e, Invitee};
 use conformance::http::Request;
 use conformance::{document_reference, organization, patient, uid};
 use serde_json::{json, Value};
@@ -43,6 +43,35 @@ fn table<'a>(page: &'a Value, caption: &str) -> Option<&'a Vec<Value>> {
         .iter()
         .find(|t| t["caption"] == caption)
         .and_then(|t| t["rows"].as_array())
+}
+
+/// `rootAt(tree_size)` of the server's contract, by a plain `eth_call`
+/// (the selector and the ABI encoding done here, not by our adapter).
+fn root_on_chain(tree_size: u64) -> String {
+    use sha3::{Digest, Keccak256};
+    let chain = e2e().chain.as_ref().expect("an anchored server");
+    let selector = &Keccak256::digest(b"rootAt(uint64)")[..4];
+    let call = json!({
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "eth_call",
+        "params": [
+            { "to": chain.contract, "data": format!("0x{}{tree_size:064x}", hex::encode(selector)) },
+            "latest"
+        ],
+    });
+    let answer = reqwest::blocking::Client::new()
+        .post(&chain.rpc_url)
+        .header("Content-Type", "application/json")
+        .body(call.to_string())
+        .send()
+        .and_then(|r| r.text())
+        .expect("an eth_call answer");
+    let answer: Value = serde_json::from_str(&answer).expect("JSON-RPC");
+    answer["result"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no result: {answer}"))
+        .to_lowercase()
 }
 
 fn no_serious_violations(page: &Value) {
@@ -449,6 +478,33 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
             && r[3].as_str().unwrap_or("").starts_with("Read")),
         "{found:#?}"
     );
+    // One click on an anchored entry proves it against the chain; the
+    // chain, asked here directly over JSON-RPC, holds the page's root.
+    let proof = &out["proof"];
+    assert_eq!(proof["page"]["h1"], "Proof of this entry", "{proof:#}");
+    no_serious_violations(&proof["page"]);
+    assert!(
+        proof["notice"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("Verified on chain:"),
+        "{proof:#}"
+    );
+    assert_eq!(
+        proof["facts"]["On chain"], "the same root, read from the contract just now",
+        "{proof:#}"
+    );
+    let size: u64 = proof["facts"]["Checkpoint"]
+        .as_str()
+        .and_then(|s| s.strip_suffix(" entries"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("a checkpoint size: {proof:#}"));
+    assert_eq!(
+        root_on_chain(size),
+        proof["facts"]["Root"].as_str().unwrap_or_default(),
+        "{proof:#}"
+    );
+
     let exported = &out["exported"];
     assert_eq!(exported["status"], 200, "{exported:#}");
     assert_eq!(exported["type"], "application/fhir+ndjson");

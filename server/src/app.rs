@@ -7,10 +7,10 @@ use std::sync::Arc;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use fhirledger_postgres::{AnchorSession, PgStore};
-use fhirledger_service::anchoring::{AnchorSettings, AnchorWorker, LocalAnchoring};
+use fhirledger_service::anchoring::{AnchorSettings, AnchorWorker, ChainRoots, LocalAnchoring};
 use fhirledger_service::{AuditLog, Database};
 
-use crate::chain::ChainAnchor;
+use crate::chain::{ChainAnchor, ChainRootReader};
 use crate::config::ServerConfig;
 use crate::routes;
 use crate::state::AppState;
@@ -24,7 +24,11 @@ pub async fn serve(
     banner: Option<String>,
 ) -> anyhow::Result<()> {
     // The anchoring worker: on a thread of its own, never on a request's path.
-    let (_anchoring, anchoring) = start_anchoring(database_url, &config)?;
+    let Anchoring {
+        worker: _anchoring,
+        local: anchoring,
+        roots: chain_roots,
+    } = start_anchoring(database_url, &config)?;
     let db = Arc::new(Database::new(
         store,
         config.db_pool_size as usize,
@@ -75,6 +79,7 @@ pub async fn serve(
         anchoring: state.anchoring,
         max_upload_bytes: config.max_upload_bytes,
         live: Some(live),
+        chain: chain_roots,
     });
     let mut server = HttpServer::new(move || {
         App::new()
@@ -106,16 +111,24 @@ pub async fn serve(
     Ok(())
 }
 
+/// What a process anchoring its log runs and tells the rest of the server.
+#[derive(Default)]
+struct Anchoring {
+    /// The worker (stops when dropped).
+    worker: Option<AnchorWorker>,
+    /// The chain and contract, for `$ledger-status` and proofs.
+    local: Option<LocalAnchoring>,
+    /// The contract read without a key, for the portal's proof pages.
+    roots: Option<Arc<dyn ChainRoots>>,
+}
+
 /// Starts the anchoring worker when the chain is configured: every setting
 /// or none (a partial configuration is an error, not a silent standby).
-fn start_anchoring(
-    database_url: &str,
-    config: &ServerConfig,
-) -> anyhow::Result<(Option<AnchorWorker>, Option<LocalAnchoring>)> {
+fn start_anchoring(database_url: &str, config: &ServerConfig) -> anyhow::Result<Anchoring> {
     let chain = &config.chain;
     if !chain.any_set() {
         tracing::info!("anchoring is not configured (FHIRLEDGER_CHAIN_RPC_URL, FHIRLEDGER_CHAIN_ID, FHIRLEDGER_ANCHOR_CONTRACT, FHIRLEDGER_CHAIN_KEY_FILE): the Merkle log is not anchored");
-        return Ok((None, None));
+        return Ok(Anchoring::default());
     }
     let client_config = chain
         .client_config()
@@ -124,6 +137,7 @@ fn start_anchoring(
         chain_id: client_config.chain_id,
         contract: client_config.contract.0,
     };
+    let roots: Arc<dyn ChainRoots> = Arc::new(ChainRootReader::new(&client_config));
     let worker = AnchorWorker::start(
         ChainAnchor::new(client_config),
         AnchorSession::new(database_url),
@@ -133,7 +147,11 @@ fn start_anchoring(
         },
     )
     .context("starting the anchoring worker")?;
-    Ok((Some(worker), Some(local)))
+    Ok(Anchoring {
+        worker: Some(worker),
+        local: Some(local),
+        roots: Some(roots),
+    })
 }
 
 /// The most events one commit of reads' AuditEvents carries.

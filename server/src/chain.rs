@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use fhirledger_chain::{AnchorClient, ChainConfig, ChainError, Fees, Key, Rejection, TxHash};
-use fhirledger_service::anchoring::{AnchorChain, ChainFault, ChainReceipt, Hash32};
+use fhirledger_chain::{
+    AnchorClient, AnchorReader, ChainConfig, ChainError, Fees, Key, Rejection, TxHash,
+};
+use fhirledger_service::anchoring::{AnchorChain, ChainFault, ChainReceipt, ChainRoots, Hash32};
 use tokio::sync::OnceCell;
 
 use crate::config::ChainSettings;
@@ -97,6 +99,62 @@ impl ChainAnchor {
         self.client
             .get_or_try_init(|| AnchorClient::connect(self.config.clone()))
             .await
+    }
+}
+
+/// [`ChainRoots`] over the adapter's key-less [`AnchorReader`], connected
+/// on first use (and again after a failed connect), for the portal's proof
+/// pages.
+#[derive(Debug)]
+pub struct ChainRootReader {
+    rpc_url: String,
+    chain_id: u64,
+    contract: fhirledger_chain::Address,
+    rpc_timeout: Duration,
+    reader: OnceCell<AnchorReader>,
+}
+
+impl ChainRootReader {
+    pub fn new(config: &ChainConfig) -> ChainRootReader {
+        ChainRootReader {
+            rpc_url: config.rpc_url.clone(),
+            chain_id: config.chain_id,
+            contract: config.contract,
+            rpc_timeout: config.rpc_timeout,
+            reader: OnceCell::new(),
+        }
+    }
+}
+
+impl ChainRoots for ChainRootReader {
+    fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    fn contract(&self) -> [u8; 20] {
+        self.contract.0
+    }
+
+    fn root_at(
+        &self,
+        tree_size: u64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Hash32, ChainFault>> + Send + '_>>
+    {
+        Box::pin(async move {
+            let reader = self
+                .reader
+                .get_or_try_init(|| {
+                    AnchorReader::connect(
+                        &self.rpc_url,
+                        Some(self.chain_id),
+                        self.contract,
+                        self.rpc_timeout,
+                    )
+                })
+                .await
+                .map_err(fault)?;
+            reader.root_at(tree_size).await.map_err(fault)
+        })
     }
 }
 

@@ -8,7 +8,8 @@
 //   or a message) replaces this one.
 // - Live parts ([data-live]): the server's events (EventSource) say the part
 //   changed; the page is fetched again, as a reload would, and the part is
-//   replaced, its new rows pointed out and announced to screen readers. An
+//   replaced, the rows that arrived since it was loaded pointed out, and new
+//   ones announced to screen readers. An
 //   "ended" event (the session ended) stops listening.
 (function () {
   'use strict';
@@ -98,6 +99,8 @@
     var source = new EventSource(region.getAttribute('data-live'));
     var busy = false;
     var again = false;
+    // Rows that arrived since the page was loaded: they stay pointed out.
+    var arrived = {};
     function stop(words) {
       source.close();
       announcer.className = 'muted';
@@ -125,10 +128,12 @@
           var added = 0;
           var rows = region.querySelectorAll('[data-key]');
           for (var j = 0; j < rows.length; j++) {
-            if (!before[rows[j].getAttribute('data-key')]) {
-              rows[j].classList.add('fresh');
+            var key = rows[j].getAttribute('data-key');
+            if (!before[key]) {
+              arrived[key] = true;
               added++;
             }
+            if (arrived[key]) rows[j].classList.add('fresh');
           }
           if (added) announcer.textContent = added === 1 ? '1 new entry' : added + ' new entries';
         })

@@ -11,11 +11,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use fhirledger_auth::first_party;
 use fhirledger_merkle::{verify_inclusion, Hash, Keccak256Hasher};
-use fhirledger_service::proofs::{anchored_events, inclusion_proof, InclusionProof, Proven};
+use fhirledger_service::proofs::{
+    anchored_events, inclusion_proof, Anchor, InclusionProof, Proven,
+};
 use fhirledger_service::ServiceError;
 use maud::{html, Markup};
 use serde_json::Value;
 
+use crate::context::PortalContext;
 use crate::fhir::{self, concept, problem_page, when, Found};
 use crate::layout::{live_region, page, respond};
 use crate::session::Visit;
@@ -346,16 +349,30 @@ pub async fn proof_page(visit: Visit, path: web::Path<String>) -> HttpResponse {
         Err(e) => return problem_page(&e),
     };
     let checked = check(&proof);
+    let chain = on_chain(&visit, &proof.anchor).await;
     let a = &proof.anchor;
     let body = html! {
         p { a href="/portal/access-log" { "← The log" } }
         h1 { "Proof of this entry" }
-        @match &checked {
-            Ok(()) => p class="notice" role="status" {
-                "The proof checks out: this entry is leaf " (proof.leaf_index) " of the log's first "
-                (a.tree_size) " entries, whose root was anchored on chain. Changing or removing it would change that root."
+        @match (&checked, &chain) {
+            (Err(why), _) => p class="error" role="alert" { "The proof does not check out: " (why) },
+            (Ok(()), OnChain::Differs(held)) => p class="error" role="alert" {
+                "The proof matches the server's record, but the chain holds another root for this checkpoint ("
+                code class="hash" { (held) } "). The record may have been altered: report this to your compliance team."
             },
-            Err(why) => p class="error" role="alert" { "The proof does not check out: " (why) }
+            (Ok(()), OnChain::Missing) => p class="error" role="alert" {
+                "The proof matches the server's record, but the chain holds no checkpoint of "
+                (a.tree_size) " entries. Report this to your compliance team."
+            },
+            (Ok(()), OnChain::Same) => p class="notice" role="status" {
+                "Verified on chain: this entry is leaf " (proof.leaf_index) " of the log's first "
+                (a.tree_size) " entries, and the root they hash to is the one the chain holds for them, read from the chain just now. "
+                "Changing or removing the entry would change that root."
+            },
+            (Ok(()), _) => p class="notice" role="status" {
+                "The proof checks out against the checkpoint the server recorded: this entry is leaf " (proof.leaf_index)
+                " of the log's first " (a.tree_size) " entries. " (chain.caveat())
+            },
         }
         dl class="facts" {
             dt { "Entry" } dd { code { (id) } }
@@ -363,6 +380,7 @@ pub async fn proof_page(visit: Visit, path: web::Path<String>) -> HttpResponse {
             dt { "Leaf hash" } dd { code class="hash" { (proof.leaf_hash) } }
             dt { "Checkpoint" } dd { (a.tree_size) " entries" }
             dt { "Root" } dd { code class="hash" { (a.root) } }
+            dt { "On chain" } dd { (chain.summary()) }
             dt { "Chain" } dd { (a.chain_id) }
             dt { "Contract" } dd { code class="hash" { (a.contract) } }
             dt { "Transaction" } dd { code class="hash" { (a.tx_hash) } }
@@ -378,6 +396,72 @@ pub async fn proof_page(visit: Visit, path: web::Path<String>) -> HttpResponse {
         StatusCode::OK,
         page("Proof of this entry", Some(&visit.person()), body),
     )
+}
+
+/// What the chain itself holds for a proof's checkpoint, read when the page
+/// is shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum OnChain {
+    /// `rootAt(size)` is the proof's root.
+    Same,
+    /// The contract holds another root (hex) for that size.
+    Differs(String),
+    /// The contract holds no root for that size.
+    Missing,
+    /// The proof names a chain or contract this server does not read.
+    Elsewhere,
+    /// The node did not answer.
+    Unreachable,
+    /// This server is not connected to a chain.
+    NotConnected,
+}
+
+impl OnChain {
+    fn summary(&self) -> &'static str {
+        match self {
+            OnChain::Same => "the same root, read from the contract just now",
+            OnChain::Differs(_) => "a different root",
+            OnChain::Missing => "no checkpoint of this size",
+            OnChain::Elsewhere => "not read: another chain or contract than this server's",
+            OnChain::Unreachable => "not read: the chain did not answer",
+            OnChain::NotConnected => "not read: this server is not connected to the chain",
+        }
+    }
+
+    fn caveat(&self) -> &'static str {
+        match self {
+            OnChain::Unreachable => "The chain could not be reached just now to compare its root; try again shortly, or check it yourself as below.",
+            OnChain::Elsewhere => "It was anchored on another chain or contract than this server reads; check it there as below.",
+            _ => "This server does not read the chain itself; check the root there as below.",
+        }
+    }
+}
+
+/// Reads `rootAt(size)` of the proof's checkpoint from the contract.
+async fn on_chain(visit: &Visit, anchor: &Anchor) -> OnChain {
+    let Some(chain) = visit
+        .req
+        .app_data::<web::Data<PortalContext>>()
+        .and_then(|c| c.chain.clone())
+    else {
+        return OnChain::NotConnected;
+    };
+    let ours = fhirledger_merkle::hex_0x(&chain.contract());
+    if chain.chain_id() != anchor.chain_id || !ours.eq_ignore_ascii_case(&anchor.contract) {
+        return OnChain::Elsewhere;
+    }
+    let Ok(root) = hash(&anchor.root) else {
+        return OnChain::Differs(anchor.root.clone());
+    };
+    match chain.root_at(anchor.tree_size).await {
+        Ok(held) if held == root => OnChain::Same,
+        Ok(held) if held == [0u8; 32] => OnChain::Missing,
+        Ok(held) => OnChain::Differs(fhirledger_merkle::hex_0x(&held)),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading a checkpoint's root from the chain for a proof page failed");
+            OnChain::Unreachable
+        }
+    }
 }
 
 /// Recomputes the anchored root from the leaf hash and the path.

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fhirledger_service::anchoring::LocalAnchoring;
+use fhirledger_service::anchoring::{ChainRoots, LocalAnchoring};
 use fhirledger_service::live::LiveFeed;
 
 #[derive(Debug, Clone, Default)]
@@ -15,4 +15,7 @@ pub struct PortalContext {
     /// News of the log for live pages; without it pages do not update by
     /// themselves (they still work, reloaded).
     pub live: Option<Arc<LiveFeed>>,
+    /// The anchoring contract, read without a key: proof pages check the
+    /// root against the chain itself.
+    pub chain: Option<Arc<dyn ChainRoots>>,
 }

@@ -176,6 +176,22 @@ pub trait AnchorChain: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Hash32>, ChainFault>> + Send;
 }
 
+/// The contract's checkpoints read without a key, for whoever checks a
+/// proof against the chain itself rather than against the server's record
+/// of what it anchored (the portal's proof pages). Object-safe, so the
+/// binary can hand the portal one without it knowing the adapter.
+pub trait ChainRoots: Send + Sync + std::fmt::Debug {
+    /// The chain this reads (the configured id).
+    fn chain_id(&self) -> u64;
+    /// The contract this reads.
+    fn contract(&self) -> Address20;
+    /// The root the contract holds for `tree_size`, zero when none.
+    fn root_at(
+        &self,
+        tree_size: u64,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Hash32, ChainFault>> + Send + '_>>;
+}
+
 /// When to anchor.
 #[derive(Debug, Clone, Copy)]
 pub struct AnchorSettings {
