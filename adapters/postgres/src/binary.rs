@@ -4,7 +4,6 @@
 
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, PooledConnection};
 use diesel::sql_types::{BigInt, Binary, Integer, Oid};
 use sha2::{Digest, Sha256};
 
@@ -23,7 +22,29 @@ pub struct BinaryMeta {
     pub sha256: Vec<u8>,
 }
 
+/// Where the bytes of one Binary version are, and what is known of them:
+/// a read decides and audits in its snapshot, then the bytes follow a chunk
+/// at a time ([`crate::PgStore::binary_chunk`]), each on a connection taken
+/// for that chunk only. A version's large object never changes once its
+/// transaction committed, so reading it after the snapshot reads the same
+/// bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryLocation {
+    oid: u32,
+    pub meta: BinaryMeta,
+}
+
 impl Tx<'_> {
+    /// Where the bytes of `Binary/{id}` version `version_id` are; `None`
+    /// when the version has none recorded.
+    pub fn binary_location(
+        &mut self,
+        id: &str,
+        version_id: i64,
+    ) -> Result<Option<BinaryLocation>, StoreError> {
+        Ok(locate(self.conn, id, version_id)?.map(|(oid, meta)| BinaryLocation { oid, meta }))
+    }
+
     /// Streams `chunks` into a new large object and records it as the bytes of
     /// `Binary/{id}` version `version_id`. Fails with `TooLarge` as soon as more
     /// than `limit` bytes arrived; the transaction then rolls everything back.
@@ -151,45 +172,16 @@ pub(crate) fn read_all(
     Ok(Some((all, meta)))
 }
 
-/// Reads the bytes of one Binary version in chunks over a pooled connection.
-pub struct BinaryReader {
-    conn: PooledConnection<ConnectionManager<PgConnection>>,
-    oid: u32,
-    offset: i64,
-    pub meta: BinaryMeta,
-}
-
-impl BinaryReader {
-    pub(crate) fn open(
-        mut conn: PooledConnection<ConnectionManager<PgConnection>>,
-        id: &str,
-        version_id: i64,
-    ) -> Result<Option<Self>, StoreError> {
-        Ok(
-            locate(&mut conn, id, version_id)?.map(|(oid, meta)| BinaryReader {
-                conn,
-                oid,
-                offset: 0,
-                meta,
-            }),
-        )
-    }
-
-    /// The next chunk, or `None` at the end.
-    pub fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, StoreError> {
-        let chunk = chunk_at(&mut self.conn, self.oid, self.offset, self.meta.size)?;
-        if let Some(c) = &chunk {
-            self.offset += c.len() as i64;
-        }
-        Ok(chunk)
-    }
-
-    /// All remaining bytes at once, for small binaries and FHIR renderings.
-    pub fn read_to_end(&mut self) -> Result<Vec<u8>, StoreError> {
-        let mut all = Vec::with_capacity((self.meta.size - self.offset).max(0) as usize);
-        while let Some(chunk) = self.next_chunk()? {
-            all.extend_from_slice(&chunk);
-        }
-        Ok(all)
+impl crate::PgStore {
+    /// The chunk of the bytes at `at` that starts at `offset` (at most
+    /// [`CHUNK_SIZE`] bytes); `None` past the end.
+    pub fn binary_chunk(
+        &self,
+        at: &BinaryLocation,
+        offset: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let offset = i64::try_from(offset)
+            .map_err(|_| StoreError::Internal(format!("offset {offset} beyond i64")))?;
+        chunk_at(&mut *self.conn()?, at.oid, offset, at.meta.size)
     }
 }

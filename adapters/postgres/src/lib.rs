@@ -24,7 +24,7 @@ mod verify;
 pub use activity::LogActivity;
 pub use anchors::{AnchorSession, LedgerSnapshot};
 pub use audit::{AuditAppender, AuditRow};
-pub use binary::{BinaryMeta, BinaryReader, CHUNK_SIZE};
+pub use binary::{BinaryLocation, BinaryMeta, CHUNK_SIZE};
 pub use bulk::NewResource;
 pub use consent::{ConsentRuleRow, DocumentGround, EmergencyGrant, HeldRule, Referencing};
 pub use error::StoreError;

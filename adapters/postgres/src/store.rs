@@ -7,7 +7,7 @@ use fhir_profiles::search::query::{SearchRequest, Visibility};
 
 use crate::search::{self, SearchPage};
 use crate::tx::{self, HistoryPage, StoredVersion, Tx};
-use crate::{run_migrations, BinaryReader, StoreError};
+use crate::{run_migrations, StoreError};
 
 /// Sizing of the connection pool.
 #[derive(Debug, Clone)]
@@ -159,15 +159,6 @@ impl PgStore {
     /// The PostgreSQL plan, with actual timings, of the statement fetching a search's page.
     pub fn explain_search(&self, request: &SearchRequest) -> Result<String, StoreError> {
         search::explain(&mut *self.conn()?, request)
-    }
-
-    /// Opens a reader over the bytes of a Binary version.
-    pub fn binary_reader(
-        &self,
-        id: &str,
-        version_id: i64,
-    ) -> Result<Option<BinaryReader>, StoreError> {
-        BinaryReader::open(self.conn()?, id, version_id)
     }
 
     /// Runs `work`, which only reads, on one connection. With `snapshot`, in one

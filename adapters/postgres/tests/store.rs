@@ -272,12 +272,17 @@ fn binary_bytes_round_trip_in_chunks() {
         })
         .expect("stored");
     assert_eq!(meta.size, 3_000_000);
-    let mut reader = s
-        .binary_reader(&id, 1)
-        .expect("reader")
+    let at = s
+        .transaction(|tx| tx.binary_location(&id, 1))
+        .expect("located")
         .expect("bytes exist");
-    assert_eq!(reader.meta.content_type, "application/pdf");
-    assert_eq!(reader.read_to_end().expect("bytes"), data);
+    assert_eq!(at.meta.content_type, "application/pdf");
+    let mut read = Vec::new();
+    while let Some(chunk) = s.binary_chunk(&at, read.len() as u64).expect("a chunk") {
+        assert!(chunk.len() <= fhirledger_postgres::CHUNK_SIZE);
+        read.extend_from_slice(&chunk);
+    }
+    assert_eq!(read, data);
 }
 
 #[test]

@@ -11,7 +11,7 @@ use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use fhirledger_access::roles::Role;
-use fhirledger_service::reads::{self, ReadBinary};
+use fhirledger_service::reads::{self, BinaryBytes, OpenBinary};
 use fhirledger_service::ServiceError;
 use maud::html;
 use serde_json::Value;
@@ -222,8 +222,8 @@ pub async fn document_content(
         .as_str()
         .unwrap_or("application/octet-stream")
         .to_string();
-    let bytes = match content_of(&document, &visit.server.settings.fhir_base) {
-        Some(Content::Inline(bytes)) => bytes,
+    let body = match content_of(&document, &visit.server.settings.fhir_base) {
+        Some(Content::Inline(bytes)) => Body::Whole(bytes),
         Some(Content::Binary(binary)) => {
             let guard = visit.guard.clone();
             let read = visit
@@ -233,7 +233,7 @@ pub async fn document_content(
                     reads::read(
                         store,
                         &guard,
-                        ReadBinary {
+                        OpenBinary {
                             id: &binary,
                             version: None,
                         },
@@ -242,7 +242,7 @@ pub async fn document_content(
                 })
                 .await;
             match read {
-                Ok((stored, Some((bytes, _)))) => {
+                Ok((stored, Some(at))) => {
                     if let Some(t) = stored
                         .content
                         .as_deref()
@@ -251,7 +251,7 @@ pub async fn document_content(
                     {
                         content_type = t;
                     }
-                    bytes
+                    Body::Streamed(BinaryBytes::new(visit.server.db.clone(), at))
                 }
                 Ok((_, None)) => return problem_page(&ServiceError::not_found("deleted")),
                 Err(e) => return problem_page(&e),
@@ -267,7 +267,8 @@ pub async fn document_content(
     // types are downloaded, and nothing is sniffed or framed.
     let inline = !download && is_safe_inline(&content_type);
     let disposition = if inline { "inline" } else { "attachment" };
-    HttpResponse::Ok()
+    let mut response = HttpResponse::Ok();
+    response
         .insert_header(("Content-Type", content_type))
         .insert_header((
             "Content-Disposition",
@@ -278,8 +279,21 @@ pub async fn document_content(
         .insert_header((
             "Content-Security-Policy",
             "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox",
-        ))
-        .body(bytes)
+        ));
+    match body {
+        Body::Whole(bytes) => response.body(bytes),
+        Body::Streamed(bytes) => {
+            let size = u64::try_from(bytes.meta().size).unwrap_or(0);
+            response.no_chunking(size).streaming(bytes.into_stream())
+        }
+    }
+}
+
+/// A document's content: inline in the DocumentReference, or a Binary's
+/// bytes streamed from the database a chunk at a time.
+enum Body {
+    Whole(Vec<u8>),
+    Streamed(BinaryBytes),
 }
 
 /// Types a browser shows without running anything of the document's.

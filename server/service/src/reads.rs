@@ -13,7 +13,9 @@ use fhir_profiles::resource_types::HOSTED;
 use fhir_profiles::search::query::{SearchRequest, Visibility};
 use fhirledger_access::{Access, Interaction};
 use fhirledger_audit::Interaction as AuditInteraction;
-use fhirledger_postgres::{BinaryMeta, HistoryPage, PgStore, SearchPage, StoredVersion, Tx};
+use fhirledger_postgres::{
+    BinaryLocation, BinaryMeta, HistoryPage, PgStore, SearchPage, StoredVersion, Tx,
+};
 
 use crate::audit::{patient_of, Touched};
 use crate::conditions::Conditions;
@@ -308,6 +310,122 @@ impl ReadOp for ReadBinary<'_> {
 
     fn audited(&self, (v, _): &BinaryContent) -> Option<(AuditInteraction, Vec<Touched>)> {
         Some((read_or_vread(self.version), vec![touched(v)]))
+    }
+}
+
+/// A Binary version and where its bytes are, read in one snapshot, for
+/// answers that stream the bytes ([`BinaryBytes`]) instead of holding them:
+/// decided and audited exactly as [`ReadBinary`].
+#[derive(Debug, Clone)]
+pub struct OpenBinary<'a> {
+    pub id: &'a str,
+    pub version: Option<i64>,
+}
+
+/// A Binary version and where its bytes are (`None` for a delete marker).
+pub type OpenedBinary = (StoredVersion, Option<BinaryLocation>);
+
+impl ReadOp for OpenBinary<'_> {
+    type Output = OpenedBinary;
+
+    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
+        ReadBinary {
+            id: self.id,
+            version: self.version,
+        }
+        .decide(guard)
+    }
+
+    fn snapshot(&self, _: &Access) -> bool {
+        true
+    }
+
+    fn run(
+        &self,
+        tx: &mut Tx<'_>,
+        guard: &Guard,
+        access: &Access,
+    ) -> Result<OpenedBinary, ServiceError> {
+        let v = ReadResource {
+            resource_type: "Binary",
+            id: self.id,
+            version: self.version,
+        }
+        .run(tx, guard, access)?;
+        if v.is_deleted() {
+            return Ok((v, None));
+        }
+        let at = tx
+            .binary_location(&v.id, v.version_id)?
+            .ok_or_else(|| ServiceError::internal("the bytes of this Binary are missing"))?;
+        Ok((v, Some(at)))
+    }
+
+    fn audited(&self, (v, _): &OpenedBinary) -> Option<(AuditInteraction, Vec<Touched>)> {
+        Some((read_or_vread(self.version), vec![touched(v)]))
+    }
+}
+
+/// The bytes of a Binary version an [`OpenBinary`] read allowed, a chunk
+/// ([`fhirledger_postgres::CHUNK_SIZE`]) at a time, each read in a
+/// connection slot of its own: a large download neither sits in memory nor
+/// holds a connection while the client is slow to take it.
+pub struct BinaryBytes {
+    db: std::sync::Arc<crate::Database>,
+    at: BinaryLocation,
+    offset: u64,
+}
+
+impl BinaryBytes {
+    pub fn new(db: std::sync::Arc<crate::Database>, at: BinaryLocation) -> BinaryBytes {
+        BinaryBytes { db, at, offset: 0 }
+    }
+
+    pub fn meta(&self) -> &BinaryMeta {
+        &self.at.meta
+    }
+
+    /// The next chunk, `None` at the end.
+    pub async fn next_chunk(&mut self) -> Result<Option<Vec<u8>>, ServiceError> {
+        let at = self.at.clone();
+        let offset = self.offset;
+        let chunk = self
+            .db
+            .run_read(move |store| store.binary_chunk(&at, offset).map_err(ServiceError::from))
+            .await?;
+        if let Some(c) = &chunk {
+            self.offset += c.len() as u64;
+        }
+        Ok(chunk)
+    }
+
+    /// Every remaining byte, for answers that must hold them (a Binary
+    /// rendered as a FHIR resource carries them in base64).
+    pub async fn read_to_end(mut self) -> Result<Vec<u8>, ServiceError> {
+        let mut all = Vec::with_capacity(usize::try_from(self.at.meta.size).unwrap_or(0));
+        while let Some(chunk) = self.next_chunk().await? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all)
+    }
+
+    /// The chunks as a stream of a response body. A failure mid-way ends the
+    /// stream with an error (logged), so the connection is cut short of the
+    /// announced length rather than ending as if complete.
+    pub fn into_stream(
+        self,
+    ) -> impl futures_util::Stream<Item = Result<bytes::Bytes, ServiceError>> + 'static {
+        futures_util::stream::unfold(Some(self), |state| async move {
+            let mut bytes = state?;
+            match bytes.next_chunk().await {
+                Ok(Some(chunk)) => Some((Ok(bytes::Bytes::from(chunk)), Some(bytes))),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading a Binary's bytes failed mid-way; the download is cut short");
+                    Some((Err(e), None))
+                }
+            }
+        })
     }
 }
 

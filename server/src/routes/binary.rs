@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use bytes::BytesMut;
 use fhirledger_postgres::{PgStore, CHUNK_SIZE};
-use fhirledger_service::reads::{read, ReadBinary};
+use fhirledger_service::reads::{read, BinaryBytes, OpenBinary};
 use fhirledger_service::write::ChunkSource;
 use fhirledger_service::{Prepared, ServiceError};
 use futures_util::StreamExt;
@@ -145,18 +145,19 @@ pub(crate) async fn serve_binary(
     version: Option<i64>,
 ) -> Result<HttpResponse, ServiceError> {
     let guard = fhir.guard.clone();
-    let (v, bytes) = fhir
+    let (v, located) = fhir
         .state
         .db
         .run_read(move |store| {
-            let op = ReadBinary { id: &id, version };
+            let op = OpenBinary { id: &id, version };
             read(store, &guard, op).map(|found| found.value)
         })
         .await?;
     let req = &fhir.req;
-    let Some((data, meta)) = bytes else {
+    let Some(at) = located else {
         return Ok(deleted(req, &v));
     };
+    let bytes = BinaryBytes::new(fhir.state.db.clone(), at);
     let stored: Value = serde_json::from_str(v.content.as_deref().unwrap_or("{}"))
         .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
     let content_type = stored
@@ -183,6 +184,7 @@ pub(crate) async fn serve_binary(
     if wants_resource {
         let format = response_format(req)?;
         let mut resource = stored;
+        let data = bytes.read_to_end().await?;
         if !data.is_empty() {
             resource["data"] =
                 Value::String(base64::engine::general_purpose::STANDARD.encode(&data));
@@ -192,9 +194,11 @@ pub(crate) async fn serve_binary(
             .insert_header(("Content-Type", ct))
             .body(body));
     }
-    let digest = base64::engine::general_purpose::STANDARD.encode(&meta.sha256);
+    let digest = base64::engine::general_purpose::STANDARD.encode(&bytes.meta().sha256);
+    let size = u64::try_from(bytes.meta().size).unwrap_or(0);
     Ok(versioned(StatusCode::OK, &v)
         .insert_header(("Content-Type", content_type))
         .insert_header(("Repr-Digest", format!("sha-256=:{digest}:")))
-        .body(data))
+        .no_chunking(size)
+        .streaming(bytes.into_stream()))
 }
