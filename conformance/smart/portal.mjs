@@ -234,8 +234,18 @@ async function shareAndRevoke(browser) {
     // The patient sees the doctor's reads, then revokes the share.
     await andWait(p, () => p.reload());
     const withLog = await look(p, 'patient-dashboard-log', { axe: false });
-    await andWait(p, () => p.getByRole('button', { name: new RegExp(`Revoke sharing with .*${input.doctorFamily}`) }).click());
+    const revokeButton = p.getByRole('button', { name: new RegExp(`Revoke sharing with .*${input.doctorFamily}`) });
+    const revokeForm = revokeButton.locator('xpath=ancestor::form');
+    const revokeAction = new URL(await revokeForm.getAttribute('action'), p.url()).toString();
+    const revokeFields = {};
+    for (const field of await revokeForm.locator('input[type=hidden]').all()) {
+      revokeFields[await field.getAttribute('name')] = await field.getAttribute('value');
+    }
+    await andWait(p, () => revokeButton.click());
     const revokedNotice = (await p.locator('.notice').allInnerTexts())[0] ?? null;
+    // The same form sent again, as from a second window still showing the share.
+    const twice = await p.request.post(revokeAction, { form: revokeFields, maxRedirects: 0 });
+    const revokedTwice = { status: twice.status(), text: await twice.text() };
     const afterRevoke = await look(p, 'patient-dashboard-revoked', { axe: false });
 
     // The doctor no longer sees it.
@@ -310,6 +320,7 @@ async function shareAndRevoke(browser) {
       noAccess,
       emergencyPage,
       emergencyNotice,
+      revokedTwice,
       patientLog, shareForm, notice, afterShare, doctorDashboard, patientPage, documentPage, content, keptAnswer, withLog, revokedNotice, afterRevoke, againAnswer, doctorAfter };
   } finally {
     await patientContext.close();

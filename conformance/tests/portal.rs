@@ -127,9 +127,11 @@ fn a_patient_signs_in_sees_their_documents_and_access_log_and_signs_out() {
     );
     let documents = rows(first, "Your documents");
     assert_eq!(documents.len(), 1, "only their own document: {documents:?}");
+    // Columns: document, kind, date, author, hospital.
     assert_eq!(documents[0][0], title);
+    assert_eq!(documents[0][1], "Progress note");
     // 10:00 UTC, shown in the person's time zone (the browser's: Tokyo).
-    assert_eq!(documents[0][1], "2024-05-01 19:00 GMT+9");
+    assert_eq!(documents[0][2], "2024-05-01 19:00 GMT+9");
     no_serious_violations(first);
 
     // The second visit shows the first one's reads in their access log: by
@@ -478,6 +480,21 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
             && r[3].as_str().unwrap_or("").starts_with("Read")),
         "{found:#?}"
     );
+    // Revoking again (a second window) says so and changes nothing.
+    assert_eq!(
+        out["revokedTwice"]["status"], 409,
+        "{:#}",
+        out["revokedTwice"]
+    );
+    assert!(
+        out["revokedTwice"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Already revoked"),
+        "{:#}",
+        out["revokedTwice"]
+    );
+
     // One click on an anchored entry proves it against the chain; the
     // chain, asked here directly over JSON-RPC, holds the page's root.
     let proof = &out["proof"];
@@ -637,8 +654,9 @@ fn a_patient_uploads_a_large_file_and_a_doctor_uploads_for_their_patient() {
     p["managingOrganization"] = json!({ "reference": format!("Organization/{hospital}") });
     p["name"] = json!([{ "family": format!("Uploader{}", &uid()[..8]), "given": ["Test"] }]);
     let patient_id = e2e().create_id(&p);
+    let filer = format!("Filer{}", &uid()[..8]);
     let mut practitioner = conformance::practitioner(&uid());
-    practitioner["name"] = json!([{ "family": format!("Filer{}", &uid()[..8]), "given": ["Doc"] }]);
+    practitioner["name"] = json!([{ "family": filer, "given": ["Doc"] }]);
     let practitioner_id = e2e().create_id(&practitioner);
     e2e().create_id(&json!({
         "resourceType": "PractitionerRole",
@@ -691,10 +709,14 @@ fn a_patient_uploads_a_large_file_and_a_doctor_uploads_for_their_patient() {
 
     let documents = rows(&out["patientPage"], "Documents you may read");
     assert!(
-        documents
-            .iter()
-            .any(|r| r[0] == "Referral to physiotherapy" && r[1] == "Referral note"),
-        "{documents:#?}"
+        documents.iter().any(|r| r[0] == "Referral to physiotherapy"
+            && r[1] == "Referral note"
+            && r[3] == format!("Doc {filer}")
+            && r[4]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Conformance Hospital")),
+        "the doctor's letter, its author and hospital named: {documents:#?}"
     );
     assert_eq!(out["letter"]["status"], 200, "{out:#}");
     assert_eq!(out["letter"]["text"], "A referral letter.", "{out:#}");

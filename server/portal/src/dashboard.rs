@@ -9,7 +9,7 @@ use fhirledger_service::ServiceError;
 use maud::{html, Markup};
 
 use crate::access_log;
-use crate::fhir::{self, person_name, reference, when, Found};
+use crate::fhir::{self, person_name, Found};
 use crate::layout::{live_region, page, respond};
 use crate::session::Visit;
 
@@ -39,22 +39,6 @@ pub async fn home(visit: Visit) -> HttpResponse {
 }
 
 type Dashboard = Result<(&'static str, Markup), ServiceError>;
-
-/// The first [`LIST`] resources of a type in `sort` order that the visitor
-/// may see.
-async fn first_of(
-    visit: &Visit,
-    resource_type: &'static str,
-    sort: &str,
-) -> Result<Found, ServiceError> {
-    let count = LIST.to_string();
-    fhir::search(
-        visit,
-        resource_type,
-        params(&[("_sort", sort), ("_count", &count)]),
-    )
-    .await
-}
 
 fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
@@ -88,7 +72,11 @@ async fn patient(visit: &Visit) -> Dashboard {
     let documents = fhir::search(
         visit,
         "DocumentReference",
-        params(&[("patient", &own), ("_sort", "-date"), ("_count", &count)]),
+        crate::documents::with_names(params(&[
+            ("patient", &own),
+            ("_sort", "-date"),
+            ("_count", &count),
+        ])),
     )
     .await?;
     let log = fhir::search(
@@ -105,7 +93,7 @@ async fn patient(visit: &Visit) -> Dashboard {
         html! {
             @if let Some(notice) = notice(visit) { p class="notice" role="status" { (notice) } }
             h1 { "Your documents" }
-            (documents_table(&documents, "Your documents", false))
+            (crate::documents::table(&documents, "Your documents", "No documents yet."))
             (crate::upload::form(visit, None))
             (crate::sharing::who_can_see(visit, &shares))
             h2 { "Recent access to your record" }
@@ -116,13 +104,19 @@ async fn patient(visit: &Visit) -> Dashboard {
 }
 
 async fn doctor(visit: &Visit) -> Dashboard {
-    let patients = first_of(visit, "Patient", "family").await?;
+    let count = LIST.to_string();
+    let patients = fhir::search(
+        visit,
+        "Patient",
+        params(&[("_sort", "family"), ("_count", &count)]),
+    )
+    .await?;
     Ok((
         "Your patients",
         html! {
             h1 { "Your patients" }
             p class="muted" { "The patients of your hospital, and those of other hospitals who shared their documents with you." }
-            (live_region("patients", &people_table(&patients, "Your patients", true, Some("/portal/patients"))))
+            (live_region("patients", &patients_table(&patients)))
             (crate::emergency::form(visit, None, None))
         },
     ))
@@ -151,62 +145,24 @@ async fn compliance_officer(visit: &Visit) -> Dashboard {
     Ok(("Audit trail", body))
 }
 
-fn documents_table(found: &Found, caption: &str, with_patient: bool) -> Markup {
-    html! {
-        @if found.resources.is_empty() {
-            p class="empty" { "No documents yet." }
-        } @else {
-            table {
-                caption class="sr-only" { (caption) }
-                thead { tr {
-                    th scope="col" { "Document" }
-                    @if with_patient { th scope="col" { "Patient" } }
-                    th scope="col" { "Date" }
-                    th scope="col" { "Author" }
-                    th scope="col" { "Hospital" }
-                } }
-                tbody {
-                    @for d in &found.resources {
-                        tr {
-                            td { a href={ "/portal/documents/" (d["id"].as_str().unwrap_or_default()) } { (document_title(d)) } }
-                            @if with_patient { td { (reference(&d["subject"])) } }
-                            td { time datetime=(d["date"].as_str().unwrap_or("")) { (when(&d["date"])) } }
-                            td { (authors(d)) }
-                            td { (reference(&d["custodian"])) }
-                        }
-                    }
-                }
-            }
-            @if found.next.is_some() { p class="muted" { "Only the newest " (found.resources.len()) " are shown." } }
-        }
-    }
-}
-
-use crate::documents::{authors, title as document_title};
-
-/// People (Patient or Practitioner); each name links to `{link}/{id}`
-/// when given.
-fn people_table(found: &Found, caption: &str, with_birth: bool, link: Option<&str>) -> Markup {
+/// A doctor's patients: each name links to the patient's page.
+fn patients_table(found: &Found) -> Markup {
     html! {
         @if found.resources.is_empty() {
             p class="empty" { "Nobody yet." }
         } @else {
             table {
-                caption class="sr-only" { (caption) }
+                caption class="sr-only" { "Your patients" }
                 thead { tr {
                     th scope="col" { "Name" }
-                    @if with_birth { th scope="col" { "Born" } }
+                    th scope="col" { "Born" }
                 } }
                 tbody {
                     @for p in &found.resources {
-                        tr data-key=(p["id"].as_str().unwrap_or_default()) {
-                            td {
-                                @match link {
-                                    Some(link) => a href={ (link) "/" (p["id"].as_str().unwrap_or_default()) } { (person_name(p)) },
-                                    None => (person_name(p)),
-                                }
-                            }
-                            @if with_birth { td { (p["birthDate"].as_str().unwrap_or("")) } }
+                        @let id = p["id"].as_str().unwrap_or_default();
+                        tr data-key=(id) {
+                            td { a href={ "/portal/patients/" (id) } { (person_name(p)) } }
+                            td { (p["birthDate"].as_str().unwrap_or("")) }
                         }
                     }
                 }

@@ -13,10 +13,10 @@ use base64::Engine;
 use fhirledger_access::roles::Role;
 use fhirledger_service::reads::{self, BinaryBytes, OpenBinary};
 use fhirledger_service::ServiceError;
-use maud::html;
+use maud::{html, Markup};
 use serde_json::Value;
 
-use crate::fhir::{self, concept, person_name, problem_page, reference, when};
+use crate::fhir::{self, concept, person_name, problem_page, reference, when, Found, Names};
 use crate::layout::{page, respond};
 use crate::session::Visit;
 
@@ -37,14 +37,14 @@ pub async fn patient_page(
         .map(|t| when(&Value::String(t.to_rfc3339())));
     let result = async {
         let (patient, _) = fhir::read(&visit, "Patient", &id).await?;
-        let documents = fhir::search(
+        let documents = fhir::search_with_included(
             &visit,
             "DocumentReference",
-            vec![
+            with_names(vec![
                 ("patient".into(), id.clone()),
                 ("_sort".into(), "-date".into()),
                 ("_count".into(), "100".into()),
-            ],
+            ]),
         )
         .await?;
         Ok::<_, ServiceError>((patient, documents))
@@ -85,31 +85,7 @@ pub async fn patient_page(
             @if let Some(org) = patient["managingOrganization"]["display"].as_str() { "Patient of " (org) "." }
         }
         h2 { "Documents you may read" }
-        @if documents.resources.is_empty() {
-            p class="empty" { "None: this patient has not shared any documents with you, and you wrote none." }
-        } @else {
-            table {
-                caption class="sr-only" { "Documents you may read" }
-                thead { tr {
-                    th scope="col" { "Document" }
-                    th scope="col" { "Kind" }
-                    th scope="col" { "Date" }
-                    th scope="col" { "Author" }
-                    th scope="col" { "Hospital" }
-                } }
-                tbody {
-                    @for d in &documents.resources {
-                        tr {
-                            td { a href={ "/portal/documents/" (d["id"].as_str().unwrap_or_default()) } { (title(d)) } }
-                            td { (concept(&d["type"])) }
-                            td { time datetime=(d["date"].as_str().unwrap_or("")) { (when(&d["date"])) } }
-                            td { (authors(d)) }
-                            td { (reference(&d["custodian"])) }
-                        }
-                    }
-                }
-            }
-        }
+        (table(&documents, "Documents you may read", "None: this patient has not shared any documents with you, and you wrote none."))
     };
     let body = html! {
         (body)
@@ -129,11 +105,59 @@ pub fn title(document: &Value) -> String {
 }
 
 /// Who wrote a document.
-pub fn authors(document: &Value) -> String {
+pub fn authors(document: &Value, names: &Names) -> String {
     document["author"]
         .as_array()
-        .map(|a| a.iter().map(reference).collect::<Vec<_>>().join(", "))
+        .map(|a| {
+            a.iter()
+                .map(|r| names.reference(r))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default()
+}
+
+/// A search of DocumentReference's parameters, with the authors and
+/// hospitals included so that [`table`] can name them.
+pub fn with_names(mut params: Vec<(String, String)>) -> Vec<(String, String)> {
+    params.push(("_include".into(), "DocumentReference:author".into()));
+    params.push(("_include".into(), "DocumentReference:custodian".into()));
+    params
+}
+
+/// Documents as a table: title (linking to the document), kind, date,
+/// author and hospital, named from what the search included
+/// ([`with_names`]); `empty` says what no documents means here.
+pub fn table(found: &Found, caption: &str, empty: &str) -> Markup {
+    let names = Names::of(&found.included);
+    html! {
+        @if found.resources.is_empty() {
+            p class="empty" { (empty) }
+        } @else {
+            table {
+                caption class="sr-only" { (caption) }
+                thead { tr {
+                    th scope="col" { "Document" }
+                    th scope="col" { "Kind" }
+                    th scope="col" { "Date" }
+                    th scope="col" { "Author" }
+                    th scope="col" { "Hospital" }
+                } }
+                tbody {
+                    @for d in &found.resources {
+                        tr data-key=(d["id"].as_str().unwrap_or_default()) {
+                            td { a href={ "/portal/documents/" (d["id"].as_str().unwrap_or_default()) } { (title(d)) } }
+                            td { (concept(&d["type"])) }
+                            td { time datetime=(d["date"].as_str().unwrap_or("")) { (when(&d["date"])) } }
+                            td { (authors(d, &names)) }
+                            td { (names.reference(&d["custodian"])) }
+                        }
+                    }
+                }
+            }
+            @if found.next.is_some() { p class="muted" { "Only the newest " (found.resources.len()) " are shown." } }
+        }
+    }
 }
 
 /// `GET /portal/documents/{id}`.
@@ -145,14 +169,23 @@ pub async fn document_page(visit: Visit, path: web::Path<String>) -> HttpRespons
     };
     let attachment = &document["content"][0]["attachment"];
     let name = title(&document);
+    let mut named: Vec<&Value> = document["author"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    named.push(&document["custodian"]);
+    let names = match fhir::names_of(&visit, &named).await {
+        Ok(names) => names,
+        Err(e) => return problem_page(&e),
+    };
     let body = html! {
         h1 { (name) }
         dl class="facts" {
             dt { "Kind" } dd { (concept(&document["type"])) }
             dt { "Date" } dd { time datetime=(document["date"].as_str().unwrap_or("")) { (when(&document["date"])) } }
             dt { "Patient" } dd { (reference(&document["subject"])) }
-            dt { "Author" } dd { (authors(&document)) }
-            @if document["custodian"].is_object() { dt { "Hospital" } dd { (reference(&document["custodian"])) } }
+            dt { "Author" } dd { (authors(&document, &names)) }
+            @if document["custodian"].is_object() { dt { "Hospital" } dd { (names.reference(&document["custodian"])) } }
             @if let Some(t) = attachment["contentType"].as_str() { dt { "Format" } dd { (t) } }
             @if let Some(size) = attachment["size"].as_u64() { dt { "Size" } dd { (human_size(size)) } }
         }

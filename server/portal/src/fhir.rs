@@ -253,6 +253,68 @@ pub fn reference(value: &Value) -> String {
         .to_string()
 }
 
+/// The names of the resources a search included (`_include`), so that a
+/// reference reads as the person or hospital it points at.
+#[derive(Debug, Default)]
+pub struct Names(std::collections::HashMap<String, String>);
+
+impl Names {
+    pub fn of(included: &[Value]) -> Names {
+        Names(
+            included
+                .iter()
+                .filter_map(|r| {
+                    let rt = r["resourceType"].as_str()?;
+                    let id = r["id"].as_str()?;
+                    let name = match rt {
+                        "Organization" => r["name"].as_str()?.to_string(),
+                        "Practitioner" | "Patient" | "RelatedPerson" => person_name(r),
+                        _ => return None,
+                    };
+                    Some((format!("{rt}/{id}"), name))
+                })
+                .collect(),
+        )
+    }
+
+    /// How a Reference reads: its `display`, else the name of the resource
+    /// it points at when that was included, else the reference itself.
+    pub fn reference(&self, value: &Value) -> String {
+        if let Some(display) = value["display"].as_str() {
+            return display.to_string();
+        }
+        let target = value["reference"].as_str().unwrap_or("");
+        self.0
+            .get(target)
+            .cloned()
+            .unwrap_or_else(|| target.to_string())
+    }
+}
+
+/// The [`Names`] of the directory resources (Practitioner, Organization)
+/// that `references` point at, found in one search per type; a reference
+/// to anything else, or that the visitor may not read, reads as itself.
+pub async fn names_of(visit: &Visit, references: &[&Value]) -> Result<Names, ServiceError> {
+    let mut included = Vec::new();
+    for resource_type in ["Practitioner", "Organization"] {
+        let ids: Vec<&str> = references
+            .iter()
+            .filter_map(|r| reference_id(r, resource_type))
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let found = search(
+            visit,
+            resource_type,
+            vec![("_id".to_string(), ids.join(","))],
+        )
+        .await?;
+        included.extend(found.resources);
+    }
+    Ok(Names::of(&included))
+}
+
 /// The id of a local reference `Type/id`.
 pub fn reference_id<'a>(value: &'a Value, resource_type: &str) -> Option<&'a str> {
     value["reference"]

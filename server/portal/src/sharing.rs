@@ -17,7 +17,7 @@ use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use crate::fhir::{self, concept, person_name, problem_page, reference};
-use crate::layout::{page, problem, respond, see_other};
+use crate::layout::{page, problem, problem_with_way_on, respond, see_other};
 use crate::session::Visit;
 
 const CONSENT_SCOPE: &str = "http://terminology.hl7.org/CodeSystem/consentscope";
@@ -672,14 +672,24 @@ pub async fn revoke_share(visit: Visit, path: web::Path<String>, body: web::Byte
         Ok(found) => found,
         Err(e) => return problem_page(&e),
     };
+    // Twice (two windows, a button pressed again): nothing more to do.
+    if consent["status"] == "inactive" {
+        return problem_with_way_on(
+            StatusCode::CONFLICT,
+            "Already revoked",
+            "This share was already revoked, perhaps from another window. Nothing was changed.",
+            ("/portal#who-can-see", "See who can see your documents"),
+        );
+    }
     // The version the person saw: a change made meanwhile is not overwritten.
     let seen = form.get("version").and_then(|v| v.parse::<i64>().ok());
     if seen.is_some_and(|seen| seen != version) {
-        return problem_page(&ServiceError::new(
-            fhirledger_service::Status::PRECONDITION_FAILED,
-            fhir_profiles::outcome::IssueType::Conflict,
-            "changed meanwhile",
-        ));
+        return problem_with_way_on(
+            StatusCode::CONFLICT,
+            "This share changed meanwhile",
+            "It was changed since you opened the page, so nothing was changed now. Look at it again, then revoke it if you still want to.",
+            ("/portal#who-can-see", "See who can see your documents"),
+        );
     }
     consent["status"] = json!("inactive");
     match fhir::update(&visit, &id, version, consent).await {
