@@ -239,6 +239,31 @@ fn a_patient_signs_in_sees_their_documents_and_access_log_and_signs_out() {
         portal_searches >= 4,
         "two dashboard visits (and one after the forged form) searched documents and the log: {portal_searches} events"
     );
+    // Each search event's query entity keeps the page's request as sent
+    // (base64) and describes the FHIR search the page performed.
+    let query_of = |e: &Value| -> Option<(String, String)> {
+        let q = e["entity"]
+            .as_array()?
+            .iter()
+            .find(|x| x["type"]["code"] == "2")?;
+        let raw = base64::Engine::decode(
+            &base64::engine::general_purpose::STANDARD,
+            q["query"].as_str()?,
+        )
+        .ok()?;
+        Some((
+            String::from_utf8(raw).ok()?,
+            q["description"].as_str()?.to_string(),
+        ))
+    };
+    assert!(
+        events.iter().filter_map(query_of).any(|(raw, described)| {
+            raw.starts_with("GET /portal")
+                && described.starts_with(&format!("GET DocumentReference?patient={patient_id}&"))
+        }),
+        "a dashboard's search names the page and the search: {:#?}",
+        events.iter().filter_map(query_of).collect::<Vec<_>>()
+    );
     assert!(
         events.iter().any(|e| {
             client_of(e).as_deref() == Some("fhirledger-portal") && e["type"]["code"] == "110113"

@@ -21,6 +21,16 @@ pub struct Found {
     pub next: Option<String>,
 }
 
+/// The search a page performs, as its AuditEvents describe it (the page's
+/// own request is the raw query): `GET DocumentReference?patient=…`.
+fn performed(resource_type: &str, params: &[(String, String)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        query.append_pair(name, value);
+    }
+    format!("GET {resource_type}?{}", query.finish())
+}
+
 /// A search of `resource_type` with `params`, through the read path.
 pub async fn search(
     visit: &Visit,
@@ -37,7 +47,10 @@ pub async fn search_with_included(
     resource_type: &'static str,
     params: Vec<(String, String)>,
 ) -> Result<Found, ServiceError> {
-    let guard = visit.guard.clone();
+    let guard = visit
+        .guard
+        .clone()
+        .performing(performed(resource_type, &params));
     let base = visit.server.settings.fhir_base.clone();
     visit
         .server
@@ -61,7 +74,10 @@ pub async fn search_contents(
     resource_type: &'static str,
     params: Vec<(String, String)>,
 ) -> Result<(Vec<String>, Option<String>), ServiceError> {
-    let guard = visit.guard.clone();
+    let guard = visit
+        .guard
+        .clone()
+        .performing(performed(resource_type, &params));
     let base = visit.server.settings.fhir_base.clone();
     visit
         .server

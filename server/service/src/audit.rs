@@ -259,7 +259,15 @@ impl Recorder {
     /// A successful read by `caller`: one event per patient whose data it
     /// returned (and one for what belongs to no patient), each naming the
     /// resources of that patient and the rules that decided.
-    pub fn read(&self, caller: Option<&Caller>, interaction: Interaction, touched: &[Touched]) {
+    /// `performed` describes the FHIR query run for a request that is not
+    /// one itself ([`crate::Guard::performing`]).
+    pub fn read(
+        &self,
+        caller: Option<&Caller>,
+        interaction: Interaction,
+        touched: &[Touched],
+        performed: Option<&str>,
+    ) {
         let mut by_patient: BTreeMap<Option<String>, (Vec<String>, Vec<String>)> = BTreeMap::new();
         for t in touched {
             let (resources, rules) = by_patient.entry(t.patient.clone()).or_default();
@@ -274,7 +282,10 @@ impl Recorder {
         }
         let now = recorded_now();
         for (patient, (resources, rules)) in by_patient {
-            let access = self.access(caller, interaction, now, patient, resources, &rules);
+            let mut access = self.access(caller, interaction, now, patient, resources, &rules);
+            if let (Some(query), Some(performed)) = (access.query.as_mut(), performed) {
+                query.description = Some(performed.to_string());
+            }
             self.push(&access);
         }
     }

@@ -40,6 +40,10 @@ pub struct Guard {
     /// Where the interaction's AuditEvents are collected; `None` for the
     /// server's own work and for callers outside an HTTP request.
     recorder: Option<Arc<Recorder>>,
+    /// The FHIR interaction performed for a request that is not itself one
+    /// (a portal page's search): recorded as the query's description, beside
+    /// the raw request.
+    performing: Option<String>,
 }
 
 impl Guard {
@@ -50,6 +54,7 @@ impl Guard {
             fhir_base: fhir_base.to_string(),
             policy,
             recorder: None,
+            performing: None,
         }
     }
 
@@ -57,6 +62,20 @@ impl Guard {
     pub fn recording(mut self, recorder: Arc<Recorder>) -> Guard {
         self.recorder = Some(recorder);
         self
+    }
+
+    /// The same guard, for performing `interaction` (`GET
+    /// DocumentReference?patient=…`) on behalf of a request that is not that
+    /// FHIR interaction itself, such as a portal page: its events describe
+    /// the query performed, beside the page's raw request.
+    pub fn performing(mut self, interaction: String) -> Guard {
+        self.performing = Some(interaction);
+        self
+    }
+
+    /// See [`Guard::performing`].
+    pub fn performed(&self) -> Option<&str> {
+        self.performing.as_deref()
     }
 
     /// Where this interaction's AuditEvents are collected.
@@ -73,6 +92,7 @@ impl Guard {
             fhir_base: fhir_base.to_string(),
             policy: Policy::default(),
             recorder: None,
+            performing: None,
         }
     }
 

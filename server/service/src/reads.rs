@@ -132,7 +132,7 @@ pub(crate) fn read_in<O: ReadOp>(
         (guard.recorder(), op.audited(&value))
     {
         crate::audit::grounds(tx, guard.caller(), &mut touched)?;
-        recorder.read(guard.caller(), interaction, &touched);
+        recorder.read(guard.caller(), interaction, &touched, guard.performed());
     }
     Ok(Accessed { value, access })
 }

@@ -57,7 +57,7 @@ fn audit(plan: &Plan, results: &[Option<Done>], options: &BundleOptions) {
         BundleKind::Transaction => Interaction::Transaction,
         BundleKind::Batch => Interaction::Batch,
     };
-    recorder.read(caller, interaction, &[]);
+    recorder.read(caller, interaction, &[], None);
 }
 
 /// Every write in ONE database transaction (any failure rolls all back and
