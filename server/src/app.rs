@@ -1,6 +1,6 @@
 //! The actix application: shared state, routes and the HTTP server with
-//! graceful shutdown (actix stops on SIGTERM/SIGINT after in-flight
-//! requests finish).
+//! graceful shutdown (on SIGTERM/SIGINT the live pages' streams end, then
+//! actix stops after in-flight requests finish).
 
 use std::sync::Arc;
 
@@ -78,7 +78,7 @@ pub async fn serve(
     let portal = web::Data::new(fhirledger_portal::PortalContext {
         anchoring: state.anchoring,
         max_upload_bytes: config.max_upload_bytes,
-        live: Some(live),
+        live: Some(live.clone()),
         chain: chain_roots,
     });
     let mut server = HttpServer::new(move || {
@@ -95,6 +95,8 @@ pub async fn serve(
             .configure(routes::configure)
     })
     .shutdown_timeout(30)
+    // Signals are ours (below): live pages' streams end first.
+    .disable_signals()
     .bind(&config.bind)
     .with_context(|| format!("binding {}", config.bind))?;
     if let Some(workers) = config.workers {
@@ -106,9 +108,37 @@ pub async fn serve(
         println!("{banner}");
         println!("Try: curl {}/metadata", config.fhir_base());
     }
-    server.run().await.context("running the HTTP server")?;
+    let running = server.run();
+    let handle = running.handle();
+    tokio::spawn(async move {
+        match stop_signal().await {
+            Ok(signal) => tracing::info!(signal, "stopping: finishing the requests in flight"),
+            Err(e) => {
+                // The signals keep their default action (the process ends
+                // at once); it serves on.
+                tracing::error!(error = %e, "cannot listen for stop signals: a signal will end the server without a graceful stop");
+                return;
+            }
+        }
+        // Open live pages' streams would otherwise hold the graceful stop
+        // until its timeout: they end now (a page reconnects elsewhere).
+        live.close();
+        handle.stop(true).await;
+    });
+    running.await.context("running the HTTP server")?;
     tracing::info!("fhirledger stopped");
     Ok(())
+}
+
+/// The first of SIGTERM (an orchestrator, `kill`) and SIGINT (Ctrl-C).
+async fn stop_signal() -> std::io::Result<&'static str> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => "SIGTERM",
+        _ = interrupt.recv() => "SIGINT",
+    })
 }
 
 /// What a process anchoring its log runs and tells the rest of the server.

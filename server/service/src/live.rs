@@ -66,8 +66,9 @@ impl News {
 /// Follows the log on a thread of its own; stops it when dropped.
 #[derive(Debug)]
 pub struct LiveFeed {
-    news: broadcast::Sender<Arc<News>>,
-    stop: Option<Sender<()>>,
+    /// `None` once closed: subscribers' streams end.
+    news: std::sync::Mutex<Option<broadcast::Sender<Arc<News>>>>,
+    stop: std::sync::Mutex<Option<Sender<()>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -90,21 +91,38 @@ impl LiveFeed {
                 }
             })?;
         Ok(LiveFeed {
-            news,
-            stop: Some(stop),
+            news: std::sync::Mutex::new(Some(news)),
+            stop: std::sync::Mutex::new(Some(stop)),
             thread: Some(thread),
         })
     }
 
-    /// News from now on.
+    /// News from now on; after [`LiveFeed::close`], a receiver that is
+    /// already closed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<News>> {
-        self.news.subscribe()
+        match &*lock(&self.news) {
+            Some(news) => news.subscribe(),
+            None => broadcast::channel(1).1,
+        }
     }
+
+    /// Ends every subscriber's stream and stops following the log: the
+    /// server is stopping, and open live pages must not hold its graceful
+    /// shutdown until its timeout (the pages reconnect to another replica,
+    /// or say that live updates stopped).
+    pub fn close(&self) {
+        drop(lock(&self.stop).take());
+        drop(lock(&self.news).take());
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl Drop for LiveFeed {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        self.close();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
