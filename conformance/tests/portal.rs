@@ -150,6 +150,10 @@ fn a_patient_signs_in_sees_their_documents_and_access_log_and_signs_out() {
         by_portal.is_some(),
         "the access log shows the portal's search: {log:#?}"
     );
+    assert!(
+        log.iter().any(|r| r[1] == "You" && r[3] == "Signed in"),
+        "their own sign-in reads as theirs: {log:#?}"
+    );
     no_serious_violations(second);
     let whole = &out["log"];
     assert_eq!(whole["h1"], "Your access log", "{whole:#}");

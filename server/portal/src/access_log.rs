@@ -109,6 +109,17 @@ fn urlencode(value: &str) -> String {
 /// AuditEvents as an access log table.
 pub fn table(visit: &Visit, found: &Found, caption: &str, anchored: &HashSet<String>) -> Markup {
     let issuer = &visit.server.settings.issuer;
+    let caller = &visit.caller;
+    let own = caller
+        .patient
+        .as_ref()
+        .map(|p| format!("Patient/{p}"))
+        .or_else(|| {
+            caller
+                .practitioner
+                .as_ref()
+                .map(|p| format!("Practitioner/{p}"))
+        });
     html! {
         @if found.resources.is_empty() {
             p class="empty" { "No access recorded yet." }
@@ -136,7 +147,7 @@ pub fn table(visit: &Visit, found: &Found, caption: &str, anchored: &HashSet<Str
                         };
                         tr class=[class] data-key=(id) {
                             td { time datetime=(e["recorded"].as_str().unwrap_or("")) { (when(&e["recorded"])) } }
-                            td { (who(e)) }
+                            td { (who(e, own.as_deref())) }
                             td { (app(e, issuer)) }
                             td { (action(e)) }
                             td { (why(e)) }
@@ -157,23 +168,25 @@ pub fn table(visit: &Visit, found: &Found, caption: &str, anchored: &HashSet<Str
 }
 
 /// Who acted: the requesting agent's name or reference.
-fn who(event: &Value) -> String {
-    event["agent"]
-        .as_array()
-        .and_then(|agents| {
-            agents
-                .iter()
-                .find(|a| a["requestor"].as_bool() == Some(true))
-        })
-        .map(|a| {
-            a["who"]["display"]
-                .as_str()
-                .or_else(|| a["name"].as_str())
-                .or_else(|| a["who"]["reference"].as_str())
-                .unwrap_or("")
-                .to_string()
-        })
-        .unwrap_or_else(|| "Someone not signed in".to_string())
+/// Who acted: the requestor's name; "You" for the visitor's own
+/// identity when the event does not name it (their own sign-ins and
+/// tokens are recorded by account, without a display name).
+fn who(event: &Value, own: Option<&str>) -> String {
+    let Some(agent) = event["agent"].as_array().and_then(|agents| {
+        agents
+            .iter()
+            .find(|a| a["requestor"].as_bool() == Some(true))
+    }) else {
+        return "Someone not signed in".to_string();
+    };
+    let reference = agent["who"]["reference"].as_str();
+    agent["who"]["display"]
+        .as_str()
+        .or_else(|| agent["name"].as_str())
+        .map(str::to_string)
+        .or_else(|| (reference.is_some() && reference == own).then(|| "You".to_string()))
+        .or_else(|| reference.map(str::to_string))
+        .unwrap_or_default()
 }
 
 /// Through which application: the BALP agent of the client (the Source of
