@@ -74,6 +74,35 @@ fn root_on_chain(tree_size: u64) -> String {
         .to_lowercase()
 }
 
+/// A patient of `hospital` named "Test {family}"; their id.
+fn patient_of(hospital: &str, family: &str) -> String {
+    let mut p = patient(&uid());
+    p["managingOrganization"] = json!({ "reference": format!("Organization/{hospital}") });
+    p["name"] = json!([{ "family": family, "given": ["Test"] }]);
+    e2e().create_id(&p)
+}
+
+/// A doctor of `hospital` named "Doc {family}" (a Practitioner with a
+/// PractitionerRole there) and their account's invitation; the
+/// Practitioner's id.
+fn doctor_of(hospital: &str, family: &str) -> (String, Invitee) {
+    let mut practitioner = conformance::practitioner(&uid());
+    practitioner["name"] = json!([{ "family": family, "given": ["Doc"] }]);
+    let practitioner_id = e2e().create_id(&practitioner);
+    e2e().create_id(&json!({
+        "resourceType": "PractitionerRole",
+        "active": true,
+        "practitioner": { "reference": format!("Practitioner/{practitioner_id}") },
+        "organization": { "reference": format!("Organization/{hospital}") },
+    }));
+    let invitee = e2e().invite(
+        "doctor",
+        hospital,
+        &format!("Practitioner/{practitioner_id}"),
+    );
+    (practitioner_id, invitee)
+}
+
 fn no_serious_violations(page: &Value) {
     assert_eq!(
         page["seriousViolations"],
@@ -313,10 +342,7 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
     let home = e2e().create_id(&organization(&uid()));
     let other = e2e().create_id(&organization(&uid()));
     let patient_family = format!("Sharer{}", &uid()[..8]);
-    let mut p = patient(&uid());
-    p["managingOrganization"] = json!({ "reference": format!("Organization/{home}") });
-    p["name"] = json!([{ "family": patient_family, "given": ["Test"] }]);
-    let patient_id = e2e().create_id(&p);
+    let patient_id = patient_of(&home, &patient_family);
     let note_title = format!("Shared note {}", &uid()[..8]);
     let mut note = document_reference(&patient_id, &uid());
     note["description"] = json!(note_title);
@@ -328,16 +354,7 @@ fn a_patient_shares_a_kind_of_document_with_a_doctor_of_another_hospital_and_rev
     let lab_id = e2e().create_id(&lab);
 
     let doctor_family = format!("Reader{}", &uid()[..8]);
-    let mut practitioner = conformance::practitioner(&uid());
-    practitioner["name"] = json!([{ "family": doctor_family, "given": ["Doc"] }]);
-    let practitioner_id = e2e().create_id(&practitioner);
-    e2e().create_id(&json!({
-        "resourceType": "PractitionerRole",
-        "active": true,
-        "practitioner": { "reference": format!("Practitioner/{practitioner_id}") },
-        "organization": { "reference": format!("Organization/{other}") },
-    }));
-    let doctor = e2e().invite("doctor", &other, &format!("Practitioner/{practitioner_id}"));
+    let (practitioner_id, doctor) = doctor_of(&other, &doctor_family);
     let patient_account = e2e().invite("patient", &home, &format!("Patient/{patient_id}"));
     let officer = e2e().invite_as("compliance-officer", Some(&home), None);
 
@@ -679,25 +696,9 @@ fn administrators_onboard_a_hospital_its_admin_and_a_doctor_and_offboard_them() 
 #[test]
 fn a_patient_uploads_a_large_file_and_a_doctor_uploads_for_their_patient() {
     let hospital = e2e().create_id(&organization(&uid()));
-    let mut p = patient(&uid());
-    p["managingOrganization"] = json!({ "reference": format!("Organization/{hospital}") });
-    p["name"] = json!([{ "family": format!("Uploader{}", &uid()[..8]), "given": ["Test"] }]);
-    let patient_id = e2e().create_id(&p);
+    let patient_id = patient_of(&hospital, &format!("Uploader{}", &uid()[..8]));
     let filer = format!("Filer{}", &uid()[..8]);
-    let mut practitioner = conformance::practitioner(&uid());
-    practitioner["name"] = json!([{ "family": filer, "given": ["Doc"] }]);
-    let practitioner_id = e2e().create_id(&practitioner);
-    e2e().create_id(&json!({
-        "resourceType": "PractitionerRole",
-        "active": true,
-        "practitioner": { "reference": format!("Practitioner/{practitioner_id}") },
-        "organization": { "reference": format!("Organization/{hospital}") },
-    }));
-    let doctor = e2e().invite(
-        "doctor",
-        &hospital,
-        &format!("Practitioner/{practitioner_id}"),
-    );
+    let (practitioner_id, doctor) = doctor_of(&hospital, &filer);
     let patient_account = e2e().invite("patient", &hospital, &format!("Patient/{patient_id}"));
     let bytes: u64 = 101 * 1024 * 1024;
     let out = e2e().run_script(
@@ -799,25 +800,13 @@ fn open_pages_show_a_new_share_and_a_new_access_without_a_reload() {
     let home = e2e().create_id(&organization(&uid()));
     let other = e2e().create_id(&organization(&uid()));
     let patient_family = format!("Live{}", &uid()[..8]);
-    let mut p = patient(&uid());
-    p["managingOrganization"] = json!({ "reference": format!("Organization/{home}") });
-    p["name"] = json!([{ "family": patient_family, "given": ["Test"] }]);
-    let patient_id = e2e().create_id(&p);
+    let patient_id = patient_of(&home, &patient_family);
     let title = format!("Live note {}", &uid()[..8]);
     let mut note = document_reference(&patient_id, &uid());
     note["description"] = json!(title);
     let note_id = e2e().create_id(&note);
     let doctor_family = format!("Watcher{}", &uid()[..8]);
-    let mut practitioner = conformance::practitioner(&uid());
-    practitioner["name"] = json!([{ "family": doctor_family, "given": ["Doc"] }]);
-    let practitioner_id = e2e().create_id(&practitioner);
-    e2e().create_id(&json!({
-        "resourceType": "PractitionerRole",
-        "active": true,
-        "practitioner": { "reference": format!("Practitioner/{practitioner_id}") },
-        "organization": { "reference": format!("Organization/{other}") },
-    }));
-    let doctor = e2e().invite("doctor", &other, &format!("Practitioner/{practitioner_id}"));
+    let (_, doctor) = doctor_of(&other, &doctor_family);
     let patient_account = e2e().invite("patient", &home, &format!("Patient/{patient_id}"));
 
     let out = e2e().run_script(

@@ -155,24 +155,18 @@ fn chunk_at(
     Ok(Some(chunk))
 }
 
-/// Every byte of a Binary version and its metadata, on `conn` (inside the
-/// caller's transaction); `None` when the version has no bytes recorded.
-pub(crate) fn read_all(
-    conn: &mut PgConnection,
-    id: &str,
-    version_id: i64,
-) -> Result<Option<(Vec<u8>, BinaryMeta)>, StoreError> {
-    let Some((oid, meta)) = locate(conn, id, version_id)? else {
-        return Ok(None);
-    };
-    let mut all = Vec::with_capacity(meta.size.max(0) as usize);
-    while let Some(chunk) = chunk_at(conn, oid, all.len() as i64, meta.size)? {
-        all.extend_from_slice(&chunk);
-    }
-    Ok(Some((all, meta)))
-}
-
 impl crate::PgStore {
+    /// Every byte at `at`, read a chunk at a time on one connection, for
+    /// answers that must hold them (a Binary in base64 in a Bundle).
+    pub fn binary_bytes(&self, at: &BinaryLocation) -> Result<Vec<u8>, StoreError> {
+        let conn = &mut *self.conn()?;
+        let mut all = Vec::with_capacity(usize::try_from(at.meta.size).unwrap_or(0));
+        while let Some(chunk) = chunk_at(conn, at.oid, all.len() as i64, at.meta.size)? {
+            all.extend_from_slice(&chunk);
+        }
+        Ok(all)
+    }
+
     /// The chunk of the bytes at `at` that starts at `offset` (at most
     /// [`CHUNK_SIZE`] bytes); `None` past the end.
     pub fn binary_chunk(

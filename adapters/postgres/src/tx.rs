@@ -291,15 +291,6 @@ impl<'c> Tx<'c> {
         history(self.conn, resource_type, id, since, before_seq, count)
     }
 
-    /// The bytes and metadata of a Binary version, read in this transaction.
-    pub fn binary_bytes(
-        &mut self,
-        id: &str,
-        version_id: i64,
-    ) -> Result<Option<(Vec<u8>, crate::BinaryMeta)>, StoreError> {
-        crate::binary::read_all(self.conn, id, version_id)
-    }
-
     /// Serialises conditional interactions on the same criteria until this
     /// transaction ends, so two conditional creates cannot both create.
     pub fn lock_criteria(&mut self, resource_type: &str, key: &str) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use actix_web::{web, HttpResponse};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use fhirledger_access::roles::Role;
-use fhirledger_service::reads::{self, BinaryBytes, OpenBinary};
+use fhirledger_service::reads::{self, BinaryBytes, ReadBinary};
 use fhirledger_service::ServiceError;
 use maud::{html, Markup};
 use serde_json::Value;
@@ -266,7 +266,7 @@ pub async fn document_content(
                     reads::read(
                         store,
                         &guard,
-                        OpenBinary {
+                        ReadBinary {
                             id: &binary,
                             version: None,
                         },

@@ -266,18 +266,22 @@ fn touched(v: &StoredVersion) -> Touched {
     Touched::of(&v.resource_type, &v.id, v.version_id, v.content.as_deref())
 }
 
-/// A Binary version with its bytes, read in one snapshot.
+/// A Binary version and where its bytes are, read in one snapshot. The
+/// bytes follow after the read was decided and audited: streamed
+/// ([`BinaryBytes`]), or all at once ([`PgStore::binary_bytes`]) for a
+/// Bundle entry that carries them in base64. A version's bytes never
+/// change, so reading them after the snapshot reads what it saw.
 #[derive(Debug, Clone)]
 pub struct ReadBinary<'a> {
     pub id: &'a str,
     pub version: Option<i64>,
 }
 
-/// A Binary version and its bytes (`None` for a delete marker).
-pub type BinaryContent = (StoredVersion, Option<(Vec<u8>, BinaryMeta)>);
+/// A Binary version and where its bytes are (`None` for a delete marker).
+pub type BinaryVersion = (StoredVersion, Option<BinaryLocation>);
 
 impl ReadOp for ReadBinary<'_> {
-    type Output = BinaryContent;
+    type Output = BinaryVersion;
 
     fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
         guard.permit("Binary", Interaction::Read)
@@ -292,60 +296,7 @@ impl ReadOp for ReadBinary<'_> {
         tx: &mut Tx<'_>,
         guard: &Guard,
         access: &Access,
-    ) -> Result<BinaryContent, ServiceError> {
-        let v = ReadResource {
-            resource_type: "Binary",
-            id: self.id,
-            version: self.version,
-        }
-        .run(tx, guard, access)?;
-        if v.is_deleted() {
-            return Ok((v, None));
-        }
-        let bytes = tx
-            .binary_bytes(&v.id, v.version_id)?
-            .ok_or_else(|| ServiceError::internal("the bytes of this Binary are missing"))?;
-        Ok((v, Some(bytes)))
-    }
-
-    fn audited(&self, (v, _): &BinaryContent) -> Option<(AuditInteraction, Vec<Touched>)> {
-        Some((read_or_vread(self.version), vec![touched(v)]))
-    }
-}
-
-/// A Binary version and where its bytes are, read in one snapshot, for
-/// answers that stream the bytes ([`BinaryBytes`]) instead of holding them:
-/// decided and audited exactly as [`ReadBinary`].
-#[derive(Debug, Clone)]
-pub struct OpenBinary<'a> {
-    pub id: &'a str,
-    pub version: Option<i64>,
-}
-
-/// A Binary version and where its bytes are (`None` for a delete marker).
-pub type OpenedBinary = (StoredVersion, Option<BinaryLocation>);
-
-impl ReadOp for OpenBinary<'_> {
-    type Output = OpenedBinary;
-
-    fn decide(&self, guard: &Guard) -> Result<Access, ServiceError> {
-        ReadBinary {
-            id: self.id,
-            version: self.version,
-        }
-        .decide(guard)
-    }
-
-    fn snapshot(&self, _: &Access) -> bool {
-        true
-    }
-
-    fn run(
-        &self,
-        tx: &mut Tx<'_>,
-        guard: &Guard,
-        access: &Access,
-    ) -> Result<OpenedBinary, ServiceError> {
+    ) -> Result<BinaryVersion, ServiceError> {
         let v = ReadResource {
             resource_type: "Binary",
             id: self.id,
@@ -361,12 +312,12 @@ impl ReadOp for OpenBinary<'_> {
         Ok((v, Some(at)))
     }
 
-    fn audited(&self, (v, _): &OpenedBinary) -> Option<(AuditInteraction, Vec<Touched>)> {
+    fn audited(&self, (v, _): &BinaryVersion) -> Option<(AuditInteraction, Vec<Touched>)> {
         Some((read_or_vread(self.version), vec![touched(v)]))
     }
 }
 
-/// The bytes of a Binary version an [`OpenBinary`] read allowed, a chunk
+/// The bytes of a Binary version a [`ReadBinary`] read allowed, a chunk
 /// ([`fhirledger_postgres::CHUNK_SIZE`]) at a time, each read in a
 /// connection slot of its own: a large download neither sits in memory nor
 /// holds a connection while the client is slow to take it.

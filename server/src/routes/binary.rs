@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use base64::Engine;
 use bytes::BytesMut;
 use fhirledger_postgres::{PgStore, CHUNK_SIZE};
-use fhirledger_service::reads::{read, BinaryBytes, OpenBinary};
+use fhirledger_service::reads::{read, BinaryBytes, ReadBinary};
 use fhirledger_service::write::ChunkSource;
 use fhirledger_service::{Prepared, ServiceError};
 use futures_util::StreamExt;
@@ -149,7 +149,7 @@ pub(crate) async fn serve_binary(
         .state
         .db
         .run_read(move |store| {
-            let op = OpenBinary { id: &id, version };
+            let op = ReadBinary { id: &id, version };
             read(store, &guard, op).map(|found| found.value)
         })
         .await?;

@@ -84,7 +84,8 @@ fn read_entry(store: &PgStore, guard: &Guard, read: &Read) -> Result<Done, Servi
     }
     let mut resource: Value = serde_json::from_str(v.content.as_deref().unwrap_or("{}"))
         .map_err(|e| ServiceError::internal(format!("stored JSON is corrupt: {e}")))?;
-    if let Some((data, _)) = bytes {
+    if let Some(at) = bytes {
+        let data = store.binary_bytes(&at)?;
         if !data.is_empty() {
             resource["data"] =
                 Value::String(base64::engine::general_purpose::STANDARD.encode(&data));
