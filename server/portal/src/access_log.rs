@@ -236,6 +236,11 @@ fn action(event: &Value) -> String {
         .unwrap_or_default();
     types.sort_unstable();
     types.dedup();
+    if types.is_empty() && verb == "Searched" {
+        if let Some(searched) = searched_type(event) {
+            return format!("Searched {searched} (none found)");
+        }
+    }
     if types.is_empty() {
         verb.trim_end_matches(" of")
             .trim_end_matches(" to")
@@ -244,6 +249,30 @@ fn action(event: &Value) -> String {
     } else {
         format!("{verb} {}", types.join(", "))
     }
+}
+
+/// The type a search was of, from its query entity: the FHIR search a
+/// portal page performed (`description`), else the request as sent
+/// (`query`, base64): `GET /fhir/Consent?patient=…` → `Consent`.
+fn searched_type(event: &Value) -> Option<String> {
+    let query = event["entity"]
+        .as_array()?
+        .iter()
+        .find(|e| e["type"]["code"] == "2")?;
+    let request = match query["description"].as_str() {
+        Some(described) => described.to_string(),
+        None => {
+            use base64::Engine;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(query["query"].as_str()?)
+                .ok()?;
+            String::from_utf8(raw).ok()?
+        }
+    };
+    let path = request.split_whitespace().nth(1)?.split('?').next()?;
+    let last = path.rsplit('/').next()?;
+    (last.chars().next()?.is_ascii_uppercase() && last.chars().all(|c| c.is_ascii_alphabetic()))
+        .then(|| last.to_string())
 }
 
 /// Security events (sign-in, tokens, revocation) in words.
@@ -533,5 +562,24 @@ mod tests {
         });
         assert!(is_emergency(&e));
         assert_eq!(why(&e), "Emergency access: unconscious in the ER");
+    }
+
+    #[test]
+    fn a_search_that_found_nothing_names_what_it_searched() {
+        use base64::Engine;
+        let raw = base64::engine::general_purpose::STANDARD.encode("GET /fhir/Consent?patient=p-1");
+        let from_the_api = json!({
+            "subtype": [{"code": "search-type"}],
+            "entity": [{"type": {"code": "2"}, "query": raw}]
+        });
+        assert_eq!(action(&from_the_api), "Searched Consent (none found)");
+        let from_a_page = json!({
+            "subtype": [{"code": "search-type"}],
+            "entity": [{"type": {"code": "2"}, "query": "R0VUIC9wb3J0YWw=",
+                        "description": "GET Practitioner?name=smith"}]
+        });
+        assert_eq!(action(&from_a_page), "Searched Practitioner (none found)");
+        let unknown = json!({"subtype": [{"code": "search-system"}], "entity": []});
+        assert_eq!(action(&unknown), "Searched");
     }
 }
