@@ -19,7 +19,8 @@ use diesel::PgConnection;
 use std::borrow::Cow;
 
 use fhir_profiles::search::query::{
-    Criterion, SearchRequest, SortField, SortKey, StringMode, TotalMode, UriMode, Visibility,
+    Criterion, ReferenceMatch, SearchRequest, SortField, SortKey, StringMode, TotalMode, UriMode,
+    Visibility,
 };
 use fhir_profiles::search::ParamType;
 use fhir_profiles::summary::SummaryMode;
@@ -178,8 +179,49 @@ fn scoped<'r>(request: &'r SearchRequest, visibility: &Visibility) -> Cow<'r, Se
         return Cow::Borrowed(request);
     }
     let mut scoped = request.clone();
-    scoped.criteria.extend(visibility.criteria.iter().cloned());
+    for limit in &visibility.criteria {
+        // A criterion of the client's that the limit implies adds nothing
+        // (a patient's `patient=<themselves>` beside their own-record
+        // limit): checking it too would probe the same index rows again
+        // for every candidate.
+        scoped.criteria.retain(|c| !implies(limit, c));
+        scoped.criteria.push(limit.clone());
+    }
     Cow::Owned(scoped)
+}
+
+/// Whether every resource matching `stricter` matches `looser`: the same
+/// criterion, or the same reference to one resource where `looser` names
+/// its type no more narrowly.
+fn implies(stricter: &Criterion, looser: &Criterion) -> bool {
+    if stricter == looser {
+        return true;
+    }
+    match (stricter, looser) {
+        (
+            Criterion::Reference {
+                key: k1,
+                values: v1,
+            },
+            Criterion::Reference {
+                key: k2,
+                values: v2,
+            },
+        ) if k1 == k2 => match (v1.as_slice(), v2.as_slice()) {
+            (
+                [ReferenceMatch::Local {
+                    resource_type: t1,
+                    id: i1,
+                }],
+                [ReferenceMatch::Local {
+                    resource_type: t2,
+                    id: i2,
+                }],
+            ) => i1 == i2 && (t2.is_none() || t2 == t1),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// Identifies a search for its cursors: the type, criteria (the caller's access
@@ -563,4 +605,56 @@ fn keyset_condition(
         condition = format!("({beyond} OR ({equal} AND {condition}))");
     }
     Ok(condition)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhir_profiles::search::param_key;
+
+    fn reference(resource_type: Option<&str>, id: &str) -> Criterion {
+        Criterion::Reference {
+            key: param_key("DocumentReference", "patient"),
+            values: vec![ReferenceMatch::Local {
+                resource_type: resource_type.map(str::to_string),
+                id: id.to_string(),
+            }],
+        }
+    }
+
+    #[test]
+    fn a_limit_to_one_patient_implies_the_same_patient_asked_for() {
+        let limit = reference(Some("Patient"), "p-1");
+        assert!(implies(&limit, &reference(Some("Patient"), "p-1")));
+        assert!(implies(&limit, &reference(None, "p-1")));
+        assert!(!implies(&limit, &reference(Some("Group"), "p-1")));
+        assert!(!implies(&limit, &reference(Some("Patient"), "p-2")));
+        assert!(!implies(&reference(None, "p-1"), &limit));
+        let both = Criterion::Reference {
+            key: param_key("DocumentReference", "patient"),
+            values: vec![
+                ReferenceMatch::Local {
+                    resource_type: Some("Patient".into()),
+                    id: "p-1".into(),
+                },
+                ReferenceMatch::Local {
+                    resource_type: Some("Patient".into()),
+                    id: "p-2".into(),
+                },
+            ],
+        };
+        assert!(!implies(&limit, &both), "p-2 would be dropped");
+    }
+
+    #[test]
+    fn a_scoped_search_checks_an_implied_criterion_once() {
+        let mut request = SearchRequest::new("DocumentReference");
+        request.criteria.push(reference(None, "p-1"));
+        let visibility = Visibility {
+            criteria: vec![reference(Some("Patient"), "p-1")],
+            ..Visibility::everything()
+        };
+        let scoped = scoped(&request, &visibility);
+        assert_eq!(scoped.criteria, vec![reference(Some("Patient"), "p-1")]);
+    }
 }
