@@ -9,18 +9,17 @@ use std::collections::HashSet;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
-use fhirledger_auth::first_party;
 use fhirledger_merkle::{verify_inclusion, Hash, Keccak256Hasher};
 use fhirledger_service::proofs::{
     anchored_events, inclusion_proof, Anchor, InclusionProof, Proven,
 };
 use fhirledger_service::ServiceError;
 use maud::{html, Markup};
-use serde_json::Value;
 
 use crate::context::PortalContext;
-use crate::fhir::{self, concept, problem_page, when, Found};
+use crate::fhir::{self, problem_page, when_text};
 use crate::layout::{live_region, page, respond};
+use crate::log_entry::Entry;
 use crate::session::Visit;
 use fhirledger_access::roles::Role;
 
@@ -28,12 +27,11 @@ use fhirledger_access::roles::Role;
 const PAGE: usize = 25;
 
 /// Which of these events are anchored (one statement for the page).
-pub async fn anchored(visit: &Visit, found: &Found) -> Result<HashSet<String>, ServiceError> {
-    let ids: Vec<String> = found
-        .resources
-        .iter()
-        .filter_map(|e| e["id"].as_str().map(str::to_string))
-        .collect();
+pub async fn anchored(
+    visit: &Visit,
+    entries: &[Entry<'_>],
+) -> Result<HashSet<String>, ServiceError> {
+    let ids: Vec<String> = entries.iter().map(|e| e.id.to_string()).collect();
     if ids.is_empty() {
         return Ok(HashSet::new());
     }
@@ -43,6 +41,28 @@ pub async fn anchored(visit: &Visit, found: &Found) -> Result<HashSet<String>, S
         .db
         .run_read(move |store| anchored_events(store, &guard, &ids))
         .await
+}
+
+/// A page of a log: the events' stored JSON, read as [`Entry`]s where
+/// shown, and the next page's cursor.
+pub struct LogPage {
+    pub contents: Vec<String>,
+    pub next: Option<String>,
+}
+
+impl LogPage {
+    /// A search of AuditEvent with `params`, through the read path.
+    pub async fn search(
+        visit: &Visit,
+        params: Vec<(String, String)>,
+    ) -> Result<LogPage, ServiceError> {
+        let (contents, next) = fhir::search_contents(visit, "AuditEvent", params).await?;
+        Ok(LogPage { contents, next })
+    }
+
+    pub fn entries(&self) -> Vec<Entry<'_>> {
+        Entry::parse_all(&self.contents)
+    }
 }
 
 /// `GET /portal/access-log[?cursor=…]`: the log, newest first, a page at a
@@ -62,14 +82,13 @@ pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) ->
     if let Some(cursor) = &cursor {
         params.push(("_cursor".into(), cursor.clone()));
     }
-    let result = async {
-        let found = fhir::search(&visit, "AuditEvent", params).await?;
-        let anchored = anchored(&visit, &found).await?;
-        Ok::<_, ServiceError>((found, anchored))
-    }
-    .await;
-    let (found, anchored) = match result {
+    let found = match LogPage::search(&visit, params).await {
         Ok(found) => found,
+        Err(e) => return problem_page(&e),
+    };
+    let entries = found.entries();
+    let anchored = match anchored(&visit, &entries).await {
+        Ok(anchored) => anchored,
         Err(e) => return problem_page(&e),
     };
     let heading = if visit.caller.patient.is_some() {
@@ -85,9 +104,9 @@ pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) ->
             "an entry marked \u{201c}verified on chain\u{201d} can no longer be changed or removed unnoticed."
         }
         @if cursor.is_none() && visit.role() == Some(Role::Patient) {
-            (live_region(LIVE_TOPIC, &table(&visit, &found, heading, &anchored)))
+            (live_region(LIVE_TOPIC, &table(&visit, &entries, heading, &anchored)))
         } @else {
-            (table(&visit, &found, heading, &anchored))
+            (table(&visit, &entries, heading, &anchored))
         }
         nav aria-label="Pages" {
             @if cursor.is_some() { a href="/portal/access-log" { "Newest" } " " }
@@ -107,7 +126,12 @@ fn urlencode(value: &str) -> String {
 }
 
 /// AuditEvents as an access log table.
-pub fn table(visit: &Visit, found: &Found, caption: &str, anchored: &HashSet<String>) -> Markup {
+pub fn table(
+    visit: &Visit,
+    entries: &[Entry<'_>],
+    caption: &str,
+    anchored: &HashSet<String>,
+) -> Markup {
     let issuer = &visit.server.settings.issuer;
     let caller = &visit.caller;
     let own = caller
@@ -121,7 +145,7 @@ pub fn table(visit: &Visit, found: &Found, caption: &str, anchored: &HashSet<Str
                 .map(|p| format!("Practitioner/{p}"))
         });
     html! {
-        @if found.resources.is_empty() {
+        @if entries.is_empty() {
             p class="empty" { "No access recorded yet." }
         } @else {
             table class="log" {
@@ -136,21 +160,20 @@ pub fn table(visit: &Visit, found: &Found, caption: &str, anchored: &HashSet<Str
                     th scope="col" { "On chain" }
                 } }
                 tbody {
-                    @for e in &found.resources {
-                        @let refused = e["outcome"].as_str().is_some_and(|o| o != "0");
-                        @let emergency = is_emergency(e);
-                        @let id = e["id"].as_str().unwrap_or_default();
-                        @let class = match (refused, emergency) {
+                    @for e in entries {
+                        @let refused = e.refused();
+                        @let id = e.id.as_ref();
+                        @let class = match (refused, e.is_emergency()) {
                             (true, _) => Some("refused"),
                             (false, true) => Some("emergency"),
                             _ => None,
                         };
                         tr class=[class] data-key=(id) {
-                            td { time datetime=(e["recorded"].as_str().unwrap_or("")) { (when(&e["recorded"])) } }
-                            td { (who(e, own.as_deref())) }
-                            td { (app(e, issuer)) }
-                            td { (action(e)) }
-                            td { (why(e)) }
+                            td { time datetime=(e.recorded) { (when_text(&e.recorded)) } }
+                            td { (e.who(own.as_deref())) }
+                            td { (e.app(issuer)) }
+                            td { (e.action()) }
+                            td { (e.why()) }
                             td { @if refused { strong class="error" { "Refused" } } @else { "Allowed" } }
                             td {
                                 @if anchored.contains(id) {
@@ -162,199 +185,6 @@ pub fn table(visit: &Visit, found: &Found, caption: &str, anchored: &HashSet<Str
                         }
                     }
                 }
-            }
-        }
-    }
-}
-
-/// Who acted: the requesting agent's name or reference.
-/// Who acted: the requestor's name; "You" for the visitor's own
-/// identity when the event does not name it (their own sign-ins and
-/// tokens are recorded by account, without a display name).
-fn who(event: &Value, own: Option<&str>) -> String {
-    let Some(agent) = event["agent"].as_array().and_then(|agents| {
-        agents
-            .iter()
-            .find(|a| a["requestor"].as_bool() == Some(true))
-    }) else {
-        return "Someone not signed in".to_string();
-    };
-    let reference = agent["who"]["reference"].as_str();
-    agent["who"]["display"]
-        .as_str()
-        .or_else(|| agent["name"].as_str())
-        .map(str::to_string)
-        .or_else(|| (reference.is_some() && reference == own).then(|| "You".to_string()))
-        .or_else(|| reference.map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// Through which application: the BALP agent of the client (the Source of
-/// a query or write, the Destination of a read, the Application of a
-/// security event), which names it by the client id our authorization
-/// server (`issuer`) gave it.
-fn app(event: &Value, issuer: &str) -> String {
-    let client = event["agent"].as_array().and_then(|agents| {
-        agents.iter().find_map(|a| {
-            let id = &a["who"]["identifier"];
-            (id["system"] == issuer)
-                .then(|| id["value"].as_str())
-                .flatten()
-        })
-    });
-    match client {
-        Some(first_party::PORTAL_CLIENT_ID) => first_party::PORTAL_NAME.to_string(),
-        Some(other) => other.to_string(),
-        None => String::new(),
-    }
-}
-
-/// What was done, in words: the interaction and the types it touched.
-fn action(event: &Value) -> String {
-    let code = event["subtype"][0]["code"].as_str().unwrap_or("");
-    let verb = match code {
-        "read" | "vread" => "Read",
-        "search-type" | "search-system" | "search" => "Searched",
-        "history-instance" | "history-type" | "history-system" => "Read the history of",
-        "create" => "Created",
-        "update" | "patch" => "Updated",
-        "delete" => "Deleted",
-        "batch" | "transaction" => "Sent a batch of changes to",
-        "operation" => "Ran an operation on",
-        _ => return security_action(event),
-    };
-    let mut types: Vec<&str> = event["entity"]
-        .as_array()
-        .map(|entities| {
-            entities
-                .iter()
-                .filter(|e| e["role"]["code"] == "4")
-                .filter_map(|e| e["what"]["reference"].as_str())
-                .filter_map(|r| r.split('/').next())
-                .collect()
-        })
-        .unwrap_or_default();
-    types.sort_unstable();
-    types.dedup();
-    if types.is_empty() && verb == "Searched" {
-        if let Some(searched) = searched_type(event) {
-            return format!("Searched {searched} (none found)");
-        }
-    }
-    if types.is_empty() {
-        verb.trim_end_matches(" of")
-            .trim_end_matches(" to")
-            .trim_end_matches(" on")
-            .to_string()
-    } else {
-        format!("{verb} {}", types.join(", "))
-    }
-}
-
-/// The type a search was of, from its query entity: the FHIR search a
-/// portal page performed (`description`), else the request as sent
-/// (`query`, base64): `GET /fhir/Consent?patient=…` → `Consent`.
-fn searched_type(event: &Value) -> Option<String> {
-    let query = event["entity"]
-        .as_array()?
-        .iter()
-        .find(|e| e["type"]["code"] == "2")?;
-    let request = match query["description"].as_str() {
-        Some(described) => described.to_string(),
-        None => {
-            use base64::Engine;
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(query["query"].as_str()?)
-                .ok()?;
-            String::from_utf8(raw).ok()?
-        }
-    };
-    let path = request.split_whitespace().nth(1)?.split('?').next()?;
-    let last = path.rsplit('/').next()?;
-    (last.chars().next()?.is_ascii_uppercase() && last.chars().all(|c| c.is_ascii_alphabetic()))
-        .then(|| last.to_string())
-}
-
-/// Security events (sign-in, tokens, revocation) in words.
-fn security_action(event: &Value) -> String {
-    let subtype = &event["subtype"][0];
-    match subtype["code"].as_str().unwrap_or("") {
-        "110122" => "Signed in".to_string(),
-        "ITI-71" => "Got access".to_string(),
-        "token-revoked" => "Signed out or revoked access".to_string(),
-        "refresh-token-reuse" => "Reused a sign-in (blocked)".to_string(),
-        _ => {
-            let words = concept(subtype);
-            if words.is_empty() {
-                concept(&event["type"])
-            } else {
-                words
-            }
-        }
-    }
-}
-
-/// Emergency access (break the glass): `BTG` among the purposes.
-fn is_emergency(event: &Value) -> bool {
-    event["purposeOfEvent"].as_array().is_some_and(|p| {
-        p.iter().any(|c| {
-            c["coding"]
-                .as_array()
-                .is_some_and(|c| c.iter().any(|c| c["code"] == "BTG"))
-        })
-    })
-}
-
-/// Why it was allowed: the rule that decided (the requestor's `policy`),
-/// and an emergency's stated reason.
-fn why(event: &Value) -> String {
-    let requestor = event["agent"].as_array().and_then(|agents| {
-        agents
-            .iter()
-            .find(|a| a["requestor"].as_bool() == Some(true))
-    });
-    let mut reasons: Vec<String> = requestor
-        .and_then(|a| a["policy"].as_array())
-        .map(|policies| {
-            policies
-                .iter()
-                .filter_map(Value::as_str)
-                .map(rule_in_words)
-                .collect()
-        })
-        .unwrap_or_default();
-    if is_emergency(event) {
-        let text = event["purposeOfEvent"]
-            .as_array()
-            .and_then(|p| p.iter().find_map(|c| c["text"].as_str()));
-        reasons.retain(|r| r != "Emergency access");
-        reasons.insert(
-            0,
-            match text {
-                Some(t) => format!("Emergency access: {t}"),
-                None => "Emergency access".to_string(),
-            },
-        );
-    }
-    reasons.dedup();
-    reasons.join("; ")
-}
-
-/// A deciding rule in words: a Consent, or one of the server's rules.
-fn rule_in_words(policy: &str) -> String {
-    if policy.contains("/Consent/") {
-        return "The patient's consent".to_string();
-    }
-    match policy.rsplit(':').next().unwrap_or(policy) {
-        "own-record" => "Their own record".to_string(),
-        "author" | "authorship" => "They wrote it".to_string(),
-        "emergency-access" => "Emergency access".to_string(),
-        other => {
-            let words = other.replace(['-', '.'], " ");
-            let mut chars = words.chars();
-            match chars.next() {
-                Some(first) => first.to_uppercase().chain(chars).collect(),
-                None => String::new(),
             }
         }
     }
@@ -531,55 +361,4 @@ fn hash(hex_text: &str) -> Result<Hash, String> {
     bytes
         .try_into()
         .map_err(|_| format!("{hex_text} is not a 32-byte hash"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn rules_read_in_words() {
-        assert_eq!(
-            rule_in_words("http://h/fhir/Consent/c-1"),
-            "The patient's consent"
-        );
-        assert_eq!(
-            rule_in_words("urn:fhirledger:access:own-record"),
-            "Their own record"
-        );
-        assert_eq!(
-            rule_in_words("urn:fhirledger:access:hospital-staff"),
-            "Hospital staff"
-        );
-    }
-
-    #[test]
-    fn an_emergency_says_why() {
-        let e = json!({
-            "purposeOfEvent": [{"coding": [{"code": "BTG"}], "text": "unconscious in the ER"}],
-            "agent": [{"requestor": true, "policy": ["urn:fhirledger:access:emergency-access"]}]
-        });
-        assert!(is_emergency(&e));
-        assert_eq!(why(&e), "Emergency access: unconscious in the ER");
-    }
-
-    #[test]
-    fn a_search_that_found_nothing_names_what_it_searched() {
-        use base64::Engine;
-        let raw = base64::engine::general_purpose::STANDARD.encode("GET /fhir/Consent?patient=p-1");
-        let from_the_api = json!({
-            "subtype": [{"code": "search-type"}],
-            "entity": [{"type": {"code": "2"}, "query": raw}]
-        });
-        assert_eq!(action(&from_the_api), "Searched Consent (none found)");
-        let from_a_page = json!({
-            "subtype": [{"code": "search-type"}],
-            "entity": [{"type": {"code": "2"}, "query": "R0VUIC9wb3J0YWw=",
-                        "description": "GET Practitioner?name=smith"}]
-        });
-        assert_eq!(action(&from_a_page), "Searched Practitioner (none found)");
-        let unknown = json!({"subtype": [{"code": "search-system"}], "entity": []});
-        assert_eq!(action(&unknown), "Searched");
-    }
 }

@@ -79,12 +79,12 @@ async fn patient(visit: &Visit) -> Dashboard {
         ])),
     )
     .await?;
-    let log = fhir::search(
+    let log = access_log::LogPage::search(
         visit,
-        "AuditEvent",
         params(&[("patient", &own), ("_sort", "-date"), ("_count", "10")]),
     )
     .await?;
+    let log = log.entries();
     let anchored = access_log::anchored(visit, &log).await?;
     let labels = crate::sharing::Labels::of(&documents.resources);
     let shares = crate::sharing::shares(visit, &labels).await?;

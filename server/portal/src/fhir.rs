@@ -342,9 +342,11 @@ pub fn reference_id<'a>(value: &'a Value, resource_type: &str) -> Option<&'a str
 /// A date or instant as a person reads it: `2026-12-06 14:05 UTC`, or the
 /// date alone; the `time` element carries the machine form.
 pub fn when(value: &Value) -> String {
-    let Some(text) = value.as_str() else {
-        return String::new();
-    };
+    value.as_str().map(when_text).unwrap_or_default()
+}
+
+/// [`when`] of a string.
+pub fn when_text(text: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(text) {
         Ok(t) => t
             .with_timezone(&chrono::Utc)

@@ -26,6 +26,7 @@ pub mod emergency;
 pub mod fhir;
 pub mod layout;
 pub mod live;
+pub mod log_entry;
 pub mod session;
 pub mod sharing;
 pub mod sign_in;

@@ -157,8 +157,8 @@ pub async fn render(
             if let Some(cursor) = &cursor {
                 params.push(("_cursor".into(), cursor.clone()));
             }
-            let found = fhir::search(visit, "AuditEvent", params).await?;
-            let anchored = access_log::anchored(visit, &found).await?;
+            let found = access_log::LogPage::search(visit, params).await?;
+            let anchored = access_log::anchored(visit, &found.entries()).await?;
             (Some(found), anchored, None)
         }
         Err(why) => (None, Default::default(), Some(why)),
@@ -170,7 +170,7 @@ pub async fn render(
         (filter_form(&filters))
         @if let Some(why) = error { p role="alert" class="error" { (why) } }
         @if let Some(found) = &found {
-            (access_log::table(visit, found, "Events", &anchored))
+            (access_log::table(visit, &found.entries(), "Events", &anchored))
             nav aria-label="Pages" {
                 @if cursor.is_some() { a href={ "/portal/trail?" (q) } { "Newest" } " " }
                 @if let Some(next) = &found.next {
