@@ -75,6 +75,16 @@ impl Anvil {
         format!("http://{}", self.addr)
     }
 
+    /// An anvil shared by the test binary's tests for its whole run (as in a
+    /// `static`, whose value is never dropped): stopped by the binary's exit
+    /// hook instead, so it does not outlive the binary. Its URL.
+    pub fn for_the_binary(chain_id: u64) -> String {
+        let anvil = Anvil::start(chain_id, None);
+        let url = anvil.url();
+        crate::server::keep_until_exit(anvil);
+        url
+    }
+
     /// SIGTERM (anvil writes its `--state`), then waits for it to exit.
     pub fn stop(&mut self) {
         if let Some(mut node) = self.node.take() {

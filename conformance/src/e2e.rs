@@ -76,9 +76,7 @@ pub const CHAIN_ID: u64 = 48879;
 /// with anvil's first account (its owner and first writer) and returns the
 /// server's anchoring settings.
 fn anchoring() -> (Vec<(String, String)>, E2eChain) {
-    let anvil = crate::anvil::Anvil::start(CHAIN_ID, None);
-    let url = anvil.url();
-    crate::server::keep_until_exit(anvil);
+    let url = crate::anvil::Anvil::for_the_binary(CHAIN_ID);
     let key_file =
         crate::server::scratch_dir().join(format!("e2e-chain-key-{}", std::process::id()));
     std::fs::write(&key_file, format!("{}\n", crate::anvil::DEV_KEY_0))

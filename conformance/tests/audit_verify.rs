@@ -40,7 +40,8 @@ struct Leaf {
 }
 
 struct Fixture {
-    anvil: Anvil,
+    /// The anvil's URL (it is the binary's, stopped when the binary exits).
+    anvil: String,
     contract: Address,
     /// Every leaf, in index order.
     leaves: Vec<Leaf>,
@@ -97,16 +98,15 @@ fn runtime() -> tokio::runtime::Runtime {
 /// (tx hash, block number, block hash) of each.
 fn anchor(
     rt: &tokio::runtime::Runtime,
-    anvil: &Anvil,
+    anvil: &str,
     contract: Address,
     owner: Key,
     roots: &[(u64, Hash)],
 ) -> Vec<([u8; 32], u64, [u8; 32])> {
     rt.block_on(async {
-        let client =
-            AnchorClient::connect(ChainConfig::new(anvil.url(), CHAIN_ID, contract, owner))
-                .await
-                .expect("connect to the contract");
+        let client = AnchorClient::connect(ChainConfig::new(anvil, CHAIN_ID, contract, owner))
+            .await
+            .expect("connect to the contract");
         let mut anchored = Vec::new();
         for (size, root) in roots {
             let sent = client
@@ -228,10 +228,10 @@ fn build_fixture() -> Fixture {
     let sizes = [n / 3, 2 * n / 3, n - 2];
 
     // Anchor three checkpoints on a real chain, record them as the worker does.
-    let anvil = Anvil::start(CHAIN_ID, None);
+    let anvil = Anvil::for_the_binary(CHAIN_ID);
     let rt = runtime();
     let deployed = rt
-        .block_on(deploy(&anvil.url(), CHAIN_ID, &key(0), Fees::default()))
+        .block_on(deploy(&anvil, CHAIN_ID, &key(0), Fees::default()))
         .expect("deploy AuditAnchor");
     let encoded: Vec<Vec<u8>> = leaves.iter().map(|l| l.encoded.clone()).collect();
     let (roots, _, root) = tree_of(&encoded, &sizes);
@@ -282,7 +282,7 @@ fn verify_with(url: &str, contract: Address, extra: &[&str]) -> (i32, Value) {
             "--database-url",
             url,
             "--rpc-url",
-            &f.anvil.url(),
+            &f.anvil,
         ])
         .args([
             "--contract",
@@ -572,7 +572,7 @@ fn a_rewritten_log_re_anchored_under_a_new_contract_is_named() {
     let (roots, nodes, root) = tree_of(&encoded, &f.sizes);
     let rt = runtime();
     let attacker = rt
-        .block_on(deploy(&f.anvil.url(), CHAIN_ID, &key(1), Fees::default()))
+        .block_on(deploy(&f.anvil, CHAIN_ID, &key(1), Fees::default()))
         .expect("deploy the attacker's contract");
     let anchored = anchor(&rt, &f.anvil, attacker.contract, key(1), &roots);
     let node_rows: Vec<String> = nodes
@@ -768,7 +768,7 @@ fn verify_rate_on_a_larger_log() {
             "--database-url",
             &url,
             "--rpc-url",
-            &f.anvil.url(),
+            &f.anvil,
         ])
         .args(["--contract", &f.contract.to_string(), "--json"])
         .env("FHIRLEDGER_LOG", "warn")
@@ -845,7 +845,7 @@ fn what_cannot_be_verified_exits_2() {
             "--database-url",
             &url,
             "--rpc-url",
-            &f.anvil.url(),
+            &f.anvil,
         ])
         .args([
             "--contract",
@@ -868,7 +868,7 @@ fn what_cannot_be_verified_exits_2() {
             "--database-url",
             &url,
             "--rpc-url",
-            &f.anvil.url(),
+            &f.anvil,
         ])
         .args([
             "--contract",
