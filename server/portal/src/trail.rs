@@ -150,19 +150,23 @@ pub async fn render(
         .find(|(k, _)| k == "cursor")
         .map(|(_, v)| v.clone());
     let status = ledger(visit).await?;
-    let (found, anchored, error) = match filters.search_params() {
+    let (found, error) = match filters.search_params() {
         Ok(mut params) => {
             params.push(("_sort".into(), "-date".into()));
             params.push(("_count".into(), PAGE.to_string()));
             if let Some(cursor) = &cursor {
                 params.push(("_cursor".into(), cursor.clone()));
             }
-            let found = access_log::LogPage::search(visit, params).await?;
-            let anchored = access_log::anchored(visit, &found.entries()).await?;
-            (Some(found), anchored, None)
+            (
+                Some(access_log::LogPage::search(visit, params).await?),
+                None,
+            )
         }
-        Err(why) => (None, Default::default(), Some(why)),
+        Err(why) => (None, Some(why)),
     };
+    // Parsed once, for the on-chain marks and the table.
+    let entries = found.as_ref().map(|f| f.entries()).unwrap_or_default();
+    let anchored = access_log::anchored(visit, &entries).await?;
     let q = filters.query();
     let body = html! {
         h1 { "Audit trail" }
@@ -170,7 +174,7 @@ pub async fn render(
         (filter_form(&filters))
         @if let Some(why) = error { p role="alert" class="error" { (why) } }
         @if let Some(found) = &found {
-            (access_log::table(visit, &found.entries(), "Events", &anchored))
+            (access_log::table(visit, &entries, "Events", &anchored))
             nav aria-label="Pages" {
                 @if cursor.is_some() { a href={ "/portal/trail?" (q) } { "Newest" } " " }
                 @if let Some(next) = &found.next {
