@@ -161,7 +161,8 @@ PATIENT_COOKIE=$(sign_in patient@hospital.example "$WORK/patient.jar")
 wait_anchored
 documents=$(bench_psql -c "SELECT count(*) FROM resources WHERE resource_type = 'DocumentReference' AND NOT deleted")
 entries=$(bench_psql -c "SELECT count(*) FROM audit_events WHERE patient_id = '$PATIENT'")
-check_page /portal "Your whole access log" 'href="/portal/documents/' 50
+check_page /portal "Your whole access log" 'href="/portal/documents/' 10
+check_page /portal/documents "Older documents" 'href="/portal/documents/' 25
 check_page /portal/access-log "Older entries" '<tr' 26
 # The tenth page: nine "Older entries" cursors on. Its entries stay the same
 # through the run (a cursor is a position in the log, and new entries come
@@ -223,6 +224,8 @@ for c in $LEVELS; do
     row "access log, first page (\`/portal/access-log\`)" "$c" /portal/access-log "Older entries" >>"$TABLE"
 done
 row "access log, tenth page (\`?cursor=…\`)" 16 "$TENTH" "Verified on chain" >>"$TABLE"
+# Not in the target: the page the dashboard's "All your documents" opens.
+row "all documents, first page (\`/portal/documents\`)" 16 /portal/documents "Older documents" >>"$TABLE"
 entries=$(bench_psql -c "SELECT count(*) FROM audit_events WHERE patient_id = '$PATIENT'")
 {
     echo

@@ -127,6 +127,12 @@ async function signInAndOut(browser) {
     const second = await look(page, 'dashboard');
     await andWait(page, () => page.getByRole('link', { name: 'Your whole access log' }).click());
     const log = await look(page, 'access-log');
+    await goto(page, portalUrl);
+    await andWait(page, () => page.getByRole('link', { name: 'All your documents' }).click());
+    const documents = await look(page, 'documents');
+    await andWait(page, () => page.getByRole('link', { name: 'Older documents' }).click());
+    const olderDocuments = await look(page, 'documents-older', { axe: false });
+    const olderDocumentsHasOlder = (await page.getByRole('link', { name: 'Older documents' }).count()) > 0;
     await goto(page, `${portalUrl}/sharing/new?q=a`);
     const shareForm = await look(page, 'share-form');
     await goto(page, portalUrl);
@@ -167,6 +173,9 @@ async function signInAndOut(browser) {
       first,
       second,
       log,
+      documents,
+      olderDocuments,
+      olderDocumentsHasOlder,
       shareForm,
       sessionCookie,
       accessToken: session?.value ?? null,

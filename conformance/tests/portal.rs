@@ -124,6 +124,14 @@ fn a_patient_signs_in_sees_their_documents_and_access_log_and_signs_out() {
     let mut document = document_reference(&patient_id, &uid());
     document["description"] = json!(title);
     e2e().create_id(&document);
+    // 29 older documents: the dashboard shows the newest ten, the rest are
+    // on the pages of all their documents.
+    for day in 1..=29 {
+        let mut older = document_reference(&patient_id, &uid());
+        older["description"] = json!(format!("Older letter {day:02}"));
+        older["date"] = json!(format!("2020-01-{day:02}T00:00:00Z"));
+        e2e().create_id(&older);
+    }
     // Someone else's document, which must not appear.
     let other = e2e().create_id(&patient(&uid()));
     let mut hidden = document_reference(&other, &uid());
@@ -155,13 +163,35 @@ fn a_patient_signs_in_sees_their_documents_and_access_log_and_signs_out() {
         "the header names the person and their role: {header}"
     );
     let documents = rows(first, "Your documents");
-    assert_eq!(documents.len(), 1, "only their own document: {documents:?}");
+    assert_eq!(documents.len(), 10, "their ten newest: {documents:?}");
     // Columns: document, kind, date, author, hospital.
     assert_eq!(documents[0][0], title);
     assert_eq!(documents[0][1], "Progress note");
     // 10:00 UTC, shown in the person's time zone (the browser's: Tokyo).
     assert_eq!(documents[0][2], "2024-05-01 19:00 GMT+9");
+    assert_eq!(documents[1][0], "Older letter 29");
+    assert_eq!(documents[9][0], "Older letter 21");
     no_serious_violations(first);
+
+    // All of them, newest first, 25 a page; nobody else's.
+    let all = &out["documents"];
+    assert_eq!(all["h1"], "All your documents", "{all:#}");
+    let page_one = rows(all, "All your documents");
+    let page_two = rows(&out["olderDocuments"], "All your documents");
+    assert_eq!((page_one.len(), page_two.len()), (25, 5), "{out:#}");
+    let titles: Vec<&str> = page_one
+        .iter()
+        .chain(page_two)
+        .filter_map(|r| r[0].as_str())
+        .collect();
+    let mut expected = vec![title.clone()];
+    expected.extend((1..=29).rev().map(|day| format!("Older letter {day:02}")));
+    assert_eq!(titles, expected);
+    assert_eq!(
+        out["olderDocumentsHasOlder"], false,
+        "the last page links no further"
+    );
+    no_serious_violations(all);
 
     // The second visit shows the first one's reads in their access log: by
     // them, through the portal.

@@ -19,6 +19,7 @@ use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use fhirledger_merkle::ProofNodes;
 
 use crate::ledger::LoggedLeaf;
+use crate::search::{Bind, Sql};
 use crate::StoreError;
 
 /// Session advisory lock key of the anchoring worker: `hashtextextended` of
@@ -384,14 +385,16 @@ impl crate::PgStore {
         if ids.is_empty() {
             return Ok(Default::default());
         }
-        let rows = diesel::sql_query(
+        // Kept prepared per connection (every page of a log asks it).
+        let mut sql = Sql::default();
+        let resource_type = sql.text(resource_type);
+        let ids = sql.bind(Bind::Texts(ids.to_vec()));
+        sql.push(&format!(
             "SELECT DISTINCT l.resource_id FROM merkle_leaves l \
-             WHERE l.resource_type = $1 AND l.resource_id = ANY($2) \
-               AND l.leaf_index < (SELECT COALESCE(max(tree_size), 0) FROM merkle_checkpoints)",
-        )
-        .bind::<Text, _>(resource_type)
-        .bind::<diesel::sql_types::Array<Text>, _>(ids)
-        .load::<Anchored>(&mut *self.conn()?)?;
+             WHERE l.resource_type = {resource_type} AND l.resource_id = ANY({ids}) \
+               AND l.leaf_index < (SELECT COALESCE(max(tree_size), 0) FROM merkle_checkpoints)"
+        ));
+        let rows = sql.query().load::<Anchored>(&mut *self.conn()?)?;
         Ok(rows.into_iter().map(|r| r.resource_id).collect())
     }
 

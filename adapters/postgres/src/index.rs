@@ -7,6 +7,7 @@ use std::borrow::Cow;
 use diesel::pg::Pg;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
+use fhir_profiles::search::record_sort::record_dates;
 use fhir_profiles::search::IndexRows;
 
 /// CTEs that replace the index rows of the resource whose row key is `$7` (its new
@@ -19,7 +20,7 @@ pub(crate) fn index_write_ctes() -> String {
 /// The same CTEs with the version at `version`, the row key at `res_id` and the arrays
 /// bound from parameter number `first_array` on.
 pub(crate) fn index_ctes(version: &str, res_id: &str, first_array: usize) -> String {
-    let deletes: Vec<String> = ["token", "string", "date", "reference", "uri"]
+    let deletes: Vec<String> = ["token", "string", "date", "reference", "uri", "record_date"]
         .iter()
         .map(|table| {
             format!(
@@ -45,16 +46,21 @@ pub(crate) fn insert_ctes(first_array: usize) -> String {
          new_references AS (INSERT INTO search_reference (res_id, key, target_type, target_id, url) \
              SELECT * FROM unnest({}::int8[], {}::int4[], {}::text[], {}::text[], {}::text[])), \
          new_uris AS (INSERT INTO search_uri (res_id, key, uri) \
-             SELECT * FROM unnest({}::int8[], {}::int4[], {}::text[]))",
+             SELECT * FROM unnest({}::int8[], {}::int4[], {}::text[])), \
+         new_record_dates AS (INSERT INTO search_record_date \
+             (res_id, reference_key, target_type, target_id, date_key, low, high) \
+             SELECT * FROM unnest({}::int8[], {}::int4[], {}::text[], {}::text[], {}::int4[], \
+                                  {}::timestamptz[], {}::timestamptz[]))",
         a(0), a(1), a(2), a(3), a(4),
         a(5), a(6), a(7), a(8),
         a(9), a(10), a(11), a(12),
         a(13), a(14), a(15), a(16), a(17),
-        a(18), a(19), a(20)
+        a(18), a(19), a(20),
+        a(21), a(22), a(23), a(24), a(25), a(26), a(27)
     )
 }
 
-/// Binds the 21 column arrays of [`insert_ctes`], in order, for the index rows of each
+/// Binds the 28 column arrays of [`insert_ctes`], in order, for the index rows of each
 /// resource (given by its row key).
 pub(crate) fn bind_index_rows<'a>(
     query: BoxedSqlQuery<'a, Pg, SqlQuery>,
@@ -65,6 +71,15 @@ pub(crate) fn bind_index_rows<'a>(
     let mut d = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut r = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut u = (Vec::new(), Vec::new(), Vec::new());
+    let mut o = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for &(res_id, index) in resources {
         for row in &index.tokens {
             t.0.push(res_id);
@@ -97,6 +112,15 @@ pub(crate) fn bind_index_rows<'a>(
             u.1.push(row.key);
             u.2.push(pg_text(&row.uri));
         }
+        for row in record_dates(index) {
+            o.0.push(res_id);
+            o.1.push(row.reference_key);
+            o.2.push(pg_text(&row.target_type));
+            o.3.push(pg_text(&row.target_id));
+            o.4.push(row.date_key);
+            o.5.push(row.low);
+            o.6.push(row.high);
+        }
     }
     query
         .bind::<Array<BigInt>, _>(t.0)
@@ -120,6 +144,13 @@ pub(crate) fn bind_index_rows<'a>(
         .bind::<Array<BigInt>, _>(u.0)
         .bind::<Array<Integer>, _>(u.1)
         .bind::<Array<Text>, _>(u.2)
+        .bind::<Array<BigInt>, _>(o.0)
+        .bind::<Array<Integer>, _>(o.1)
+        .bind::<Array<Text>, _>(o.2)
+        .bind::<Array<Text>, _>(o.3)
+        .bind::<Array<Integer>, _>(o.4)
+        .bind::<Array<Nullable<Timestamptz>>, _>(o.5)
+        .bind::<Array<Nullable<Timestamptz>>, _>(o.6)
 }
 
 /// PostgreSQL text cannot hold NUL characters (FHIR strings may); they are dropped from

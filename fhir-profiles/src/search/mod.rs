@@ -12,6 +12,7 @@ mod fhirpath;
 pub mod normalize;
 mod parse;
 pub mod query;
+pub mod record_sort;
 pub mod registry;
 
 use chrono::{DateTime, Utc};

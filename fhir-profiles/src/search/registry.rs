@@ -276,7 +276,8 @@ fn compiled_param(param: &SearchParam) -> Option<&'static CompiledParam> {
 
 /// Bumped whenever extraction changes what rows a resource produces in a way the registry
 /// file does not show (a new datatype rule, different normalization).
-const EXTRACTION_REVISION: u32 = 1;
+/// 2: the record date rows ([`crate::search::record_sort`]).
+const EXTRACTION_REVISION: u32 = 2;
 
 /// Identifies the rules that turn resources into index rows. A database whose index was
 /// written under another generation is rebuilt at start-up.

@@ -10,14 +10,12 @@ use std::collections::HashSet;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use fhirledger_merkle::{verify_inclusion, Hash, Keccak256Hasher};
-use fhirledger_service::proofs::{
-    anchored_events, inclusion_proof, Anchor, InclusionProof, Proven,
-};
+use fhirledger_service::proofs::{inclusion_proof, Anchor, InclusionProof, Proven};
 use fhirledger_service::ServiceError;
 use maud::{html, Markup};
 
 use crate::context::PortalContext;
-use crate::fhir::{self, problem_page, when_text};
+use crate::fhir::{self, problem_page, when_text, Reads};
 use crate::layout::{live_region, page, respond};
 use crate::log_entry::Entry;
 use crate::session::Visit;
@@ -26,38 +24,34 @@ use fhirledger_access::roles::Role;
 /// Entries on one page of a log.
 const PAGE: usize = 25;
 
-/// Which of these events are anchored (one statement for the page).
-pub async fn anchored(
-    visit: &Visit,
-    entries: &[Entry<'_>],
-) -> Result<HashSet<String>, ServiceError> {
-    let ids: Vec<String> = entries.iter().map(|e| e.id.to_string()).collect();
-    if ids.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let guard = visit.guard.clone();
-    visit
-        .server
-        .db
-        .run_read(move |store| anchored_events(store, &guard, &ids))
-        .await
-}
-
 /// A page of a log: the events' stored JSON, read as [`Entry`]s where
-/// shown, and the next page's cursor.
+/// shown, which of them are anchored on chain, and the next page's cursor.
 pub struct LogPage {
     pub contents: Vec<String>,
     pub next: Option<String>,
+    /// The ids of the page's events that an anchored checkpoint covers.
+    pub anchored: HashSet<String>,
 }
 
 impl LogPage {
-    /// A search of AuditEvent with `params`, through the read path.
+    /// A search of AuditEvent with `params` through the read path, and its
+    /// on-chain marks, in one visit to the database.
     pub async fn search(
         visit: &Visit,
         params: Vec<(String, String)>,
     ) -> Result<LogPage, ServiceError> {
-        let (contents, next) = fhir::search_contents(visit, "AuditEvent", params).await?;
-        Ok(LogPage { contents, next })
+        fhir::reading(visit, move |reads| LogPage::read(reads, params)).await
+    }
+
+    /// [`LogPage::search`] among a page's other reads.
+    pub fn read(reads: &Reads<'_>, params: Vec<(String, String)>) -> Result<LogPage, ServiceError> {
+        let found = reads.search_contents("AuditEvent", params)?;
+        let anchored = reads.anchored(&found.ids)?;
+        Ok(LogPage {
+            contents: found.contents,
+            next: found.next,
+            anchored,
+        })
     }
 
     pub fn entries(&self) -> Vec<Entry<'_>> {
@@ -87,10 +81,7 @@ pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) ->
         Err(e) => return problem_page(&e),
     };
     let entries = found.entries();
-    let anchored = match anchored(&visit, &entries).await {
-        Ok(anchored) => anchored,
-        Err(e) => return problem_page(&e),
-    };
+    let anchored = &found.anchored;
     let heading = if visit.caller.patient.is_some() {
         "Your access log"
     } else {
@@ -104,9 +95,9 @@ pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) ->
             "an entry marked \u{201c}verified on chain\u{201d} can no longer be changed or removed unnoticed."
         }
         @if cursor.is_none() && visit.role() == Some(Role::Patient) {
-            (live_region(LIVE_TOPIC, &table(&visit, &entries, heading, &anchored)))
+            (live_region(LIVE_TOPIC, &table(&visit, &entries, heading, anchored)))
         } @else {
-            (table(&visit, &entries, heading, &anchored))
+            (table(&visit, &entries, heading, anchored))
         }
         nav aria-label="Pages" {
             @if cursor.is_some() { a href="/portal/access-log" { "Newest" } " " }

@@ -16,6 +16,10 @@ use crate::session::Visit;
 /// How many rows a dashboard list shows.
 const LIST: usize = 50;
 
+/// How many of their newest documents a patient's dashboard shows; the rest
+/// are a page of their own (`/portal/documents`), as the access log is.
+const NEWEST_DOCUMENTS: usize = 10;
+
 /// `GET /portal`.
 pub async fn home(visit: Visit) -> HttpResponse {
     let result = match visit.role() {
@@ -68,36 +72,40 @@ fn notice(visit: &Visit) -> Option<&'static str> {
 
 async fn patient(visit: &Visit) -> Dashboard {
     let own = visit.caller.patient.clone().unwrap_or_default();
-    let count = LIST.to_string();
-    let documents = fhir::search(
-        visit,
-        "DocumentReference",
-        crate::documents::with_names(params(&[
-            ("patient", &own),
-            ("_sort", "-date"),
-            ("_count", &count),
-        ])),
-    )
+    // Their newest documents, their newest accesses and their Consents:
+    // three searches (each decided and audited on its own) in one visit to
+    // the database.
+    let (documents, log, consents) = fhir::reading(visit, move |reads| {
+        let documents = reads.search(
+            "DocumentReference",
+            crate::documents::with_names(params(&[
+                ("patient", &own),
+                ("_sort", "-date"),
+                ("_count", &NEWEST_DOCUMENTS.to_string()),
+            ])),
+        )?;
+        let log = access_log::LogPage::read(
+            reads,
+            params(&[("patient", &own), ("_sort", "-date"), ("_count", "10")]),
+        )?;
+        let consents = crate::sharing::consents_in_force(reads, &own)?;
+        Ok((documents, log, consents))
+    })
     .await?;
-    let log = access_log::LogPage::search(
-        visit,
-        params(&[("patient", &own), ("_sort", "-date"), ("_count", "10")]),
-    )
-    .await?;
-    let log = log.entries();
-    let anchored = access_log::anchored(visit, &log).await?;
+    let entries = log.entries();
     let labels = crate::sharing::Labels::of(&documents.resources);
-    let shares = crate::sharing::shares(visit, &labels).await?;
+    let shares = crate::sharing::shares_of(&consents, &labels);
     Ok((
         "Your documents",
         html! {
             @if let Some(notice) = notice(visit) { p class="notice" role="status" { (notice) } }
             h1 { "Your documents" }
             (crate::documents::table(&documents, "Your documents", "No documents yet."))
+            @if documents.next.is_some() { p { a href="/portal/documents" { "All your documents" } } }
             (crate::upload::form(visit, None))
             (crate::sharing::who_can_see(visit, &shares))
             h2 { "Recent access to your record" }
-            (live_region(access_log::LIVE_TOPIC, &access_log::table(visit, &log, "Recent access to your record", &anchored)))
+            (live_region(access_log::LIVE_TOPIC, &access_log::table(visit, &entries, "Recent access to your record", &log.anchored)))
             p { a href="/portal/access-log" { "Your whole access log" } }
         },
     ))

@@ -35,16 +35,13 @@ pub async fn patient_page(
         .find(|(k, _)| k == "emergency-until")
         .and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(v).ok())
         .map(|t| when(&Value::String(t.to_rfc3339())));
+    let cursor = cursor_of(&query);
     let result = async {
         let (patient, _) = fhir::read(&visit, "Patient", &id).await?;
         let documents = fhir::search_with_included(
             &visit,
             "DocumentReference",
-            with_names(vec![
-                ("patient".into(), id.clone()),
-                ("_sort".into(), "-date".into()),
-                ("_count".into(), "100".into()),
-            ]),
+            page_params(&id, cursor.as_ref()),
         )
         .await?;
         Ok::<_, ServiceError>((patient, documents))
@@ -86,6 +83,7 @@ pub async fn patient_page(
         }
         h2 { "Documents you may read" }
         (table(&documents, "Documents you may read", "None: this patient has not shared any documents with you, and you wrote none."))
+        (pager(&format!("/portal/patients/{id}"), cursor.as_ref(), &documents))
     };
     let body = html! {
         (body)
@@ -155,9 +153,84 @@ pub fn table(found: &Found, caption: &str, empty: &str) -> Markup {
                     }
                 }
             }
-            @if found.next.is_some() { p class="muted" { "Only the newest " (found.resources.len()) " are shown." } }
         }
     }
+}
+
+/// How many documents a page of documents lists.
+pub const PAGE: usize = 25;
+
+/// The newest documents first, a page at a time: the search parameters of
+/// the page at `cursor` (the first page without one) of `patient`'s
+/// documents, with their authors and hospitals.
+fn page_params(patient: &str, cursor: Option<&String>) -> Vec<(String, String)> {
+    let mut params = vec![
+        ("patient".into(), patient.to_string()),
+        ("_sort".into(), "-date".into()),
+        ("_count".into(), PAGE.to_string()),
+    ];
+    if let Some(cursor) = cursor {
+        params.push(("_cursor".into(), cursor.clone()));
+    }
+    with_names(params)
+}
+
+/// The links between pages of documents at `path`: back to the newest,
+/// on to older ones.
+fn pager(path: &str, cursor: Option<&String>, found: &Found) -> Markup {
+    html! {
+        nav aria-label="Pages" {
+            @if cursor.is_some() { a href=(path) { "Newest" } " " }
+            @if let Some(next) = &found.next {
+                a class="button secondary" href={ (path) "?cursor=" (urlencode(next)) } { "Older documents" }
+            }
+        }
+    }
+}
+
+fn urlencode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+fn cursor_of(query: &[(String, String)]) -> Option<String> {
+    query
+        .iter()
+        .find(|(k, _)| k == "cursor")
+        .map(|(_, v)| v.clone())
+}
+
+/// `GET /portal/documents[?cursor=…]`: all of a patient's own documents,
+/// newest first, a page at a time (their dashboard shows the newest few).
+pub async fn own_documents_page(
+    visit: Visit,
+    query: web::Query<Vec<(String, String)>>,
+) -> HttpResponse {
+    let Some(own) = visit.caller.patient.clone() else {
+        // Only a patient has documents of their own; others find a
+        // patient's on the patient's page.
+        return crate::layout::see_other("/portal");
+    };
+    let cursor = cursor_of(&query);
+    let found = match fhir::search_with_included(
+        &visit,
+        "DocumentReference",
+        page_params(&own, cursor.as_ref()),
+    )
+    .await
+    {
+        Ok(found) => found,
+        Err(e) => return problem_page(&e),
+    };
+    let body = html! {
+        p { a href="/portal" { "← Your dashboard" } }
+        h1 { "All your documents" }
+        (table(&found, "All your documents", "No documents yet."))
+        (pager("/portal/documents", cursor.as_ref(), &found))
+    };
+    respond(
+        StatusCode::OK,
+        page("All your documents", Some(&visit.person()), body),
+    )
 }
 
 /// `GET /portal/documents/{id}`.

@@ -5,9 +5,12 @@
 use actix_web::http::StatusCode;
 use actix_web::HttpResponse;
 use fhir_profiles::format::FhirFormat;
-use fhirledger_service::reads::{self, ReadResource, Search};
+use fhirledger_service::proofs::anchored_events;
+use fhirledger_service::reads::{self, PgStore, ReadResource, Search, SearchPage};
+use fhirledger_service::Guard;
 use fhirledger_service::{prepare, search, CreateOutcome, ServiceError, UpdateTarget};
 use serde_json::Value;
+use std::collections::HashSet;
 
 use crate::layout::problem;
 use crate::session::Visit;
@@ -37,7 +40,7 @@ pub async fn search(
     resource_type: &'static str,
     params: Vec<(String, String)>,
 ) -> Result<Found, ServiceError> {
-    search_with_included(visit, resource_type, params).await
+    reading(visit, move |reads| reads.search(resource_type, params)).await
 }
 
 /// [`search`], for searches with `_include` (the same call: the name says
@@ -47,24 +50,103 @@ pub async fn search_with_included(
     resource_type: &'static str,
     params: Vec<(String, String)>,
 ) -> Result<Found, ServiceError> {
-    let guard = visit
-        .guard
-        .clone()
-        .performing(performed(resource_type, &params));
+    search(visit, resource_type, params).await
+}
+
+/// The reads of one page, run in one visit to the database: one wait for a
+/// read slot and one hand-over to a blocking thread however many reads the
+/// page makes (each of those cost a pair of thread switches, and a page's
+/// reads queued again behind other pages' between its steps). Each read is
+/// still its own interaction through the read path: decided and audited
+/// as through the API.
+pub async fn reading<T, F>(visit: &Visit, work: F) -> Result<T, ServiceError>
+where
+    F: FnOnce(&Reads<'_>) -> Result<T, ServiceError> + Send + 'static,
+    T: Send + 'static,
+{
+    let guard = visit.guard.clone();
     let base = visit.server.settings.fhir_base.clone();
     visit
         .server
         .db
-        .run_read(move |store| -> Result<Found, ServiceError> {
-            let request = search::parse(&base, resource_type, &params, false)?;
-            let page = reads::read(store, &guard, Search { request: &request })?.value;
-            Ok(Found {
-                next: page.next.clone(),
-                resources: parse_all(page.matches.iter().map(|m| m.content.as_str())),
-                included: parse_all(page.included.iter().map(|m| m.content.as_str())),
+        .run_read(move |store| {
+            work(&Reads {
+                store,
+                guard: &guard,
+                base: &base,
             })
         })
         .await
+}
+
+/// What a page's reads run with ([`reading`]): the store, handed on to the
+/// service's reads only, and the visitor's guard.
+pub struct Reads<'a> {
+    store: &'a PgStore,
+    guard: &'a Guard,
+    base: &'a str,
+}
+
+impl Reads<'_> {
+    /// A search of `resource_type` with `params` (with `_include`s, the
+    /// included resources the visitor may see).
+    pub fn search(
+        &self,
+        resource_type: &'static str,
+        params: Vec<(String, String)>,
+    ) -> Result<Found, ServiceError> {
+        let page = self.page(resource_type, &params)?;
+        Ok(Found {
+            next: page.next.clone(),
+            resources: parse_all(page.matches.iter().map(|m| m.content.as_str())),
+            included: parse_all(page.included.iter().map(|m| m.content.as_str())),
+        })
+    }
+
+    /// A search's matches as stored (the JSON bytes the ledger hashes) with
+    /// their ids, and the next page's cursor.
+    pub fn search_contents(
+        &self,
+        resource_type: &'static str,
+        params: Vec<(String, String)>,
+    ) -> Result<Contents, ServiceError> {
+        let page = self.page(resource_type, &params)?;
+        let (ids, contents) = page.matches.into_iter().map(|m| (m.id, m.content)).unzip();
+        Ok(Contents {
+            ids,
+            contents,
+            next: page.next,
+        })
+    }
+
+    /// Which of these AuditEvents are anchored (one statement for a page
+    /// of a log).
+    pub fn anchored(&self, ids: &[String]) -> Result<HashSet<String>, ServiceError> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        anchored_events(self.store, self.guard, ids)
+    }
+
+    fn page(
+        &self,
+        resource_type: &'static str,
+        params: &[(String, String)],
+    ) -> Result<SearchPage, ServiceError> {
+        let guard = self
+            .guard
+            .clone()
+            .performing(performed(resource_type, params));
+        let request = search::parse(self.base, resource_type, params, false)?;
+        Ok(reads::read(self.store, &guard, Search { request: &request })?.value)
+    }
+}
+
+/// A page of a search as stored ([`Reads::search_contents`]).
+pub struct Contents {
+    pub ids: Vec<String>,
+    pub contents: Vec<String>,
+    pub next: Option<String>,
 }
 
 /// A search's matches as stored (the JSON bytes the ledger hashes), and
@@ -73,24 +155,11 @@ pub async fn search_contents(
     visit: &Visit,
     resource_type: &'static str,
     params: Vec<(String, String)>,
-) -> Result<(Vec<String>, Option<String>), ServiceError> {
-    let guard = visit
-        .guard
-        .clone()
-        .performing(performed(resource_type, &params));
-    let base = visit.server.settings.fhir_base.clone();
-    visit
-        .server
-        .db
-        .run_read(move |store| -> Result<_, ServiceError> {
-            let request = search::parse(&base, resource_type, &params, false)?;
-            let page = reads::read(store, &guard, Search { request: &request })?.value;
-            Ok((
-                page.matches.into_iter().map(|m| m.content).collect(),
-                page.next,
-            ))
-        })
-        .await
+) -> Result<Contents, ServiceError> {
+    reading(visit, move |reads| {
+        reads.search_contents(resource_type, params)
+    })
+    .await
 }
 
 fn parse_all<'a>(contents: impl Iterator<Item = &'a str>) -> Vec<Value> {

@@ -64,6 +64,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(web::resource("/emergency").route(web::post().to(emergency::open)))
             .service(web::resource("/patients/{id}").route(web::get().to(documents::patient_page)))
             .service(
+                web::resource("/documents").route(web::get().to(documents::own_documents_page)),
+            )
+            .service(
                 web::resource("/documents/{id}").route(web::get().to(documents::document_page)),
             )
             .service(

@@ -16,7 +16,7 @@ use fhirledger_service::ServiceError;
 use maud::{html, Markup};
 use serde_json::{json, Value};
 
-use crate::fhir::{self, concept, person_name, problem_page, reference};
+use crate::fhir::{self, concept, person_name, problem_page, Found, Reads};
 use crate::layout::{page, problem, problem_with_way_on, respond, see_other};
 use crate::session::Visit;
 
@@ -56,6 +56,13 @@ impl Labels {
     /// The labels of these documents.
     pub fn of(documents: &[Value]) -> Labels {
         let mut labels = Labels::default();
+        labels.add(documents.iter());
+        labels
+    }
+
+    /// Adds the labels of these documents.
+    pub fn add<'a>(&mut self, documents: impl Iterator<Item = &'a Value>) {
+        let labels = self;
         for d in documents {
             if let Some(id) = d["id"].as_str() {
                 labels.titles.insert(id.to_string(), document_label(d));
@@ -67,7 +74,6 @@ impl Labels {
                 }
             }
         }
-        labels
     }
 
     /// A provision's `code` in words: the kind's label when one of the
@@ -88,11 +94,11 @@ impl Labels {
 
 /// What a Consent says, in words, for the patient's list: its root
 /// provision (who, what, until) and whether it permits or denies.
-/// `names` maps references (`Practitioner/…`) to display names.
+/// `names` names the doctors and hospitals it may point at.
 pub fn summarize(
     consent: &Value,
     version: i64,
-    names: &HashMap<String, String>,
+    names: &fhir::Names,
     labels: &Labels,
 ) -> Option<Share> {
     let provision = &consent["provision"];
@@ -102,13 +108,7 @@ pub fn summarize(
         .map(|actors| {
             actors
                 .iter()
-                .map(|a| {
-                    let r = a["reference"]["reference"].as_str().unwrap_or_default();
-                    names
-                        .get(r)
-                        .cloned()
-                        .unwrap_or_else(|| reference(&a["reference"]))
-                })
+                .map(|a| names.reference(&a["reference"]))
                 .collect()
         })
         .unwrap_or_default();
@@ -151,68 +151,40 @@ pub fn summarize(
     })
 }
 
-/// The patient's Consents in force, each with its share in words.
-pub async fn shares(visit: &Visit, labels: &Labels) -> Result<Vec<Share>, ServiceError> {
-    let own = visit.caller.patient.clone().unwrap_or_default();
-    let consents = fhir::search(
-        visit,
+/// The patient's Consents in force: one search, which includes the doctors
+/// and hospitals they name and the documents they name one by one, so that
+/// [`shares_of`] reads each by names and titles.
+pub fn consents_in_force(reads: &Reads<'_>, patient: &str) -> Result<Found, ServiceError> {
+    reads.search(
         "Consent",
         vec![
-            ("patient".into(), own),
+            ("patient".into(), patient.to_string()),
             ("status".into(), "active".into()),
+            ("_include".into(), "Consent:actor".into()),
+            ("_include".into(), "Consent:data".into()),
             ("_count".into(), "100".into()),
         ],
     )
-    .await?;
-    let mut refs: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-    for c in &consents.resources {
-        for a in c["provision"]["actor"].as_array().into_iter().flatten() {
-            let r = a["reference"]["reference"].as_str().unwrap_or_default();
-            for t in ["Practitioner", "Organization"] {
-                if let Some(id) = r.strip_prefix(t).and_then(|r| r.strip_prefix('/')) {
-                    refs.entry(t).or_default().push(id.to_string());
-                }
-            }
-        }
-    }
-    let names = directory_names(visit, &refs).await?;
-    Ok(consents
+}
+
+/// Each Consent [`consents_in_force`] found as a share in words; `labels`
+/// names the kinds of the documents the page lists already.
+pub fn shares_of(consents: &Found, labels: &Labels) -> Vec<Share> {
+    let names = fhir::Names::of(&consents.included);
+    let mut labels = labels.clone();
+    let named_documents = consents
+        .included
+        .iter()
+        .filter(|r| r["resourceType"] == "DocumentReference");
+    labels.add(named_documents);
+    consents
         .resources
         .iter()
         .filter_map(|c| {
             let version = c["meta"]["versionId"].as_str()?.parse().ok()?;
-            summarize(c, version, &names, labels)
+            summarize(c, version, &names, &labels)
         })
-        .collect())
-}
-
-/// Names of directory entries (`Practitioner` and `Organization` ids), read
-/// with the patient's own access to the group's directory.
-async fn directory_names(
-    visit: &Visit,
-    refs: &BTreeMap<&'static str, Vec<String>>,
-) -> Result<HashMap<String, String>, ServiceError> {
-    let mut names = HashMap::new();
-    for (t, ids) in refs {
-        let found = fhir::search(
-            visit,
-            t,
-            vec![
-                ("_id".into(), ids.join(",")),
-                ("_count".into(), "100".into()),
-            ],
-        )
-        .await?;
-        for r in &found.resources {
-            let id = r["id"].as_str().unwrap_or_default();
-            let name = match *t {
-                "Organization" => r["name"].as_str().unwrap_or(id).to_string(),
-                _ => person_name(r),
-            };
-            names.insert(format!("{t}/{id}"), name);
-        }
-    }
-    Ok(names)
+        .collect()
 }
 
 /// The "who can see your documents" section of the patient's dashboard.
@@ -773,7 +745,8 @@ mod tests {
         let mut c = consent("p-1", &share, "Dr Second", now);
         c["id"] = json!("c-1");
         assert_eq!(c["provision"]["period"]["end"], "2027-03-01T23:59:59Z");
-        let names = HashMap::from([("Practitioner/d-2".to_string(), "Dr Second".to_string())]);
+        let names = fhir::Names::of(&[json!({"resourceType": "Practitioner", "id": "d-2",
+            "name": [{"prefix": ["Dr"], "given": ["Second"]}]})]);
         let labels = Labels::of(&[
             json!({"id": "doc-1", "description": "Note", "date": "2026-01-02",
             "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}]}}),

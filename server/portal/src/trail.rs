@@ -164,9 +164,11 @@ pub async fn render(
         }
         Err(why) => (None, Some(why)),
     };
-    // Parsed once, for the on-chain marks and the table.
     let entries = found.as_ref().map(|f| f.entries()).unwrap_or_default();
-    let anchored = access_log::anchored(visit, &entries).await?;
+    let anchored = found
+        .as_ref()
+        .map(|f| f.anchored.clone())
+        .unwrap_or_default();
     let q = filters.query();
     let body = html! {
         h1 { "Audit trail" }
@@ -334,7 +336,8 @@ async fn batch(
     if let Some(cursor) = cursor {
         params.push(("_cursor".into(), cursor));
     }
-    let (contents, next) = fhir::search_contents(visit, "AuditEvent", params).await?;
+    let page = fhir::search_contents(visit, "AuditEvent", params).await?;
+    let (contents, next) = (page.contents, page.next);
     let mut lines = String::new();
     for c in contents {
         lines.push_str(&c);

@@ -13,9 +13,10 @@ use fhir_profiles::resource_types::HOSTED;
 use fhir_profiles::search::query::{SearchRequest, Visibility};
 use fhirledger_access::{Access, Interaction};
 use fhirledger_audit::Interaction as AuditInteraction;
-use fhirledger_postgres::{
-    BinaryLocation, BinaryMeta, HistoryPage, PgStore, SearchPage, StoredVersion, Tx,
-};
+use fhirledger_postgres::{BinaryLocation, BinaryMeta, HistoryPage, StoredVersion, Tx};
+/// The store reads run on (as [`crate::Database`] hands it to blocking
+/// work) and a search's page, as the reads here take and return them.
+pub use fhirledger_postgres::{PgStore, SearchPage};
 
 use crate::audit::{patient_of, Touched};
 use crate::conditions::Conditions;

@@ -56,10 +56,9 @@ pub(crate) fn included(
             break;
         }
         let mut fresh = Vec::new();
-        for include in &request.includes {
-            if round == 0 || include.iterate {
-                fresh.extend(forward(conn, visibility, include, &sources)?);
-            }
+        let this_round = request.includes.iter().filter(|i| round == 0 || i.iterate);
+        for include in merged(this_round) {
+            fresh.extend(forward(conn, visibility, &include, &sources)?);
         }
         for include in &request.revincludes {
             if round == 0 || include.iterate {
@@ -76,6 +75,30 @@ pub(crate) fn included(
         }
     }
     Ok(added)
+}
+
+/// The forward includes of one round with those from the same source type to the same
+/// target type as one (their parameters together): one statement follows
+/// `_include=DocumentReference:author&_include=DocumentReference:custodian`, and what
+/// it adds is the same.
+fn merged<'a>(includes: impl Iterator<Item = &'a Include>) -> Vec<Include> {
+    let mut merged: Vec<Include> = Vec::new();
+    for include in includes {
+        match merged
+            .iter_mut()
+            .find(|m| m.source_type == include.source_type && m.target_type == include.target_type)
+        {
+            Some(m) => {
+                for key in &include.keys {
+                    if !m.keys.contains(key) {
+                        m.keys.push(*key);
+                    }
+                }
+            }
+            None => merged.push(include.clone()),
+        }
+    }
+    merged
 }
 
 /// Ids of `sources` of type `resource_type`.

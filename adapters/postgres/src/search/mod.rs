@@ -22,7 +22,8 @@ use fhir_profiles::search::query::{
     Criterion, ReferenceMatch, SearchRequest, SortField, SortKey, StringMode, TotalMode, UriMode,
     Visibility,
 };
-use fhir_profiles::search::ParamType;
+use fhir_profiles::search::record_sort::is_record_sorted;
+use fhir_profiles::search::{ParamKey, ParamType};
 use fhir_profiles::summary::SummaryMode;
 
 use crate::search::criteria::{driver_rows, per_candidate, predicate, table_of};
@@ -431,20 +432,118 @@ fn sort_expression(sql: &mut Sql, key: &SortKey) -> (String, bool) {
     }
 }
 
+/// A search that names one patient record and sorts by one of its type's dates
+/// ([`fhir_profiles::search::record_sort`]): which of its criteria names the record, and
+/// the order.
+struct RecordOrder {
+    /// The criterion naming the record, in `request.criteria`.
+    criterion: usize,
+    reference_key: ParamKey,
+    target_type: String,
+    target_id: String,
+    date_key: ParamKey,
+    descending: bool,
+}
+
+/// The [`RecordOrder`] of `request`, when its page can be read in order from the
+/// record's date rows: one date sort key, a criterion matching exactly one local target
+/// of typed record reference, and no criterion that reads the `resources` row.
+fn record_order(request: &SearchRequest) -> Option<RecordOrder> {
+    let [SortKey {
+        field:
+            SortField::Param {
+                key: date_key,
+                kind: ParamType::Date,
+            },
+        descending,
+    }] = request.sort.as_slice()
+    else {
+        return None;
+    };
+    if request
+        .criteria
+        .iter()
+        .any(|c| reads_row(c, &request.resource_type))
+    {
+        return None;
+    }
+    request
+        .criteria
+        .iter()
+        .enumerate()
+        .find_map(|(criterion, c)| match c {
+            Criterion::Reference { key, values } if is_record_sorted(*key, *date_key) => {
+                match values.as_slice() {
+                    // Untyped, one id could name records of several types: each would
+                    // be a row of its own.
+                    [ReferenceMatch::Local {
+                        resource_type: Some(target_type),
+                        id,
+                    }] => Some(RecordOrder {
+                        criterion,
+                        reference_key: *key,
+                        target_type: target_type.clone(),
+                        target_id: id.clone(),
+                        date_key: *date_key,
+                        descending: *descending,
+                    }),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
+}
+
+/// `FROM … WHERE …` of the matches of `request` as rows `r` of the record's date rows
+/// (`res_id`, `low`, `high`), the other criteria checked per row: walked in the sort
+/// order by an index, so the page's `LIMIT` ends the walk.
+fn record_ordered(sql: &mut Sql, request: &SearchRequest, order: &RecordOrder) -> String {
+    let reference = sql.key(order.reference_key);
+    let target_type = sql.text(order.target_type.clone());
+    let target_id = sql.text(order.target_id.clone());
+    let date = sql.key(order.date_key);
+    let mut text = format!(
+        "FROM search_record_date r WHERE r.reference_key = {reference} \
+         AND r.target_id = {target_id} AND r.target_type = {target_type} AND r.date_key = {date}"
+    );
+    for (i, criterion) in request.criteria.iter().enumerate() {
+        if i == order.criterion {
+            continue;
+        }
+        let p = per_candidate(predicate(sql, criterion, "r", &request.resource_type));
+        text.push_str(&format!(" AND {p}"));
+    }
+    text
+}
+
 /// The statement of one page: the matches after the cursor in sort order, one row more
 /// than asked so the caller knows whether another page follows.
 fn page_sql(request: &SearchRequest, cursor: Option<&Cursor>) -> Result<Sql, StoreError> {
     let backwards = cursor.is_some_and(|c| c.backwards);
     let mut sql = Sql::default();
-    let keys: Vec<(String, bool, bool)> = request
-        .sort
-        .iter()
-        .map(|k| {
-            let (expr, instant) = sort_expression(&mut sql, k);
-            (expr, instant, k.descending)
-        })
-        .collect();
-    let (from, with_row) = filtered(&mut sql, request);
+    let (keys, from, with_row) = match record_order(request) {
+        Some(order) => {
+            let from = record_ordered(&mut sql, request, &order);
+            let column = if order.descending { "r.high" } else { "r.low" };
+            (
+                vec![(column.to_string(), true, order.descending)],
+                from,
+                false,
+            )
+        }
+        None => {
+            let keys: Vec<(String, bool, bool)> = request
+                .sort
+                .iter()
+                .map(|k| {
+                    let (expr, instant) = sort_expression(&mut sql, k);
+                    (expr, instant, k.descending)
+                })
+                .collect();
+            let (from, with_row) = filtered(&mut sql, request);
+            (keys, from, with_row)
+        }
+    };
     let key_columns: String = keys
         .iter()
         .enumerate()
