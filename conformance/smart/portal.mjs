@@ -10,7 +10,8 @@
 // Input (SMART_E2E_INPUT): server, provider, cli, chromium as for e2e.mjs,
 // plus `artifacts` (a directory for screenshots) and per scenario (below).
 //
-// Scenarios: sign-in-and-out, share-and-revoke, administration, upload, live.
+// Scenarios: sign-in-and-out, share-and-revoke, administration, upload, live,
+// patients-pages.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, open, readFile, rm } from 'node:fs/promises';
@@ -567,7 +568,32 @@ async function livePages(browser) {
   }
 }
 
-const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke, administration, upload, live: livePages };
+// ------------------------------------------------------- patients-pages
+//
+// Input: doctor {invitation, login}.
+// A doctor with more patients than the dashboard lists: the first page,
+// the next through "More patients", and back through "First patients".
+async function patientsPages(browser) {
+  const { doctor } = input;
+  await redeemInvitation(browser, origins, { invitation: doctor.invitation, login: doctor.login, providerLabel: input.provider.label });
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await goto(page, portalUrl);
+    await walkToPortal(page, doctor.login);
+    const first = await look(page, 'doctor-patients');
+    await andWait(page, () => page.getByRole('link', { name: 'More patients' }).click());
+    const more = await look(page, 'doctor-patients-more', { axe: false });
+    const moreHasMore = (await page.getByRole('link', { name: 'More patients' }).count()) > 0;
+    await andWait(page, () => page.getByRole('link', { name: 'First patients' }).click());
+    const back = await look(page, 'doctor-patients-back', { axe: false });
+    return { first, more, moreHasMore, back };
+  } finally {
+    await context.close();
+  }
+}
+
+const scenarios = { 'sign-in-and-out': signInAndOut, 'share-and-revoke': shareAndRevoke, administration, upload, live: livePages, 'patients-pages': patientsPages };
 
 async function main() {
   const name = process.argv[2];

@@ -903,3 +903,34 @@ fn open_pages_show_a_new_share_and_a_new_access_without_a_reload() {
         "the log fetched itself {refetched} times: {out:#}"
     );
 }
+
+#[test]
+fn a_doctor_pages_through_more_patients_than_the_dashboard_lists() {
+    let hospital = e2e().create_id(&organization(&uid()));
+    // 53 patients of the doctor's hospital, in family-name order by number.
+    let stem = format!("Paged{}", &uid()[..8]);
+    let families: Vec<String> = (0..53).map(|i| format!("{stem}{i:02}")).collect();
+    for family in &families {
+        patient_of(&hospital, family);
+    }
+    let (_, doctor) = doctor_of(&hospital, &format!("Pager{}", &uid()[..8]));
+    let out = e2e().run_script(
+        "portal.mjs",
+        "patients-pages",
+        json!({ "doctor": person(&doctor), "artifacts": artifacts() }),
+    );
+    let names = |page: &Value| -> Vec<String> {
+        rows(page, "Your patients")
+            .iter()
+            .filter_map(|r| r[0].as_str().map(str::to_string))
+            .collect()
+    };
+    let first = names(&out["first"]);
+    let more = names(&out["more"]);
+    assert_eq!((first.len(), more.len()), (50, 3), "{out:#}");
+    let expected: Vec<String> = families.iter().map(|f| format!("Test {f}")).collect();
+    assert_eq!([first, more].concat(), expected, "every patient once, in name order");
+    assert_eq!(out["moreHasMore"], false, "the last page links no further");
+    assert_eq!(names(&out["back"]).len(), 50, "back on the first page");
+    no_serious_violations(&out["first"]);
+}

@@ -18,6 +18,7 @@ use crate::context::PortalContext;
 use crate::fhir::{self, problem_page, when_text, Reads};
 use crate::layout::{live_region, page, respond};
 use crate::log_entry::Entry;
+use crate::paging;
 use crate::session::Visit;
 use fhirledger_access::roles::Role;
 
@@ -62,10 +63,7 @@ impl LogPage {
 /// `GET /portal/access-log[?cursor=…]`: the log, newest first, a page at a
 /// time.
 pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) -> HttpResponse {
-    let cursor = query
-        .iter()
-        .find(|(k, _)| k == "cursor")
-        .map(|(_, v)| v.clone());
+    let cursor = paging::cursor_of(&query);
     let mut params = vec![
         ("_sort".to_string(), "-date".to_string()),
         ("_count".to_string(), PAGE.to_string()),
@@ -73,9 +71,7 @@ pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) ->
     if let Some(own) = &visit.caller.patient {
         params.push(("patient".into(), own.clone()));
     }
-    if let Some(cursor) = &cursor {
-        params.push(("_cursor".into(), cursor.clone()));
-    }
+    let params = paging::at(params, cursor.as_ref());
     let found = match LogPage::search(&visit, params).await {
         Ok(found) => found,
         Err(e) => return problem_page(&e),
@@ -99,22 +95,13 @@ pub async fn log_page(visit: Visit, query: web::Query<Vec<(String, String)>>) ->
         } @else {
             (table(&visit, &entries, heading, anchored))
         }
-        nav aria-label="Pages" {
-            @if cursor.is_some() { a href="/portal/access-log" { "Newest" } " " }
-            @if let Some(next) = &found.next {
-                a class="button secondary" href={ "/portal/access-log?cursor=" (urlencode(next)) } { "Older entries" }
-            }
-        }
+        (paging::pager("/portal/access-log", cursor.as_ref(), found.next.as_ref(), paging::newest_first("Older entries")))
     };
     respond(StatusCode::OK, page(heading, Some(&visit.person()), body))
 }
 
 /// The live updates a patient's log listens to ([`crate::live`]).
 pub const LIVE_TOPIC: &str = "access-log";
-
-fn urlencode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
 
 /// AuditEvents as an access log table.
 pub fn table(

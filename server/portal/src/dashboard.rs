@@ -11,6 +11,7 @@ use maud::{html, Markup};
 use crate::access_log;
 use crate::fhir::{self, person_name, Found};
 use crate::layout::{live_region, page, respond};
+use crate::paging;
 use crate::session::Visit;
 
 /// How many rows a dashboard list shows.
@@ -112,22 +113,26 @@ async fn patient(visit: &Visit) -> Dashboard {
 }
 
 async fn doctor(visit: &Visit) -> Dashboard {
-    let count = LIST.to_string();
-    let patients = fhir::search(
-        visit,
-        "Patient",
-        params(&[("_sort", "family"), ("_count", &count)]),
-    )
-    .await?;
+    let cursor = cursor(visit);
+    let search = params(&[("_sort", "family"), ("_count", &LIST.to_string())]);
+    let patients = fhir::search(visit, "Patient", paging::at(search, cursor.as_ref())).await?;
     Ok((
         "Your patients",
         html! {
             h1 { "Your patients" }
             p class="muted" { "The patients of your hospital, and those of other hospitals who shared their documents with you." }
             (live_region("patients", &patients_table(&patients)))
+            (paging::pager("/portal", cursor.as_ref(), patients.next.as_ref(), paging::Labels { first: "First patients", next: "More patients" }))
             (crate::emergency::form(visit, None, None))
         },
     ))
+}
+
+/// The page of the doctor's patients shown (`?cursor=…`; the first without).
+fn cursor(visit: &Visit) -> Option<String> {
+    form_urlencoded::parse(visit.req.query_string().as_bytes())
+        .find(|(k, _)| k == "cursor")
+        .map(|(_, v)| v.into_owned())
 }
 
 async fn hospital_admin(visit: &Visit) -> Dashboard {
@@ -175,7 +180,6 @@ fn patients_table(found: &Found) -> Markup {
                     }
                 }
             }
-            @if found.next.is_some() { p class="muted" { "Only the first " (found.resources.len()) " are shown." } }
         }
     }
 }

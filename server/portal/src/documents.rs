@@ -18,6 +18,7 @@ use serde_json::Value;
 
 use crate::fhir::{self, concept, person_name, problem_page, reference, when, Found, Names};
 use crate::layout::{page, respond};
+use crate::paging;
 use crate::session::Visit;
 
 /// `GET /portal/patients/{id}`: the patient and the documents the visitor
@@ -35,7 +36,7 @@ pub async fn patient_page(
         .find(|(k, _)| k == "emergency-until")
         .and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(v).ok())
         .map(|t| when(&Value::String(t.to_rfc3339())));
-    let cursor = cursor_of(&query);
+    let cursor = paging::cursor_of(&query);
     let result = async {
         let (patient, _) = fhir::read(&visit, "Patient", &id).await?;
         let documents = fhir::search_with_included(
@@ -83,7 +84,7 @@ pub async fn patient_page(
         }
         h2 { "Documents you may read" }
         (table(&documents, "Documents you may read", "None: this patient has not shared any documents with you, and you wrote none."))
-        (pager(&format!("/portal/patients/{id}"), cursor.as_ref(), &documents))
+        (paging::pager(&format!("/portal/patients/{id}"), cursor.as_ref(), documents.next.as_ref(), paging::newest_first("Older documents")))
     };
     let body = html! {
         (body)
@@ -164,39 +165,12 @@ pub const PAGE: usize = 25;
 /// the page at `cursor` (the first page without one) of `patient`'s
 /// documents, with their authors and hospitals.
 fn page_params(patient: &str, cursor: Option<&String>) -> Vec<(String, String)> {
-    let mut params = vec![
+    let params = vec![
         ("patient".into(), patient.to_string()),
         ("_sort".into(), "-date".into()),
         ("_count".into(), PAGE.to_string()),
     ];
-    if let Some(cursor) = cursor {
-        params.push(("_cursor".into(), cursor.clone()));
-    }
-    with_names(params)
-}
-
-/// The links between pages of documents at `path`: back to the newest,
-/// on to older ones.
-fn pager(path: &str, cursor: Option<&String>, found: &Found) -> Markup {
-    html! {
-        nav aria-label="Pages" {
-            @if cursor.is_some() { a href=(path) { "Newest" } " " }
-            @if let Some(next) = &found.next {
-                a class="button secondary" href={ (path) "?cursor=" (urlencode(next)) } { "Older documents" }
-            }
-        }
-    }
-}
-
-fn urlencode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
-}
-
-fn cursor_of(query: &[(String, String)]) -> Option<String> {
-    query
-        .iter()
-        .find(|(k, _)| k == "cursor")
-        .map(|(_, v)| v.clone())
+    with_names(paging::at(params, cursor))
 }
 
 /// `GET /portal/documents[?cursor=…]`: all of a patient's own documents,
@@ -210,7 +184,7 @@ pub async fn own_documents_page(
         // patient's on the patient's page.
         return crate::layout::see_other("/portal");
     };
-    let cursor = cursor_of(&query);
+    let cursor = paging::cursor_of(&query);
     let found = match fhir::search_with_included(
         &visit,
         "DocumentReference",
@@ -225,7 +199,7 @@ pub async fn own_documents_page(
         p { a href="/portal" { "← Your dashboard" } }
         h1 { "All your documents" }
         (table(&found, "All your documents", "No documents yet."))
-        (pager("/portal/documents", cursor.as_ref(), &found))
+        (paging::pager("/portal/documents", cursor.as_ref(), found.next.as_ref(), paging::newest_first("Older documents")))
     };
     respond(
         StatusCode::OK,

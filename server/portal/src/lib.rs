@@ -27,6 +27,7 @@ pub mod fhir;
 pub mod layout;
 pub mod live;
 pub mod log_entry;
+pub mod paging;
 pub mod session;
 pub mod sharing;
 pub mod sign_in;

@@ -19,6 +19,7 @@ use crate::access_log;
 use crate::context::PortalContext;
 use crate::fhir::{self, problem_page};
 use crate::layout::{page, respond};
+use crate::paging;
 use crate::session::Visit;
 
 /// Entries on one page of the trail.
@@ -145,18 +146,13 @@ pub async fn render(
     query: &[(String, String)],
 ) -> Result<(StatusCode, Markup), ServiceError> {
     let filters = Filters::parse(query);
-    let cursor = query
-        .iter()
-        .find(|(k, _)| k == "cursor")
-        .map(|(_, v)| v.clone());
+    let cursor = paging::cursor_of(query);
     let status = ledger(visit).await?;
     let (found, error) = match filters.search_params() {
         Ok(mut params) => {
             params.push(("_sort".into(), "-date".into()));
             params.push(("_count".into(), PAGE.to_string()));
-            if let Some(cursor) = &cursor {
-                params.push(("_cursor".into(), cursor.clone()));
-            }
+            let params = paging::at(params, cursor.as_ref());
             (
                 Some(access_log::LogPage::search(visit, params).await?),
                 None,
@@ -170,6 +166,11 @@ pub async fn render(
         .map(|f| f.anchored.clone())
         .unwrap_or_default();
     let q = filters.query();
+    let first = if q.is_empty() {
+        "/portal/trail".to_string()
+    } else {
+        format!("/portal/trail?{q}")
+    };
     let body = html! {
         h1 { "Audit trail" }
         (status_panel(&status))
@@ -177,12 +178,7 @@ pub async fn render(
         @if let Some(why) = error { p role="alert" class="error" { (why) } }
         @if let Some(found) = &found {
             (access_log::table(visit, &entries, "Events", &anchored))
-            nav aria-label="Pages" {
-                @if cursor.is_some() { a href={ "/portal/trail?" (q) } { "Newest" } " " }
-                @if let Some(next) = &found.next {
-                    a class="button secondary" href={ "/portal/trail?" (q) (if q.is_empty() { "" } else { "&" }) "cursor=" (urlencode(next)) } { "Older events" }
-                }
-            }
+            (paging::pager(&first, cursor.as_ref(), found.next.as_ref(), paging::newest_first("Older events")))
             p { a class="button" href={ "/portal/trail/export?" (q) } download { "Export these events (NDJSON)" } }
         }
     };
@@ -192,10 +188,6 @@ pub async fn render(
         StatusCode::OK
     };
     Ok((status, body))
-}
-
-fn urlencode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 async fn ledger(visit: &Visit) -> Result<LedgerStatus, ServiceError> {
