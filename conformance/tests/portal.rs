@@ -929,7 +929,11 @@ fn a_doctor_pages_through_more_patients_than_the_dashboard_lists() {
     let more = names(&out["more"]);
     assert_eq!((first.len(), more.len()), (50, 3), "{out:#}");
     let expected: Vec<String> = families.iter().map(|f| format!("Test {f}")).collect();
-    assert_eq!([first, more].concat(), expected, "every patient once, in name order");
+    assert_eq!(
+        [first, more].concat(),
+        expected,
+        "every patient once, in name order"
+    );
     assert_eq!(out["moreHasMore"], false, "the last page links no further");
     assert_eq!(names(&out["back"]).len(), 50, "back on the first page");
     no_serious_violations(&out["first"]);
