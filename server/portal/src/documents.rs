@@ -16,7 +16,9 @@ use fhirledger_service::ServiceError;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use crate::fhir::{self, concept, person_name, problem_page, reference, when, Found, Names};
+use crate::fhir::{
+    self, concept, human_size, person_name, problem_page, reference, when, Found, Names,
+};
 use crate::layout::{page, respond};
 use crate::paging;
 use crate::session::Visit;
@@ -249,19 +251,6 @@ pub async fn document_page(visit: Visit, path: web::Path<String>) -> HttpRespons
     respond(StatusCode::OK, page(&name, Some(&visit.person()), body))
 }
 
-/// A size in plain words.
-pub fn human_size(bytes: u64) -> String {
-    const KIB: f64 = 1024.0;
-    let b = bytes as f64;
-    if b < KIB {
-        format!("{bytes} bytes")
-    } else if b < KIB * KIB {
-        format!("{:.1} KiB", b / KIB)
-    } else {
-        format!("{:.1} MiB", b / (KIB * KIB))
-    }
-}
-
 /// Where a document's content is: inline, or in a Binary of this server.
 enum Content {
     Inline(Vec<u8>),
@@ -444,6 +433,5 @@ mod tests {
         assert!(is_safe_inline("text/plain; charset=utf-8"));
         assert!(!is_safe_inline("text/html"));
         assert!(!is_safe_inline("image/svg+xml"));
-        assert_eq!(human_size(2048), "2.0 KiB");
     }
 }

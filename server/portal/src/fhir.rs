@@ -414,6 +414,19 @@ pub fn when(value: &Value) -> String {
     value.as_str().map(when_text).unwrap_or_default()
 }
 
+/// A size in plain words.
+pub fn human_size(bytes: u64) -> String {
+    const KIB: f64 = 1024.0;
+    let b = bytes as f64;
+    if b < KIB {
+        format!("{bytes} bytes")
+    } else if b < KIB * KIB {
+        format!("{:.1} KiB", b / KIB)
+    } else {
+        format!("{:.1} MiB", b / (KIB * KIB))
+    }
+}
+
 /// [`when`] of a string.
 pub fn when_text(text: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(text) {
@@ -432,6 +445,8 @@ mod tests {
 
     #[test]
     fn values_read_as_people_expect() {
+        assert_eq!(human_size(2048), "2.0 KiB");
+        assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
         assert_eq!(
             concept(&json!({"coding":[{"code":"x","display":"Discharge summary"}]})),
             "Discharge summary"

@@ -21,8 +21,7 @@ use maud::{html, Markup};
 use serde_json::{json, Value};
 
 use crate::context::PortalContext;
-use crate::documents::human_size;
-use crate::fhir::problem_page;
+use crate::fhir::{human_size, problem_page};
 use crate::layout::{problem, see_other};
 use crate::session::Visit;
 use crate::sharing::forged;
