@@ -3,7 +3,7 @@
 //! path with their guard, so it holds exactly what they may see.
 
 use actix_web::http::StatusCode;
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 use fhirledger_access::roles::Role;
 use fhirledger_service::ServiceError;
 use maud::{html, Markup};
@@ -22,10 +22,10 @@ const LIST: usize = 50;
 const NEWEST_DOCUMENTS: usize = 10;
 
 /// `GET /portal`.
-pub async fn home(visit: Visit) -> HttpResponse {
+pub async fn home(visit: Visit, query: web::Query<Vec<(String, String)>>) -> HttpResponse {
     let result = match visit.role() {
         Some(Role::Patient) => patient(&visit).await,
-        Some(Role::Doctor) => doctor(&visit).await,
+        Some(Role::Doctor) => doctor(&visit, paging::cursor_of(&query)).await,
         Some(Role::HospitalAdmin) => hospital_admin(&visit).await,
         Some(Role::SolutionAdmin) => solution_admin(&visit).await,
         Some(Role::ComplianceOfficer) => compliance_officer(&visit).await,
@@ -95,7 +95,7 @@ async fn patient(visit: &Visit) -> Dashboard {
     .await?;
     let entries = log.entries();
     let labels = crate::sharing::Labels::of(&documents.resources);
-    let shares = crate::sharing::shares_of(&consents, &labels);
+    let shares = crate::sharing::shares_of(&consents, labels);
     Ok((
         "Your documents",
         html! {
@@ -112,8 +112,9 @@ async fn patient(visit: &Visit) -> Dashboard {
     ))
 }
 
-async fn doctor(visit: &Visit) -> Dashboard {
-    let cursor = cursor(visit);
+/// A doctor's patients, a page at a time (`cursor`: the page shown; the
+/// first without one).
+async fn doctor(visit: &Visit, cursor: Option<String>) -> Dashboard {
     let search = params(&[("_sort", "family"), ("_count", &LIST.to_string())]);
     let patients = fhir::search(visit, "Patient", paging::at(search, cursor.as_ref())).await?;
     Ok((
@@ -126,13 +127,6 @@ async fn doctor(visit: &Visit) -> Dashboard {
             (crate::emergency::form(visit, None, None))
         },
     ))
-}
-
-/// The page of the doctor's patients shown (`?cursor=…`; the first without).
-fn cursor(visit: &Visit) -> Option<String> {
-    form_urlencoded::parse(visit.req.query_string().as_bytes())
-        .find(|(k, _)| k == "cursor")
-        .map(|(_, v)| v.into_owned())
 }
 
 async fn hospital_admin(visit: &Visit) -> Dashboard {

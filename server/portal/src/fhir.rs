@@ -122,9 +122,6 @@ impl Reads<'_> {
     /// Which of these AuditEvents are anchored (one statement for a page
     /// of a log).
     pub fn anchored(&self, ids: &[String]) -> Result<HashSet<String>, ServiceError> {
-        if ids.is_empty() {
-            return Ok(HashSet::new());
-        }
         anchored_events(self.store, self.guard, ids)
     }
 

@@ -168,10 +168,10 @@ pub fn consents_in_force(reads: &Reads<'_>, patient: &str) -> Result<Found, Serv
 }
 
 /// Each Consent [`consents_in_force`] found as a share in words; `labels`
-/// names the kinds of the documents the page lists already.
-pub fn shares_of(consents: &Found, labels: &Labels) -> Vec<Share> {
+/// names the kinds of the documents the page lists already, and gains the
+/// titles of the documents the Consents name.
+pub fn shares_of(consents: &Found, mut labels: Labels) -> Vec<Share> {
     let names = fhir::Names::of(&consents.included);
-    let mut labels = labels.clone();
     let named_documents = consents
         .included
         .iter()
