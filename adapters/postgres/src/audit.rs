@@ -216,6 +216,25 @@ impl crate::PgStore {
         append_atomically(&mut *self.conn()?, rows)
     }
 
+    /// Moves the search terms of events appended since the last call from
+    /// the index's pending list into the index proper (`gin_clean_pending_list`),
+    /// and says how many pending pages that took. Appends only list their
+    /// terms (`fastupdate`, migration `audit_terms_merged_in_background`);
+    /// merged here in sorted batches, the terms every event shares cost one
+    /// index descent per batch instead of one per event.
+    pub fn merge_audit_terms(&self) -> Result<i64, StoreError> {
+        #[derive(QueryableByName)]
+        struct Merged {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            pages: i64,
+        }
+        Ok(diesel::sql_query(
+            "SELECT gin_clean_pending_list('audit_events_by_term'::regclass) AS pages",
+        )
+        .get_result::<Merged>(&mut *self.conn()?)?
+        .pages)
+    }
+
     /// The stored JSON of every event carrying the search term `term`
     /// (`param=value`, see `fhirledger_audit::terms`), oldest first.
     pub fn audit_events_with(&self, term: &str) -> Result<Vec<String>, StoreError> {

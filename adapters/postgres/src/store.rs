@@ -2,6 +2,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::r2d2::{ConnectionManager, Pool, PooledConnection};
+use parking_lot::{MappedMutexGuard, Mutex, MutexGuard};
 
 use fhir_profiles::search::query::{SearchRequest, Visibility};
 
@@ -26,6 +27,34 @@ impl Default for PoolConfig {
 }
 
 type PgPool = Pool<ConnectionManager<PgConnection>>;
+type Pooled = PooledConnection<ConnectionManager<PgConnection>>;
+
+/// A connection to run statements on: the visit's own ([`PgStore::for_visit`])
+/// or, outside a visit or while the visit's is in use further up the stack,
+/// one checked out of the pool for this call.
+pub(crate) enum Conn<'a> {
+    Pooled(Pooled),
+    Visit(MappedMutexGuard<'a, Pooled>),
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match self {
+            Conn::Pooled(conn) => conn,
+            Conn::Visit(conn) => conn,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match self {
+            Conn::Pooled(conn) => conn,
+            Conn::Visit(conn) => conn,
+        }
+    }
+}
 
 /// Settings every pooled session gets.
 ///
@@ -59,7 +88,6 @@ impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for Se
 
 /// The resource store. Cheap to clone; every method blocks the calling
 /// thread, so async callers run them on a blocking thread pool.
-#[derive(Clone)]
 pub struct PgStore {
     pool: PgPool,
     /// Where the pool connects, for connections kept outside it
@@ -68,6 +96,22 @@ pub struct PgStore {
     /// The log's upper nodes proofs have read (they never change), shared by
     /// the clones.
     node_cache: std::sync::Arc<crate::ledger::NodeCache>,
+    /// The connection of one visit ([`PgStore::for_visit`]): checked out at
+    /// its first statement, back to the pool when the visit's store drops.
+    visit: Option<Mutex<Option<Pooled>>>,
+}
+
+/// A clone is a store of its own: it never shares the visit's connection, so
+/// a clone kept beyond the visit cannot hold it.
+impl Clone for PgStore {
+    fn clone(&self) -> Self {
+        PgStore {
+            pool: self.pool.clone(),
+            url: self.url.clone(),
+            node_cache: self.node_cache.clone(),
+            visit: None,
+        }
+    }
 }
 
 /// How often a transaction that lost a serialization race is retried.
@@ -87,7 +131,20 @@ impl PgStore {
             pool,
             url: url.to_string(),
             node_cache: std::sync::Arc::new(crate::ledger::NodeCache::new()),
+            visit: None,
         })
+    }
+
+    /// The store for one visit: the several calls of one page or request
+    /// share one pooled connection. A checkout costs a validation round trip
+    /// (`SELECT 1`: a failed-over server must not hand out dead
+    /// connections), and a patient's dashboard, which makes four calls, paid
+    /// it four times.
+    pub fn for_visit(&self) -> PgStore {
+        PgStore {
+            visit: Some(Mutex::new(None)),
+            ..self.clone()
+        }
     }
 
     /// A writer of reads' audit events on a connection of its own (see
@@ -100,10 +157,19 @@ impl PgStore {
         &self.node_cache
     }
 
-    pub(crate) fn conn(
-        &self,
-    ) -> Result<PooledConnection<ConnectionManager<PgConnection>>, StoreError> {
-        Ok(self.pool.get()?)
+    /// A connection for one call: the visit's when there is one and no call
+    /// further up the stack is using it (a call within a call then gets one
+    /// of its own from the pool rather than waiting for itself).
+    pub(crate) fn conn(&self) -> Result<Conn<'_>, StoreError> {
+        if let Some(mut slot) = self.visit.as_ref().and_then(Mutex::try_lock) {
+            if slot.is_none() {
+                *slot = Some(self.pool.get()?);
+            }
+            if let Ok(conn) = MutexGuard::try_map(slot, Option::as_mut) {
+                return Ok(Conn::Visit(conn));
+            }
+        }
+        Ok(Conn::Pooled(self.pool.get()?))
     }
 
     /// Applies pending migrations.

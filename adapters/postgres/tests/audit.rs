@@ -133,3 +133,46 @@ fn a_value_postgresql_text_cannot_hold_does_not_sink_the_batch() {
         .terms
         .contains(&"agent-name=nul in a name".to_string()));
 }
+
+/// Appends list their events' terms in the index's pending list; the sequencer merges
+/// the list into the index. An event is found by its terms before and after the merge.
+#[test]
+fn new_events_are_found_by_their_terms_before_and_after_their_merge_into_the_index() {
+    let practitioner = unique("Practitioner/merge");
+    let ids: Vec<String> = (0..40).map(|_| unique("ae")).collect();
+    let rows: Vec<AuditRow> = ids
+        .iter()
+        .map(|id| AuditRow {
+            terms: vec![format!("agent={practitioner}")],
+            ..row(id, Some("p-merge"))
+        })
+        .collect();
+    store().append_audit_events(&rows).expect("appended");
+    let term = format!("agent={practitioner}");
+    let found = |what: &str| {
+        let events = store().audit_events_with(&term).expect("searched");
+        assert_eq!(events.len(), ids.len(), "{what}");
+        assert!(
+            events.iter().zip(&rows).all(|(e, r)| *e == r.content),
+            "{what}"
+        );
+    };
+    found("pending");
+    #[derive(QueryableByName)]
+    struct Options {
+        #[diesel(sql_type = Array<Text>)]
+        options: Vec<String>,
+    }
+    let mut conn = PgConnection::establish(database_url()).expect("a connection");
+    let index = diesel::sql_query(
+        "SELECT reloptions AS options FROM pg_class WHERE relname = 'audit_events_by_term'",
+    )
+    .get_result::<Options>(&mut conn)
+    .expect("the index's options");
+    assert!(index.options.contains(&"fastupdate=on".to_string()));
+    store().merge_audit_terms().expect("merged");
+    found("merged");
+    // Nothing new since: a second merge finds nothing of these left to move.
+    store().merge_audit_terms().expect("merged again");
+    found("merged twice");
+}

@@ -302,3 +302,38 @@ fn an_oversized_upload_rolls_back() {
     assert!(matches!(result, Err(StoreError::TooLarge { limit: 1000 })));
     assert!(s.read("Binary", &id).expect("read").is_none());
 }
+
+/// A visit's calls share one pooled connection, held from its first call until the
+/// visit's store drops; a call made while another of the same visit holds it gets one
+/// of its own instead of waiting for itself.
+#[test]
+fn a_visit_holds_one_connection_until_it_ends() {
+    use std::time::Duration;
+    let config = fhirledger_postgres::PoolConfig {
+        max_size: 2,
+        connection_timeout: Duration::from_millis(300),
+    };
+    let s = fhirledger_postgres::PgStore::connect(common::database_url(), &config).expect("pool");
+    let id = unique("visit");
+    s.transaction(|tx| tx.create("Patient", &id, &IndexRows::default(), |v, _| body(&id, v)))
+        .expect("created");
+
+    let first = s.for_visit();
+    let second = s.for_visit();
+    for _ in 0..3 {
+        assert!(first.read("Patient", &id).expect("read").is_some());
+        assert!(second.read("Patient", &id).expect("read").is_some());
+    }
+    // Two visits hold the pool's two connections, however many calls they made.
+    assert!(matches!(s.read("Patient", &id), Err(StoreError::Pool(_))));
+    // A call within a call of the visit: the inner one borrows from the pool.
+    drop(second);
+    let nested: Result<_, StoreError> = first.reading(false, |_| first.read("Patient", &id));
+    assert!(nested.expect("nested read").is_some());
+    // Once the visits end, their connections serve others.
+    drop(first);
+    assert!(s.read("Patient", &id).expect("read").is_some());
+    let other = s.for_visit();
+    assert!(other.read("Patient", &id).expect("read").is_some());
+    assert!(s.read("Patient", &id).expect("read").is_some());
+}

@@ -65,7 +65,8 @@ impl Database {
         R: Send + 'static,
     {
         let _slot = self.slot().await?;
-        let store = self.store.clone();
+        // One connection for the whole work, however many calls it makes.
+        let store = self.store.for_visit();
         tokio::task::spawn_blocking(move || work(&store))
             .await
             .map_err(|_| Stopped)

@@ -44,7 +44,11 @@ pub fn start_sequencer(db: Arc<Database>, every: Duration) -> std::io::Result<Se
         .name("log-sequencer".into())
         .spawn(move || loop {
             match stopped.recv_timeout(every) {
-                Err(RecvTimeoutError::Timeout) => sequence_backlog(&db),
+                Err(RecvTimeoutError::Timeout) => {
+                    if sequence_backlog(&db) {
+                        merge_audit_terms(&db);
+                    }
+                }
                 _ => return,
             }
         })?;
@@ -55,11 +59,14 @@ pub fn start_sequencer(db: Arc<Database>, every: Duration) -> std::io::Result<Se
 }
 
 /// Passes until the backlog is gone, another process holds the lock, or
-/// the database fails (logged; the next tick tries again).
-fn sequence_backlog(db: &Database) {
+/// the database fails (logged; the next tick tries again). Says whether
+/// this process sequenced new leaves.
+fn sequence_backlog(db: &Database) -> bool {
+    let mut appended = false;
     loop {
         match db.store().sequence_log(MAX_LEAVES_PER_PASS) {
             Ok(Some(pass)) if pass.appended as usize == MAX_LEAVES_PER_PASS => {
+                appended = true;
                 tracing::debug!(tree_size = pass.tree_size, "log backlog: another pass");
             }
             Ok(Some(pass)) => {
@@ -70,13 +77,25 @@ fn sequence_backlog(db: &Database) {
                         "log sequenced"
                     );
                 }
-                return;
+                return appended || pass.appended > 0;
             }
-            Ok(None) => return,
+            Ok(None) => return appended,
             Err(e) => {
                 tracing::warn!(error = %e, "sequencing the Merkle log failed; retrying next tick");
-                return;
+                return appended;
             }
         }
+    }
+}
+
+/// Merges the audit events' new search terms into their index, after a
+/// pass that sequenced new leaves (every event is one, so no new leaves
+/// means no new terms), by the process that ran it: one process a tick.
+/// A failure costs nothing but speed: the next append to overflow the list
+/// merges it, as autovacuum does.
+fn merge_audit_terms(db: &Database) {
+    match db.store().merge_audit_terms() {
+        Ok(pages) => tracing::trace!(pages, "audit terms merged into their index"),
+        Err(e) => tracing::warn!(error = %e, "merging the audit trail's new search terms failed"),
     }
 }
