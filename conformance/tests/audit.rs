@@ -115,6 +115,61 @@ fn a_search_over_two_patients_leaves_one_event_for_each() {
 }
 
 #[test]
+fn what_a_search_includes_from_the_directory_is_in_its_patients_event() {
+    let (a, b) = (new_patient(), new_patient());
+    let author = id_of(&create(&practitioner(&uid())));
+    let authored = |patient: &str| {
+        let mut document = document_reference(patient, &uid());
+        document["author"] = serde_json::json!([{ "reference": format!("Practitioner/{author}") }]);
+        id_of(&create(&document))
+    };
+    let (doc_a, doc_b) = (authored(&a), authored(&b));
+    let search = |ids: &str| {
+        let request_id = format!("test-{}", uid());
+        get(&format!(
+            "DocumentReference?_id={ids}&_include=DocumentReference:author"
+        ))
+        .header("X-Request-Id", &request_id)
+        .send()
+        .assert_status(200);
+        events_of(&request_id)
+    };
+    // One patient: one access, one entry in their log, naming the author too.
+    let events = search(&doc_a);
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(entity_refs(&events[0], "1"), [format!("Patient/{a}")]);
+    assert_eq!(
+        entity_refs(&events[0], "4"),
+        [
+            format!("DocumentReference/{doc_a}/_history/1"),
+            format!("Practitioner/{author}/_history/1")
+        ]
+    );
+    // Two patients: each event holds only its patient's data, and the
+    // directory has one of its own.
+    let events = search(&format!("{doc_a},{doc_b}"));
+    assert_eq!(events.len(), 3, "{events:#?}");
+    let mut seen: Vec<(Vec<String>, Vec<String>)> = events
+        .iter()
+        .map(|e| (entity_refs(e, "1"), entity_refs(e, "4")))
+        .collect();
+    seen.sort();
+    let mut expected = vec![
+        (vec![], vec![format!("Practitioner/{author}/_history/1")]),
+        (
+            vec![format!("Patient/{a}")],
+            vec![format!("DocumentReference/{doc_a}/_history/1")],
+        ),
+        (
+            vec![format!("Patient/{b}")],
+            vec![format!("DocumentReference/{doc_b}/_history/1")],
+        ),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+#[test]
 fn history_and_vread_are_audited_too() {
     let patient = new_patient();
     for (path, subtype) in [

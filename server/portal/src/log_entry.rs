@@ -210,13 +210,21 @@ impl<'a> Entry<'a> {
             }
         }
         if types.is_empty() {
-            verb.trim_end_matches(" of")
+            return verb
+                .trim_end_matches(" of")
                 .trim_end_matches(" to")
                 .trim_end_matches(" on")
-                .to_string()
-        } else {
-            format!("{verb} {}", types.join(", "))
+                .to_string();
         }
+        // A search that included what its matches name (a document's author
+        // and hospital) says what it searched first.
+        if verb == "Searched" && types.len() > 1 {
+            if let Some(searched) = self.searched_type().filter(|s| types.contains(&s.as_str())) {
+                types.retain(|t| *t != searched);
+                return format!("Searched {searched}, with {}", types.join(", "));
+            }
+        }
+        format!("{verb} {}", types.join(", "))
     }
 
     /// The type a search was of, from its query entity: the FHIR search a
@@ -356,6 +364,25 @@ mod tests {
         assert_eq!(parsed(&page).action(), "Searched Practitioner (none found)");
         let unknown = entry(json!({"subtype": [{"code": "search-system"}], "entity": []}));
         assert_eq!(parsed(&unknown).action(), "Searched");
+    }
+
+    #[test]
+    fn a_search_with_includes_names_what_it_searched_first() {
+        let documents = entry(json!({
+            "subtype": [{"code": "search-type"}],
+            "entity": [
+                {"type": {"code": "2"}, "query": "R0VUIC9wb3J0YWw=",
+                 "description": "GET DocumentReference?patient=p-1&_include=DocumentReference:author"},
+                {"role": {"code": "4"}, "what": {"reference": "DocumentReference/d-1/_history/2"}},
+                {"role": {"code": "4"}, "what": {"reference": "Practitioner/dr-1/_history/1"}},
+                {"role": {"code": "4"}, "what": {"reference": "Organization/h-1/_history/1"}},
+                {"role": {"code": "1"}, "what": {"reference": "Patient/p-1"}}
+            ]
+        }));
+        assert_eq!(
+            parsed(&documents).action(),
+            "Searched DocumentReference, with Organization, Practitioner"
+        );
     }
 
     #[test]

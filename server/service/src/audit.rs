@@ -257,8 +257,12 @@ impl Recorder {
     }
 
     /// A successful read by `caller`: one event per patient whose data it
-    /// returned (and one for what belongs to no patient), each naming the
-    /// resources of that patient and the rules that decided.
+    /// returned, each naming the resources of that patient and the rules
+    /// that decided. What belongs to no patient (the directory: the
+    /// Practitioner and Organization a search included as a document's
+    /// author and hospital) goes into the one patient's event when there is
+    /// one patient, and into an event of its own otherwise (none, or
+    /// several, whose logs must each show only their own data).
     /// `performed` describes the FHIR query run for a request that is not
     /// one itself ([`crate::Guard::performing`]).
     pub fn read(
@@ -274,6 +278,20 @@ impl Recorder {
             resources.push(t.reference.clone());
             if let Some(rule) = t.rule.as_ref().filter(|r| !rules.contains(r)) {
                 rules.push(rule.clone());
+            }
+        }
+        if by_patient.len() == 2 {
+            // One patient's data and some of the directory: one access, as the
+            // person made it, in one entry of that patient's log.
+            if let Some((directory, directory_rules)) = by_patient.remove(&None) {
+                if let Some((_, (resources, rules))) = by_patient.iter_mut().next() {
+                    resources.extend(directory);
+                    for rule in directory_rules {
+                        if !rules.contains(&rule) {
+                            rules.push(rule);
+                        }
+                    }
+                }
             }
         }
         if by_patient.is_empty() {
