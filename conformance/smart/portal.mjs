@@ -504,6 +504,7 @@ async function livePages(browser) {
   }
   const patientContext = await browser.newContext();
   const doctorContext = await browser.newContext();
+  const adminContext = await browser.newContext();
   const refetches = { patientLog: 0, doctorDashboard: 0 };
   // Whether a page is still the one loaded at first (a reload would lose it).
   const mark = (page) => page.evaluate(() => { window.livePageMark = 'first load'; });
@@ -550,6 +551,20 @@ async function livePages(browser) {
       announced: await announced(d, 'live-patients'),
     };
 
+    // Their hospital's admin onboards a patient: the open dashboard lists
+    // them too (the doctor sees their hospital's patients).
+    await redeemInvitation(browser, origins, { invitation: input.hospitalAdmin.invitation, login: input.hospitalAdmin.login, providerLabel: input.provider.label });
+    const h = await adminContext.newPage();
+    await goto(h, portalUrl);
+    await walkToPortal(h, input.hospitalAdmin.login);
+    await h.getByRole('radio', { name: 'A patient' }).check();
+    await h.getByLabel('Given name').fill('Newly');
+    await h.getByLabel('Family name').fill(input.onboardedFamily);
+    await h.getByLabel('Their email').fill(`${input.onboardedFamily.toLowerCase()}@patients.example`);
+    await andWait(h, () => h.getByRole('button', { name: 'Onboard and send an invitation' }).click());
+    await d.locator('#live-patients').getByRole('link', { name: new RegExp(input.onboardedFamily) }).waitFor({ timeout: 20000 });
+    const doctorOnboarded = { sameLoad: await marked(d), fresh: await freshRows(d, 'live-patients') };
+
     // The doctor reads the shared document; the patient's open log shows it.
     await andWait(d, () => patientLink.click());
     await andWait(d, () => d.getByRole('link', { name: input.shared.title }).click());
@@ -561,10 +576,11 @@ async function livePages(browser) {
       fresh: await freshRows(log, 'live-access-log'),
       announced: await announced(log, 'live-access-log'),
     };
-    return { doctorBefore, streams, doctorAfter, logAfter, refetches };
+    return { doctorBefore, streams, doctorAfter, doctorOnboarded, logAfter, refetches };
   } finally {
     await patientContext.close();
     await doctorContext.close();
+    await adminContext.close();
   }
 }
 

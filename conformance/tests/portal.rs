@@ -821,7 +821,8 @@ fn a_patient_uploads_a_large_file_and_a_doctor_uploads_for_their_patient() {
 }
 
 /// Live pages: with both pages open, a patient's share appears on the
-/// doctor's dashboard and the doctor's read in the patient's access log,
+/// doctor's dashboard, and so does a patient their hospital's admin
+/// onboards, and the doctor's read in the patient's access log,
 /// each without a reload (server-sent events, then the page fetched again
 /// through the access decision); the patient's own page views do not
 /// refresh their log; a stream of another person's kind is refused.
@@ -838,6 +839,8 @@ fn open_pages_show_a_new_share_and_a_new_access_without_a_reload() {
     let doctor_family = format!("Watcher{}", &uid()[..8]);
     let (_, doctor) = doctor_of(&other, &doctor_family);
     let patient_account = e2e().invite("patient", &home, &format!("Patient/{patient_id}"));
+    let hospital_admin = e2e().invite_as("hospital-admin", Some(&other), None);
+    let onboarded_family = format!("Onboarded{}", &uid()[..8]);
 
     let out = e2e().run_script(
         "portal.mjs",
@@ -845,6 +848,8 @@ fn open_pages_show_a_new_share_and_a_new_access_without_a_reload() {
         json!({
             "patient": person(&patient_account),
             "doctor": person(&doctor),
+            "hospitalAdmin": person(&hospital_admin),
+            "onboardedFamily": onboarded_family,
             "doctorFamily": doctor_family,
             "patientFamily": patient_family,
             "shared": { "id": note_id, "title": title },
@@ -876,6 +881,18 @@ fn open_pages_show_a_new_share_and_a_new_access_without_a_reload() {
     );
     assert_eq!(doctor_after["announced"], "1 new entry", "{doctor_after:#}");
     no_serious_violations(&doctor_after["page"]);
+
+    // A patient onboarded at the doctor's hospital appears the same way.
+    let onboarded = &out["doctorOnboarded"];
+    assert_eq!(onboarded["sameLoad"], true, "not reloaded: {out:#}");
+    assert!(
+        onboarded["fresh"]
+            .as_array()
+            .expect("fresh rows")
+            .iter()
+            .any(|r| r.as_str().unwrap_or_default().contains(&onboarded_family)),
+        "the onboarded patient is pointed out: {onboarded:#}"
+    );
 
     let log_after = &out["logAfter"];
     assert_eq!(log_after["sameLoad"], true, "not reloaded: {out:#}");

@@ -25,6 +25,10 @@ pub struct LogActivity {
     pub consent_readers: BTreeSet<String>,
     /// A Consent version naming no reader (a rule for everyone) was written.
     pub consent_for_everyone: bool,
+    /// The hospitals (`Organization/…`) whose patients changed: a Patient
+    /// created, updated or deleted there (or moved from there): their
+    /// doctors' lists of patients may have changed.
+    pub roster_organizations: BTreeSet<String>,
 }
 
 #[derive(QueryableByName)]
@@ -70,6 +74,31 @@ LEFT JOIN LATERAL ( \
     FROM jsonb_path_query(content::jsonb, 'lax $.provision.**.actor.reference.reference') x \
 ) r ON true";
 
+/// The managing organizations of the Patients written by the AuditEvent
+/// leaves in `[from, to)`, before and after the write (the two newest
+/// versions with content: a move concerns both hospitals, a deletion the
+/// last one).
+const ROSTER_ORGANIZATIONS: &str = "\
+SELECT DISTINCT v.content::jsonb #>> '{managingOrganization,reference}' AS organization \
+FROM merkle_leaves l \
+JOIN audit_events a ON a.id = l.resource_id \
+CROSS JOIN LATERAL ( \
+    SELECT v.content FROM resource_versions v \
+    WHERE v.resource_type = 'Patient' AND v.id = a.patient_id AND v.content IS NOT NULL \
+    ORDER BY v.version_id DESC LIMIT 2 \
+) v \
+WHERE l.leaf_index >= $1 AND l.leaf_index < $2 AND l.resource_type = 'AuditEvent' \
+  AND a.patient_id IS NOT NULL \
+  AND a.codes @> ARRAY['outcome=0'] \
+  AND a.codes && ARRAY['subtype=create', 'subtype=update', 'subtype=patch', 'subtype=delete'] \
+  AND a.content::jsonb @? '$.entity[*] ? (@.role.code == \"4\" && @.what.reference starts with \"Patient/\")'";
+
+#[derive(QueryableByName)]
+struct Organization {
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    organization: Option<String>,
+}
+
 impl crate::PgStore {
     /// What the log recorded at indexes `[from, to)`.
     pub fn log_activity(&self, from: u64, to: u64) -> Result<LogActivity, StoreError> {
@@ -98,6 +127,13 @@ impl crate::PgStore {
                 None => activity.consent_for_everyone = true,
             }
         }
+        activity.roster_organizations = diesel::sql_query(ROSTER_ORGANIZATIONS)
+            .bind::<BigInt, _>(from)
+            .bind::<BigInt, _>(to)
+            .load::<Organization>(conn)?
+            .into_iter()
+            .filter_map(|o| o.organization)
+            .collect();
         Ok(activity)
     }
 }

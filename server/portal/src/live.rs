@@ -6,7 +6,8 @@
 //! without it.
 //!
 //! Topics: `access-log` (a patient: someone else touched their data) and
-//! `patients` (a doctor: a Consent naming them or their hospital changed).
+//! `patients` (a doctor: a Consent naming them or their hospital changed,
+//! or a patient of their hospital was onboarded, changed or removed).
 //! News comes from the process's [`LiveFeed`], which follows the Merkle
 //! log, so an access served by any replica reaches a page on any other.
 

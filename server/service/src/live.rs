@@ -51,12 +51,16 @@ impl News {
         }
     }
 
-    /// Whether a Consent change may have changed what a reader known by
-    /// any of `references` (their Practitioner, their hospital) sees.
+    /// Whether a Consent change, or a change to a hospital's patients, may
+    /// have changed what a reader known by any of `references` (their
+    /// Practitioner, their hospital) sees.
     pub fn concerns_reader(&self, references: &[String]) -> bool {
         match self {
             News::Activity(a) => {
-                a.consent_for_everyone || references.iter().any(|r| a.consent_readers.contains(r))
+                a.consent_for_everyone
+                    || references.iter().any(|r| {
+                        a.consent_readers.contains(r) || a.roster_organizations.contains(r)
+                    })
             }
             News::Everything => true,
         }
