@@ -341,6 +341,51 @@ fn standalone_launch_as_a_doctor_picks_among_their_hospitals_patients() {
     let app = app_result(&out, &format!("Practitioner/{practitioner}"), &second);
     assert_eq!(app["tokenResponse"]["need_patient_banner"], true);
     assert_eq!(document_ids(&app["documents"]), docs, "{app}");
+    // The picker's list is a search like any other: each patient it showed
+    // finds in their log that this doctor looked them up, for the app.
+    for listed in [&first, &second] {
+        let searches = picker_searches(listed, &practitioner);
+        assert!(
+            !searches.is_empty(),
+            "Patient/{listed} has the picker's search in their log"
+        );
+        for event in &searches {
+            conformance::balp::assert_valid_audit_event(event, "the picker's search");
+            let app_agent = event["agent"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["network"]["type"] == "2")
+                .expect("the app as an agent");
+            assert!(
+                app_agent["who"]["identifier"]["value"]
+                    .as_str()
+                    .is_some_and(|id| !id.is_empty()),
+                "{event:#}"
+            );
+        }
+    }
+}
+
+/// The Patient searches by `Practitioner/{practitioner}` that the e2e
+/// server's trail holds about `patient`.
+fn picker_searches(patient: &str, practitioner: &str) -> Vec<Value> {
+    let store = fhirledger_postgres::PgStore::connect(
+        &e2e().server.database_url,
+        &fhirledger_postgres::PoolConfig::default(),
+    )
+    .expect("a pool on the e2e server's database");
+    store
+        .audit_events_with(&format!("entity=Patient/{patient}"))
+        .expect("the trail")
+        .iter()
+        .map(|c| serde_json::from_str::<Value>(c).expect("stored JSON"))
+        .filter(|e| e["subtype"][0]["code"] == "search-type")
+        .filter(|e| {
+            e.to_string()
+                .contains(&format!("\"Practitioner/{practitioner}\""))
+        })
+        .collect()
 }
 
 #[test]

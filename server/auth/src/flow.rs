@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::Utc;
 use fhirledger_postgres::auth::{AuthRequestRow, GrantRow, UserRow};
 use uuid::Uuid;
@@ -18,6 +18,7 @@ use fhirledger_access::roles::Role;
 use fhirledger_access::scope::{Context, Scope, ScopeSet};
 use fhirledger_access::{practitioner_of, Caller, Identity};
 use fhirledger_postgres::StoredVersion;
+use fhirledger_service::audit::Recorder;
 use fhirledger_service::reads::{self, ReadResource, Search};
 use fhirledger_service::{search, Guard, ServiceError};
 
@@ -103,7 +104,7 @@ pub async fn continue_route(req: HttpRequest, server: web::Data<AuthServer>) -> 
             return unavailable();
         }
     }
-    next_step(&server, &p, &user, params.get("q")).await
+    next_step(&req, &server, &p, &user, params.get("q")).await
 }
 
 /// Where a request's next step is shown.
@@ -125,6 +126,7 @@ pub fn provider_links(server: &AuthServer, request: &str) -> Vec<ProviderLink> {
 
 /// What a signed-in person sees next: the picker or the approval page.
 async fn next_step(
+    req: &HttpRequest,
     server: &AuthServer,
     p: &Pending,
     user: &UserRow,
@@ -132,7 +134,7 @@ async fn next_step(
 ) -> HttpResponse {
     let back =
         |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
-    match refusal(server, p, user).await {
+    match refusal(req, server, p, user).await {
         Ok(None) => {}
         Ok(Some(why)) => return back("access_denied", why),
         Err(()) => return unavailable(),
@@ -155,7 +157,7 @@ async fn next_step(
         Err(why) => return back("access_denied", why),
     };
     let patient = match context {
-        PatientContext::Needed => return picker(server, p, user, query.unwrap_or("")).await,
+        PatientContext::Needed => return picker(req, server, p, user, query.unwrap_or("")).await,
         PatientContext::Chosen(id) => Some(id),
         PatientContext::None => None,
     };
@@ -264,8 +266,16 @@ fn may_pick(user: &UserRow) -> bool {
     })
 }
 
-/// The user's own access as a caller (for the picker's search and checks).
-fn user_guard(server: &AuthServer, user: &UserRow) -> Option<Guard> {
+/// The user's own access as a caller (for the picker's search and checks),
+/// on behalf of the app asking (`client_id`); what it reads is audited in
+/// the request's recorder like any read: the patients a picker listed, the
+/// record a launch or a choice was checked against.
+fn user_guard(
+    req: &HttpRequest,
+    server: &AuthServer,
+    user: &UserRow,
+    client_id: &str,
+) -> Option<Guard> {
     let role: Role = user.role.parse().ok()?;
     let user_scopes: ScopeSet = role
         .ceiling()
@@ -275,7 +285,7 @@ fn user_guard(server: &AuthServer, user: &UserRow) -> Option<Guard> {
         .collect();
     let identity = Identity {
         subject: user.user_id.to_string(),
-        client_id: String::new(),
+        client_id: client_id.to_string(),
         role: Some(role),
         organization: user.organization.clone(),
         patient: None,
@@ -285,16 +295,26 @@ fn user_guard(server: &AuthServer, user: &UserRow) -> Option<Guard> {
         organization_name: None,
     };
     let caller = Caller::new(identity, user_scopes, &server.settings.fhir_base);
-    Some(Guard::for_caller(
+    let guard = Guard::for_caller(
         Arc::new(caller),
         &server.settings.fhir_base,
         server.settings.policy,
-    ))
+    );
+    Some(match req.extensions().get::<Arc<Recorder>>() {
+        Some(recorder) => guard.recording(Arc::clone(recorder)),
+        None => guard,
+    })
 }
 
 /// The picker: patients the user may read, filtered by name.
-async fn picker(server: &AuthServer, p: &Pending, user: &UserRow, query: &str) -> HttpResponse {
-    let Some(guard) = user_guard(server, user) else {
+async fn picker(
+    req: &HttpRequest,
+    server: &AuthServer,
+    p: &Pending,
+    user: &UserRow,
+    query: &str,
+) -> HttpResponse {
+    let Some(guard) = user_guard(req, server, user, &p.request.client_id) else {
         return unavailable();
     };
     let mut params = vec![
@@ -407,8 +427,14 @@ async fn request_user(
 /// Whether `user` may open the record of `patient` (read it with their own
 /// access): the rule for a picked patient and for an EHR launch's patient.
 /// `Err` when the database cannot say.
-async fn may_open(server: &AuthServer, user: &UserRow, patient: &str) -> Result<bool, ()> {
-    let guard = user_guard(server, user).ok_or(())?;
+async fn may_open(
+    req: &HttpRequest,
+    server: &AuthServer,
+    p: &Pending,
+    user: &UserRow,
+    patient: &str,
+) -> Result<bool, ()> {
+    let guard = user_guard(req, server, user, &p.request.client_id).ok_or(())?;
     let pid = patient.to_string();
     let visible = server
         .db
@@ -434,6 +460,7 @@ async fn may_open(server: &AuthServer, user: &UserRow, patient: &str) -> Result<
 /// [`patient_context`]). Checked wherever a request advances, since each
 /// form can be posted without the page before it.
 async fn refusal(
+    req: &HttpRequest,
     server: &AuthServer,
     p: &Pending,
     user: &UserRow,
@@ -451,7 +478,7 @@ async fn refusal(
     }
     match &p.request.launch_patient {
         Some(patient) if own_patient(user).is_none() => {
-            if may_open(server, user, patient).await? {
+            if may_open(req, server, p, user, patient).await? {
                 Ok(None)
             } else {
                 Ok(Some("this launch is about a patient you may not open"))
@@ -479,7 +506,7 @@ pub async fn patient_post(
     let Some(patient) = params.get("patient").map(str::to_string) else {
         return see_other(&continue_url(&server, &p.id));
     };
-    if !matches!(may_open(&server, &user, &patient).await, Ok(true)) {
+    if !matches!(may_open(&req, &server, &p, &user, &patient).await, Ok(true)) {
         return error_page(
             StatusCode::FORBIDDEN,
             "Patient not available",
@@ -517,7 +544,7 @@ pub async fn approve_post(
     let back =
         |e: &str, d: &str| redirect_error(&p.request.redirect_uri, e, d, Some(&p.request.state));
     // Checked here too: the form can be posted without the page being shown.
-    match refusal(&server, &p, &user).await {
+    match refusal(&req, &server, &p, &user).await {
         Ok(None) => {}
         Ok(Some(why)) => return back("access_denied", why),
         Err(()) => return unavailable(),
