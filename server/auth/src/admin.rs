@@ -274,20 +274,11 @@ pub async fn onboard_as(
             })?;
     may_manage(&caller, role, onboarding.user.organization.as_deref())
         .map_err(|why| refused(StatusCode::FORBIDDEN, why))?;
-    let mut guard = Guard::for_caller(
-        caller.clone(),
-        &server.settings.fhir_base,
-        server.settings.policy,
-    );
     // The Patient or Practitioner it creates is a FHIR create like any
     // other: its events go into the trail (and the Merkle log) with it, in
     // its transaction, beside the administration event below; a hospital's
     // doctors' open lists hear of a new patient from them.
-    if let Some(recorder) =
-        actix_web::HttpMessage::extensions(req).get::<Arc<fhirledger_service::audit::Recorder>>()
-    {
-        guard = guard.recording(Arc::clone(recorder));
-    }
+    let guard = server.guard_in(req, caller.clone());
     let (base, issuer) = (
         server.settings.fhir_base.clone(),
         server.settings.issuer.clone(),

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::Utc;
 use fhirledger_postgres::auth::{AuthRequestRow, GrantRow, UserRow};
 use uuid::Uuid;
@@ -18,7 +18,6 @@ use fhirledger_access::roles::Role;
 use fhirledger_access::scope::{Context, Scope, ScopeSet};
 use fhirledger_access::{practitioner_of, Caller, Identity};
 use fhirledger_postgres::StoredVersion;
-use fhirledger_service::audit::Recorder;
 use fhirledger_service::reads::{self, ReadResource, Search};
 use fhirledger_service::{search, Guard, ServiceError};
 
@@ -295,15 +294,7 @@ fn user_guard(
         organization_name: None,
     };
     let caller = Caller::new(identity, user_scopes, &server.settings.fhir_base);
-    let guard = Guard::for_caller(
-        Arc::new(caller),
-        &server.settings.fhir_base,
-        server.settings.policy,
-    );
-    Some(match req.extensions().get::<Arc<Recorder>>() {
-        Some(recorder) => guard.recording(Arc::clone(recorder)),
-        None => guard,
-    })
+    Some(server.guard_in(req, Arc::new(caller)))
 }
 
 /// The picker: patients the user may read, filtered by name.

@@ -102,6 +102,26 @@ pub struct AuthServer {
 }
 
 impl AuthServer {
+    /// `caller`'s guard for the service during request `req`: what it reads
+    /// and writes is decided as any FHIR request's, and recorded in the
+    /// request's `Recorder` (committed before the response leaves) — the
+    /// portal's pages, an admin's onboarding, the picker's search.
+    pub fn guard_in(
+        &self,
+        req: &actix_web::HttpRequest,
+        caller: Arc<fhirledger_access::Caller>,
+    ) -> fhirledger_service::Guard {
+        let guard = fhirledger_service::Guard::for_caller(
+            caller,
+            &self.settings.fhir_base,
+            self.settings.policy,
+        );
+        match security::request_recorder(req) {
+            Some(recorder) => guard.recording(recorder),
+            None => guard,
+        }
+    }
+
     /// Loads (or makes) the signing keys and the revocation list.
     pub fn open(
         db: Arc<Database>,

@@ -17,6 +17,11 @@ pub use fhirledger_audit::SecurityEvent;
 pub use fhirledger_service::audit::SecurityActor;
 
 /// Adds a security event to the request's AuditEvents; `failure` is the
+/// The audit recorder the HTTP layer opened for request `req`, if any.
+pub fn request_recorder(req: &HttpRequest) -> Option<Arc<Recorder>> {
+    req.extensions().get::<Arc<Recorder>>().cloned()
+}
+
 /// status and what the client was told when it was refused.
 pub fn record(
     req: &HttpRequest,
@@ -24,7 +29,7 @@ pub fn record(
     actor: SecurityActor,
     failure: Option<(u16, &str)>,
 ) {
-    match req.extensions().get::<Arc<Recorder>>() {
+    match request_recorder(req) {
         Some(recorder) => recorder.security(event, actor, failure),
         None => tracing::error!(
             ?event,

@@ -14,11 +14,10 @@ use std::sync::Arc;
 use actix_web::cookie::{Cookie, SameSite};
 use actix_web::dev::Payload;
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use fhirledger_access::roles::Role;
 use fhirledger_access::Caller;
 use fhirledger_auth::AuthServer;
-use fhirledger_service::audit::Recorder;
 use fhirledger_service::Guard;
 
 use crate::layout;
@@ -134,14 +133,7 @@ fn visit(req: &HttpRequest) -> Result<Visit, actix_web::Error> {
         }
         _ => return Err(instead(signed_out(req, false))),
     };
-    let mut guard = Guard::for_caller(
-        caller.clone(),
-        &server.settings.fhir_base,
-        server.settings.policy,
-    );
-    if let Some(recorder) = req.extensions().get::<Arc<Recorder>>().cloned() {
-        guard = guard.recording(recorder);
-    }
+    let guard = server.guard_in(req, caller.clone());
     Ok(Visit {
         req: req.clone(),
         server,

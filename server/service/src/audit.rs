@@ -272,26 +272,21 @@ impl Recorder {
         touched: &[Touched],
         performed: Option<&str>,
     ) {
+        // One patient's data and some of the directory is one access, as
+        // the person made it: one entry of that patient's log.
+        let first = touched.iter().find_map(|t| t.patient.as_ref());
+        let only_patient = first.filter(|first| {
+            touched
+                .iter()
+                .all(|t| t.patient.as_ref().is_none_or(|p| p == *first))
+        });
         let mut by_patient: BTreeMap<Option<String>, (Vec<String>, Vec<String>)> = BTreeMap::new();
         for t in touched {
-            let (resources, rules) = by_patient.entry(t.patient.clone()).or_default();
+            let patient = t.patient.clone().or_else(|| only_patient.cloned());
+            let (resources, rules) = by_patient.entry(patient).or_default();
             resources.push(t.reference.clone());
             if let Some(rule) = t.rule.as_ref().filter(|r| !rules.contains(r)) {
                 rules.push(rule.clone());
-            }
-        }
-        if by_patient.len() == 2 {
-            // One patient's data and some of the directory: one access, as the
-            // person made it, in one entry of that patient's log.
-            if let Some((directory, directory_rules)) = by_patient.remove(&None) {
-                if let Some((_, (resources, rules))) = by_patient.iter_mut().next() {
-                    resources.extend(directory);
-                    for rule in directory_rules {
-                        if !rules.contains(&rule) {
-                            rules.push(rule);
-                        }
-                    }
-                }
             }
         }
         if by_patient.is_empty() {
