@@ -74,6 +74,16 @@ fn a_request_without_an_id_gets_one() {
     );
 }
 
+/// Each event's patients and resources (entities of roles 1 and 4), sorted.
+fn patients_and_resources(events: &[Value]) -> Vec<(Vec<String>, Vec<String>)> {
+    let mut seen: Vec<(Vec<String>, Vec<String>)> = events
+        .iter()
+        .map(|e| (entity_refs(e, "1"), entity_refs(e, "4")))
+        .collect();
+    seen.sort();
+    seen
+}
+
 #[test]
 fn a_search_over_two_patients_leaves_one_event_for_each() {
     let (a, b) = (new_patient(), new_patient());
@@ -86,11 +96,6 @@ fn a_search_over_two_patients_leaves_one_event_for_each() {
         .assert_status(200);
     let events = events_of(&request_id);
     assert_eq!(events.len(), 2, "{events:#?}");
-    let mut seen: Vec<(Vec<String>, Vec<String>)> = events
-        .iter()
-        .map(|e| (entity_refs(e, "1"), entity_refs(e, "4")))
-        .collect();
-    seen.sort();
     let mut expected = vec![
         (
             vec![format!("Patient/{a}")],
@@ -102,7 +107,7 @@ fn a_search_over_two_patients_leaves_one_event_for_each() {
         ),
     ];
     expected.sort();
-    assert_eq!(seen, expected);
+    assert_eq!(patients_and_resources(&events), expected);
     for event in &events {
         assert_eq!(
             event["meta"]["profile"][0],
@@ -149,11 +154,6 @@ fn what_a_search_includes_from_the_directory_is_in_its_patients_event() {
     // directory has one of its own.
     let events = search(&format!("{doc_a},{doc_b}"));
     assert_eq!(events.len(), 3, "{events:#?}");
-    let mut seen: Vec<(Vec<String>, Vec<String>)> = events
-        .iter()
-        .map(|e| (entity_refs(e, "1"), entity_refs(e, "4")))
-        .collect();
-    seen.sort();
     let mut expected = vec![
         (vec![], vec![format!("Practitioner/{author}/_history/1")]),
         (
@@ -166,7 +166,7 @@ fn what_a_search_includes_from_the_directory_is_in_its_patients_event() {
         ),
     ];
     expected.sort();
-    assert_eq!(seen, expected);
+    assert_eq!(patients_and_resources(&events), expected);
 }
 
 #[test]

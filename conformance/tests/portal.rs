@@ -820,6 +820,15 @@ fn a_patient_uploads_a_large_file_and_a_doctor_uploads_for_their_patient() {
     );
 }
 
+/// Whether a live page's script pointed out (`fresh`) a new row naming `name`.
+fn pointed_out(page: &Value, name: &str) -> bool {
+    page["fresh"]
+        .as_array()
+        .expect("fresh rows")
+        .iter()
+        .any(|r| r.as_str().unwrap_or_default().contains(name))
+}
+
 /// Live pages: with both pages open, a patient's share appears on the
 /// doctor's dashboard, and so does a patient their hospital's admin
 /// onboards, and the doctor's read in the patient's access log,
@@ -872,11 +881,7 @@ fn open_pages_show_a_new_share_and_a_new_access_without_a_reload() {
     let doctor_after = &out["doctorAfter"];
     assert_eq!(doctor_after["sameLoad"], true, "not reloaded: {out:#}");
     assert!(
-        doctor_after["fresh"]
-            .as_array()
-            .expect("fresh rows")
-            .iter()
-            .any(|r| r.as_str().unwrap_or_default().contains(&patient_family)),
+        pointed_out(doctor_after, &patient_family),
         "the new patient is pointed out: {doctor_after:#}"
     );
     assert_eq!(doctor_after["announced"], "1 new entry", "{doctor_after:#}");
@@ -886,21 +891,14 @@ fn open_pages_show_a_new_share_and_a_new_access_without_a_reload() {
     let onboarded = &out["doctorOnboarded"];
     assert_eq!(onboarded["sameLoad"], true, "not reloaded: {out:#}");
     assert!(
-        onboarded["fresh"]
-            .as_array()
-            .expect("fresh rows")
-            .iter()
-            .any(|r| r.as_str().unwrap_or_default().contains(&onboarded_family)),
+        pointed_out(onboarded, &onboarded_family),
         "the onboarded patient is pointed out: {onboarded:#}"
     );
 
     let log_after = &out["logAfter"];
     assert_eq!(log_after["sameLoad"], true, "not reloaded: {out:#}");
-    let fresh = log_after["fresh"].as_array().expect("fresh rows");
     assert!(
-        fresh
-            .iter()
-            .any(|r| r.as_str().unwrap_or_default().contains(&doctor_family)),
+        pointed_out(log_after, &doctor_family),
         "the doctor's read is pointed out: {log_after:#}"
     );
     no_serious_violations(&log_after["page"]);

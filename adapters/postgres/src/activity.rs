@@ -31,16 +31,11 @@ pub struct LogActivity {
     pub roster_organizations: BTreeSet<String>,
 }
 
+/// The one column (`value`) every statement below answers.
 #[derive(QueryableByName)]
-struct Patient {
-    #[diesel(sql_type = Text)]
-    patient_id: String,
-}
-
-#[derive(QueryableByName)]
-struct Reader {
+struct Row {
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    reader: Option<String>,
+    value: Option<String>,
 }
 
 /// The patients of the AuditEvent leaves in `[from, to)` whose event was
@@ -48,7 +43,7 @@ struct Reader {
 /// announce themselves, and a live page that refreshes on news would
 /// refresh forever).
 const ACCESSED_PATIENTS: &str = "\
-SELECT DISTINCT a.patient_id FROM merkle_leaves l \
+SELECT DISTINCT a.patient_id AS value FROM merkle_leaves l \
 JOIN audit_events a ON a.id = l.resource_id \
 WHERE l.leaf_index >= $1 AND l.leaf_index < $2 AND l.resource_type = 'AuditEvent' \
   AND a.patient_id IS NOT NULL \
@@ -68,7 +63,7 @@ WITH changed AS ( \
      AND v.version_id IN (c.version_id, c.version_id - 1) \
     WHERE v.content IS NOT NULL \
 ) \
-SELECT DISTINCT r.reader FROM versions \
+SELECT DISTINCT r.reader AS value FROM versions \
 LEFT JOIN LATERAL ( \
     SELECT x #>> '{}' AS reader \
     FROM jsonb_path_query(content::jsonb, 'lax $.provision.**.actor.reference.reference') x \
@@ -79,7 +74,7 @@ LEFT JOIN LATERAL ( \
 /// versions with content: a move concerns both hospitals, a deletion the
 /// last one).
 const ROSTER_ORGANIZATIONS: &str = "\
-SELECT DISTINCT v.content::jsonb #>> '{managingOrganization,reference}' AS organization \
+SELECT DISTINCT v.content::jsonb #>> '{managingOrganization,reference}' AS value \
 FROM merkle_leaves l \
 JOIN audit_events a ON a.id = l.resource_id \
 CROSS JOIN LATERAL ( \
@@ -93,12 +88,6 @@ WHERE l.leaf_index >= $1 AND l.leaf_index < $2 AND l.resource_type = 'AuditEvent
   AND a.codes && ARRAY['subtype=create', 'subtype=update', 'subtype=patch', 'subtype=delete'] \
   AND a.content::jsonb @? '$.entity[*] ? (@.role.code == \"4\" && @.what.reference starts with \"Patient/\")'";
 
-#[derive(QueryableByName)]
-struct Organization {
-    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
-    organization: Option<String>,
-}
-
 impl crate::PgStore {
     /// What the log recorded at indexes `[from, to)`.
     pub fn log_activity(&self, from: u64, to: u64) -> Result<LogActivity, StoreError> {
@@ -108,31 +97,28 @@ impl crate::PgStore {
             return Ok(activity);
         }
         let conn = &mut *self.conn()?;
-        activity.accessed_patients = diesel::sql_query(ACCESSED_PATIENTS)
-            .bind::<BigInt, _>(from)
-            .bind::<BigInt, _>(to)
-            .load::<Patient>(conn)?
-            .into_iter()
-            .map(|p| p.patient_id)
-            .collect();
-        for row in diesel::sql_query(CONSENT_READERS)
-            .bind::<BigInt, _>(from)
-            .bind::<BigInt, _>(to)
-            .load::<Reader>(conn)?
-        {
-            match row.reader {
+        // The values of `sql` over the stretch.
+        let mut values = |sql: &str| -> Result<Vec<Option<String>>, StoreError> {
+            Ok(diesel::sql_query(sql)
+                .bind::<BigInt, _>(from)
+                .bind::<BigInt, _>(to)
+                .load::<Row>(conn)?
+                .into_iter()
+                .map(|row| row.value)
+                .collect())
+        };
+        activity.accessed_patients = values(ACCESSED_PATIENTS)?.into_iter().flatten().collect();
+        for reader in values(CONSENT_READERS)? {
+            match reader {
                 Some(reader) => {
                     activity.consent_readers.insert(reader);
                 }
                 None => activity.consent_for_everyone = true,
             }
         }
-        activity.roster_organizations = diesel::sql_query(ROSTER_ORGANIZATIONS)
-            .bind::<BigInt, _>(from)
-            .bind::<BigInt, _>(to)
-            .load::<Organization>(conn)?
+        activity.roster_organizations = values(ROSTER_ORGANIZATIONS)?
             .into_iter()
-            .filter_map(|o| o.organization)
+            .flatten()
             .collect();
         Ok(activity)
     }
