@@ -175,12 +175,12 @@ wait_anchored 3600
 load_s=$(python3 -c "import time; print(round(time.time() - $start))")
 bench_psql -c "VACUUM ANALYZE" >/dev/null
 size=$(tree_size)
-log_bytes=$(bench_psql -c "SELECT pg_total_relation_size('merkle_leaves') + pg_total_relation_size('merkle_nodes')")
+log_bytes=$(bench_psql -c "SELECT pg_total_relation_size('merkle_leaves') + pg_total_relation_size('merkle_nodes') + pg_total_relation_size('merkle_tiles')")
 bench_psql -c "SELECT id FROM audit_events TABLESAMPLE SYSTEM (2) WHERE patient_id LIKE 'synthetic-%' LIMIT 100000" \
     | shuf >"$WORK/events.txt"
 {
     echo
-    echo "Log grown to $(printf "%'d" "$size") leaves in ${load_s} s (events and leaves written in SQL, sequenced and anchored by the server); leaves and nodes take $(python3 -c "print(f'{$log_bytes/2**30:.2f}')") GiB, $((log_bytes / size)) bytes per leaf."
+    echo "Log grown to $(printf "%'d" "$size") leaves in ${load_s} s (events and leaves written in SQL, sequenced and anchored by the server); leaves, nodes and tiles take $(python3 -c "print(f'{$log_bytes/2**30:.2f}')") GiB, $((log_bytes / size)) bytes per leaf."
     echo
     echo "| request (100,000 random events of the log) | concurrency | requests/s | p50 ms | p99 ms | errors | server RSS MiB (peak) |"
     echo "|---|---:|---:|---:|---:|---:|---:|"

@@ -339,6 +339,7 @@ fn tamper(url: &str, sql: &str) {
             "ALTER TABLE audit_events DISABLE TRIGGER USER; \
              ALTER TABLE merkle_leaves DISABLE TRIGGER USER; \
              ALTER TABLE merkle_nodes DISABLE TRIGGER USER; \
+             ALTER TABLE merkle_tiles DISABLE TRIGGER USER; \
              ALTER TABLE merkle_checkpoints DISABLE TRIGGER USER; \
              {sql}"
         ))
@@ -525,6 +526,7 @@ fn a_truncated_log_is_named() {
     let mut sql = format!(
         "DELETE FROM merkle_leaves WHERE leaf_index >= {t}; \
          DELETE FROM merkle_nodes WHERE (node_index + 1) * (1::bigint << level) > {t}; \
+         DELETE FROM merkle_tiles WHERE (tile_index + 1) * 64 > {t}; \
          UPDATE merkle_head SET tree_size = {t}, root = {}; \
          DELETE FROM merkle_checkpoints WHERE tree_size > {t};",
         bytea(&root_t)
@@ -584,7 +586,7 @@ fn a_rewritten_log_re_anchored_under_a_new_contract_is_named() {
         &format!(
             "UPDATE audit_events SET content = $forged${forged}$forged$ WHERE id = '{id}'; \
              UPDATE merkle_leaves SET leaf_data = {leaf_data} WHERE leaf_index = {index}; \
-             DELETE FROM merkle_nodes; \
+             DELETE FROM merkle_nodes; DELETE FROM merkle_tiles; \
              INSERT INTO merkle_nodes (level, node_index, hash) VALUES {nodes}; \
              UPDATE merkle_head SET root = {root}; {checkpoints}",
             id = leaf.data.id,

@@ -16,9 +16,9 @@ use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 
-use fhirledger_merkle::ProofNodes;
+use fhirledger_merkle::{ProofNodes, Tile, TILE_WIDTH};
 
-use crate::ledger::LoggedLeaf;
+use crate::ledger::{LoggedLeaf, Tiles};
 use crate::search::{Bind, Sql};
 use crate::StoreError;
 
@@ -158,6 +158,9 @@ struct LeafCheckpointSql {
     leaf_index: i64,
     #[diesel(sql_type = Bytea)]
     leaf_data: Vec<u8>,
+    /// The leaf's tile, when `merkle_tiles` keeps it.
+    #[diesel(sql_type = Nullable<Bytea>)]
+    tile: Option<Vec<u8>>,
     #[diesel(embed)]
     checkpoint: CoveringSql,
 }
@@ -323,8 +326,9 @@ impl crate::PgStore {
     /// `Consent`, id, version id) stands, and when it is anchored, what its
     /// proof is made of: the first anchored checkpoint covering it (the
     /// smallest anchored size above its index) and the stored nodes of its
-    /// path. Two statements on one connection; the path's upper nodes mostly
-    /// come from memory (`ledger::NodeCache`).
+    /// path. One statement for the leaf, its checkpoint and its tile (the
+    /// path's lower levels); the upper nodes mostly come from memory
+    /// (`ledger::NodeCache`), a second statement reads those that do not.
     pub fn leaf_inclusion(
         &self,
         resource_type: &str,
@@ -332,19 +336,23 @@ impl crate::PgStore {
         version_id: &str,
     ) -> Result<LeafInclusion, StoreError> {
         let mut conn = self.conn()?;
-        let Some(row) = diesel::sql_query(
-            "SELECT l.leaf_index, l.leaf_data, c.tree_size, c.root, c.chain_id, c.contract, \
-                    c.tx_hash, c.block_number, c.block_hash, c.anchored_at \
+        let mut sql = Sql::default();
+        let (resource_type, id, version_id) =
+            (sql.text(resource_type), sql.text(id), sql.text(version_id));
+        sql.push(&format!(
+            "SELECT l.leaf_index, l.leaf_data, t.hashes AS tile, c.tree_size, c.root, c.chain_id, \
+                    c.contract, c.tx_hash, c.block_number, c.block_hash, c.anchored_at \
              FROM merkle_leaves l \
+             LEFT JOIN merkle_tiles t ON t.tile_index = l.leaf_index / {TILE_WIDTH} \
              LEFT JOIN LATERAL (SELECT * FROM merkle_checkpoints \
                                 WHERE tree_size > l.leaf_index ORDER BY tree_size LIMIT 1) c ON true \
-             WHERE l.resource_type = $1 AND l.resource_id = $2 AND l.version_id = $3",
-        )
-        .bind::<Text, _>(resource_type)
-        .bind::<Text, _>(id)
-        .bind::<Text, _>(version_id)
-        .get_result::<LeafCheckpointSql>(&mut *conn)
-        .optional()?
+             WHERE l.resource_type = {resource_type} AND l.resource_id = {id} \
+               AND l.version_id = {version_id}"
+        ));
+        let Some(row) = sql
+            .query()
+            .get_result::<LeafCheckpointSql>(&mut *conn)
+            .optional()?
         else {
             return Ok(LeafInclusion::NotInLog);
         };
@@ -355,11 +363,20 @@ impl crate::PgStore {
             leaf_index: to_u64(row.leaf_index, "leaf index")?,
             leaf_data: row.leaf_data,
         };
+        // The leaf's own tile, when kept, came with it: the path's lower
+        // levels need no further read.
+        let mut tiles = Tiles::new();
+        let tile_index = leaf.leaf_index / TILE_WIDTH;
+        if let Some(tile) = row.tile.and_then(|t| Tile::decode(tile_index, &t)) {
+            tiles.insert(tile_index, tile);
+        }
         let nodes = fhirledger_merkle::inclusion_nodes(leaf.leaf_index, checkpoint.tree_size)
             .map_err(|e| {
                 StoreError::Internal(format!("the proof of leaf {}: {e}", leaf.leaf_index))
             })?;
-        let hashes = self.node_cache().nodes(&mut conn, nodes.ids())?;
+        let hashes = self
+            .node_cache()
+            .nodes(&mut conn, nodes.ids(), &mut tiles)?;
         Ok(LeafInclusion::Anchored {
             leaf,
             checkpoint: Box::new(checkpoint),

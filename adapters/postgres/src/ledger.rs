@@ -7,14 +7,17 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Bytea, Int2, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Bool, Bytea, Int2, Text, Timestamptz};
+use std::collections::HashMap;
+
 use fhirledger_merkle::{
-    frontier_nodes, range_hash, Frontier, Hash, Hasher, Keccak256Hasher, LeafData, LeafKind,
-    NodeId, PerfectNode,
+    frontier_nodes, range_hash, tile_of, Frontier, Hash, Hasher, Keccak256Hasher, LeafData,
+    LeafKind, NodeId, PerfectNode, Tile, TILE_HEIGHT, TILE_WIDTH,
 };
 use sha2::{Digest, Sha256};
 
-use crate::schema::{merkle_leaves, merkle_nodes, merkle_pending};
+use crate::schema::{merkle_leaves, merkle_nodes, merkle_pending, merkle_tiles};
+use crate::search::{Bind, Sql};
 use crate::tx::StoredVersion;
 use crate::StoreError;
 
@@ -161,16 +164,6 @@ struct PendingRow {
 }
 
 #[derive(QueryableByName)]
-struct NodeRow {
-    #[diesel(sql_type = Int2)]
-    level: i16,
-    #[diesel(sql_type = BigInt)]
-    node_index: i64,
-    #[diesel(sql_type = Bytea)]
-    hash: Vec<u8>,
-}
-
-#[derive(QueryableByName)]
 struct Locked {
     #[diesel(sql_type = Bool)]
     locked: bool,
@@ -185,6 +178,13 @@ struct NewLeaf<'a> {
     version_id: &'a str,
     leaf_data: &'a [u8],
     sequenced_at: DateTime<Utc>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = merkle_tiles, treat_none_as_default_value = false)]
+struct NewTile {
+    tile_index: i64,
+    hashes: Vec<u8>,
 }
 
 #[derive(Insertable)]
@@ -221,7 +221,7 @@ pub(crate) fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
 
 /// The hashes of `ids`, in their order; an error names the first missing.
 pub(crate) fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-    stored_nodes(conn, ids)?.map_err(|id| {
+    node_hashes(conn, ids, &mut Tiles::new(), None)?.map_err(|id| {
         StoreError::Internal(format!(
             "the log has no node at level {} index {}",
             id.level, id.index
@@ -230,67 +230,184 @@ pub(crate) fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>
 }
 
 /// The hashes of `ids`, in their order, or the first that is not stored
-/// (yet). Leaves (level 0) are hashed from their data in `merkle_leaves`,
-/// higher nodes read from `merkle_nodes`, in one statement: a proof's few
-/// dozen primary-key probes cost one round trip.
+/// (yet). See [`node_hashes`].
 pub(crate) fn stored_nodes(
     conn: &mut PgConnection,
     ids: &[NodeId],
 ) -> Result<Result<Vec<Hash>, NodeId>, StoreError> {
-    if ids.is_empty() {
-        return Ok(Ok(Vec::new()));
-    }
-    let mut leaf_indexes = Vec::new();
-    let (mut levels, mut indexes) = (Vec::new(), Vec::new());
+    node_hashes(conn, ids, &mut Tiles::new(), None)
+}
+
+/// Tiles by index (`fhirledger_merkle::tile`): a full tile as
+/// `merkle_tiles` keeps it, or, for a tile it does not keep (the log's
+/// partial right edge, or sequenced before tiles were kept), built from its
+/// leaves as far as `merkle_leaves` holds them.
+pub(crate) type Tiles = HashMap<u64, Tile>;
+
+#[derive(QueryableByName)]
+struct NodeOrTileRow {
+    /// The node's level, or [`TILE_ROW`] for a tile.
+    #[diesel(sql_type = Int2)]
+    level: i16,
+    /// The node's index, or the tile's.
+    #[diesel(sql_type = BigInt)]
+    node_index: i64,
+    /// The node's hash, or the tile's leaf hashes.
+    #[diesel(sql_type = Bytea)]
+    hash: Vec<u8>,
+}
+
+/// The `level` of a tile's row in the node query.
+const TILE_ROW: i16 = -1;
+
+/// The hashes of `ids`, in their order, or the first that is not stored
+/// (yet). Nodes from level [`TILE_HEIGHT`] up are `merkle_nodes` rows (or
+/// `cache` entries); lower ones are computed from their tile, taken from
+/// `tiles` when the caller has it (a proof's own tile, the sequencer's right
+/// edge), else read from `merkle_tiles`, else from the tile's leaves. One
+/// statement for the nodes and tiles, a second only for tiles not kept;
+/// both kept prepared on the connection. Tiles read are added to `tiles`.
+pub(crate) fn node_hashes(
+    conn: &mut PgConnection,
+    ids: &[NodeId],
+    tiles: &mut Tiles,
+    cache: Option<&NodeCache>,
+) -> Result<Result<Vec<Hash>, NodeId>, StoreError> {
+    let mut upper: HashMap<NodeId, Hash> = HashMap::new();
+    let (mut levels, mut indexes, mut wanted_tiles) = (Vec::new(), Vec::new(), Vec::new());
     for id in ids {
-        if id.level == 0 {
-            leaf_indexes.push(index_of(id.index)?);
-        } else {
-            levels.push(i16::from(id.level));
-            indexes.push(index_of(id.index)?);
+        match tile_of(*id) {
+            Some(tile) => {
+                let tile = index_of(tile)?;
+                if !tiles.contains_key(&(tile as u64)) && !wanted_tiles.contains(&tile) {
+                    wanted_tiles.push(tile);
+                }
+            }
+            None => match cache.and_then(|c| c.get(id)) {
+                Some(hash) => {
+                    upper.insert(*id, hash);
+                }
+                None => {
+                    levels.push(i32::from(id.level));
+                    indexes.push(index_of(id.index)?);
+                }
+            },
         }
     }
-    let rows: Vec<NodeRow> = diesel::sql_query(
-        "SELECT n.level, n.node_index, n.hash FROM merkle_nodes n \
-         JOIN unnest($1::smallint[], $2::bigint[]) AS want(level, node_index) \
-           ON n.level = want.level AND n.node_index = want.node_index \
-         UNION ALL \
-         SELECT 0::smallint, leaf_index, leaf_data FROM merkle_leaves WHERE leaf_index = ANY($3)",
-    )
-    .bind::<Array<Int2>, _>(&levels)
-    .bind::<Array<BigInt>, _>(&indexes)
-    .bind::<Array<BigInt>, _>(&leaf_indexes)
-    .load::<NodeRow>(conn)?;
+    if !levels.is_empty() || !wanted_tiles.is_empty() {
+        let mut sql = Sql::default();
+        let (levels, indexes) = (
+            sql.bind(Bind::Ints(levels)),
+            sql.bind(Bind::BigInts(indexes)),
+        );
+        let wanted = sql.bind(Bind::BigInts(wanted_tiles.clone()));
+        sql.push(&format!(
+            "SELECT n.level, n.node_index, n.hash FROM merkle_nodes n \
+             JOIN unnest({levels}::int[], {indexes}::bigint[]) AS want(level, node_index) \
+               ON n.level = want.level AND n.node_index = want.node_index \
+             UNION ALL \
+             SELECT {TILE_ROW}::smallint, tile_index, hashes FROM merkle_tiles \
+             WHERE tile_index = ANY({wanted})"
+        ));
+        for row in sql.query().load::<NodeOrTileRow>(conn)? {
+            if row.level == TILE_ROW {
+                let index = size_of(row.node_index)?;
+                let tile = Tile::decode(index, &row.hash)
+                    .ok_or_else(|| StoreError::Internal(format!("tile {index} is damaged")))?;
+                tiles.insert(index, tile);
+            } else {
+                let id = NodeId::new(
+                    u8::try_from(row.level)
+                        .map_err(|_| StoreError::Internal("a log node's level".into()))?,
+                    size_of(row.node_index)?,
+                );
+                let hash = hash_of(&row.hash, "a log node")?;
+                if let Some(cache) = cache {
+                    cache.insert(id, hash);
+                }
+                upper.insert(id, hash);
+            }
+        }
+    }
+    wanted_tiles.retain(|t| !tiles.contains_key(&(*t as u64)));
+    if !wanted_tiles.is_empty() {
+        read_tiles_from_leaves(conn, &wanted_tiles, tiles)?;
+    }
     let mut hashes = Vec::with_capacity(ids.len());
     for id in ids {
-        let Some(row) = rows
-            .iter()
-            .find(|r| r.level == i16::from(id.level) && r.node_index as u64 == id.index)
-        else {
-            return Ok(Err(*id));
+        let hash = match tile_of(*id) {
+            Some(tile) => tiles.get(&tile).and_then(|tile| tile.node(*id)),
+            None => upper.get(id).copied(),
         };
-        hashes.push(if id.level == 0 {
-            Keccak256Hasher.leaf_hash(&row.hash)
-        } else {
-            hash_of(&row.hash, "a log node")?
-        });
+        match hash {
+            Some(hash) => hashes.push(hash),
+            None => return Ok(Err(*id)),
+        }
     }
     Ok(Ok(hashes))
+}
+
+/// The leaf hashes of tiles `merkle_tiles` does not keep, from their leaves
+/// (as many as are sequenced), into `tiles`: one range of the leaves'
+/// primary key per run of consecutive tiles. Planned for each call, with
+/// its bounds: a generic plan (or a join with the list of tiles) cannot
+/// know how few leaves a range holds and went to a parallel scan of them
+/// all.
+fn read_tiles_from_leaves(
+    conn: &mut PgConnection,
+    wanted: &[i64],
+    tiles: &mut Tiles,
+) -> Result<(), StoreError> {
+    let mut sorted = wanted.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for tile in sorted {
+        match runs.last_mut() {
+            Some((_, end)) if *end == tile => *end += 1,
+            _ => runs.push((tile, tile + 1)),
+        }
+    }
+    let width = TILE_WIDTH as i64;
+    let mut leaves: HashMap<u64, Vec<Hash>> = HashMap::new();
+    for (first, end) in runs {
+        let rows = diesel::sql_query(
+            "SELECT leaf_index, leaf_data FROM merkle_leaves \
+             WHERE leaf_index >= $1 AND leaf_index < $2 ORDER BY leaf_index",
+        )
+        .bind::<BigInt, _>(first.saturating_mul(width))
+        .bind::<BigInt, _>(end.saturating_mul(width))
+        .load::<LeafRow>(conn)?;
+        for row in rows {
+            let index = size_of(row.leaf_index)?;
+            let tile = index / TILE_WIDTH;
+            let hashes = leaves.entry(tile).or_default();
+            // Leaf indexes are gapless: anything else is a damaged log,
+            // which leaves the tile's later nodes unknown rather than wrong.
+            if index == tile * TILE_WIDTH + hashes.len() as u64 {
+                hashes.push(Keccak256Hasher.leaf_hash(&row.leaf_data));
+            }
+        }
+    }
+    for tile in wanted {
+        let tile = size_of(*tile)?;
+        let hashes = leaves.remove(&tile).unwrap_or_default();
+        tiles.insert(tile, Tile::from_leaves(&Keccak256Hasher, tile, &hashes));
+    }
+    Ok(())
 }
 
 /// How many perfect nodes [`NodeCache`] keeps: every node at its levels of a
 /// log of 2^25 (33 million) leaves, 2^18 entries of about 60 bytes.
 const NODE_CACHE_ENTRIES: usize = 1 << 18;
 
-/// The lowest level [`NodeCache`] keeps. A node at level `l` is in the proof
-/// of `2^l` leaves, so the upper levels are asked for again and again, and
-/// they are few: a 2^(8+k)-leaf log has about 2^(k+1) of them.
-const NODE_CACHE_MIN_LEVEL: u8 = 8;
-
 /// The upper perfect nodes of the log that proofs have read, in memory, so
-/// that a proof reads only its lowest levels from the database. Nothing is
-/// ever invalidated: a stored node never changes (the append-only triggers),
-/// its hash depends only on the leaves below it. Bounded; the least used go.
+/// that a proof reads only its own tile from the database. They are the
+/// nodes from [`TILE_HEIGHT`] up: a node at level `l` is in the proof of
+/// `2^l` leaves, so they are asked for again and again, and they are few: a
+/// 2^(7+k)-leaf log has about 2^(k+1) of them. Nothing is ever invalidated:
+/// a stored node never changes (the append-only triggers), its hash depends
+/// only on the leaves below it. Bounded; the least used go.
 pub(crate) struct NodeCache(quick_cache::sync::Cache<NodeId, Hash>);
 
 impl NodeCache {
@@ -298,45 +415,29 @@ impl NodeCache {
         NodeCache(quick_cache::sync::Cache::new(NODE_CACHE_ENTRIES))
     }
 
-    /// The hashes of `ids` in their order, from memory where kept, the rest
-    /// from `conn` in one statement.
+    fn get(&self, id: &NodeId) -> Option<Hash> {
+        self.0.get(id)
+    }
+
+    fn insert(&self, id: NodeId, hash: Hash) {
+        self.0.insert(id, hash);
+    }
+
+    /// The hashes of `ids` in their order: upper nodes from memory where
+    /// kept, the rest (and the tiles of the lower ones not in `tiles`) from
+    /// `conn`.
     pub(crate) fn nodes(
         &self,
         conn: &mut PgConnection,
         ids: &[NodeId],
+        tiles: &mut Tiles,
     ) -> Result<Vec<Hash>, StoreError> {
-        let cached: Vec<Option<Hash>> = ids
-            .iter()
-            .map(|id| {
-                (id.level >= NODE_CACHE_MIN_LEVEL)
-                    .then(|| self.0.get(id))
-                    .flatten()
-            })
-            .collect();
-        let missing: Vec<NodeId> = ids
-            .iter()
-            .zip(&cached)
-            .filter(|(_, hit)| hit.is_none())
-            .map(|(id, _)| *id)
-            .collect();
-        let mut fetched = nodes(conn, &missing)?.into_iter();
-        let mut hashes = Vec::with_capacity(ids.len());
-        for (id, hit) in ids.iter().zip(cached) {
-            let hash = match hit {
-                Some(hash) => hash,
-                None => {
-                    let hash = fetched.next().ok_or_else(|| {
-                        StoreError::Internal("the log's node query lost a node".into())
-                    })?;
-                    if id.level >= NODE_CACHE_MIN_LEVEL {
-                        self.0.insert(*id, hash);
-                    }
-                    hash
-                }
-            };
-            hashes.push(hash);
-        }
-        Ok(hashes)
+        node_hashes(conn, ids, tiles, Some(self))?.map_err(|id| {
+            StoreError::Internal(format!(
+                "the log has no node at level {} index {}",
+                id.level, id.index
+            ))
+        })
     }
 }
 
@@ -353,6 +454,7 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
             return Ok(None);
         }
         let start = head(conn)?;
+        backfill_tiles(conn)?;
         // A range of the primary key, its bound found first: no join for the
         // planner to choose. A semi-join planned while the table looked empty
         // (statistics from between two bursts) became a nested loop that
@@ -375,9 +477,36 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
         }
         pending.sort_by_key(|p| p.pending_id);
         let hasher = Keccak256Hasher;
-        let edge = nodes(conn, &frontier_nodes(start.tree_size))?;
+        // The right edge's tile as far as it is sequenced: its leaves give
+        // the frontier's lower nodes, and it is written once full.
+        let mut tile_index = start.tree_size / TILE_WIDTH;
+        let mut tiles = Tiles::new();
+        if start.tree_size % TILE_WIDTH == 0 {
+            tiles.insert(tile_index, Tile::default());
+        } else {
+            read_tiles_from_leaves(conn, &[index_of(tile_index)?], &mut tiles)?;
+        }
+        let edge = node_hashes(conn, &frontier_nodes(start.tree_size), &mut tiles, None)?.map_err(
+            |id| {
+                StoreError::Internal(format!(
+                    "the log's right edge lacks its node at level {} index {}",
+                    id.level, id.index
+                ))
+            },
+        )?;
         let mut frontier = Frontier::restore(hasher, start.tree_size, edge)
             .map_err(|e| StoreError::Internal(format!("the log's right edge: {e}")))?;
+        let mut tile: Vec<Hash> = tiles
+            .remove(&tile_index)
+            .map(|t| t.leaf_hashes().to_vec())
+            .unwrap_or_default();
+        if tile.len() as u64 != start.tree_size % TILE_WIDTH {
+            return Err(StoreError::Internal(format!(
+                "the log's last tile ({tile_index}) has {} of its leaves, not {}",
+                tile.len(),
+                start.tree_size % TILE_WIDTH
+            )));
+        }
         let decoded = pending
             .iter()
             .map(|p| {
@@ -386,11 +515,30 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut completed: Vec<PerfectNode> = Vec::with_capacity(pending.len() * 2);
+        // Nodes below the tiles' height are kept in their tiles, not as rows.
+        let mut completed: Vec<PerfectNode> = Vec::new();
+        let mut full_tiles: Vec<NewTile> = Vec::new();
         for p in &pending {
+            let leaf = hasher.leaf_hash(&p.leaf_data);
             frontier
-                .append_with(hasher.leaf_hash(&p.leaf_data), |n| completed.push(n))
+                .append_with(leaf, |n| {
+                    if n.id.level >= TILE_HEIGHT {
+                        completed.push(n)
+                    }
+                })
                 .map_err(|e| StoreError::Internal(format!("the log is full: {e}")))?;
+            tile.push(leaf);
+            if tile.len() as u64 == TILE_WIDTH {
+                let full = Tile::from_leaves(&hasher, tile_index, &tile);
+                full_tiles.push(NewTile {
+                    tile_index: index_of(tile_index)?,
+                    hashes: full.encode().ok_or_else(|| {
+                        StoreError::Internal(format!("tile {tile_index} is not full"))
+                    })?,
+                });
+                tile.clear();
+                tile_index += 1;
+            }
         }
         let now = crate::tx::now();
         let leaves = pending
@@ -411,10 +559,13 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
         diesel::copy_from(merkle_leaves::table)
             .from_insertable(leaves)
             .execute(conn)?;
-        // Leaves' hashes (level 0) are not stored: their data is, one hash away.
+        if !full_tiles.is_empty() {
+            diesel::copy_from(merkle_tiles::table)
+                .from_insertable(full_tiles)
+                .execute(conn)?;
+        }
         let new_nodes = completed
             .iter()
-            .filter(|n| n.id.level > 0)
             .map(|n| {
                 Ok(NewNode {
                     level: i16::from(n.id.level),
@@ -438,6 +589,64 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
             root,
         }))
     })
+}
+
+/// Full tiles of a log sequenced before tiles were kept (the
+/// `merkle_tiles` migration) written by one sequencer pass: 8,192 leaves
+/// read and hashed, 16,000 hashes, a few milliseconds.
+const BACKFILL_TILES_PER_PASS: i64 = 128;
+
+/// Writes the next few tiles `merkle_tile_backfill` names, in the
+/// sequencer's transaction; drops that row when none is left.
+fn backfill_tiles(conn: &mut PgConnection) -> Result<(), StoreError> {
+    #[derive(QueryableByName)]
+    struct Backfill {
+        #[diesel(sql_type = BigInt)]
+        next_tile: i64,
+        #[diesel(sql_type = BigInt)]
+        end_tile: i64,
+    }
+    let Some(todo) = diesel::sql_query("SELECT next_tile, end_tile FROM merkle_tile_backfill")
+        .get_result::<Backfill>(conn)
+        .optional()?
+    else {
+        return Ok(());
+    };
+    let until = todo
+        .next_tile
+        .saturating_add(BACKFILL_TILES_PER_PASS)
+        .min(todo.end_tile);
+    let wanted: Vec<i64> = (todo.next_tile..until).collect();
+    let mut tiles = Tiles::new();
+    read_tiles_from_leaves(conn, &wanted, &mut tiles)?;
+    let rows = wanted
+        .iter()
+        .map(|t| {
+            let hashes = tiles
+                .get(&size_of(*t)?)
+                .and_then(Tile::encode)
+                .ok_or_else(|| {
+                    StoreError::Internal(format!("tile {t} to backfill lacks leaves"))
+                })?;
+            Ok(NewTile {
+                tile_index: *t,
+                hashes,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    diesel::insert_into(merkle_tiles::table)
+        .values(&rows)
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    if until >= todo.end_tile {
+        diesel::sql_query("DELETE FROM merkle_tile_backfill").execute(conn)?;
+    } else {
+        diesel::sql_query("UPDATE merkle_tile_backfill SET next_tile = $1")
+            .bind::<BigInt, _>(until)
+            .execute(conn)?;
+    }
+    tracing::debug!(tiles = rows.len(), until, "log tiles backfilled");
+    Ok(())
 }
 
 #[derive(QueryableByName)]
@@ -476,7 +685,8 @@ impl crate::PgStore {
     /// The hashes of the log's perfect subtree nodes `ids`, in that order
     /// (fhirledger_merkle::inclusion_nodes, consistency_nodes).
     pub fn log_nodes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-        self.node_cache().nodes(&mut *self.conn()?, ids)
+        self.node_cache()
+            .nodes(&mut *self.conn()?, ids, &mut Tiles::new())
     }
 
     /// The root of the log's first `size` leaves (none beyond its size): from

@@ -72,3 +72,10 @@ diesel::table! {
         hash -> Bytea,
     }
 }
+
+diesel::table! {
+    merkle_tiles (tile_index) {
+        tile_index -> BigInt,
+        hashes -> Bytea,
+    }
+}

@@ -20,6 +20,9 @@
 //! - [`frontier`]: [`Frontier`], the right edge of the growing tree: appends
 //!   report each newly completed perfect node for the store, and give the
 //!   root.
+//! - [`tile`]: every node of the lowest [`TILE_HEIGHT`] levels over a run
+//!   of [`TILE_WIDTH`] leaves as one [`Tile`], so that a store reads one
+//!   row for them where it would probe a node per level.
 //! - [`verify`]: [`verify_inclusion`] and [`verify_consistency`], RFC 9162
 //!   §2.1.3.2 and §2.1.4.2 step by step, with a [`ProofError`] saying what
 //!   failed; no input makes them panic.
@@ -123,6 +126,7 @@ pub mod leaf;
 pub mod node;
 pub mod proof;
 pub mod reference;
+pub mod tile;
 pub mod verify;
 
 pub use error::ProofError;
@@ -131,4 +135,5 @@ pub use hasher::{hex_0x, Hash, Hasher, Keccak256Hasher, Sha256Hasher};
 pub use leaf::{LeafData, LeafDataError, LeafKind, LEAF_FORMAT_VERSION};
 pub use node::{frontier_nodes, range_hash, range_nodes, NodeId, PerfectNode};
 pub use proof::{consistency_nodes, inclusion_nodes, ProofNodes};
+pub use tile::{tile_of, Tile, TILE_BYTES, TILE_HEIGHT, TILE_WIDTH};
 pub use verify::{verify_consistency, verify_inclusion};

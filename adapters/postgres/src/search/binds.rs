@@ -20,6 +20,7 @@ pub(crate) enum Bind {
     Texts(Vec<String>),
     Ints(Vec<i32>),
     BigInt(i64),
+    BigInts(Vec<i64>),
     Instant(DateTime<Utc>),
 }
 
@@ -199,6 +200,7 @@ impl QueryFragment<Pg> for CachedQuery<'_> {
                 Bind::Texts(v) => out.push_bind_param::<Array<Text>, _>(v)?,
                 Bind::Ints(v) => out.push_bind_param::<Array<Integer>, _>(v)?,
                 Bind::BigInt(v) => out.push_bind_param::<BigInt, _>(v)?,
+                Bind::BigInts(v) => out.push_bind_param::<Array<BigInt>, _>(v)?,
                 Bind::Instant(v) => out.push_bind_param::<Timestamptz, _>(v)?,
             }
             rest = &rest[at + 1 + digits..];

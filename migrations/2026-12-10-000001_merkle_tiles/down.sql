@@ -1,0 +1,2 @@
+DROP TABLE merkle_tile_backfill;
+DROP TABLE merkle_tiles;
