@@ -261,21 +261,27 @@ struct NodeOrTileRow {
 const TILE_ROW: i16 = -1;
 
 /// The hashes of `ids`, in their order, or the first that is not stored
-/// (yet). Nodes from level [`TILE_HEIGHT`] up are `merkle_nodes` rows (or
-/// `cache` entries); lower ones are computed from their tile, taken from
-/// `tiles` when the caller has it (a proof's own tile, the sequencer's right
-/// edge), else read from `merkle_tiles`, else from the tile's leaves. One
-/// statement for the nodes and tiles, a second only for tiles not kept;
-/// both kept prepared on the connection. Tiles read are added to `tiles`.
+/// (yet). Each comes from `cache` when it holds it; otherwise nodes from
+/// level [`TILE_HEIGHT`] up are `merkle_nodes` rows, and lower ones are
+/// taken from their tile: from `tiles` when the caller has it (a proof's
+/// own tile, the sequencer's right edge), else read from `merkle_tiles`,
+/// else built from the tile's leaves. One statement for the nodes and
+/// tiles, a second only for tiles not kept. Tiles read are added to
+/// `tiles`.
 pub(crate) fn node_hashes(
     conn: &mut PgConnection,
     ids: &[NodeId],
     tiles: &mut Tiles,
     cache: Option<&NodeCache>,
 ) -> Result<Result<Vec<Hash>, NodeId>, StoreError> {
-    let mut upper: HashMap<NodeId, Hash> = HashMap::new();
+    // Nodes known without computing: the cache's, and those read here.
+    let mut known: HashMap<NodeId, Hash> = HashMap::new();
     let (mut levels, mut indexes, mut wanted_tiles) = (Vec::new(), Vec::new(), Vec::new());
     for id in ids {
+        if let Some(hash) = cache.and_then(|c| c.get(id)) {
+            known.insert(*id, hash);
+            continue;
+        }
         match tile_of(*id) {
             Some(tile) => {
                 let tile = index_of(tile)?;
@@ -283,17 +289,17 @@ pub(crate) fn node_hashes(
                     wanted_tiles.push(tile);
                 }
             }
-            None => match cache.and_then(|c| c.get(id)) {
-                Some(hash) => {
-                    upper.insert(*id, hash);
-                }
-                None => {
-                    levels.push(i32::from(id.level));
-                    indexes.push(index_of(id.index)?);
-                }
-            },
+            None => {
+                levels.push(i32::from(id.level));
+                indexes.push(index_of(id.index)?);
+            }
         }
     }
+    // Lower nodes from tiles read here go to the cache too: a proof's own
+    // tile comes with its leaf (and is different for every proof), so the
+    // tiles read here are the ones many proofs share, such as the partial
+    // tile on the right edge of the checkpoint they are proven in.
+    let read_here: Vec<u64> = wanted_tiles.iter().map(|t| *t as u64).collect();
     if !levels.is_empty() || !wanted_tiles.is_empty() {
         let mut sql = Sql::default();
         let (levels, indexes) = (
@@ -325,7 +331,7 @@ pub(crate) fn node_hashes(
                 if let Some(cache) = cache {
                     cache.insert(id, hash);
                 }
-                upper.insert(id, hash);
+                known.insert(id, hash);
             }
         }
     }
@@ -335,9 +341,18 @@ pub(crate) fn node_hashes(
     }
     let mut hashes = Vec::with_capacity(ids.len());
     for id in ids {
-        let hash = match tile_of(*id) {
-            Some(tile) => tiles.get(&tile).and_then(|tile| tile.node(*id)),
-            None => upper.get(id).copied(),
+        let hash = match (known.get(id), tile_of(*id)) {
+            (Some(hash), _) => Some(*hash),
+            (None, Some(tile)) => {
+                let hash = tiles.get(&tile).and_then(|t| t.node(*id));
+                if let (Some(hash), Some(cache)) = (hash, cache) {
+                    if read_here.contains(&tile) {
+                        cache.insert(*id, hash);
+                    }
+                }
+                hash
+            }
+            (None, None) => None,
         };
         match hash {
             Some(hash) => hashes.push(hash),
@@ -401,12 +416,14 @@ fn read_tiles_from_leaves(
 /// log of 2^25 (33 million) leaves, 2^18 entries of about 60 bytes.
 const NODE_CACHE_ENTRIES: usize = 1 << 18;
 
-/// The upper perfect nodes of the log that proofs have read, in memory, so
-/// that a proof reads only its own tile from the database. They are the
-/// nodes from [`TILE_HEIGHT`] up: a node at level `l` is in the proof of
-/// `2^l` leaves, so they are asked for again and again, and they are few: a
-/// 2^(7+k)-leaf log has about 2^(k+1) of them. Nothing is ever invalidated:
-/// a stored node never changes (the append-only triggers), its hash depends
+/// The perfect nodes of the log that proofs share, in memory, so that a
+/// proof reads only its own tile from the database: the nodes from
+/// [`TILE_HEIGHT`] up (a node at level `l` is in the proof of `2^l` leaves,
+/// so they are asked for again and again, and they are few: a
+/// 2^(6+k)-leaf log has about 2^(k+1) of them) and the lower nodes of tiles
+/// other than a proof's own (the right edge of a checkpoint, which nearly
+/// every proof in that checkpoint needs). Nothing is ever invalidated: a
+/// stored node never changes (the append-only triggers), its hash depends
 /// only on the leaves below it. Bounded; the least used go.
 pub(crate) struct NodeCache(quick_cache::sync::Cache<NodeId, Hash>);
 
