@@ -471,7 +471,7 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
             return Ok(None);
         }
         let start = head(conn)?;
-        backfill_tiles(conn)?;
+        let tiles_caught_up = backfill_tiles(conn, start.tree_size)?;
         // A range of the primary key, its bound found first: no join for the
         // planner to choose. A semi-join planned while the table looked empty
         // (statistics from between two bursts) became a nested loop that
@@ -580,6 +580,9 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
             diesel::copy_from(merkle_tiles::table)
                 .from_insertable(full_tiles)
                 .execute(conn)?;
+            if tiles_caught_up {
+                keep_tiles_below(conn, index_of(frontier.size() / TILE_WIDTH)?)?;
+            }
         }
         let new_nodes = completed
             .iter()
@@ -608,61 +611,77 @@ fn sequence(conn: &mut PgConnection, max: usize) -> Result<Option<Sequenced>, St
     })
 }
 
-/// Full tiles of a log sequenced before tiles were kept (the
-/// `merkle_tiles` migration) written by one sequencer pass: 8,192 leaves
-/// read and hashed, 16,000 hashes, a few milliseconds.
+/// Full tiles missing below the log's right edge (a log sequenced before
+/// tiles were kept, or extended since by processes of such a version) that
+/// one sequencer pass writes at most: 8,192 leaves read and hashed, a few
+/// milliseconds.
 const BACKFILL_TILES_PER_PASS: i64 = 128;
 
-/// Writes the next few tiles `merkle_tile_backfill` names, in the
-/// sequencer's transaction; drops that row when none is left.
-fn backfill_tiles(conn: &mut PgConnection) -> Result<(), StoreError> {
+/// Moves `merkle_tiles_kept.below` (every full tile below it is kept) up to
+/// the full tiles of a log of `tree_size` leaves, at most
+/// [`BACKFILL_TILES_PER_PASS`] tiles at a time, writing those missing from
+/// their leaves; in the sequencer's transaction. Says whether it reached
+/// them all: a pass that starts caught up keeps the mark at the edge itself.
+fn backfill_tiles(conn: &mut PgConnection, tree_size: u64) -> Result<bool, StoreError> {
     #[derive(QueryableByName)]
-    struct Backfill {
+    struct Kept {
         #[diesel(sql_type = BigInt)]
-        next_tile: i64,
-        #[diesel(sql_type = BigInt)]
-        end_tile: i64,
+        below: i64,
     }
-    let Some(todo) = diesel::sql_query("SELECT next_tile, end_tile FROM merkle_tile_backfill")
-        .get_result::<Backfill>(conn)
-        .optional()?
-    else {
-        return Ok(());
-    };
-    let until = todo
-        .next_tile
-        .saturating_add(BACKFILL_TILES_PER_PASS)
-        .min(todo.end_tile);
-    let wanted: Vec<i64> = (todo.next_tile..until).collect();
-    let mut tiles = Tiles::new();
-    read_tiles_from_leaves(conn, &wanted, &mut tiles)?;
-    let rows = wanted
-        .iter()
-        .map(|t| {
-            let hashes = tiles
-                .get(&size_of(*t)?)
-                .and_then(Tile::encode)
-                .ok_or_else(|| {
-                    StoreError::Internal(format!("tile {t} to backfill lacks leaves"))
-                })?;
-            Ok(NewTile {
-                tile_index: *t,
-                hashes,
+    #[derive(QueryableByName)]
+    struct Present {
+        #[diesel(sql_type = BigInt)]
+        tile_index: i64,
+    }
+    let below = diesel::sql_query("SELECT below FROM merkle_tiles_kept")
+        .get_result::<Kept>(conn)?
+        .below;
+    let end = index_of(tree_size / TILE_WIDTH)?;
+    if below >= end {
+        return Ok(true);
+    }
+    let until = below.saturating_add(BACKFILL_TILES_PER_PASS).min(end);
+    let present: Vec<i64> = diesel::sql_query(
+        "SELECT tile_index FROM merkle_tiles WHERE tile_index >= $1 AND tile_index < $2",
+    )
+    .bind::<BigInt, _>(below)
+    .bind::<BigInt, _>(until)
+    .load::<Present>(conn)?
+    .into_iter()
+    .map(|p| p.tile_index)
+    .collect();
+    let missing: Vec<i64> = (below..until).filter(|t| !present.contains(t)).collect();
+    if !missing.is_empty() {
+        let mut tiles = Tiles::new();
+        read_tiles_from_leaves(conn, &missing, &mut tiles)?;
+        let rows = missing
+            .iter()
+            .map(|t| {
+                let hashes = tiles
+                    .get(&size_of(*t)?)
+                    .and_then(Tile::encode)
+                    .ok_or_else(|| {
+                        StoreError::Internal(format!("tile {t} to backfill lacks leaves"))
+                    })?;
+                Ok(NewTile {
+                    tile_index: *t,
+                    hashes,
+                })
             })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    diesel::insert_into(merkle_tiles::table)
-        .values(&rows)
-        .on_conflict_do_nothing()
-        .execute(conn)?;
-    if until >= todo.end_tile {
-        diesel::sql_query("DELETE FROM merkle_tile_backfill").execute(conn)?;
-    } else {
-        diesel::sql_query("UPDATE merkle_tile_backfill SET next_tile = $1")
-            .bind::<BigInt, _>(until)
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        diesel::copy_from(merkle_tiles::table)
+            .from_insertable(rows)
             .execute(conn)?;
+        tracing::debug!(tiles = missing.len(), until, "log tiles backfilled");
     }
-    tracing::debug!(tiles = rows.len(), until, "log tiles backfilled");
+    keep_tiles_below(conn, until)?;
+    Ok(until == end)
+}
+
+fn keep_tiles_below(conn: &mut PgConnection, below: i64) -> Result<(), StoreError> {
+    diesel::sql_query("UPDATE merkle_tiles_kept SET below = $1")
+        .bind::<BigInt, _>(below)
+        .execute(conn)?;
     Ok(())
 }
 

@@ -159,20 +159,23 @@ fn tiles_kept_computed_from_leaves_and_backfilled_give_the_same_proofs() {
     let refused = conn.batch_execute("UPDATE merkle_tiles SET hashes = hashes");
     assert!(refused.is_err(), "a tile was rewritten");
 
-    // A log from before tiles were kept: no tile rows, the backfill's range
-    // recorded as the migration records it. Proofs hold meanwhile (from the
-    // leaves), and sequencer passes, with no new leaf to sequence, write
-    // the very same tiles.
-    conn.batch_execute(&format!(
+    // The mark says every full tile is kept.
+    let kept_below =
+        |conn: &mut PgConnection| count(conn, "SELECT below AS n FROM merkle_tiles_kept");
+    assert_eq!(kept_below(&mut conn), (size / TILE_WIDTH) as i64);
+
+    // A log from before tiles were kept: no tile rows, the mark at zero, as
+    // the migration leaves it. Proofs hold meanwhile (from the leaves), and
+    // sequencer passes, with no new leaf to sequence, write the very same
+    // tiles and move the mark to the edge.
+    conn.batch_execute(
         "ALTER TABLE merkle_tiles DISABLE TRIGGER USER; DELETE FROM merkle_tiles; \
-         ALTER TABLE merkle_tiles ENABLE TRIGGER USER; \
-         INSERT INTO merkle_tile_backfill (next_tile, end_tile) VALUES (0, {});",
-        size / TILE_WIDTH
-    ))
+         ALTER TABLE merkle_tiles ENABLE TRIGGER USER; UPDATE merkle_tiles_kept SET below = 0;",
+    )
     .expect("a log from before tiles");
     // A store of its own: the first one keeps the nodes it read in memory.
     proofs_hold(&fresh_store(), &leaf_hashes, &sizes, size);
-    while count(&mut conn, "SELECT count(*) AS n FROM merkle_tile_backfill") > 0 {
+    while kept_below(&mut conn) < (size / TILE_WIDTH) as i64 {
         let pass = s
             .sequence_log(1_000)
             .expect("a pass")
