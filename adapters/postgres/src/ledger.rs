@@ -221,12 +221,15 @@ pub(crate) fn head(conn: &mut PgConnection) -> Result<LogHead, StoreError> {
 
 /// The hashes of `ids`, in their order; an error names the first missing.
 pub(crate) fn nodes(conn: &mut PgConnection, ids: &[NodeId]) -> Result<Vec<Hash>, StoreError> {
-    node_hashes(conn, ids, &mut Tiles::new(), None)?.map_err(|id| {
-        StoreError::Internal(format!(
-            "the log has no node at level {} index {}",
-            id.level, id.index
-        ))
-    })
+    node_hashes(conn, ids, &mut Tiles::new(), None)?.map_err(no_node)
+}
+
+/// What a node the log should have but lacks makes of a read.
+fn no_node(id: NodeId) -> StoreError {
+    StoreError::Internal(format!(
+        "the log has no node at level {} index {}",
+        id.level, id.index
+    ))
 }
 
 /// The hashes of `ids`, in their order, or the first that is not stored
@@ -449,12 +452,7 @@ impl NodeCache {
         ids: &[NodeId],
         tiles: &mut Tiles,
     ) -> Result<Vec<Hash>, StoreError> {
-        node_hashes(conn, ids, tiles, Some(self))?.map_err(|id| {
-            StoreError::Internal(format!(
-                "the log has no node at level {} index {}",
-                id.level, id.index
-            ))
-        })
+        node_hashes(conn, ids, tiles, Some(self))?.map_err(no_node)
     }
 }
 
