@@ -50,7 +50,7 @@ pub async fn serve(
         || db.store().audit_appender(),
     )
     .context("starting the audit writers")?;
-    let _sequencer = fhirledger_service::ledger::start_sequencer(
+    let sequencer = fhirledger_service::ledger::start_sequencer(
         db.clone(),
         fhirledger_service::ledger::SEQUENCE_EVERY,
     )
@@ -63,10 +63,13 @@ pub async fn serve(
         )
         .context("starting the live feed")?,
     );
+    let audit_writers = audit_log.writers();
     let state = web::Data::new(AppState {
         auth,
         audit_log,
+        sequencer: sequencer.health(),
         observer: config.observer(),
+        trusted_proxies: config.trusted_proxies.clone(),
         anchoring,
         db,
         fhir_base: config.fhir_base(),
@@ -90,11 +93,12 @@ pub async fn serve(
                 crate::http::authenticate::authenticate,
             ))
             .configure(crate::http::landing::configure)
+            .configure(crate::http::health::configure)
             .configure(fhirledger_auth::routes::configure)
             .configure(fhirledger_portal::configure)
             .configure(routes::configure)
     })
-    .shutdown_timeout(30)
+    .shutdown_timeout(config.shutdown_seconds)
     // Signals are ours (below): live pages' streams end first.
     .disable_signals()
     .bind(&config.bind)
@@ -110,6 +114,8 @@ pub async fn serve(
     }
     let running = server.run();
     let handle = running.handle();
+    let stopping = Arc::new(std::sync::OnceLock::<std::time::Instant>::new());
+    let stop_started = stopping.clone();
     tokio::spawn(async move {
         match stop_signal().await {
             Ok(signal) => tracing::info!(signal, "stopping: finishing the requests in flight"),
@@ -120,12 +126,27 @@ pub async fn serve(
                 return;
             }
         }
+        let _ = stop_started.set(std::time::Instant::now());
         // Open live pages' streams would otherwise hold the graceful stop
         // until its timeout: they end now (a page reconnects elsewhere).
         live.close();
         handle.stop(true).await;
     });
     running.await.context("running the HTTP server")?;
+    // The requests are done (or were cut at the deadline) and the workers
+    // dropped their state, so the audit queue is closed: what it still
+    // holds is committed within what is left of the stop's time.
+    let budget = std::time::Duration::from_secs(config.shutdown_seconds);
+    let left = stopping
+        .get()
+        .map(|started| budget.saturating_sub(started.elapsed()))
+        .unwrap_or(budget);
+    if audit_writers.finish(left) {
+        tracing::info!("the audit writers committed what was queued");
+    } else {
+        tracing::warn!("the audit writers did not finish in time; requests still waiting for them got no answer");
+    }
+    drop(sequencer);
     tracing::info!("fhirledger stopped");
     Ok(())
 }

@@ -44,6 +44,19 @@ pub struct ServerConfig {
     /// HTTP worker threads (defaults to the number of CPU cores).
     #[arg(long, env = "FHIRLEDGER_WORKERS")]
     pub workers: Option<usize>,
+    /// Load balancers and proxies (comma-separated IP addresses or CIDR
+    /// ranges) whose `X-Forwarded-For` names the client whose address
+    /// AuditEvents record. Empty: the header is ignored, so no client can
+    /// name an address of its choice.
+    #[arg(long, env = "FHIRLEDGER_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::http::client_address::TrustedProxies,
+    /// Seconds a stop (SIGTERM, Ctrl-C) may take: no new connection is
+    /// accepted, requests in flight and the audit commits they wait for
+    /// finish, then the process exits 0. Requests still running at the end
+    /// are cut (their clients get no answer, so nothing unaudited leaves).
+    /// Keep it below the orchestrator's grace period (Kubernetes: 30 s).
+    #[arg(long, env = "FHIRLEDGER_SHUTDOWN_SECONDS", default_value_t = 25)]
+    pub shutdown_seconds: u64,
     /// What a patient's silence means: `deny` (opt-in: no doctor reads a
     /// document no Consent permits them) or `permit` (opt-out: doctors of the
     /// patient's own hospital read unless a Consent denies).

@@ -30,6 +30,11 @@ fn open_store(database_url: &str, server: &ServerConfig) -> anyhow::Result<PgSto
         },
     )
     .context("connecting to the database")?;
+    // Replicas starting together take turns: the first migrates (and
+    // rebuilds, rewrites) while the others wait, then find nothing to do.
+    let startup = store
+        .startup_lock()
+        .context("taking the database's start-up lock")?;
     let applied = store.migrate().context("applying migrations")?;
     for name in applied {
         tracing::info!(migration = %name, "applied migration");
@@ -44,6 +49,7 @@ fn open_store(database_url: &str, server: &ServerConfig) -> anyhow::Result<PgSto
             "the Consent rules were written by another version; rewritten"
         );
     }
+    drop(startup);
     Ok(store)
 }
 
@@ -170,6 +176,9 @@ pub fn dev(dev: DevConfig, mut server: ServerConfig) -> anyhow::Result<()> {
 pub fn migrate(database_url: &str) -> anyhow::Result<()> {
     let store = PgStore::connect(database_url, &PoolConfig::default())
         .context("connecting to the database")?;
+    let _startup = store
+        .startup_lock()
+        .context("taking the database's start-up lock")?;
     let applied = store.migrate().context("applying migrations")?;
     if applied.is_empty() {
         println!("database is up to date");

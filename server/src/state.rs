@@ -22,6 +22,10 @@ pub struct AppState {
     pub auth: Arc<AuthServer>,
     /// Commits reads' AuditEvents before their responses leave.
     pub audit_log: AuditLog,
+    /// What this process's Merkle log sequencer last did (`/health/ready`).
+    pub sequencer: Arc<fhirledger_service::ledger::SequencerHealth>,
+    /// Balancers whose `X-Forwarded-For` names the client (AuditEvents).
+    pub trusted_proxies: crate::http::client_address::TrustedProxies,
     /// This server, as its AuditEvents name it.
     pub observer: Observer,
     /// This process's anchoring configuration, when it runs the worker.

@@ -29,9 +29,9 @@ pub use bulk::NewResource;
 pub use consent::{ConsentRuleRow, DocumentGround, EmergencyGrant, HeldRule, Referencing};
 pub use error::StoreError;
 pub use ledger::{LogHead, LoggedLeaf, Sequenced};
-pub use migrate::run_migrations;
+pub use migrate::{pending_migrations, run_migrations};
 pub use search::{Found, SearchPage};
-pub use store::{PgStore, PoolConfig};
+pub use store::{PgStore, PoolConfig, StartupLock};
 pub use tx::{HistoryPage, Method, StoredVersion, Tx, WriteOutcome};
 pub use verify::{
     LeafWithRow, LogSnapshot, PendingLeaf, RecordedCheckpoint, RowFacts, RowRef, UnloggedRow,

@@ -8,7 +8,7 @@ use fhir_profiles::search::query::{SearchRequest, Visibility};
 
 use crate::search::{self, SearchPage};
 use crate::tx::{self, HistoryPage, StoredVersion, Tx};
-use crate::{run_migrations, StoreError};
+use crate::{pending_migrations, run_migrations, StoreError};
 
 /// Sizing of the connection pool.
 #[derive(Debug, Clone)]
@@ -72,6 +72,16 @@ impl std::ops::DerefMut for Conn<'_> {
 /// (its `LIMIT $n` unknown), and PostgreSQL then compiles it at every execution: some
 /// 40 ms for statements that run in one or a few. `audit verify`'s batches of 4,000
 /// leaves took 125-165 ms with it and 40-47 ms without, on a 3,000,000-leaf log.
+/// The start-up lock's key: `hashtextextended` of this text, seed 0 (the
+/// other advisory locks of the schema use other texts or constants).
+const STARTUP_LOCK_KEY: &str = "fhirledger start-up";
+
+/// The start-up lock of [`PgStore::startup_lock`]; released when dropped
+/// (its connection closes).
+pub struct StartupLock {
+    _conn: PgConnection,
+}
+
 pub(crate) const SESSION_SETTINGS: &str =
     "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off";
 
@@ -173,6 +183,47 @@ impl PgStore {
     }
 
     /// Applies pending migrations.
+    /// What a readiness probe asks of the database: a pooled connection
+    /// within `timeout` (checked out, so validated), and the migrations this
+    /// build carries that the database lacks. A probe never waits longer
+    /// than `timeout` for a connection, even when the pool is busy: a
+    /// replica whose pool cannot hand one out in time is not ready.
+    pub fn probe(&self, timeout: Duration) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pool.get_timeout(timeout)?;
+        pending_migrations(&mut conn)
+    }
+
+    /// Holds the database's start-up lock until dropped: the work a server
+    /// does before it serves (migrations, a search index rebuild after new
+    /// indexing rules, rewriting Consent rules) runs in one process at a
+    /// time. Replicas started together on a new database would otherwise
+    /// each apply the same migration, and all but one fail on the tables
+    /// the first created; after an upgrade each would rebuild the index.
+    /// The lock is a session advisory lock on a connection of its own
+    /// (never returned to the pool with the lock held); a process that dies
+    /// holding it releases it with its connection.
+    pub fn startup_lock(&self) -> Result<StartupLock, StoreError> {
+        use diesel::connection::SimpleConnection;
+        let mut conn = PgConnection::establish(&self.url)
+            .map_err(|e| StoreError::Cluster(format!("cannot connect: {e}")))?;
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = diesel::sql_types::Bool)]
+            locked: bool,
+        }
+        let first: Locked = diesel::sql_query(format!(
+            "SELECT pg_try_advisory_lock(hashtextextended('{STARTUP_LOCK_KEY}', 0)) AS locked"
+        ))
+        .get_result(&mut conn)?;
+        if !first.locked {
+            tracing::info!("another server process is starting on this database: waiting for it");
+            conn.batch_execute(&format!(
+                "SELECT pg_advisory_lock(hashtextextended('{STARTUP_LOCK_KEY}', 0))"
+            ))?;
+        }
+        Ok(StartupLock { _conn: conn })
+    }
+
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         run_migrations(&mut *self.conn()?)
     }

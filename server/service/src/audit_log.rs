@@ -29,6 +29,49 @@ const QUEUE: usize = 4096;
 #[derive(Clone)]
 pub struct AuditLog {
     queue: mpsc::Sender<Pending>,
+    writers: AuditWriters,
+}
+
+/// The writer threads, apart from the queue: watched by the liveness probe
+/// and awaited at shutdown, without keeping the queue open.
+#[derive(Clone)]
+pub struct AuditWriters {
+    threads: Arc<Vec<std::thread::JoinHandle<()>>>,
+    /// Disconnected once every writer thread has ended (each holds a sender).
+    ended: Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+}
+
+impl AuditWriters {
+    /// Writer threads still running. Each ends only when the queue closes,
+    /// so fewer than were started means one died (a panic): every read then
+    /// risks failing closed, and the process should be restarted.
+    pub fn running(&self) -> usize {
+        self.threads.iter().filter(|t| !t.is_finished()).count()
+    }
+
+    /// Threads started.
+    pub fn started(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Waits until every writer has committed what was queued and ended,
+    /// at most `within`; says whether they all did. The queue closes when
+    /// the last [`AuditLog`] is dropped: at shutdown, once the HTTP server
+    /// has finished its requests and dropped its state.
+    pub fn finish(&self, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        let Ok(ended) = self.ended.lock() else {
+            return false;
+        };
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match ended.recv_timeout(left) {
+                Ok(()) => continue,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return true,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => return false,
+            }
+        }
+    }
 }
 
 struct Pending {
@@ -51,14 +94,33 @@ impl AuditLog {
     ) -> std::io::Result<AuditLog> {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let receiver = Arc::new(Mutex::new(receiver));
+        let (ended_tx, ended) = std::sync::mpsc::channel::<()>();
+        let mut threads = Vec::with_capacity(writers.max(1));
         for n in 0..writers.max(1) {
             let receiver = receiver.clone();
             let appender = connect();
-            std::thread::Builder::new()
-                .name(format!("audit-writer-{n}"))
-                .spawn(move || write_batches(appender, &receiver, max_batch.max(1), gather))?;
+            let ended_tx = ended_tx.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("audit-writer-{n}"))
+                    .spawn(move || {
+                        write_batches(appender, &receiver, max_batch.max(1), gather);
+                        drop(ended_tx);
+                    })?,
+            );
         }
-        Ok(AuditLog { queue })
+        Ok(AuditLog {
+            queue,
+            writers: AuditWriters {
+                threads: Arc::new(threads),
+                ended: Arc::new(Mutex::new(ended)),
+            },
+        })
+    }
+
+    /// The writer threads, for the liveness probe and the shutdown.
+    pub fn writers(&self) -> AuditWriters {
+        self.writers.clone()
     }
 
     /// Makes `rows` durable, sharing a commit with whatever else is queued;

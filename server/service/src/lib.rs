@@ -24,6 +24,7 @@ pub mod consent_operations;
 mod database;
 mod error;
 pub mod guard;
+pub mod health;
 pub mod history;
 pub mod ledger;
 pub mod live;
@@ -36,7 +37,7 @@ pub mod types;
 mod visibility;
 pub mod write;
 
-pub use audit_log::AuditLog;
+pub use audit_log::{AuditLog, AuditWriters};
 pub use conditions::{parse_conditions, Condition, Conditions};
 pub use consent::ensure_rules_current as ensure_consent_rules_current;
 pub use database::{Database, Stopped};

@@ -14,6 +14,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{web, HttpMessage, HttpResponse};
 use fhir_profiles::outcome::IssueType;
 
+use crate::http::client_address::TrustedProxies;
 use crate::http::error::{ErrorResponse, Refusal};
 use crate::http::negotiate::{error_format, ResponseFormat};
 use crate::state::AppState;
@@ -88,7 +89,7 @@ async fn guarded(
     };
     let request_id = request_id(&req);
     let recorder = Arc::new(Recorder::new(
-        request_facts(&req, &request_id),
+        request_facts(&req, &request_id, &state.trusted_proxies),
         state.observer.clone(),
     ));
     let (method, path) = (req.method().clone(), req.path().to_string());
@@ -135,7 +136,7 @@ async fn recorded(
     };
     let request_id = request_id(&req);
     let recorder = Arc::new(Recorder::new(
-        request_facts(&req, &request_id),
+        request_facts(&req, &request_id, &state.trusted_proxies),
         state.observer.clone(),
     ));
     req.extensions_mut().insert(recorder.clone());
@@ -167,6 +168,7 @@ async fn committed(
 }
 
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
 /// The client's `X-Request-Id` when it is a plausible id (1–200 letters,
 /// digits, `.`, `_`, `-`), else a new one: it ties the response to its
@@ -186,11 +188,23 @@ fn request_id(req: &ServiceRequest) -> String {
 
 /// What the audit needs of the request: its id, where it came from, and the
 /// request line as sent.
-fn request_facts(req: &ServiceRequest, request_id: &str) -> RequestFacts {
+fn request_facts(
+    req: &ServiceRequest,
+    request_id: &str,
+    trusted_proxies: &TrustedProxies,
+) -> RequestFacts {
     let uri = req.uri();
+    let forwarded_for = req
+        .headers()
+        .get_all(X_FORWARDED_FOR)
+        .filter_map(|v| v.to_str().ok());
     RequestFacts {
         request_id: request_id.to_string(),
-        client_address: req.peer_addr().map(|a| a.ip().to_string()),
+        client_address: req.peer_addr().map(|a| {
+            trusted_proxies
+                .client_address(a.ip(), forwarded_for)
+                .to_string()
+        }),
         raw: format!(
             "{} {}",
             req.method(),

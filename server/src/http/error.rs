@@ -10,6 +10,9 @@ use fhirledger_service::ServiceError;
 use crate::http::negotiate::ResponseFormat;
 use crate::http::respond::resource_body;
 
+/// Seconds a client is told to wait before retrying a 503.
+pub const RETRY_AFTER_SECONDS: &str = "2";
+
 /// Renders an error as an HTTP response.
 pub trait ErrorResponse {
     /// The OperationOutcome with the error's status; XML when the client asked for XML.
@@ -29,6 +32,16 @@ impl ErrorResponse for ServiceError {
                 .insert_header(("Content-Type", "application/fhir+json; charset=utf-8"))
                 .body(outcome.to_string()),
         };
+        // 503 says "try again": the database or the audit trail is away for
+        // the moment (a failover takes seconds). A balancer or client that
+        // retries waits at least this long rather than hammering a replica
+        // that cannot answer yet.
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                actix_web::http::header::RETRY_AFTER,
+                actix_web::http::header::HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
+        }
         // What the client was told, for the AuditEvent of the refusal.
         response.extensions_mut().insert(Refusal(
             self.issues

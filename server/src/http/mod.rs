@@ -4,8 +4,10 @@
 pub mod authenticate;
 pub mod body;
 pub mod body_format;
+pub mod client_address;
 pub mod error;
 pub mod fhir_request;
+pub mod health;
 pub mod landing;
 pub mod negotiate;
 pub mod preconditions;
