@@ -40,5 +40,11 @@ git -C "$advisory_db" -c user.name=fhirledger -c user.email=test@fhirledger.inva
 # --offline reads every package of Cargo.lock from disk, other platforms' too.
 cargo fetch --locked
 cargo deny --offline --locked check
+# The deployment files, which no test runs: the Besu network's genesis, keys
+# and allow-lists agree (and the check catches each kind of rot), the
+# Kubernetes manifests validate against the Kubernetes schemas, the compose
+# topology and its balancer agree (pinned PyPI tools in virtualenvs).
+deploy/besu/check.sh
+deploy/k8s/validate.sh
 cargo build --locked -p fhirledger
 FHIRLEDGER_BIN="$PWD/target/debug/fhirledger" cargo test --locked --workspace
