@@ -1,0 +1,433 @@
+//! Fault tests on the production topology, on loopback: a two-node
+//! PostgreSQL cluster managed by Patroni with synchronous replication
+//! (`deploy/ha/start.sh`: etcd, Patroni, HAProxy to the leader), three
+//! `fhirledger serve` replicas on it, and an HAProxy in front of them that
+//! health-checks `/health/ready` and retries what never reached a replica.
+//! Clients create, read and search through that balancer while
+//!
+//! 1. one replica is killed with SIGKILL: the others carry on, and no
+//!    client sees an error beyond the requests that replica had in flight;
+//! 2. the PostgreSQL leader's postmaster is killed with SIGKILL: Patroni
+//!    promotes the synchronous standby, the replicas reconnect by
+//!    themselves (no restart), and every create a client saw acknowledged
+//!    is in the database afterwards with its AuditEvent and the event's
+//!    Merkle log leaf.
+//!
+//! The figures (requests, errors, recovery time, writes checked) are
+//! printed for RELIABILITY.md.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use conformance::server::{free_port, start_server_on, workspace_root, TestServer};
+use conformance::smart::{BackendClient, Deployment, SigningKey, ALL_SYSTEM_SCOPES};
+use conformance::*;
+use diesel::{Connection, RunQueryDsl};
+
+/// The HA cluster of `deploy/ha`, stopped and removed when dropped.
+struct Ha {
+    dir: PathBuf,
+    env: HashMap<String, String>,
+}
+
+impl Ha {
+    fn start() -> Ha {
+        let dir = std::env::temp_dir().join(format!("fhirledger-faults-{}", uid()));
+        let out = Command::new(workspace_root().join("deploy/ha/start.sh"))
+            .arg(&dir)
+            .stdin(Stdio::null())
+            .output()
+            .expect("deploy/ha/start.sh runs");
+        let ha = Ha {
+            env: std::fs::read_to_string(dir.join("env"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            dir,
+        };
+        assert!(
+            out.status.success() && ha.env.contains_key("DATABASE_URL"),
+            "deploy/ha/start.sh failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ha
+    }
+
+    fn database_url(&self) -> &str {
+        &self.env["DATABASE_URL"]
+    }
+
+    /// The leading node (1 or 2), from Patroni's REST API.
+    fn leader(&self) -> Option<usize> {
+        (1..=2).find(|n| {
+            client()
+                .get(format!("{}/primary", self.env[&format!("NODE{n}_REST")]))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .is_ok_and(|r| r.status().as_u16() == 200)
+        })
+    }
+
+    /// Kills the leader's postmaster outright; which node it was.
+    fn kill_leader_postmaster(&self) -> usize {
+        let leader = self.leader().expect("a leader");
+        let pid_file = self.dir.join(format!("node{leader}/data/postmaster.pid"));
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .expect("the leader's postmaster.pid")
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .expect("a pid");
+        // SAFETY: SIGKILL to the postmaster of the cluster this test started.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+        leader
+    }
+}
+
+impl Drop for Ha {
+    fn drop(&mut self) {
+        let _ = Command::new(workspace_root().join("deploy/ha/stop.sh"))
+            .arg("--remove")
+            .arg(&self.dir)
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// HAProxy in front of the replicas, as deploy/lb/haproxy.cfg sets it up.
+struct Balancer {
+    child: Child,
+    port: u16,
+    _dir: PathBuf,
+}
+
+impl Balancer {
+    fn start(port: u16, replicas: &[&TestServer], dir: &Path) -> Balancer {
+        std::fs::create_dir_all(dir).expect("the balancer's directory");
+        let servers: String = replicas
+            .iter()
+            .enumerate()
+            .map(|(i, r)| format!("    server r{i} {} check\n", r.bind))
+            .collect();
+        let config = format!(
+            "global\n    maxconn 4096\n\
+             defaults\n    mode http\n    timeout connect 2s\n    timeout client 60s\n\
+             \x20   timeout server 60s\n    timeout check 3s\n    retries 3\n\
+             \x20   option redispatch 1\n    retry-on conn-failure empty-response response-timeout\n\
+             frontend fhir\n    bind 127.0.0.1:{port}\n    default_backend replicas\n\
+             backend replicas\n    balance roundrobin\n    option forwardfor\n\
+             \x20   http-request disable-l7-retry unless METH_GET\n\
+             \x20   option httpchk GET /health/ready\n\
+             \x20   default-server inter 500ms fastinter 250ms downinter 500ms fall 2 rise 1 observe layer4 error-limit 1 on-error mark-down\n\
+             {servers}"
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::File::create(&path)
+            .and_then(|mut f| f.write_all(config.as_bytes()))
+            .expect("the balancer's configuration");
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("haproxy starts (Debian package haproxy)");
+        let balancer = Balancer {
+            child,
+            port,
+            _dir: dir.to_path_buf(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !balancer.all_up(replicas.len()) {
+            assert!(Instant::now() < deadline, "the balancer did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        balancer
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every replica answered a few readiness checks through it.
+    fn all_up(&self, replicas: usize) -> bool {
+        (0..replicas * 2).all(|_| {
+            client()
+                .get(format!("{}/health/ready", self.base()))
+                .timeout(Duration::from_secs(3))
+                .send()
+                .is_ok_and(|r| r.status().as_u16() == 200)
+        })
+    }
+}
+
+impl Drop for Balancer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What the load generator saw.
+#[derive(Default)]
+struct Seen {
+    requests: AtomicUsize,
+    errors: Mutex<Vec<(Instant, String)>>,
+    /// Acknowledged creates: (Patient id, request id), with when.
+    created: Mutex<Vec<(String, String, Instant)>>,
+}
+
+impl Seen {
+    fn acknowledged(&self) -> usize {
+        self.created.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn acknowledged_since(&self, at: Instant) -> usize {
+        self.created
+            .lock()
+            .map(|c| c.iter().filter(|(_, _, t)| *t > at).count())
+            .unwrap_or(0)
+    }
+
+    fn first_create_after(&self, at: Instant) -> Option<Instant> {
+        self.created
+            .lock()
+            .ok()?
+            .iter()
+            .map(|(_, _, t)| *t)
+            .filter(|t| *t > at)
+            .min()
+    }
+
+    fn errors_between(&self, from: Instant, to: Instant) -> usize {
+        self.errors
+            .lock()
+            .map(|e| e.iter().filter(|(t, _)| *t >= from && *t <= to).count())
+            .unwrap_or(0)
+    }
+}
+
+/// One client: creates, reads what it created, and searches by identifier,
+/// through the balancer, until `stop`.
+fn client_loop(base: String, token: String, seen: Arc<Seen>, stop: Arc<AtomicBool>, n: usize) {
+    let mut mine: Vec<String> = Vec::new();
+    let mut i = 0usize;
+    while !stop.load(Ordering::SeqCst) {
+        i += 1;
+        let request_id = format!("fault-{n}-{i}-{}", uid());
+        let identifier = uid();
+        let builder = match i % 3 {
+            0 if !mine.is_empty() => {
+                client().get(format!("{base}/fhir/Patient/{}", mine[i % mine.len()]))
+            }
+            1 if !mine.is_empty() => client().get(format!(
+                "{base}/fhir/Patient?identifier={ID_SYSTEM}|{}",
+                mine[i % mine.len()]
+            )),
+            _ => client()
+                .post(format!("{base}/fhir/Patient"))
+                .header("Content-Type", FHIR_JSON)
+                .body(patient(&identifier).to_string()),
+        };
+        let creating = i % 3 == 2 || mine.is_empty();
+        let sent = builder
+            .bearer_auth(&token)
+            .header("X-Request-Id", &request_id)
+            .timeout(Duration::from_secs(30))
+            .send();
+        seen.requests.fetch_add(1, Ordering::SeqCst);
+        match sent {
+            Ok(resp) if resp.status().is_success() => {
+                if creating {
+                    let body: serde_json::Value = resp.json().unwrap_or_default();
+                    if let Some(id) = body["id"].as_str() {
+                        mine.push(id.to_string());
+                        if let Ok(mut c) = seen.created.lock() {
+                            c.push((id.to_string(), request_id, Instant::now()));
+                        }
+                    }
+                }
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                if let Ok(mut e) = seen.errors.lock() {
+                    e.push((
+                        Instant::now(),
+                        format!("{status} {}", resp.text().unwrap_or_default()),
+                    ));
+                }
+                // A 503 says when to come back; the balancer had no replica.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => {
+                if let Ok(mut errors) = seen.errors.lock() {
+                    errors.push((Instant::now(), e.to_string()));
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+}
+
+/// Waits (bounded) until `ready`.
+fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Found {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    versions: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    events: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    leaves: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[test]
+fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_write() {
+    let ha = Ha::start();
+    let url = ha.database_url().to_string();
+    // The replicas share the balancer's address as their public base, as a
+    // deployment's do: a token any of them issues is good at all of them.
+    let lb_port = free_port();
+    let base = format!("http://127.0.0.1:{lb_port}");
+    let env = |_: &str| {
+        vec![
+            ("FHIRLEDGER_BASE_URL".to_string(), base.clone()),
+            (
+                "FHIRLEDGER_TRUSTED_PROXIES".to_string(),
+                "127.0.0.1".to_string(),
+            ),
+            ("FHIRLEDGER_SHUTDOWN_SECONDS".to_string(), "5".to_string()),
+        ]
+    };
+    let replicas: Vec<TestServer> = (0..3).map(|_| start_server_on(&url, env)).collect();
+    let refs: Vec<&TestServer> = replicas.iter().collect();
+    let balancer = Balancer::start(lb_port, &refs, &ha.dir.join("lb"));
+    let deployment = Deployment {
+        binary: conformance::server::server_binary().to_path_buf(),
+        database_url: url.clone(),
+        public_base: base.clone(),
+    };
+    let token = BackendClient::register_at(&deployment, ALL_SYSTEM_SCOPES, SigningKey::rs384())
+        .token(ALL_SYSTEM_SCOPES);
+
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..6)
+        .map(|n| {
+            let (base, token, seen, stop) =
+                (base.clone(), token.clone(), seen.clone(), stop.clone());
+            std::thread::spawn(move || client_loop(base, token, seen, stop, n))
+        })
+        .collect();
+    let wait = Duration::from_secs(120);
+    wait_until("the first 100 creates", wait, || seen.acknowledged() >= 100);
+
+    // 1. One replica killed outright.
+    let killed_at = Instant::now();
+    // SAFETY: SIGKILL to a server this test started.
+    unsafe {
+        libc::kill(replicas[1].pid() as libc::pid_t, libc::SIGKILL);
+    }
+    wait_until("100 creates after the replica's death", wait, || {
+        seen.acknowledged_since(killed_at) >= 100
+    });
+    let replica_phase_end = Instant::now();
+    let replica_errors = seen.errors_between(killed_at, replica_phase_end);
+
+    // 2. The PostgreSQL leader killed outright.
+    let leader_killed_at = Instant::now();
+    let leader = ha.kill_leader_postmaster();
+    wait_until("creates after the failover", wait, || {
+        seen.acknowledged_since(leader_killed_at) >= 100
+    });
+    let recovered_at = seen
+        .first_create_after(leader_killed_at)
+        .expect("a create after the failover");
+    let new_leader = ha.leader();
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().expect("a client");
+    }
+    let failover_errors = seen.errors_between(leader_killed_at, Instant::now());
+    assert!(replicas[0].is_running() && replicas[2].is_running());
+    assert_ne!(new_leader, Some(leader), "Patroni promoted the standby");
+
+    // Every acknowledged create: its version, its AuditEvent (found by the
+    // request id the client sent) and the event's leaf, once sequenced.
+    let mut conn = diesel::PgConnection::establish(&url).expect("the database after failover");
+    wait_until("the sequencer to catch up", wait, || {
+        diesel::sql_query("SELECT count(*) AS n FROM merkle_pending")
+            .get_result::<Count>(&mut conn)
+            .is_ok_and(|c| c.n == 0)
+    });
+    let created = seen.created.lock().map(|c| c.clone()).unwrap_or_default();
+    let mut lost = Vec::new();
+    for (id, request_id, _) in &created {
+        let found: Found = diesel::sql_query(
+            "SELECT \
+               (SELECT count(*) FROM resources WHERE resource_type = 'Patient' AND id = $1) AS versions, \
+               (SELECT count(*) FROM audit_events e \
+                 WHERE e.patient_id = $1 AND strpos(e.content, $2) > 0) AS events, \
+               (SELECT count(*) FROM audit_events e JOIN merkle_leaves l \
+                  ON l.resource_type = 'AuditEvent' AND l.resource_id = e.id \
+                 WHERE e.patient_id = $1 AND strpos(e.content, $2) > 0) AS leaves",
+        )
+        .bind::<diesel::sql_types::Text, _>(id)
+        .bind::<diesel::sql_types::Text, _>(request_id)
+        .get_result(&mut conn)
+        .expect("the check of one create");
+        if found.versions != 1 || found.events != 1 || found.leaves != 1 {
+            lost.push(format!(
+                "Patient/{id} ({request_id}): {} versions, {} events, {} leaves",
+                found.versions, found.events, found.leaves
+            ));
+        }
+    }
+    let requests = seen.requests.load(Ordering::SeqCst);
+    let errors = seen.errors.lock().map(|e| e.len()).unwrap_or(0);
+    println!(
+        "faults: {requests} requests, {errors} errors; replica killed: {replica_errors} errors; \
+         leader (node{leader}) killed: writes back after {:.2} s, {failover_errors} errors; \
+         {} acknowledged creates checked, {} lost",
+        (recovered_at - leader_killed_at).as_secs_f64(),
+        created.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:#?}");
+    // The replica's death costs at most what it had in flight (six clients).
+    assert!(
+        replica_errors <= 6,
+        "{:#?}",
+        seen.errors.lock().map(|e| e.clone()).unwrap_or_default()
+    );
+    drop(balancer);
+    for r in [&replicas[0], &replicas[2]] {
+        r.stop();
+    }
+}
