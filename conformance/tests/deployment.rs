@@ -435,3 +435,43 @@ fn behind_a_trusted_balancer_the_audit_records_the_client_it_names_and_never_a_f
     assert_eq!(recorded_client_address(&behind), "203.0.113.9");
     assert_eq!(s.stop(), "exit status: 0");
 }
+
+#[test]
+fn a_stalled_audit_trail_refuses_reads_with_503_and_recovers_by_itself() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    let identifier = uid();
+    let id = id_of(&create(&patient(&identifier)));
+    let s = leak(start_server_with(|_| {
+        vec![("FHIRLEDGER_AUDIT_TIMEOUT_SECONDS".into(), "2".into())]
+    }));
+    Request::on(s, "GET", &format!("Patient/{id}"))
+        .send()
+        .assert_status(200);
+
+    // Appends to the trail wait behind this lock (reads of it do not).
+    let mut stall = diesel::PgConnection::establish(&s.database_url).expect("a connection");
+    stall
+        .batch_execute("BEGIN; LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE")
+        .expect("the trail locked");
+    let started = Instant::now();
+    let refused = Request::on(s, "GET", &format!("Patient/{id}"))
+        .header("X-Request-Id", "deploy-stalled-trail")
+        .send();
+    let took = started.elapsed();
+    refused.assert_status(503);
+    assert_eq!(refused.header("Retry-After").as_deref(), Some("2"));
+    assert_eq!(refused.json()["resourceType"], "OperationOutcome");
+    // Nothing of the patient left unaudited.
+    assert!(!refused.text().contains(&identifier), "{}", refused.text());
+    assert!(took < Duration::from_secs(10), "refused after {took:?}");
+
+    stall.batch_execute("ROLLBACK").expect("the trail released");
+    // The writer gave up its stalled append and serves again.
+    let read = Request::on(s, "GET", &format!("Patient/{id}"))
+        .header("X-Request-Id", "deploy-trail-moves-again")
+        .send();
+    read.assert_status(200);
+    assert_eq!(recorded_events("deploy-trail-moves-again").len(), 1);
+    assert_eq!(s.stop(), "exit status: 0");
+}

@@ -47,7 +47,12 @@ pub async fn serve(
         config.audit_writers.clamp(1, 16),
         AUDIT_MAX_BATCH,
         std::time::Duration::from_micros(config.audit_gather_micros),
-        || db.store().audit_appender(),
+        std::time::Duration::from_secs(config.audit_timeout_seconds.max(1)),
+        || {
+            db.store().audit_appender(std::time::Duration::from_secs(
+                config.audit_timeout_seconds.max(1),
+            ))
+        },
     )
     .context("starting the audit writers")?;
     let sequencer = fhirledger_service::ledger::start_sequencer(

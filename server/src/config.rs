@@ -41,6 +41,12 @@ pub struct ServerConfig {
     /// 0 turns it off.
     #[arg(long, env = "FHIRLEDGER_AUDIT_GATHER_MICROS", default_value_t = 1000)]
     pub audit_gather_micros: u64,
+    /// Seconds a read waits for its AuditEvents to commit before it is
+    /// refused with 503 and no data; also how long one append of the audit
+    /// writer may run. A stalled trail (a lock, a full disk) then fails
+    /// requests closed instead of holding them without end.
+    #[arg(long, env = "FHIRLEDGER_AUDIT_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub audit_timeout_seconds: u64,
     /// HTTP worker threads (defaults to the number of CPU cores).
     #[arg(long, env = "FHIRLEDGER_WORKERS")]
     pub workers: Option<usize>,

@@ -149,13 +149,15 @@ struct Content {
 /// over since the last batch) is tried once more on a fresh one.
 pub struct AuditAppender {
     url: String,
+    statement_timeout: std::time::Duration,
     conn: Option<PgConnection>,
 }
 
 impl AuditAppender {
-    pub(crate) fn new(url: &str) -> AuditAppender {
+    pub(crate) fn new(url: &str, statement_timeout: std::time::Duration) -> AuditAppender {
         AuditAppender {
             url: url.to_string(),
+            statement_timeout,
             conn: None,
         }
     }
@@ -167,7 +169,9 @@ impl AuditAppender {
         loop {
             let conn = match &mut self.conn {
                 Some(conn) => conn,
-                None => self.conn.insert(connect(&self.url)?),
+                None => self
+                    .conn
+                    .insert(connect(&self.url, self.statement_timeout)?),
             };
             match append_atomically(conn, rows) {
                 Ok(()) => return Ok(()),
@@ -183,10 +187,14 @@ impl AuditAppender {
     }
 }
 
-fn connect(url: &str) -> Result<PgConnection, StoreError> {
+fn connect(url: &str, statement_timeout: std::time::Duration) -> Result<PgConnection, StoreError> {
     use diesel::connection::SimpleConnection;
     let mut conn = PgConnection::establish(url)?;
     conn.batch_execute(crate::store::SESSION_SETTINGS)?;
+    conn.batch_execute(&format!(
+        "SET statement_timeout = {}",
+        statement_timeout.as_millis().max(1)
+    ))?;
     // Named for operators: `pg_stat_activity` shows which session is the trail's writer.
     conn.batch_execute("SET application_name = 'fhirledger audit writer'")?;
     Ok(conn)

@@ -159,8 +159,12 @@ impl PgStore {
 
     /// A writer of reads' audit events on a connection of its own (see
     /// [`crate::AuditAppender`]), to the same database.
-    pub fn audit_appender(&self) -> crate::AuditAppender {
-        crate::AuditAppender::new(&self.url)
+    /// An appender of reads' events on a connection of its own, whose
+    /// statements give up after `statement_timeout` (then the connection is
+    /// replaced): a stalled append fails its batch instead of holding the
+    /// writer, and every read after it, forever.
+    pub fn audit_appender(&self, statement_timeout: Duration) -> crate::AuditAppender {
+        crate::AuditAppender::new(&self.url, statement_timeout)
     }
 
     pub(crate) fn node_cache(&self) -> &crate::ledger::NodeCache {

@@ -30,6 +30,8 @@ const QUEUE: usize = 4096;
 pub struct AuditLog {
     queue: mpsc::Sender<Pending>,
     writers: AuditWriters,
+    /// The longest a read waits for its events' commit (queueing included).
+    wait: Duration,
 }
 
 /// The writer threads, apart from the queue: watched by the liveness probe
@@ -86,10 +88,16 @@ impl AuditLog {
     /// commits at most `max_batch` events at once. One writer makes the
     /// largest batches — everything that arrived while the previous commit
     /// ran — and so the fewest commits.
+    ///
+    /// A read waits at most `wait` for its events to commit, then is
+    /// refused with 503 and no data: a stalled trail (a lock, a full disk,
+    /// a database that stopped answering) must not hold requests forever,
+    /// and must never let one through unrecorded.
     pub fn start(
         writers: usize,
         max_batch: usize,
         gather: Duration,
+        wait: Duration,
         mut connect: impl FnMut() -> AuditAppender,
     ) -> std::io::Result<AuditLog> {
         let (queue, receiver) = mpsc::channel(QUEUE);
@@ -111,6 +119,7 @@ impl AuditLog {
         }
         Ok(AuditLog {
             queue,
+            wait,
             writers: AuditWriters {
                 threads: Arc::new(threads),
                 ended: Arc::new(Mutex::new(ended)),
@@ -130,15 +139,27 @@ impl AuditLog {
             return Ok(());
         }
         let (done, committed) = oneshot::channel();
-        self.queue
-            .send(Pending { rows, done })
+        let recorded = async {
+            self.queue
+                .send(Pending { rows, done })
+                .await
+                .map_err(|_| unavailable("the audit log is not running"))?;
+            match committed.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(why)) => Err(unavailable(&why)),
+                Err(_) => Err(unavailable("the audit log stopped")),
+            }
+        };
+        // Past the wait the events may still commit: the trail then shows an
+        // access whose answer was refused, never an answer without its event.
+        tokio::time::timeout(self.wait, recorded)
             .await
-            .map_err(|_| unavailable("the audit log is not running"))?;
-        match committed.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(why)) => Err(unavailable(&why)),
-            Err(_) => Err(unavailable("the audit log stopped")),
-        }
+            .unwrap_or_else(|_| {
+                Err(unavailable(&format!(
+                    "the audit trail did not commit within {} s",
+                    self.wait.as_secs_f64()
+                )))
+            })
     }
 }
 

@@ -49,9 +49,17 @@ fn stored(ids: &[String]) -> Counts {
 }
 
 fn log() -> AuditLog {
-    AuditLog::start(2, 512, std::time::Duration::ZERO, || {
-        cluster().1.audit_appender()
-    })
+    AuditLog::start(
+        2,
+        512,
+        std::time::Duration::ZERO,
+        std::time::Duration::from_secs(30),
+        || {
+            cluster()
+                .1
+                .audit_appender(std::time::Duration::from_secs(30))
+        },
+    )
     .expect("writers started")
 }
 
