@@ -221,8 +221,17 @@ impl Seen {
 }
 
 /// One client: creates, reads what it created, and searches by identifier,
-/// through the balancer, until `stop`.
-fn client_loop(base: String, token: String, seen: Arc<Seen>, stop: Arc<AtomicBool>, n: usize) {
+/// through the balancer, until `stop`; `pace` apart (a steady load rather
+/// than the most the machine can take, where the trail it leaves must be
+/// verified afterwards).
+fn client_loop(
+    base: String,
+    token: String,
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+    n: usize,
+    pace: Duration,
+) {
     let mut mine: Vec<String> = Vec::new();
     let mut i = 0usize;
     while !stop.load(Ordering::SeqCst) {
@@ -249,6 +258,9 @@ fn client_loop(base: String, token: String, seen: Arc<Seen>, stop: Arc<AtomicBoo
             .timeout(Duration::from_secs(30))
             .send();
         seen.requests.fetch_add(1, Ordering::SeqCst);
+        if !pace.is_zero() {
+            std::thread::sleep(pace);
+        }
         match sent {
             Ok(resp) if resp.status().is_success() => {
                 if creating {
@@ -307,8 +319,57 @@ struct Count {
     n: i64,
 }
 
+/// The acknowledged creates that are not in the database with their
+/// AuditEvent (found by the request id the client sent) and that event's
+/// Merkle log leaf; call once the sequencer has caught up.
+fn lost_writes(
+    conn: &mut diesel::PgConnection,
+    created: &[(String, String, Instant)],
+) -> Vec<String> {
+    let mut lost = Vec::new();
+    for (id, request_id, _) in created {
+        let found: Found = diesel::sql_query(
+            "SELECT \
+               (SELECT count(*) FROM resources WHERE resource_type = 'Patient' AND id = $1) AS versions, \
+               (SELECT count(*) FROM audit_events e \
+                 WHERE e.patient_id = $1 AND strpos(e.content, $2) > 0) AS events, \
+               (SELECT count(*) FROM audit_events e JOIN merkle_leaves l \
+                  ON l.resource_type = 'AuditEvent' AND l.resource_id = e.id \
+                 WHERE e.patient_id = $1 AND strpos(e.content, $2) > 0) AS leaves",
+        )
+        .bind::<diesel::sql_types::Text, _>(id)
+        .bind::<diesel::sql_types::Text, _>(request_id)
+        .get_result(conn)
+        .expect("the check of one create");
+        if found.versions != 1 || found.events != 1 || found.leaves != 1 {
+            lost.push(format!(
+                "Patient/{id} ({request_id}): {} versions, {} events, {} leaves",
+                found.versions, found.events, found.leaves
+            ));
+        }
+    }
+    lost
+}
+
+/// Waits until no leaf is pending.
+fn sequenced(conn: &mut diesel::PgConnection) {
+    wait_until(
+        "the sequencer to catch up",
+        Duration::from_secs(120),
+        || {
+            diesel::sql_query("SELECT count(*) AS n FROM merkle_pending")
+                .get_result::<Count>(conn)
+                .is_ok_and(|c| c.n == 0)
+        },
+    );
+}
+
+/// One topology at a time: each starts several replicas on two cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
 #[test]
 fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_write() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let ha = Ha::start();
     let url = ha.database_url().to_string();
     // The replicas share the balancer's address as their public base, as a
@@ -342,7 +403,7 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
         .map(|n| {
             let (base, token, seen, stop) =
                 (base.clone(), token.clone(), seen.clone(), stop.clone());
-            std::thread::spawn(move || client_loop(base, token, seen, stop, n))
+            std::thread::spawn(move || client_loop(base, token, seen, stop, n, Duration::ZERO))
         })
         .collect();
     let wait = Duration::from_secs(120);
@@ -381,34 +442,9 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
     // Every acknowledged create: its version, its AuditEvent (found by the
     // request id the client sent) and the event's leaf, once sequenced.
     let mut conn = diesel::PgConnection::establish(&url).expect("the database after failover");
-    wait_until("the sequencer to catch up", wait, || {
-        diesel::sql_query("SELECT count(*) AS n FROM merkle_pending")
-            .get_result::<Count>(&mut conn)
-            .is_ok_and(|c| c.n == 0)
-    });
+    sequenced(&mut conn);
     let created = seen.created.lock().map(|c| c.clone()).unwrap_or_default();
-    let mut lost = Vec::new();
-    for (id, request_id, _) in &created {
-        let found: Found = diesel::sql_query(
-            "SELECT \
-               (SELECT count(*) FROM resources WHERE resource_type = 'Patient' AND id = $1) AS versions, \
-               (SELECT count(*) FROM audit_events e \
-                 WHERE e.patient_id = $1 AND strpos(e.content, $2) > 0) AS events, \
-               (SELECT count(*) FROM audit_events e JOIN merkle_leaves l \
-                  ON l.resource_type = 'AuditEvent' AND l.resource_id = e.id \
-                 WHERE e.patient_id = $1 AND strpos(e.content, $2) > 0) AS leaves",
-        )
-        .bind::<diesel::sql_types::Text, _>(id)
-        .bind::<diesel::sql_types::Text, _>(request_id)
-        .get_result(&mut conn)
-        .expect("the check of one create");
-        if found.versions != 1 || found.events != 1 || found.leaves != 1 {
-            lost.push(format!(
-                "Patient/{id} ({request_id}): {} versions, {} events, {} leaves",
-                found.versions, found.events, found.leaves
-            ));
-        }
-    }
+    let lost = lost_writes(&mut conn, &created);
     let requests = seen.requests.load(Ordering::SeqCst);
     let errors = seen.errors.lock().map(|e| e.len()).unwrap_or(0);
     println!(
@@ -430,4 +466,221 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
     for r in [&replicas[0], &replicas[2]] {
         r.stop();
     }
+}
+
+/// `fhirledger …` against `database_url`; its JSON output, or a panic.
+fn fhirledger_json(args: &[&str], database_url: &str) -> (bool, serde_json::Value, String) {
+    let out = Command::new(conformance::server::server_binary())
+        .args(args)
+        .env("FHIRLEDGER_DATABASE_URL", database_url)
+        .env("FHIRLEDGER_LOG", "warn")
+        .output()
+        .expect("fhirledger runs");
+    (
+        out.status.success(),
+        serde_json::from_slice(&out.stdout).unwrap_or_default(),
+        format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The log's size and the last anchored checkpoint's size.
+fn log_and_anchored(conn: &mut diesel::PgConnection) -> (i64, i64) {
+    #[derive(diesel::QueryableByName)]
+    struct Sizes {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        tree: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        anchored: i64,
+    }
+    diesel::sql_query(
+        "SELECT (SELECT COALESCE(max(tree_size), 0) FROM merkle_head) AS tree, \
+                (SELECT COALESCE(max(tree_size), 0) FROM merkle_checkpoints) AS anchored",
+    )
+    .get_result::<Sizes>(conn)
+    .map(|s| (s.tree, s.anchored))
+    .unwrap_or((0, 0))
+}
+
+#[test]
+fn the_chain_down_for_a_minute_and_every_replica_killed_at_once_lose_nothing_and_anchoring_resumes_with_no_gap(
+) {
+    use conformance::anvil::{Anvil, DEV_KEY_0};
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    const CHAIN_ID: u64 = 31_415;
+    let dir = std::env::temp_dir().join(format!("fhirledger-faults-chain-{}", uid()));
+    std::fs::create_dir_all(&dir).expect("a directory");
+    let mut anvil = Anvil::start(CHAIN_ID, Some(dir.join("anvil-state.json")));
+    let key_file = dir.join("writer.key");
+    std::fs::write(&key_file, format!("{DEV_KEY_0}\n")).expect("the writer key");
+    let url = conformance::server::fresh_database("faults_chain");
+    let (ok, deployed, out) = fhirledger_json(
+        &[
+            "chain",
+            "deploy",
+            "--rpc-url",
+            &anvil.url(),
+            "--chain-id",
+            &CHAIN_ID.to_string(),
+            "--key-file",
+            &key_file.to_string_lossy(),
+        ],
+        &url,
+    );
+    assert!(ok, "chain deploy: {out}");
+    let contract = deployed["contract"]
+        .as_str()
+        .expect("a contract")
+        .to_string();
+
+    let lb_port = free_port();
+    let base = format!("http://127.0.0.1:{lb_port}");
+    // The node comes back on the same port.
+    let rpc_url = anvil.url();
+    let env = |_: &str| {
+        [
+            ("FHIRLEDGER_BASE_URL", base.clone()),
+            ("FHIRLEDGER_TRUSTED_PROXIES", "127.0.0.1".to_string()),
+            ("FHIRLEDGER_CHAIN_RPC_URL", rpc_url.clone()),
+            ("FHIRLEDGER_CHAIN_ID", CHAIN_ID.to_string()),
+            ("FHIRLEDGER_ANCHOR_CONTRACT", contract.clone()),
+            (
+                "FHIRLEDGER_CHAIN_KEY_FILE",
+                key_file.to_string_lossy().into_owned(),
+            ),
+            ("FHIRLEDGER_ANCHOR_INTERVAL", "1s".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect::<Vec<_>>()
+    };
+    let replicas: Vec<TestServer> = (0..3).map(|_| start_server_on(&url, env)).collect();
+    let balancer = Balancer::start(
+        lb_port,
+        &replicas.iter().collect::<Vec<_>>(),
+        &dir.join("lb"),
+    );
+    let deployment = Deployment {
+        binary: conformance::server::server_binary().to_path_buf(),
+        database_url: url.clone(),
+        public_base: base.clone(),
+    };
+    let token = BackendClient::register_at(&deployment, ALL_SYSTEM_SCOPES, SigningKey::rs384())
+        .token(ALL_SYSTEM_SCOPES);
+    let seen = Arc::new(Seen::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..6)
+        .map(|n| {
+            let (base, token, seen, stop) =
+                (base.clone(), token.clone(), seen.clone(), stop.clone());
+            std::thread::spawn(move || {
+                client_loop(base, token, seen, stop, n, Duration::from_millis(200))
+            })
+        })
+        .collect();
+    let wait = Duration::from_secs(120);
+    let mut conn = diesel::PgConnection::establish(&url).expect("the database");
+    wait_until("the first anchored checkpoint under load", wait, || {
+        log_and_anchored(&mut conn).1 > 0
+    });
+
+    // 1. The chain node stopped for a minute: requests go on as before.
+    let before = seen.requests.load(Ordering::SeqCst);
+    let chain_stopped = Instant::now();
+    anvil.stop();
+    let anchored_when_stopped = log_and_anchored(&mut conn).1;
+    std::thread::sleep(Duration::from_secs(60)); // the outage itself, not a synchronisation
+    let during = seen.requests.load(Ordering::SeqCst) - before;
+    let errors_while_chain_down = seen.errors_between(chain_stopped, Instant::now());
+    let (tree_when_back, anchored_when_back) = log_and_anchored(&mut conn);
+    anvil.restart();
+    let chain_back = Instant::now();
+    wait_until("anchoring to catch up", wait, || {
+        let (tree, anchored) = log_and_anchored(&mut conn);
+        anchored >= tree_when_back && tree > 0 && anchored > anchored_when_back
+    });
+    let caught_up_after = chain_back.elapsed();
+
+    // 2. Every replica killed at once, then started again.
+    let created_before_restart = seen.acknowledged();
+    for r in &replicas {
+        // SAFETY: SIGKILL to servers this test started.
+        unsafe {
+            libc::kill(r.pid() as libc::pid_t, libc::SIGKILL);
+        }
+    }
+    drop(balancer);
+    let all_down = Instant::now();
+    let replicas: Vec<TestServer> = (0..3).map(|_| start_server_on(&url, env)).collect();
+    let balancer = Balancer::start(
+        lb_port,
+        &replicas.iter().collect::<Vec<_>>(),
+        &dir.join("lb"),
+    );
+    let restarted_after = all_down.elapsed();
+    wait_until("100 creates after the restart", wait, || {
+        seen.acknowledged_since(all_down) >= 100
+    });
+    let (tree_after_restart, _) = log_and_anchored(&mut conn);
+    wait_until("anchoring to resume after the restart", wait, || {
+        log_and_anchored(&mut conn).1 >= tree_after_restart
+    });
+    stop.store(true, Ordering::SeqCst);
+    for c in clients {
+        c.join().expect("a client");
+    }
+
+    sequenced(&mut conn);
+    let created = seen.created.lock().map(|c| c.clone()).unwrap_or_default();
+    let lost = lost_writes(&mut conn, &created);
+    // Everything anchored so far checks out against the chain: no gap, no
+    // checkpoint that disagrees with the log.
+    wait_until("the last leaves anchored", wait, || {
+        let (tree, anchored) = log_and_anchored(&mut conn);
+        anchored == tree
+    });
+    let (verified, report, out) = fhirledger_json(
+        &[
+            "audit",
+            "verify",
+            "--rpc-url",
+            &anvil.url(),
+            "--contract",
+            &contract,
+            "--chain-id",
+            &CHAIN_ID.to_string(),
+            "--json",
+        ],
+        &url,
+    );
+    let requests = seen.requests.load(Ordering::SeqCst);
+    let errors = seen.errors.lock().map(|e| e.len()).unwrap_or(0);
+    println!(
+        "faults (chain, restart): {requests} requests, {errors} errors; chain down 60 s: \
+         {during} requests meanwhile, {errors_while_chain_down} errors, anchored size held at \
+         {anchored_when_stopped}..{anchored_when_back} while the log reached {tree_when_back}, \
+         caught up {:.1} s after the chain was back; all replicas killed: serving again after \
+         {:.1} s; {} acknowledged creates checked ({created_before_restart} before the restart), \
+         {} lost; audit verify: {}",
+        caught_up_after.as_secs_f64(),
+        restarted_after.as_secs_f64(),
+        created.len(),
+        lost.len(),
+        report["summary"].as_str().unwrap_or(&out),
+    );
+    assert_eq!(
+        errors_while_chain_down, 0,
+        "the chain's outage reached clients"
+    );
+    assert!(lost.is_empty(), "acknowledged writes lost: {lost:#?}");
+    assert!(verified, "audit verify failed: {out}");
+    drop(balancer);
+    for r in &replicas {
+        r.stop();
+    }
+    anvil.stop();
+    let _ = std::fs::remove_dir_all(&dir);
 }
