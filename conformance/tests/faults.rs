@@ -294,6 +294,48 @@ fn client_loop(
     }
 }
 
+/// Six clients through the balancer at `base`, with a system token of a
+/// backend client registered on `database_url`.
+struct Load {
+    seen: Arc<Seen>,
+    stop: Arc<AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(database_url: &str, base: &str, pace: Duration) -> Load {
+        let deployment = Deployment {
+            binary: conformance::server::server_binary().to_path_buf(),
+            database_url: database_url.to_string(),
+            public_base: base.to_string(),
+        };
+        let token = BackendClient::register_at(&deployment, ALL_SYSTEM_SCOPES, SigningKey::rs384())
+            .token(ALL_SYSTEM_SCOPES);
+        let seen = Arc::new(Seen::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = (0..6)
+            .map(|n| {
+                let (base, token, seen, stop) =
+                    (base.to_string(), token.clone(), seen.clone(), stop.clone());
+                std::thread::spawn(move || client_loop(base, token, seen, stop, n, pace))
+            })
+            .collect();
+        Load {
+            seen,
+            stop,
+            clients,
+        }
+    }
+
+    /// Stops the clients and waits for them.
+    fn finish(self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for c in self.clients {
+            c.join().expect("a client");
+        }
+    }
+}
+
 /// Waits (bounded) until `ready`.
 fn wait_until(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
@@ -389,23 +431,8 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
     let replicas: Vec<TestServer> = (0..3).map(|_| start_server_on(&url, env)).collect();
     let refs: Vec<&TestServer> = replicas.iter().collect();
     let balancer = Balancer::start(lb_port, &refs, &ha.dir.join("lb"));
-    let deployment = Deployment {
-        binary: conformance::server::server_binary().to_path_buf(),
-        database_url: url.clone(),
-        public_base: base.clone(),
-    };
-    let token = BackendClient::register_at(&deployment, ALL_SYSTEM_SCOPES, SigningKey::rs384())
-        .token(ALL_SYSTEM_SCOPES);
-
-    let seen = Arc::new(Seen::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..6)
-        .map(|n| {
-            let (base, token, seen, stop) =
-                (base.clone(), token.clone(), seen.clone(), stop.clone());
-            std::thread::spawn(move || client_loop(base, token, seen, stop, n, Duration::ZERO))
-        })
-        .collect();
+    let load = Load::start(&url, &base, Duration::ZERO);
+    let seen = load.seen.clone();
     let wait = Duration::from_secs(120);
     wait_until("the first 100 creates", wait, || seen.acknowledged() >= 100);
 
@@ -431,10 +458,7 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
         .first_create_after(leader_killed_at)
         .expect("a create after the failover");
     let new_leader = ha.leader();
-    stop.store(true, Ordering::SeqCst);
-    for c in clients {
-        c.join().expect("a client");
-    }
+    load.finish();
     let failover_errors = seen.errors_between(leader_killed_at, Instant::now());
     assert!(replicas[0].is_running() && replicas[2].is_running());
     assert_ne!(new_leader, Some(leader), "Patroni promoted the standby");
@@ -563,24 +587,8 @@ fn the_chain_down_for_a_minute_and_every_replica_killed_at_once_lose_nothing_and
         &replicas.iter().collect::<Vec<_>>(),
         &dir.join("lb"),
     );
-    let deployment = Deployment {
-        binary: conformance::server::server_binary().to_path_buf(),
-        database_url: url.clone(),
-        public_base: base.clone(),
-    };
-    let token = BackendClient::register_at(&deployment, ALL_SYSTEM_SCOPES, SigningKey::rs384())
-        .token(ALL_SYSTEM_SCOPES);
-    let seen = Arc::new(Seen::default());
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..6)
-        .map(|n| {
-            let (base, token, seen, stop) =
-                (base.clone(), token.clone(), seen.clone(), stop.clone());
-            std::thread::spawn(move || {
-                client_loop(base, token, seen, stop, n, Duration::from_millis(200))
-            })
-        })
-        .collect();
+    let load = Load::start(&url, &base, Duration::from_millis(200));
+    let seen = load.seen.clone();
     let wait = Duration::from_secs(120);
     let mut conn = diesel::PgConnection::establish(&url).expect("the database");
     wait_until("the first anchored checkpoint under load", wait, || {
@@ -628,10 +636,7 @@ fn the_chain_down_for_a_minute_and_every_replica_killed_at_once_lose_nothing_and
     wait_until("anchoring to resume after the restart", wait, || {
         log_and_anchored(&mut conn).1 >= tree_after_restart
     });
-    stop.store(true, Ordering::SeqCst);
-    for c in clients {
-        c.join().expect("a client");
-    }
+    load.finish();
 
     sequenced(&mut conn);
     let created = seen.created.lock().map(|c| c.clone()).unwrap_or_default();
