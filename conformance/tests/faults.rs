@@ -186,6 +186,8 @@ impl Drop for Balancer {
 struct Seen {
     requests: AtomicUsize,
     errors: Mutex<Vec<(Instant, String)>>,
+    /// Every request's start and duration.
+    timings: Mutex<Vec<(Instant, Duration)>>,
     /// Acknowledged creates: (Patient id, request id), with when.
     created: Mutex<Vec<(String, String, Instant)>>,
 }
@@ -202,14 +204,31 @@ impl Seen {
             .unwrap_or(0)
     }
 
-    fn first_create_after(&self, at: Instant) -> Option<Instant> {
-        self.created
+    /// The longest a request started in `from..to` took: how long clients
+    /// waited through an outage that the replicas rode out.
+    fn slowest_between(&self, from: Instant, to: Instant) -> Duration {
+        self.timings
+            .lock()
+            .map(|t| {
+                t.iter()
+                    .filter(|(start, _)| *start >= from && *start <= to)
+                    .map(|(_, took)| *took)
+                    .max()
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default()
+    }
+
+    /// When clients last saw an error after `at`: the end of an outage as
+    /// they saw it (none: they did not notice one).
+    fn last_error_after(&self, at: Instant) -> Option<Instant> {
+        self.errors
             .lock()
             .ok()?
             .iter()
-            .map(|(_, _, t)| *t)
-            .filter(|t| *t > at)
-            .min()
+            .map(|(t, _)| *t)
+            .filter(|t| *t >= at)
+            .max()
     }
 
     fn errors_between(&self, from: Instant, to: Instant) -> usize {
@@ -252,12 +271,16 @@ fn client_loop(
                 .body(patient(&identifier).to_string()),
         };
         let creating = i % 3 == 2 || mine.is_empty();
+        let started = Instant::now();
         let sent = builder
             .bearer_auth(&token)
             .header("X-Request-Id", &request_id)
             .timeout(Duration::from_secs(30))
             .send();
         seen.requests.fetch_add(1, Ordering::SeqCst);
+        if let Ok(mut t) = seen.timings.lock() {
+            t.push((started, started.elapsed()));
+        }
         if !pace.is_zero() {
             std::thread::sleep(pace);
         }
@@ -454,9 +477,13 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
     wait_until("creates after the failover", wait, || {
         seen.acknowledged_since(leader_killed_at) >= 100
     });
-    let recovered_at = seen
-        .first_create_after(leader_killed_at)
-        .expect("a create after the failover");
+    let outage = seen
+        .last_error_after(leader_killed_at)
+        .map_or(Duration::ZERO, |t| t - leader_killed_at);
+    let slowest = seen.slowest_between(
+        leader_killed_at - Duration::from_secs(1),
+        leader_killed_at + Duration::from_secs(10),
+    );
     let new_leader = ha.leader();
     load.finish();
     let failover_errors = seen.errors_between(leader_killed_at, Instant::now());
@@ -473,9 +500,10 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
     let errors = seen.errors.lock().map(|e| e.len()).unwrap_or(0);
     println!(
         "faults: {requests} requests, {errors} errors; replica killed: {replica_errors} errors; \
-         leader (node{leader}) killed: writes back after {:.2} s, {failover_errors} errors; \
+         leader (node{leader}) killed: last client error {:.2} s after the kill, slowest request {:.2} s, {failover_errors} errors; \
          {} acknowledged creates checked, {} lost",
-        (recovered_at - leader_killed_at).as_secs_f64(),
+        outage.as_secs_f64(),
+        slowest.as_secs_f64(),
         created.len(),
         lost.len()
     );
