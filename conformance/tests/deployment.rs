@@ -475,3 +475,90 @@ fn a_stalled_audit_trail_refuses_reads_with_503_and_recovers_by_itself() {
     assert_eq!(recorded_events("deploy-trail-moves-again").len(), 1);
     assert_eq!(s.stop(), "exit status: 0");
 }
+
+#[test]
+fn every_answer_carries_the_security_headers_unless_its_page_chose_stricter_ones() {
+    let s = server();
+    let id = new_patient();
+    let answers = [
+        (
+            "a FHIR read",
+            Request::on(s, "GET", &format!("Patient/{id}")).send(),
+        ),
+        ("a 401", Request::on(s, "GET", "Patient").no_auth().send()),
+        (
+            "a 404 outside the API",
+            Request::on(s, "GET", &format!("{}/no-such-page", s.public_base))
+                .no_auth()
+                .send(),
+        ),
+        (
+            "the CapabilityStatement",
+            Request::on(s, "GET", "metadata").no_auth().send(),
+        ),
+        (
+            "a probe",
+            Request::on(s, "GET", &format!("{}/health/live", s.public_base))
+                .no_auth()
+                .send(),
+        ),
+        (
+            "the landing page",
+            Request::on(s, "GET", &format!("{}/", s.public_base))
+                .no_auth()
+                .send(),
+        ),
+    ];
+    for (what, r) in &answers {
+        assert_eq!(
+            r.header("X-Content-Type-Options").as_deref(),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(
+            r.header("X-Frame-Options").as_deref(),
+            Some("DENY"),
+            "{what}"
+        );
+        assert!(r.header("Referrer-Policy").is_some(), "{what}");
+        assert_eq!(
+            r.header("Cache-Control").as_deref(),
+            Some("no-store"),
+            "{what}"
+        );
+        // Plain HTTP on loopback: no HSTS (it would pin a name to TLS).
+        assert_eq!(r.header("Strict-Transport-Security"), None, "{what}");
+    }
+    // Static assets keep the caching their handler chose.
+    let css = Request::on(
+        s,
+        "GET",
+        &format!("{}/portal/assets/portal.css", s.public_base),
+    )
+    .no_auth()
+    .send();
+    assert_eq!(
+        css.header("Cache-Control").as_deref(),
+        Some("public, max-age=3600")
+    );
+    assert_eq!(css.header("X-Frame-Options").as_deref(), Some("DENY"));
+}
+
+#[test]
+fn behind_tls_browsers_are_told_to_come_back_over_https_only() {
+    let s = leak(start_server_with(|_| {
+        vec![(
+            "FHIRLEDGER_BASE_URL".into(),
+            "https://fhir.example.test".into(),
+        )]
+    }));
+    // Reached directly (the balancer would end TLS in front of it).
+    let r = Request::on(s, "GET", &format!("http://{}/health/live", s.bind))
+        .no_auth()
+        .send();
+    assert_eq!(
+        r.header("Strict-Transport-Security").as_deref(),
+        Some("max-age=31536000")
+    );
+    assert_eq!(s.stop(), "exit status: 0");
+}

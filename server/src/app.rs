@@ -83,6 +83,7 @@ pub async fn serve(
         capability: routes::build_capabilities(&config.fhir_base(), &config.auth_settings().issuer),
     });
     let auth_server = state.auth.clone();
+    let https = config.fhir_base().starts_with("https://");
     let portal = web::Data::new(fhirledger_portal::PortalContext {
         anchoring: state.anchoring,
         max_upload_bytes: config.max_upload_bytes,
@@ -97,6 +98,7 @@ pub async fn serve(
             .wrap(actix_web::middleware::from_fn(
                 crate::http::authenticate::authenticate,
             ))
+            .wrap(crate::http::security_headers::defaults(https))
             .configure(crate::http::landing::configure)
             .configure(crate::http::health::configure)
             .configure(fhirledger_auth::routes::configure)

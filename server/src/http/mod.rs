@@ -12,3 +12,4 @@ pub mod landing;
 pub mod negotiate;
 pub mod preconditions;
 pub mod respond;
+pub mod security_headers;
