@@ -562,3 +562,47 @@ fn behind_tls_browsers_are_told_to_come_back_over_https_only() {
     );
     assert_eq!(s.stop(), "exit status: 0");
 }
+
+#[test]
+fn a_token_revoked_at_one_replica_is_refused_by_another_that_had_already_checked_it() {
+    use conformance::smart::{post_form, BackendClient, SigningKey, ALL_SYSTEM_SCOPES};
+    let a = server();
+    // A second replica of the same deployment: same database, same public base.
+    let public_base = a.public_base.clone();
+    let b = leak(start_server_with(move |_| {
+        vec![("FHIRLEDGER_BASE_URL".into(), public_base.clone())]
+    }));
+    let client = BackendClient::register(a, ALL_SYSTEM_SCOPES, SigningKey::rs384());
+    let token = client.token(ALL_SYSTEM_SCOPES);
+    let id = new_patient();
+    let read_at = |s: &'static TestServer| {
+        Request::on(s, "GET", &format!("Patient/{id}"))
+            .bearer(&token)
+            .send()
+            .status
+    };
+    // B accepts A's token, and keeps it as checked.
+    assert_eq!(read_at(b), 200);
+    assert_eq!(read_at(b), 200);
+
+    let (status, body) = post_form(
+        &format!("{}/auth/revoke", a.public_base),
+        &[
+            ("token", token.as_str()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ),
+            ("client_assertion", &client.assertion()),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    // A refuses it at once; B once it has read the revocation (every second).
+    assert_eq!(read_at(a), 401);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while read_at(b) != 401 {
+        assert!(Instant::now() < deadline, "B still accepts a revoked token");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(b.stop(), "exit status: 0");
+}
