@@ -254,3 +254,61 @@ fn post_admin(s: &TestServer, token: &str, what: &str, body: &Value) -> Value {
     assert_eq!(resp.status().as_u16(), 201);
     resp.json().expect("JSON")
 }
+
+#[test]
+fn repeated_failed_sign_ins_lock_the_account_for_a_while_and_the_lock_is_in_its_log() {
+    let s = server();
+    let org = new_hospital();
+    let patient = new_patient_user(s, &org);
+    let client = AppClient::register(s, "public", None);
+    let mut wrong = patient.clone();
+    wrong.password = "not-the-password".into();
+    let browser = Browser::new(s);
+    let request = client.request("openid fhirUser patient/*.rs");
+    let login = browser.authorize(&request).login();
+    // Four wrong passwords are answered as wrong; the fifth locks.
+    for _ in 0..4 {
+        let page = browser.login(&login, &wrong).page();
+        assert_eq!(page.status, 401, "{}", page.body);
+        assert!(page.body.contains("The email or password is wrong."));
+    }
+    let locked = browser.login(&login, &wrong).page();
+    assert_eq!(locked.status, 429, "{}", locked.body);
+    let retry: i64 = locked
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=15 * 60).contains(&retry), "{retry}");
+    // Now even the right password is refused, before it is checked.
+    let refused = browser.login(&login, &patient).page();
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.body.contains("Too many failed sign-ins"));
+
+    // The owner's log: the failures, the lock, the refused attempt.
+    let mine = events_with(&format!("altid={}", patient.user_id));
+    let reasons: Vec<String> = mine
+        .iter()
+        .filter(|e| subtype_codes(e).iter().any(|c| c == "110122"))
+        .filter_map(|e| e["outcomeDesc"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("account locked until")),
+        "{reasons:#?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("sign-in locked until")),
+        "{reasons:#?}"
+    );
+    assert!(
+        reasons
+            .iter()
+            .filter(|r| r.contains("wrong password"))
+            .count()
+            >= 5,
+        "{reasons:#?}"
+    );
+
+    // Other accounts sign in as before.
+    let other = new_patient_user(s, &org);
+    tokens_for(s, &client, &other, "openid fhirUser patient/*.rs").access_token();
+}

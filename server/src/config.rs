@@ -164,6 +164,25 @@ pub struct AuthConfig {
     /// `{"name", "label", "issuer", "client_id", "client_secret"}`.
     #[arg(long, env = "FHIRLEDGER_OIDC_PROVIDERS")]
     pub oidc_providers: Option<String>,
+    /// Failed password sign-ins of one account within
+    /// FHIRLEDGER_SIGN_IN_LOCK_MINUTES that lock it for as long.
+    #[arg(
+        long,
+        env = "FHIRLEDGER_SIGN_IN_FAILURES_PER_ACCOUNT",
+        default_value_t = 5
+    )]
+    pub sign_in_failures_per_account: u32,
+    /// Failed password sign-ins from one client address (any accounts)
+    /// within FHIRLEDGER_SIGN_IN_LOCK_MINUTES that lock the address.
+    #[arg(
+        long,
+        env = "FHIRLEDGER_SIGN_IN_FAILURES_PER_ADDRESS",
+        default_value_t = 50
+    )]
+    pub sign_in_failures_per_address: u32,
+    /// Minutes failed sign-ins are counted in, and a lock lasts.
+    #[arg(long, env = "FHIRLEDGER_SIGN_IN_LOCK_MINUTES", default_value_t = 15)]
+    pub sign_in_lock_minutes: i64,
     /// Allow local password accounts to sign in (always on under `dev`).
     #[arg(long, env = "FHIRLEDGER_LOCAL_LOGIN", default_value_t = false)]
     pub local_login: bool,
@@ -230,6 +249,11 @@ impl ServerConfig {
             local_login: a.local_login,
             max_body_bytes: self.max_body_bytes,
             policy: self.policy(),
+            sign_in_limits: fhirledger_auth::SignInLimits {
+                per_account: a.sign_in_failures_per_account.clamp(1, 1_000_000) as i32,
+                per_address: a.sign_in_failures_per_address.clamp(1, 1_000_000) as i32,
+                window: Duration::minutes(a.sign_in_lock_minutes.max(1)),
+            },
         }
     }
 }

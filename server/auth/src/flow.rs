@@ -30,6 +30,7 @@ use crate::passwords::Login;
 use crate::secrets::{digest, new_secret};
 use crate::security::{self, SecurityActor, SecurityEvent};
 use crate::session::{current_user, start};
+use crate::sign_in_limits;
 use crate::AuthServer;
 
 /// Codes expire within a minute (SMART asks for a short life).
@@ -729,31 +730,110 @@ pub async fn login_post(
         return again("Enter your email and password.");
     };
     let client_id = Some(p.request.client_id.clone());
-    let refused = |person: Option<&UserRow>, why: &str| {
+    let refused = |person: Option<&UserRow>, status: u16, why: &str| {
         let actor = SecurityActor {
             person: person.map(security::person),
             client_id: client_id.clone(),
         };
-        security::record(&req, SecurityEvent::SignIn, actor, Some((401, why)));
+        security::record(&req, SecurityEvent::SignIn, actor, Some((status, why)));
+    };
+    let address =
+        security::request_recorder(&req).and_then(|r| r.client_address().map(str::to_string));
+    let limits = sign_in_limits::Keys::of(email, address.as_deref());
+    // A locked account or address: refused before any password is checked.
+    match sign_in_limits::locked_until(&server, &limits).await {
+        Ok(None) => {}
+        Ok(Some(until)) => {
+            let person = account_of(&server, email).await;
+            refused(
+                person.as_ref(),
+                429,
+                &format!(
+                    "sign-in locked until {} after repeated failures",
+                    until.to_rfc3339()
+                ),
+            );
+            return too_many(
+                again("Too many failed sign-ins. Wait a while before trying again."),
+                until,
+            );
+        }
+        Err(()) => return unavailable(),
+    }
+    let failed = |person: Option<UserRow>, why: String| {
+        let server = server.clone();
+        let refused = &refused;
+        let again = &again;
+        let limits = &limits;
+        async move {
+            refused(person.as_ref(), 401, &why);
+            match sign_in_limits::failed(&server, limits).await {
+                Ok(None) => again("The email or password is wrong."),
+                Ok(Some(lock)) => {
+                    // The lock is an event of its own: the owner sees it.
+                    refused(
+                        person.as_ref(),
+                        429,
+                        &format!(
+                            "{} locked until {} after {} failed sign-ins",
+                            lock.what,
+                            lock.until.to_rfc3339(),
+                            lock.failures
+                        ),
+                    );
+                    too_many(
+                        again("Too many failed sign-ins. Wait a while before trying again."),
+                        lock.until,
+                    )
+                }
+                Err(()) => unavailable(),
+            }
+        }
     };
     let user = match crate::passwords::check_login(&server, email, password).await {
         Ok(Login::Valid(u)) => u,
         Ok(Login::Refused(u)) => {
-            refused(Some(&u), "wrong password, or the account is inactive");
-            return again("The email or password is wrong.");
+            return failed(
+                Some(u),
+                "wrong password, or the account is inactive".to_string(),
+            )
+            .await;
         }
         Ok(Login::Unknown) => {
-            refused(None, &format!("no account has the email '{email}'"));
-            return again("The email or password is wrong.");
+            return failed(None, format!("no account has the email '{email}'")).await;
         }
         Err(()) => return unavailable(),
     };
+    sign_in_limits::succeeded(&server, &limits).await;
     let actor = SecurityActor {
         person: Some(security::person(&user)),
         client_id: client_id.clone(),
     };
     security::record(&req, SecurityEvent::SignIn, actor, None);
     signed_in(&server, &p.id, user.user_id, &req).await
+}
+
+/// A refused sign-in page as 429 with `Retry-After`.
+fn too_many(mut page: HttpResponse, until: chrono::DateTime<chrono::Utc>) -> HttpResponse {
+    *page.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    if let Ok(value) = sign_in_limits::seconds_until(until).to_string().parse() {
+        page.headers_mut()
+            .insert(actix_web::http::header::RETRY_AFTER, value);
+    }
+    page
+}
+
+/// The account an email names, for the events of a locked sign-in.
+async fn account_of(server: &AuthServer, email: &str) -> Option<UserRow> {
+    let email = email.to_string();
+    match server
+        .db
+        .call(move |store| store.user_by_email(&email))
+        .await
+    {
+        Ok(Ok(user)) => user,
+        _ => None,
+    }
 }
 
 /// Starts the session, binds the request to it, and continues.

@@ -33,6 +33,7 @@ pub mod routes;
 pub mod secrets;
 pub mod security;
 pub mod session;
+mod sign_in_limits;
 pub mod token;
 
 use std::sync::Arc;
@@ -68,6 +69,19 @@ pub struct AuthSettings {
     pub max_body_bytes: u64,
     /// The deployment's access policy, for the guards of the server's own searches.
     pub policy: fhirledger_access::Policy,
+    /// How failed password sign-ins are limited.
+    pub sign_in_limits: SignInLimits,
+}
+
+/// Failed password sign-ins allowed before a lock: per account (so a
+/// password cannot be guessed) and per client address (so one address
+/// cannot try many accounts), counted across replicas in the database.
+#[derive(Debug, Clone, Copy)]
+pub struct SignInLimits {
+    pub per_account: i32,
+    pub per_address: i32,
+    /// The window the failures are counted in, and how long a lock lasts.
+    pub window: Duration,
 }
 
 impl AuthSettings {

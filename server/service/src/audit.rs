@@ -216,6 +216,12 @@ pub struct Recorder {
 }
 
 impl Recorder {
+    /// The client's network address as the audit records it (behind a
+    /// trusted balancer, the one it names): also what per-address limits key on.
+    pub fn client_address(&self) -> Option<&str> {
+        self.facts.client_address.as_deref()
+    }
+
     pub fn new(facts: RequestFacts, observer: Observer) -> Recorder {
         Recorder {
             facts,

@@ -12,11 +12,13 @@ mod flow;
 mod grants;
 mod keys;
 mod schema;
+mod throttle;
 
 pub use accounts::{ClientRow, UserRow};
 pub use flow::{AuthRequestRow, CodeRow, CodeUse, LaunchRow};
 pub use grants::{GrantRow, LiveRefresh, RefreshUse, RevocationRow};
 pub use keys::SigningKeyRow;
+pub use throttle::FailureCount;
 
 /// A unique constraint was hit (an email already in use, say).
 pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {

@@ -1,0 +1,98 @@
+//! Failed password sign-ins per account and per client address
+//! (`sign_in_throttle`): counted in one statement per failure, so replicas
+//! racing on the same key never lose a count, and a lock set by one is seen
+//! by all.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
+
+use crate::{PgStore, StoreError};
+
+/// What counting one more failure did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureCount {
+    /// Failures within the current window, this one included.
+    pub failures: i32,
+    /// Set when this failure locked the key (it reached the limit).
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = Integer)]
+    failures: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    locked_now: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    until: Option<DateTime<Utc>>,
+}
+
+impl PgStore {
+    /// The latest lock of any of `keys` still in force.
+    pub fn sign_in_locked_until(
+        &self,
+        keys: &[String],
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(diesel::sql_query(
+            "SELECT max(locked_until) AS until FROM sign_in_throttle \
+             WHERE key = ANY($1) AND locked_until > now()",
+        )
+        .bind::<Array<Text>, _>(keys)
+        .get_result::<Locked>(&mut *self.conn()?)?
+        .until)
+    }
+
+    /// Counts a failure of `key`: a new window when the last one is over;
+    /// at `max_failures` within `window_seconds` the key is locked for
+    /// `lock_seconds` (and its count starts again).
+    pub fn sign_in_failed(
+        &self,
+        key: &str,
+        max_failures: i32,
+        window_seconds: i64,
+        lock_seconds: i64,
+    ) -> Result<FailureCount, StoreError> {
+        let counted: Counted = diesel::sql_query(
+            "INSERT INTO sign_in_throttle AS t (key, failures, window_start) \
+             VALUES ($1, 1, now()) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN t.window_start < now() - make_interval(secs => $3) \
+                               THEN 1 ELSE t.failures + 1 END, \
+               window_start = CASE WHEN t.window_start < now() - make_interval(secs => $3) \
+                                   THEN now() ELSE t.window_start END \
+             RETURNING failures, \
+               CASE WHEN failures >= $2 THEN now() + make_interval(secs => $4) END AS locked_now",
+        )
+        .bind::<Text, _>(key)
+        .bind::<Integer, _>(max_failures)
+        .bind::<BigInt, _>(window_seconds)
+        .bind::<BigInt, _>(lock_seconds)
+        .get_result(&mut *self.conn()?)?;
+        if let Some(until) = counted.locked_now {
+            diesel::sql_query(
+                "UPDATE sign_in_throttle SET locked_until = $2, failures = 0, window_start = now() \
+                 WHERE key = $1",
+            )
+            .bind::<Text, _>(key)
+            .bind::<Timestamptz, _>(until)
+            .execute(&mut *self.conn()?)?;
+        }
+        Ok(FailureCount {
+            failures: counted.failures,
+            locked_until: counted.locked_now,
+        })
+    }
+
+    /// A successful sign-in clears its account's count.
+    pub fn sign_in_succeeded(&self, key: &str) -> Result<(), StoreError> {
+        diesel::sql_query("DELETE FROM sign_in_throttle WHERE key = $1")
+            .bind::<Text, _>(key)
+            .execute(&mut *self.conn()?)?;
+        Ok(())
+    }
+}
