@@ -102,23 +102,50 @@ fn tokens_issued_and_refused_are_security_events() {
     assert_eq!(granted_scopes(&event), "");
 }
 
+/// A new patient account at a new hospital, an app, and the sign-in page
+/// the app's request for `scope` leads to; the account with a wrong password.
+struct SignInPage {
+    org: String,
+    patient: TestUser,
+    wrong: TestUser,
+    client: AppClient,
+    browser: Browser,
+    login: String,
+}
+
+impl SignInPage {
+    fn open(scope: &str) -> SignInPage {
+        let s = server();
+        let org = new_hospital();
+        let patient = new_patient_user(s, &org);
+        let client = AppClient::register(s, "public", None);
+        let mut wrong = patient.clone();
+        wrong.password = "not-the-password".into();
+        let browser = Browser::new(s);
+        let request = client.request(scope);
+        let login = browser.authorize(&request).login();
+        SignInPage {
+            org,
+            patient,
+            wrong,
+            client,
+            browser,
+            login,
+        }
+    }
+}
+
 #[test]
 fn sign_ins_refresh_reuse_and_revocation_are_in_the_trail() {
     let s = server();
-    let org = new_hospital();
-    let patient = new_patient_user(s, &org);
-    let client = AppClient::register(s, "public", None);
+    let at = SignInPage::open("openid fhirUser offline_access patient/*.rs");
+    let (patient, client) = (at.patient.clone(), &at.client);
 
     // A wrong password, then the right one: both in the patient's log.
-    let mut wrong = patient.clone();
-    wrong.password = "not-the-password".into();
-    let browser = Browser::new(s);
-    let request = client.request("openid fhirUser offline_access patient/*.rs");
-    let login = browser.authorize(&request).login();
-    browser.login(&login, &wrong).page();
+    at.browser.login(&at.login, &at.wrong).page();
     let answer = tokens_for(
         s,
-        &client,
+        client,
         &patient,
         "openid fhirUser offline_access patient/*.rs",
     );
@@ -161,7 +188,7 @@ fn sign_ins_refresh_reuse_and_revocation_are_in_the_trail() {
     assert_eq!(type_code(&alert), "110113");
 
     // Revoking a token.
-    let token = tokens_for(s, &client, &patient, "openid fhirUser patient/*.rs").access_token();
+    let token = tokens_for(s, client, &patient, "openid fhirUser patient/*.rs").access_token();
     let revoked = client.revoke(&token);
     revoked.ok();
     let event = only(
@@ -258,21 +285,15 @@ fn post_admin(s: &TestServer, token: &str, what: &str, body: &Value) -> Value {
 #[test]
 fn repeated_failed_sign_ins_lock_the_account_for_a_while_and_the_lock_is_in_its_log() {
     let s = server();
-    let org = new_hospital();
-    let patient = new_patient_user(s, &org);
-    let client = AppClient::register(s, "public", None);
-    let mut wrong = patient.clone();
-    wrong.password = "not-the-password".into();
-    let browser = Browser::new(s);
-    let request = client.request("openid fhirUser patient/*.rs");
-    let login = browser.authorize(&request).login();
+    let at = SignInPage::open("openid fhirUser patient/*.rs");
+    let (patient, wrong, browser, login) = (&at.patient, &at.wrong, &at.browser, &at.login);
     // Four wrong passwords are answered as wrong; the fifth locks.
     for _ in 0..4 {
-        let page = browser.login(&login, &wrong).page();
+        let page = browser.login(login, wrong).page();
         assert_eq!(page.status, 401, "{}", page.body);
         assert!(page.body.contains("The email or password is wrong."));
     }
-    let locked = browser.login(&login, &wrong).page();
+    let locked = browser.login(login, wrong).page();
     assert_eq!(locked.status, 429, "{}", locked.body);
     let retry: i64 = locked
         .header("retry-after")
@@ -280,7 +301,7 @@ fn repeated_failed_sign_ins_lock_the_account_for_a_while_and_the_lock_is_in_its_
         .expect("a Retry-After in seconds");
     assert!((1..=15 * 60).contains(&retry), "{retry}");
     // Now even the right password is refused, before it is checked.
-    let refused = browser.login(&login, &patient).page();
+    let refused = browser.login(login, patient).page();
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert!(refused.body.contains("Too many failed sign-ins"));
 
@@ -309,6 +330,6 @@ fn repeated_failed_sign_ins_lock_the_account_for_a_while_and_the_lock_is_in_its_
     );
 
     // Other accounts sign in as before.
-    let other = new_patient_user(s, &org);
-    tokens_for(s, &client, &other, "openid fhirUser patient/*.rs").access_token();
+    let other = new_patient_user(s, &at.org);
+    tokens_for(s, &at.client, &other, "openid fhirUser patient/*.rs").access_token();
 }
