@@ -4,11 +4,14 @@
 # conformance test binary starts (and removes) its own private PostgreSQL
 # cluster and fhirledger server on loopback; tests that sign in start the
 # external OpenID Connect provider of conformance/smart (Node.js); the chain
-# adapter's tests start their own anvil (conformance/chain's npm packages).
+# adapter's tests start their own anvil (conformance/chain's npm packages);
+# the fault tests start a Patroni cluster (deploy/ha) and an HAProxy.
 set -euo pipefail
 cd "$(dirname "$0")"
 . deploy/host-deps.sh
-ensure_host_deps
+# haproxy: the balancer of the fault tests (conformance/tests/faults.rs; the
+# Patroni cluster they start installs its own packages, deploy/ha/start.sh).
+ensure_host_deps haproxy
 ensure_node_deps
 ensure_chain_deps
 cargo fmt --all --check
