@@ -43,16 +43,14 @@ pub async fn serve(
         .context("starting the authorization server")?,
     );
     let _maintenance = fhirledger_auth::maintenance::start(auth.clone());
+    // How long a read waits for its events' commit, and one append may run.
+    let audit_timeout = std::time::Duration::from_secs(config.audit_timeout_seconds.max(1));
     let audit_log = AuditLog::start(
         config.audit_writers.clamp(1, 16),
         AUDIT_MAX_BATCH,
         std::time::Duration::from_micros(config.audit_gather_micros),
-        std::time::Duration::from_secs(config.audit_timeout_seconds.max(1)),
-        || {
-            db.store().audit_appender(std::time::Duration::from_secs(
-                config.audit_timeout_seconds.max(1),
-            ))
-        },
+        audit_timeout,
+        || db.store().audit_appender(audit_timeout),
     )
     .context("starting the audit writers")?;
     let sequencer = fhirledger_service::ledger::start_sequencer(

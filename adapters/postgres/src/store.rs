@@ -72,6 +72,9 @@ impl std::ops::DerefMut for Conn<'_> {
 /// (its `LIMIT $n` unknown), and PostgreSQL then compiles it at every execution: some
 /// 40 ms for statements that run in one or a few. `audit verify`'s batches of 4,000
 /// leaves took 125-165 ms with it and 40-47 ms without, on a 3,000,000-leaf log.
+pub(crate) const SESSION_SETTINGS: &str =
+    "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off";
+
 /// The start-up lock's key: `hashtextextended` of this text, seed 0 (the
 /// other advisory locks of the schema use other texts or constants).
 const STARTUP_LOCK_KEY: &str = "fhirledger start-up";
@@ -81,9 +84,6 @@ const STARTUP_LOCK_KEY: &str = "fhirledger start-up";
 pub struct StartupLock {
     _conn: PgConnection,
 }
-
-pub(crate) const SESSION_SETTINGS: &str =
-    "SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off; SET jit = off";
 
 #[derive(Debug)]
 struct SessionSettings;
@@ -158,11 +158,10 @@ impl PgStore {
     }
 
     /// A writer of reads' audit events on a connection of its own (see
-    /// [`crate::AuditAppender`]), to the same database.
-    /// An appender of reads' events on a connection of its own, whose
-    /// statements give up after `statement_timeout` (then the connection is
-    /// replaced): a stalled append fails its batch instead of holding the
-    /// writer, and every read after it, forever.
+    /// [`crate::AuditAppender`]), to the same database, whose statements
+    /// give up after `statement_timeout` (then the connection is replaced):
+    /// a stalled append fails its batch instead of holding the writer, and
+    /// every read after it, forever.
     pub fn audit_appender(&self, statement_timeout: Duration) -> crate::AuditAppender {
         crate::AuditAppender::new(&self.url, statement_timeout)
     }
@@ -186,7 +185,6 @@ impl PgStore {
         Ok(Conn::Pooled(self.pool.get()?))
     }
 
-    /// Applies pending migrations.
     /// What a readiness probe asks of the database: a pooled connection
     /// within `timeout` (checked out, so validated), and the migrations this
     /// build carries that the database lacks. A probe never waits longer
@@ -228,6 +226,7 @@ impl PgStore {
         Ok(StartupLock { _conn: conn })
     }
 
+    /// Applies pending migrations.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
         run_migrations(&mut *self.conn()?)
     }
