@@ -15,7 +15,7 @@ use ethers::utils::keccak256;
 use tracing::{debug, info, warn};
 
 use crate::bindings::{AuditAnchorContract, AuditAnchorContractErrors, CheckpointFilter};
-use crate::error::{untrusted, ChainError, Rejection};
+use crate::error::{is_nonce_taken, untrusted, ChainError, Rejection};
 use crate::key::Key;
 use crate::types::{
     Address, ChainConfig, CheckpointEvent, Deployed, Fees, Receipt, SentTx, TxHash,
@@ -224,10 +224,7 @@ impl AnchorClient {
             .contract
             .add_writer(H160(account.0))
             .from(H160(self.account().0));
-        let nonce = self.pending_nonce().await?;
-        let sent = self
-            .send_call("addWriter", call, ADMIN_GAS_LIMIT, nonce)
-            .await?;
+        let sent = self.send_admin_call("addWriter", call).await?;
         info!(writer = %account, tx = %sent.hash, "sent addWriter");
         Ok(sent)
     }
@@ -238,10 +235,7 @@ impl AnchorClient {
             .contract
             .remove_writer(H160(account.0))
             .from(H160(self.account().0));
-        let nonce = self.pending_nonce().await?;
-        let sent = self
-            .send_call("removeWriter", call, ADMIN_GAS_LIMIT, nonce)
-            .await?;
+        let sent = self.send_admin_call("removeWriter", call).await?;
         info!(writer = %account, tx = %sent.hash, "sent removeWriter");
         Ok(sent)
     }
@@ -252,10 +246,7 @@ impl AnchorClient {
             .contract
             .transfer_ownership(H160(new_owner.0))
             .from(H160(self.account().0));
-        let nonce = self.pending_nonce().await?;
-        let sent = self
-            .send_call("transferOwnership", call, ADMIN_GAS_LIMIT, nonce)
-            .await?;
+        let sent = self.send_admin_call("transferOwnership", call).await?;
         info!(%new_owner, tx = %sent.hash, "sent transferOwnership");
         Ok(sent)
     }
@@ -305,6 +296,35 @@ impl AnchorClient {
                 tx: TxHash(meta.transaction_hash.0),
             })
             .collect())
+    }
+
+    /// Sends an owner's call with the pending nonce, and again with a fresh
+    /// one when another transaction of this account took it in between: the
+    /// owner key is often the anchoring key too (`chain deploy` makes the
+    /// deployer the first writer), so the worker of a running server can
+    /// send a checkpoint at the same moment. The worker itself needs no such
+    /// loop: its next pass reconciles.
+    async fn send_admin_call<T: ethers::abi::Detokenize>(
+        &self,
+        method: &'static str,
+        call: ContractCall<Provider<Http>, T>,
+    ) -> Result<SentTx, ChainError> {
+        const ATTEMPTS: u32 = 5;
+        let mut attempt = 1;
+        loop {
+            let nonce = self.pending_nonce().await?;
+            match self
+                .send_call(method, call.clone(), ADMIN_GAS_LIMIT, nonce)
+                .await
+            {
+                Err(ChainError::NonceTaken { nonce, reason }) if attempt < ATTEMPTS => {
+                    warn!(method, nonce, %reason, attempt, "nonce taken by another transaction; sending again");
+                    attempt += 1;
+                    tokio::time::sleep(RECEIPT_POLL * attempt).await;
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Dry-runs `call` (eth_call: reverts come back decoded, nothing is
@@ -552,7 +572,13 @@ impl Node {
                 "eth_sendRawTransaction",
                 self.provider.send_raw_transaction(raw),
             )
-            .await?;
+            .await
+            .map_err(|e| match e {
+                ChainError::Rpc { reason, .. } if is_nonce_taken(&reason) => {
+                    ChainError::NonceTaken { nonce, reason }
+                }
+                other => other,
+            })?;
         let reported = TxHash(pending.tx_hash().0);
         if reported != hash {
             return Err(ChainError::HashMismatch {

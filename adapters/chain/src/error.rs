@@ -42,6 +42,15 @@ pub enum ChainError {
     #[error("the node reports transaction hash {reported}, we signed {signed}")]
     HashMismatch { signed: TxHash, reported: TxHash },
 
+    /// The node refused a transaction because another one of this account
+    /// already holds (or has used) its nonce: another process signing with
+    /// the same key (the anchoring worker while an operator runs `chain
+    /// add-writer` with the owner key that is also the writer key) got there
+    /// between reading the pending nonce and sending. Nothing was spent;
+    /// sending again with a fresh nonce is safe.
+    #[error("nonce {nonce} is already taken by another transaction of this account: {reason}")]
+    NonceTaken { nonce: u64, reason: String },
+
     /// A transaction was not mined (or not confirmed) within the time allowed.
     #[error("transaction {0} not confirmed in time")]
     Timeout(TxHash),
@@ -71,6 +80,24 @@ pub enum Rejection {
     Other(String),
 }
 
+/// Whether a node's refusal of `eth_sendRawTransaction` means the nonce is
+/// taken. The wording differs between nodes: geth and anvil say "nonce too
+/// low" and "replacement transaction underpriced"; Besu says "Nonce too low"
+/// and "Replacement transaction underpriced" (its `NONCE_TOO_LOW` and
+/// `TRANSACTION_REPLACEMENT_UNDERPRICED`). "already known" is left out on
+/// purpose: that is the very same signed transaction, sent twice.
+pub(crate) fn is_nonce_taken(reason: &str) -> bool {
+    let reason = reason.to_ascii_lowercase();
+    [
+        "nonce too low",
+        "replacement transaction underpriced",
+        "nonce_too_low",
+        "replacement_underpriced",
+    ]
+    .iter()
+    .any(|phrase| reason.contains(phrase))
+}
+
 /// Text from the network, fit for a log line: at most 300 characters, no
 /// control characters.
 pub(crate) fn untrusted(text: &str) -> String {
@@ -84,4 +111,32 @@ pub(crate) fn untrusted(text: &str) -> String {
         out.push('…');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_nonce_taken;
+
+    #[test]
+    fn nonce_conflicts_are_recognised_in_each_nodes_wording() {
+        for taken in [
+            "(code: -32003, message: replacement transaction underpriced, data: None)",
+            "nonce too low: next nonce 7, tx nonce 6",
+            "Replacement transaction underpriced",
+            "Nonce too low",
+            "TRANSACTION_REPLACEMENT_UNDERPRICED",
+            "NONCE_TOO_LOW",
+        ] {
+            assert!(is_nonce_taken(taken), "{taken}");
+        }
+        for other in [
+            "already known",
+            "Known transaction",
+            "insufficient funds for gas * price + value",
+            "Transaction nonce is too distant from current sender nonce",
+            "no answer within 2000 ms",
+        ] {
+            assert!(!is_nonce_taken(other), "{other}");
+        }
+    }
 }

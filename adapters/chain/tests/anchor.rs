@@ -227,10 +227,27 @@ async fn nonces_show_a_transaction_in_flight_and_receipts_wait_for_confirmations
         }
         Err(other) => panic!("resending: {other:?}"),
     }
+    // Another transaction on that nonce (another process signing with the
+    // same key) is refused as a taken nonce, in the pool and once mined:
+    // the owner's commands send again with a fresh one on that error.
+    match client
+        .send_checkpoint_with_nonce(5, root(5), sent.nonce)
+        .await
+    {
+        Err(ChainError::NonceTaken { nonce, .. }) => assert_eq!(nonce, sent.nonce),
+        other => panic!("a second transaction on a pooled nonce: {other:?}"),
+    }
     mine(&anvil, true);
     let receipt = client.receipt(sent.hash).await.unwrap().expect("mined");
     assert!(receipt.status);
     assert_eq!(client.confirmed_nonce().await.unwrap(), sent.nonce + 1);
+    match client
+        .send_checkpoint_with_nonce(5, root(5), sent.nonce)
+        .await
+    {
+        Err(ChainError::NonceTaken { nonce, .. }) => assert_eq!(nonce, sent.nonce),
+        other => panic!("a transaction on a mined nonce: {other:?}"),
+    }
 
     // With 2 confirmations the receipt appears only 2 blocks later.
     let mut config = client.config().clone();
