@@ -333,3 +333,85 @@ fn repeated_failed_sign_ins_lock_the_account_for_a_while_and_the_lock_is_in_its_
     let other = new_patient_user(s, &at.org);
     tokens_for(s, &at.client, &other, "openid fhirUser patient/*.rs").access_token();
 }
+
+#[test]
+fn token_requests_are_limited_per_client_and_each_refusal_is_in_the_trail() {
+    let limited = conformance::server::start_server_with(|_| {
+        vec![
+            (
+                "FHIRLEDGER_TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE".into(),
+                "3".into(),
+            ),
+            ("FHIRLEDGER_TRUSTED_PROXIES".into(), "127.0.0.1".into()),
+        ]
+    });
+    // A backend client gets three tokens within the minute; the fourth
+    // request is refused with 429, Retry-After and an OAuth error.
+    let backend = BackendClient::register(&limited, "system/Patient.rs", SigningKey::es384());
+    for _ in 0..3 {
+        backend.token("system/Patient.rs");
+    }
+    let form = [
+        ("grant_type", "client_credentials"),
+        ("scope", "system/Patient.rs"),
+        (
+            "client_assertion_type",
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ),
+        ("client_assertion", &backend.assertion()),
+    ];
+    let refused = form_post(backend.token_url(), &form, None);
+    refused.assert_error(429, "temporarily_unavailable");
+    let retry: i64 = refused
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(refused.header("cache-control"), Some("no-store"));
+    // The refusal is a security event naming the client.
+    let event = only(
+        refused.header("x-request-id").expect("a request id"),
+        "ITI-71",
+    );
+    assert_eq!(event["outcome"], "4");
+    assert!(
+        event["outcomeDesc"]
+            .as_str()
+            .is_some_and(|d| d.contains("temporarily_unavailable")
+                && d.contains("more than 3 token requests")),
+        "{event:#}"
+    );
+    assert!(
+        event["agent"].to_string().contains(&backend.client_id),
+        "{event:#}"
+    );
+    // Another client is not affected.
+    BackendClient::register(&limited, "system/Patient.rs", SigningKey::rs384())
+        .token("system/Patient.rs");
+
+    // A public client cannot be authenticated, so anyone may name it: its
+    // count is per address, and one address over the limit does not lock
+    // the app out for the others.
+    let app = AppClient::register(&limited, "public", None);
+    let exchange = |address: &str| {
+        conformance::http::client()
+            .post(&app.token_url)
+            .header("X-Forwarded-For", address)
+            .form(&[
+                ("grant_type", "authorization_code"),
+                ("client_id", app.client_id.as_str()),
+                ("code", "not-a-code"),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &"v".repeat(43)),
+            ])
+            .send()
+            .expect("POST token")
+    };
+    for _ in 0..3 {
+        assert_eq!(exchange("192.0.2.10").status().as_u16(), 400);
+    }
+    let over = exchange("192.0.2.10");
+    assert_eq!(over.status().as_u16(), 429);
+    assert!(over.headers().contains_key("retry-after"));
+    assert_eq!(exchange("192.0.2.11").status().as_u16(), 400);
+}

@@ -183,6 +183,15 @@ pub struct AuthConfig {
     /// Minutes failed sign-ins are counted in, and a lock lasts.
     #[arg(long, env = "FHIRLEDGER_SIGN_IN_LOCK_MINUTES", default_value_t = 15)]
     pub sign_in_lock_minutes: i64,
+    /// Token requests one client may make within a minute before it is
+    /// refused with 429 until the minute ends (0: no limit). A public
+    /// client is counted per client address.
+    #[arg(
+        long,
+        env = "FHIRLEDGER_TOKEN_REQUESTS_PER_CLIENT_PER_MINUTE",
+        default_value_t = 600
+    )]
+    pub token_requests_per_client_per_minute: u32,
     /// Allow local password accounts to sign in (always on under `dev`).
     #[arg(long, env = "FHIRLEDGER_LOCAL_LOGIN", default_value_t = false)]
     pub local_login: bool,
@@ -253,6 +262,10 @@ impl ServerConfig {
                 per_account: a.sign_in_failures_per_account.clamp(1, 1_000_000) as i32,
                 per_address: a.sign_in_failures_per_address.clamp(1, 1_000_000) as i32,
                 window: Duration::minutes(a.sign_in_lock_minutes.max(1)),
+            },
+            token_requests_per_client_per_minute: match a.token_requests_per_client_per_minute {
+                0 => None,
+                n => Some(n.min(1_000_000) as i32),
             },
         }
     }

@@ -174,7 +174,6 @@ async fn load_client(server: &AuthServer, client_id: &str) -> Result<ClientRow, 
     }
 }
 
-/// `Authorization: Basic` credentials (RFC 6749 §2.3.1: both parts form-encoded).
 /// The client a token request says it comes from, before (or without)
 /// authenticating it: `client_id`, the Basic user, or the assertion's
 /// `iss`. Only for naming who was refused in the audit trail.
@@ -192,6 +191,7 @@ pub fn claimed_client(req: &HttpRequest, params: &Params) -> Option<String> {
     claims["iss"].as_str().map(str::to_string)
 }
 
+/// `Authorization: Basic` credentials (RFC 6749 §2.3.1: both parts form-encoded).
 fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAuthError> {
     let Some(value) = req.headers().get("Authorization") else {
         return Ok(None);

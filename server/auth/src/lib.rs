@@ -35,6 +35,7 @@ pub mod security;
 pub mod session;
 mod sign_in_limits;
 pub mod token;
+mod token_limits;
 
 use std::sync::Arc;
 
@@ -71,6 +72,9 @@ pub struct AuthSettings {
     pub policy: fhirledger_access::Policy,
     /// How failed password sign-ins are limited.
     pub sign_in_limits: SignInLimits,
+    /// Token requests one client may make within a minute (`None`: no
+    /// limit); see `token_limits`.
+    pub token_requests_per_client_per_minute: Option<i32>,
 }
 
 /// Failed password sign-ins allowed before a lock: per account (so a

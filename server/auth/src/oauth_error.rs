@@ -14,6 +14,9 @@ pub struct OAuthError {
     /// A code or refresh token was presented a second time (someone else
     /// holds a copy): a security alert besides the refusal.
     pub reuse_detected: bool,
+    /// Seconds the client should wait before trying again (`Retry-After`),
+    /// on a 429 or a 503.
+    pub retry_after: Option<i64>,
 }
 
 impl OAuthError {
@@ -23,6 +26,7 @@ impl OAuthError {
             error,
             description: description.into(),
             reuse_detected: false,
+            retry_after: None,
         }
     }
 
@@ -56,8 +60,22 @@ impl OAuthError {
     pub fn unsupported_token_type(d: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "unsupported_token_type", d)
     }
+    /// The database or the process is unavailable for a moment: 503, and
+    /// `Retry-After` as the FHIR API gives it.
     pub fn server_error(d: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", d)
+        OAuthError {
+            retry_after: Some(2),
+            ..Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", d)
+        }
+    }
+    /// Over a rate limit: 429 with `Retry-After`. `temporarily_unavailable`
+    /// is the registered OAuth error code nearest to "too many requests"
+    /// (RFC 6749 §4.1.2.1: "temporary overloading").
+    pub fn too_many_requests(d: impl Into<String>, retry_after_seconds: i64) -> Self {
+        OAuthError {
+            retry_after: Some(retry_after_seconds.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable", d)
+        }
     }
 
     pub fn respond(&self) -> HttpResponse {
@@ -65,6 +83,9 @@ impl OAuthError {
         no_store(&mut resp);
         if self.status == StatusCode::UNAUTHORIZED {
             resp.insert_header(("WWW-Authenticate", "Basic realm=\"fhirledger\""));
+        }
+        if let Some(seconds) = self.retry_after {
+            resp.insert_header(("Retry-After", seconds.to_string()));
         }
         resp.insert_header(("Content-Type", "application/json"))
             .body(json!({ "error": self.error, "error_description": self.description }).to_string())

@@ -114,6 +114,9 @@ async fn token_inner(
         Some(client) => client,
         None => authenticate(server, req, params).await?,
     };
+    let address =
+        security::request_recorder(req).and_then(|r| r.client_address().map(str::to_string));
+    crate::token_limits::admit(server, &client, address.as_deref()).await?;
     match grant_type {
         "authorization_code" => authorization_code(server, &client, params).await,
         "refresh_token" => refresh(server, &client, params).await,

@@ -18,7 +18,7 @@ pub use accounts::{ClientRow, UserRow};
 pub use flow::{AuthRequestRow, CodeRow, CodeUse, LaunchRow};
 pub use grants::{GrantRow, LiveRefresh, RefreshUse, RevocationRow};
 pub use keys::SigningKeyRow;
-pub use throttle::FailureCount;
+pub use throttle::{FailureCount, RequestCount};
 
 /// A unique constraint was hit (an email already in use, say).
 pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {

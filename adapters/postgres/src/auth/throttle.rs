@@ -1,7 +1,7 @@
-//! Failed password sign-ins per account and per client address
-//! (`sign_in_throttle`): counted in one statement per failure, so replicas
-//! racing on the same key never lose a count, and a lock set by one is seen
-//! by all.
+//! Failed password sign-ins per account and per client address, and token
+//! requests per client (`sign_in_throttle`, keys `account:`, `address:` and
+//! `token:`): counted in one statement per attempt, so replicas racing on
+//! the same key never lose a count, and a lock set by one is seen by all.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -16,6 +16,23 @@ pub struct FailureCount {
     pub failures: i32,
     /// Set when this failure locked the key (it reached the limit).
     pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// What counting one more request in a fixed window did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestCount {
+    /// Requests within the current window, this one included.
+    pub requests: i32,
+    /// Whole seconds until the window ends (at least 1).
+    pub window_left_seconds: i64,
+}
+
+#[derive(QueryableByName)]
+struct CountedRequest {
+    #[diesel(sql_type = Integer)]
+    failures: i32,
+    #[diesel(sql_type = BigInt)]
+    left: i64,
 }
 
 #[derive(QueryableByName)]
@@ -85,6 +102,35 @@ impl PgStore {
         Ok(FailureCount {
             failures: counted.failures,
             locked_until: counted.locked_now,
+        })
+    }
+
+    /// Counts a request of `key` in a fixed window of `window_seconds` that
+    /// starts with the first request after the last window ended. The
+    /// caller compares the count with its limit: the count goes on past it,
+    /// so the first request over the limit is the one that sees `limit + 1`.
+    pub fn count_request(
+        &self,
+        key: &str,
+        window_seconds: i64,
+    ) -> Result<RequestCount, StoreError> {
+        let counted: CountedRequest = diesel::sql_query(
+            "INSERT INTO sign_in_throttle AS t (key, failures, window_start) \
+             VALUES ($1, 1, now()) \
+             ON CONFLICT (key) DO UPDATE SET \
+               failures = CASE WHEN t.window_start <= now() - make_interval(secs => $2) \
+                               THEN 1 ELSE least(t.failures, 2147483646) + 1 END, \
+               window_start = CASE WHEN t.window_start <= now() - make_interval(secs => $2) \
+                                   THEN now() ELSE t.window_start END \
+             RETURNING failures, greatest(1, ceil(extract(epoch FROM \
+               window_start + make_interval(secs => $2) - now())))::bigint AS left",
+        )
+        .bind::<Text, _>(key)
+        .bind::<BigInt, _>(window_seconds)
+        .get_result(&mut *self.conn()?)?;
+        Ok(RequestCount {
+            requests: counted.failures,
+            window_left_seconds: counted.left,
         })
     }
 
