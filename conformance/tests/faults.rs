@@ -11,7 +11,11 @@
 //!    promotes the synchronous standby, the replicas reconnect by
 //!    themselves (no restart), and every create a client saw acknowledged
 //!    is in the database afterwards with its AuditEvent and the event's
-//!    Merkle log leaf.
+//!    Merkle log leaf;
+//! 3. the audit trail stalls (a transaction holds a lock on `audit_events`
+//!    longer than `FHIRLEDGER_AUDIT_TIMEOUT_SECONDS`): reads get 503 with
+//!    `Retry-After`, every answer served with data has its AuditEvent, and
+//!    the replicas serve again by themselves once the lock is gone.
 //!
 //! The figures (requests, errors, recovery time, writes checked) are
 //! printed for RELIABILITY.md.
@@ -190,6 +194,8 @@ struct Seen {
     timings: Mutex<Vec<(Instant, Duration)>>,
     /// Acknowledged creates: (Patient id, request id), with when.
     created: Mutex<Vec<(String, String, Instant)>>,
+    /// Every answer with data (2xx): its request id, and when it was sent.
+    served: Mutex<Vec<(String, Instant)>>,
 }
 
 impl Seen {
@@ -229,6 +235,19 @@ impl Seen {
             .map(|(t, _)| *t)
             .filter(|t| *t >= at)
             .max()
+    }
+
+    /// The errors clients saw in `from..=to`.
+    fn errors_in(&self, from: Instant, to: Instant) -> Vec<String> {
+        self.errors
+            .lock()
+            .map(|e| {
+                e.iter()
+                    .filter(|(t, _)| *t >= from && *t <= to)
+                    .map(|(_, what)| what.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn errors_between(&self, from: Instant, to: Instant) -> usize {
@@ -286,6 +305,9 @@ fn client_loop(
         }
         match sent {
             Ok(resp) if resp.status().is_success() => {
+                if let Ok(mut s) = seen.served.lock() {
+                    s.push((request_id.clone(), started));
+                }
                 if creating {
                     let body: serde_json::Value = resp.json().unwrap_or_default();
                     if let Some(id) = body["id"].as_str() {
@@ -298,10 +320,19 @@ fn client_loop(
             }
             Ok(resp) => {
                 let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("none")
+                    .to_string();
                 if let Ok(mut e) = seen.errors.lock() {
                     e.push((
                         Instant::now(),
-                        format!("{status} {}", resp.text().unwrap_or_default()),
+                        format!(
+                            "{status} retry-after={retry_after} {}",
+                            resp.text().unwrap_or_default()
+                        ),
                     ));
                 }
                 // A 503 says when to come back; the balancer had no replica.
@@ -449,6 +480,10 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
                 "127.0.0.1".to_string(),
             ),
             ("FHIRLEDGER_SHUTDOWN_SECONDS".to_string(), "5".to_string()),
+            (
+                "FHIRLEDGER_AUDIT_TIMEOUT_SECONDS".to_string(),
+                "3".to_string(),
+            ),
         ]
     };
     let replicas: Vec<TestServer> = (0..3).map(|_| start_server_on(&url, env)).collect();
@@ -485,15 +520,90 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
         leader_killed_at + Duration::from_secs(10),
     );
     let new_leader = ha.leader();
-    load.finish();
     let failover_errors = seen.errors_between(leader_killed_at, Instant::now());
+
+    // 3. The audit trail stalls: a transaction holds a lock that blocks the
+    // audit writers' appends for longer than the replicas' audit timeout.
+    let mut conn = diesel::PgConnection::establish(&url).expect("the database after failover");
+    let stalled_at = Instant::now();
+    diesel::connection::SimpleConnection::batch_execute(
+        &mut conn,
+        "BEGIN; LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE",
+    )
+    .expect("the trail locked");
+    wait_until("reads refused while the trail stalls", wait, || {
+        seen.errors_in(stalled_at, Instant::now())
+            .iter()
+            .filter(|e| e.starts_with("503"))
+            .count()
+            >= 6
+    });
+    diesel::connection::SimpleConnection::batch_execute(&mut conn, "ROLLBACK")
+        .expect("the trail released");
+    let released_at = Instant::now();
+    wait_until("creates after the trail is released", wait, || {
+        seen.acknowledged_since(released_at) >= 30
+    });
+    let recovered = seen
+        .last_error_after(released_at)
+        .map_or(Duration::ZERO, |t| t - released_at);
+    load.finish();
+    let stall_errors = seen.errors_in(stalled_at, released_at + recovered);
+    // Every refusal is a 503 that says when to come back.
+    let unexpected: Vec<&String> = stall_errors
+        .iter()
+        .filter(|e| !e.starts_with("503 retry-after=2 "))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "errors other than 503 with Retry-After while the trail stalled: {unexpected:#?}"
+    );
     assert!(replicas[0].is_running() && replicas[2].is_running());
     assert_ne!(new_leader, Some(leader), "Patroni promoted the standby");
 
     // Every acknowledged create: its version, its AuditEvent (found by the
     // request id the client sent) and the event's leaf, once sequenced.
-    let mut conn = diesel::PgConnection::establish(&url).expect("the database after failover");
     sequenced(&mut conn);
+    // Nothing was served unaudited while the trail stalled: every answer
+    // with data sent from just before the lock to the recovery has its event.
+    let served_in_stall: Vec<String> = seen
+        .served
+        .lock()
+        .map(|s| {
+            s.iter()
+                .filter(|(_, t)| {
+                    *t >= stalled_at - Duration::from_secs(1) && *t <= released_at + recovered
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    // Of those, the ones sent while the lock was held (none could be
+    // answered before the release unless its event was committed).
+    let sent_in_stall = seen
+        .served
+        .lock()
+        .map(|s| {
+            s.iter()
+                .filter(|(_, t)| *t >= stalled_at && *t <= released_at)
+                .count()
+        })
+        .unwrap_or(0);
+    let unaudited: Vec<&String> = served_in_stall
+        .iter()
+        .filter(|request_id| {
+            diesel::sql_query(
+                "SELECT count(*) AS n FROM audit_events WHERE terms @> ARRAY[$1]::text[]",
+            )
+            .bind::<diesel::sql_types::Text, _>(format!("entity:identifier=|{request_id}"))
+            .get_result::<Count>(&mut conn)
+            .map_or(true, |c| c.n == 0)
+        })
+        .collect();
+    assert!(
+        unaudited.is_empty(),
+        "served without an AuditEvent while the trail stalled: {unaudited:#?}"
+    );
     let created = seen.created.lock().map(|c| c.clone()).unwrap_or_default();
     let lost = lost_writes(&mut conn, &created);
     let requests = seen.requests.load(Ordering::SeqCst);
@@ -501,9 +611,15 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
     println!(
         "faults: {requests} requests, {errors} errors; replica killed: {replica_errors} errors; \
          leader (node{leader}) killed: last client error {:.2} s after the kill, slowest request {:.2} s, {failover_errors} errors; \
+         trail stalled {:.2} s: {} refusals (503), {} answers with data sent from 1 s before the lock to the recovery ({} sent under the lock) all audited, last error {:.2} s after release; \
          {} acknowledged creates checked, {} lost",
         outage.as_secs_f64(),
         slowest.as_secs_f64(),
+        (released_at - stalled_at).as_secs_f64(),
+        stall_errors.len(),
+        served_in_stall.len(),
+        sent_in_stall,
+        recovered.as_secs_f64(),
         created.len(),
         lost.len()
     );
