@@ -225,6 +225,27 @@ impl Seen {
             .unwrap_or_default()
     }
 
+    /// The median and 99th percentile time of the requests started in
+    /// `from..to`, in milliseconds.
+    fn latency_ms(&self, from: Instant, to: Instant) -> (f64, f64) {
+        let mut took: Vec<Duration> = self
+            .timings
+            .lock()
+            .map(|t| {
+                t.iter()
+                    .filter(|(start, _)| *start >= from && *start <= to)
+                    .map(|(_, took)| *took)
+                    .collect()
+            })
+            .unwrap_or_default();
+        took.sort();
+        let at = |q: f64| {
+            took.get(((took.len() as f64 - 1.0) * q).round() as usize)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        (at(0.5), at(0.99))
+    }
+
     /// When clients last saw an error after `at`: the end of an outage as
     /// they saw it (none: they did not notice one).
     fn last_error_after(&self, at: Instant) -> Option<Instant> {
@@ -731,6 +752,7 @@ fn the_chain_down_for_a_minute_and_every_replica_killed_at_once_lose_nothing_and
         &replicas.iter().collect::<Vec<_>>(),
         &dir.join("lb"),
     );
+    let load_started = Instant::now();
     let load = Load::start(&url, &base, Duration::from_millis(200));
     let seen = load.seen.clone();
     let wait = Duration::from_secs(120);
@@ -747,6 +769,9 @@ fn the_chain_down_for_a_minute_and_every_replica_killed_at_once_lose_nothing_and
     std::thread::sleep(Duration::from_secs(60)); // the outage itself, not a synchronisation
     let during = seen.requests.load(Ordering::SeqCst) - before;
     let errors_while_chain_down = seen.errors_between(chain_stopped, Instant::now());
+    // The API's speed: request times before the outage and during it.
+    let (p50_before, p99_before) = seen.latency_ms(load_started, chain_stopped);
+    let (p50_down, p99_down) = seen.latency_ms(chain_stopped, Instant::now());
     let (tree_when_back, anchored_when_back) = log_and_anchored(&mut conn);
     anvil.restart();
     let chain_back = Instant::now();
@@ -809,7 +834,8 @@ fn the_chain_down_for_a_minute_and_every_replica_killed_at_once_lose_nothing_and
     let errors = seen.errors.lock().map(|e| e.len()).unwrap_or(0);
     println!(
         "faults (chain, restart): {requests} requests, {errors} errors; chain down 60 s: \
-         {during} requests meanwhile, {errors_while_chain_down} errors, anchored size held at \
+         {during} requests meanwhile, {errors_while_chain_down} errors, request time p50/p99 \
+         {p50_before:.1}/{p99_before:.1} ms before and {p50_down:.1}/{p99_down:.1} ms while down, anchored size held at \
          {anchored_when_stopped}..{anchored_when_back} while the log reached {tree_when_back}, \
          caught up {:.1} s after the chain was back; all replicas killed: serving again after \
          {:.1} s; {} acknowledged creates checked ({created_before_restart} before the restart), \
