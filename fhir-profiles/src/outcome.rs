@@ -137,18 +137,46 @@ impl Issue {
         issue.insert("code".into(), json!(self.code.code()));
         // FHIR strings must not be empty, so blank text is left out rather than sent as "".
         if !self.diagnostics.trim().is_empty() {
-            issue.insert("diagnostics".into(), json!(self.diagnostics));
+            issue.insert("diagnostics".into(), json!(fhir_string(&self.diagnostics)));
         }
-        let expressions: Vec<&String> = self
+        let expressions: Vec<String> = self
             .expression
             .iter()
             .filter(|e| !e.trim().is_empty())
+            .map(|e| fhir_string(e))
             .collect();
         if !expressions.is_empty() {
             issue.insert("expression".into(), json!(expressions));
         }
         Value::Object(issue)
     }
+}
+
+/// `text` as a FHIR string may hold it: control characters other than tab,
+/// line feed and carriage return (which FHIR strings and XML 1.0 both
+/// refuse) written out as `\u{…}`. Diagnostics often quote what a client
+/// sent, and an outcome that could not be rendered in XML would reach an XML
+/// client as JSON.
+pub fn fhir_string(text: &str) -> String {
+    if !text.chars().any(is_forbidden) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if is_forbidden(c) {
+                format!("\\u{{{:x}}}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn is_forbidden(c: char) -> bool {
+    (c < ' ' && !matches!(c, '\t' | '\n' | '\r'))
+        || c == '\u{7f}'
+        || c == '\u{fffe}'
+        || c == '\u{ffff}'
 }
 
 /// Renders a FHIR OperationOutcome resource (JSON value) from issues (at least one issue; if
@@ -170,6 +198,20 @@ pub fn has_errors(issues: &[Issue]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_a_client_sent_are_written_out() {
+        let oo = operation_outcome(&[Issue::error(
+            IssueType::Structure,
+            "unknown element 'act\u{10}ive'\tline 1",
+        )
+        .at("Patient.act\u{0}ive")]);
+        assert_eq!(
+            oo["issue"][0]["diagnostics"],
+            "unknown element 'act\\u{10}ive'\tline 1"
+        );
+        assert_eq!(oo["issue"][0]["expression"][0], "Patient.act\\u{0}ive");
+    }
 
     #[test]
     fn renders_issues_with_codes_and_expressions() {

@@ -287,7 +287,28 @@ fn number(primitive: &Primitive, ty: &str, n: &Number) -> Option<Issue> {
             .as_ref()
             .is_none_or(|re| re.is_match(&text)),
     };
-    (!fits).then(|| Issue::error(IssueType::Value, format!("{text} is not a valid {ty}")))
+    if !fits {
+        return Some(Issue::error(
+            IssueType::Value,
+            format!("{text} is not a valid {ty}"),
+        ));
+    }
+    // A decimal written as an integer outside the 64-bit range: the FHIR
+    // model underneath (fhirbolt) reads integer literals as 64-bit numbers
+    // and would store another number, or fail to render it in XML. Refused
+    // rather than changed; with a decimal point it is kept as written.
+    let integer_literal = !text.contains(['.', 'e', 'E']);
+    if integer_literal && text.parse::<i64>().is_err() {
+        let shown: String = text.chars().take(64).collect();
+        return Some(Issue::error(
+            IssueType::Value,
+            format!(
+                "{shown} is too large a whole number to keep exactly as a {ty}; \
+                 write it with a decimal point ({shown}.0)"
+            ),
+        ));
+    }
+    None
 }
 
 fn located(issue: Issue, at: &str) -> Issue {

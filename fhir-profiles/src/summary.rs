@@ -105,11 +105,14 @@ fn is_mandatory(rt: &str, key: &str) -> bool {
 
 fn is_listed(rt: &str, key: &str, wanted: &[&str]) -> bool {
     let base = key.strip_prefix('_').unwrap_or(key);
+    if wanted.contains(&base) {
+        return true;
+    }
+    // Looked up once per key, not once per name asked for: `_elements` may
+    // list thousands of names.
+    let element = top_level(rt, key);
     wanted.iter().any(|w| {
-        if *w == base {
-            return true;
-        }
-        match top_level(rt, key) {
+        match element {
             Some(e) => e.choice_base() == Some(*w),
             // Without a snapshot: `value` matches `valueQuantity`.
             None => base

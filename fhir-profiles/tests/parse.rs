@@ -310,3 +310,52 @@ fn xml_declaration_and_bom_variants_are_accepted() {
         Some(expected)
     );
 }
+
+/// Whole numbers beyond 64 bits in a decimal are refused with where and why
+/// (the model underneath would store another number, or fail to render it
+/// as XML); written with a decimal point they are kept as written, in JSON
+/// and XML, both ways.
+#[test]
+fn huge_decimals_are_kept_exactly_or_refused_never_changed() {
+    let with = |n: &str| {
+        format!(
+            r#"{{"resourceType":"Patient","extension":[{{"url":"http://example.org/n","valueDecimal":{n}}}]}}"#
+        )
+    };
+    for whole in [
+        "9223372036854775808",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-9223372036854775809",
+        "123456789012345678901234567890",
+    ] {
+        let refused = parse_resource(with(whole).as_bytes(), FhirFormat::Json).expect_err(whole);
+        let text = format!("{refused:?}");
+        assert!(text.contains("decimal point"), "{whole}: {text}");
+        assert!(
+            text.contains("Patient.extension[0].valueDecimal"),
+            "{whole}: {text}"
+        );
+        let xml = format!(
+            r#"<Patient xmlns="http://hl7.org/fhir"><extension url="http://example.org/n"><valueDecimal value="{whole}"/></extension></Patient>"#
+        );
+        assert!(
+            parse_resource(xml.as_bytes(), FhirFormat::Xml).is_err(),
+            "{whole} in XML"
+        );
+    }
+    for kept in [
+        "9223372036854775807",
+        "18446744073709551615.0",
+        "123456789012345678901234567890.5",
+        "-9223372036854775809.0",
+    ] {
+        let parsed = parse_resource(with(kept).as_bytes(), FhirFormat::Json).expect(kept);
+        let json = String::from_utf8(to_json_bytes(&parsed, false)).expect("UTF-8");
+        assert!(json.contains(&format!(":{kept}}}")), "{kept}: {json}");
+        let xml = to_xml_string(&parsed, false).expect(kept);
+        assert!(xml.contains(&format!("value=\"{kept}\"")), "{kept}: {xml}");
+        let back = parse_resource(xml.as_bytes(), FhirFormat::Xml).expect(kept);
+        assert_eq!(back, parsed, "{kept} through XML");
+    }
+}

@@ -81,10 +81,14 @@ pub fn validate(server: &AuthServer, token: &str) -> Result<AccessClaims, Bearer
     validation.set_audience(&[server.settings.fhir_base.as_str()]);
     validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     validation.leeway = 0;
+    // Our tokens carry no `nbf`; one that does and is not valid yet was not
+    // made by this server's issuing code, and is refused like any other.
+    validation.validate_nbf = true;
     let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation).map_err(|e| {
         use jsonwebtoken::errors::ErrorKind;
         match e.kind() {
             ErrorKind::ExpiredSignature => invalid("the token has expired"),
+            ErrorKind::ImmatureSignature => invalid("the token is not valid yet"),
             ErrorKind::InvalidIssuer => invalid("the token was issued by someone else"),
             ErrorKind::InvalidAudience => invalid("the token is meant for another server"),
             ErrorKind::InvalidSignature => invalid("the token's signature is wrong"),

@@ -121,3 +121,34 @@ pub fn json_no_store(value: &serde_json::Value) -> HttpResponse {
     resp.insert_header(("Content-Type", "application/json"))
         .body(value.to_string())
 }
+
+/// Errors actix-web answers by itself before the handler runs (a body over
+/// the form extractor's limit: 413; a body that cannot be read: 400) come as
+/// `text/plain`. On the endpoints whose clients parse JSON (token,
+/// introspection, revocation, launch, the admin API) they are turned into
+/// OAuth errors here, so a client never gets an error it cannot read.
+pub async fn json_errors(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<actix_web::body::BoxBody>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let status = response.status();
+    let plain = response
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return Ok(response);
+    }
+    let error = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => OAuthError::new(
+            status,
+            "invalid_request",
+            "the request body is larger than this endpoint accepts",
+        ),
+        s if s.is_server_error() => OAuthError::server_error("the request could not be handled"),
+        s => OAuthError::new(s, "invalid_request", "the request could not be read"),
+    };
+    Ok(response.into_response(error.respond()))
+}

@@ -1,9 +1,10 @@
 //! The authorization server's routes (under `/auth`) and the SMART
 //! discovery document under the FHIR base.
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 
-use crate::{admin, authorize, discovery, flow, introspect, login, logout, token};
+use crate::{admin, authorize, discovery, flow, introspect, login, logout, oauth_error, token};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
@@ -51,17 +52,39 @@ fn auth_routes(cfg: &mut web::ServiceConfig) {
     .service(web::resource("/approve").route(web::post().to(flow::approve_post)))
     .service(
         web::resource("/token")
+            .wrap(from_fn(oauth_error::json_errors))
             .route(web::post().to(token::token))
             .route(web::method(actix_web::http::Method::OPTIONS).to(discovery::preflight)),
     )
-    .service(web::resource("/introspect").route(web::post().to(introspect::introspect)))
-    .service(web::resource("/revoke").route(web::post().to(introspect::revoke)))
-    .service(web::resource("/launch").route(web::post().to(admin::launch)))
-    .service(web::resource("/admin/clients").route(web::post().to(admin::add_client)))
+    .service(
+        web::resource("/introspect")
+            .wrap(from_fn(oauth_error::json_errors))
+            .route(web::post().to(introspect::introspect)),
+    )
+    .service(
+        web::resource("/revoke")
+            .wrap(from_fn(oauth_error::json_errors))
+            .route(web::post().to(introspect::revoke)),
+    )
+    .service(
+        web::resource("/launch")
+            .wrap(from_fn(oauth_error::json_errors))
+            .route(web::post().to(admin::launch)),
+    )
+    .service(
+        web::resource("/admin/clients")
+            .wrap(from_fn(oauth_error::json_errors))
+            .route(web::post().to(admin::add_client)),
+    )
     .service(
         web::resource("/admin/users")
+            .wrap(from_fn(oauth_error::json_errors))
             .route(web::post().to(admin::add_user))
             .route(web::get().to(admin::list_users)),
     )
-    .service(web::resource("/admin/users/{id}").route(web::delete().to(admin::remove_user)));
+    .service(
+        web::resource("/admin/users/{id}")
+            .wrap(from_fn(oauth_error::json_errors))
+            .route(web::delete().to(admin::remove_user)),
+    );
 }

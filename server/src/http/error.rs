@@ -46,7 +46,7 @@ impl ErrorResponse for ServiceError {
         response.extensions_mut().insert(Refusal(
             self.issues
                 .first()
-                .map(|i| i.diagnostics.clone())
+                .map(|i| fhir_profiles::outcome::fhir_string(&i.diagnostics))
                 .unwrap_or_default(),
         ));
         response

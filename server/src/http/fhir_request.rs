@@ -98,6 +98,16 @@ impl FromRequest for FhirRequest {
 }
 
 fn extract(req: &HttpRequest) -> Result<FhirRequest, ServiceError> {
+    // actix decodes the path once when it routes, all but the escapes of
+    // reserved characters (`%2F`, `%25`, …), and `web::Path` decodes each
+    // segment again: a segment that still holds a '%' would be decoded twice
+    // (`%%32%65` → `%2e` → `.`). No FHIR type, id, version or operation name
+    // contains '%', so such a segment names nothing here.
+    if let Some((_, segment)) = req.match_info().iter().find(|(_, s)| s.contains('%')) {
+        return Err(ServiceError::not_found(format!(
+            "'{segment}' is not a valid resource type, id or version, so nothing here has that name"
+        )));
+    }
     let state = req
         .app_data::<web::Data<AppState>>()
         .cloned()

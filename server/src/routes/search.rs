@@ -11,6 +11,7 @@ use fhirledger_service::query::form_pairs;
 use fhirledger_service::search;
 use fhirledger_service::types::check_type;
 
+use crate::http::body::read_body;
 use crate::http::fhir_request::FhirRequest;
 use crate::http::negotiate::ResponseFormat;
 use crate::http::respond::{FHIR_JSON, FHIR_XML};
@@ -25,17 +26,16 @@ pub async fn search_get(fhir: FhirRequest, path: web::Path<String>) -> HttpRespo
 pub async fn search_post(
     fhir: FhirRequest,
     path: web::Path<String>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let rt = path.into_inner();
-    let result = match form_body(&fhir.req, &body) {
-        Ok(mut params) => {
-            let mut all = form_pairs(fhir.req.query_string());
-            all.append(&mut params);
-            run(&fhir, rt, all).await
-        }
-        Err(e) => Err(e),
-    };
+    let result = async {
+        let body = read_body(&fhir.req, payload, fhir.state.max_body_bytes).await?;
+        let mut all = form_pairs(fhir.req.query_string());
+        all.append(&mut form_body(&fhir.req, &body)?);
+        run(&fhir, rt, all).await
+    }
+    .await;
     fhir.answer(result)
 }
 
