@@ -25,6 +25,7 @@
 
 pub mod anvil;
 pub mod balp;
+pub mod consent_case;
 pub mod e2e;
 pub mod examples;
 pub mod fhir;

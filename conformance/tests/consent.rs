@@ -13,15 +13,10 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Instant;
 
+use conformance::consent_case::*;
 use conformance::smart_flow::*;
 use conformance::*;
 use serde_json::{json, Value};
-
-const LOINC: &str = "http://loinc.org";
-const NOTE: &str = "11506-3";
-const LAB: &str = "11502-2";
-const IMAGE: &str = "18748-4";
-const CONFIDENTIALITY: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
 
 /// A doctor: their account, Practitioner, PractitionerRole (if any) and token.
 struct Doctor {
@@ -82,73 +77,10 @@ fn world() -> &'static World {
 }
 
 /// A patient of hospital A and their three documents.
-struct Case {
-    patient: String,
-    note: String,
-    lab: String,
-    img: String,
-    binary: String,
-}
-
-impl Case {
-    fn documents(&self) -> [(&'static str, &str); 3] {
-        [("note", &self.note), ("lab", &self.lab), ("img", &self.img)]
-    }
-}
-
-fn document_of(patient: &str, code: &str, date: &str) -> Value {
-    json!({
-        "resourceType": "DocumentReference",
-        "identifier": [{ "system": "urn:test", "value": uid() }],
-        "status": "current",
-        "type": { "coding": [{ "system": LOINC, "code": code }] },
-        "subject": { "reference": format!("Patient/{patient}") },
-        "date": date,
-        "content": [{ "attachment": { "contentType": "text/plain", "data": "aGVsbG8=" } }]
-    })
-}
+type Case = PatientDocuments;
 
 fn new_case() -> Case {
-    let w = world();
-    let patient = new_patient_in(&w.org_a, "Consenting");
-    let note = id_of(&create(&document_of(
-        &patient,
-        NOTE,
-        "2024-05-01T10:00:00Z",
-    )));
-    let mut lab = document_of(&patient, LAB, "2023-01-10T10:00:00Z");
-    lab["meta"] = json!({ "security": [{ "system": CONFIDENTIALITY, "code": "R" }] });
-    let lab = id_of(&create(&lab));
-    let resp = post("Binary")
-        .content_type("application/pdf")
-        .bytes(b"%PDF-1.4 image".to_vec())
-        .send();
-    resp.assert_status(201);
-    let location = resp.required_header("location");
-    let binary = location
-        .strip_prefix(&format!("{}/Binary/", base()))
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| resp.fail("no Binary id in Location"))
-        .to_string();
-    let mut img = document_of(&patient, IMAGE, "2022-06-01T10:00:00Z");
-    img["content"] = json!([{ "attachment": {
-        "contentType": "application/pdf", "url": format!("Binary/{binary}") } }]);
-    let img = id_of(&create(&img));
-    Case {
-        patient,
-        note,
-        lab,
-        img,
-        binary,
-    }
-}
-
-fn actor(reference: &str) -> Value {
-    json!({
-        "role": { "coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP" }] },
-        "reference": { "reference": reference }
-    })
+    PatientDocuments::create(&world().org_a, "Consenting")
 }
 
 /// A Consent in force of the case's patient with this provision.
@@ -163,22 +95,6 @@ fn record(case: &Case, provision: Value) -> String {
     id_of(&create(&consent_with(case, provision)))
 }
 
-fn status_of(resp: &Response) -> bool {
-    match resp.status {
-        200 => true,
-        404 => false,
-        _ => resp.fail("expected 200 or 404"),
-    }
-}
-
-fn doc_ids(bundle: &Value) -> BTreeSet<String> {
-    entries(bundle)
-        .iter()
-        .filter(|e| e["resource"]["resourceType"] == "DocumentReference")
-        .filter_map(|e| e["resource"]["id"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// Which of the case's documents `token` reads, asked through every
 /// interaction that can reveal one; panics when two of them disagree.
 #[track_caller]
@@ -189,13 +105,7 @@ fn sees(token: &str, case: &Case) -> BTreeSet<&'static str> {
         .filter(|(_, id)| status_of(&get(&format!("DocumentReference/{id}")).bearer(token).send()))
         .map(|(name, _)| name)
         .collect();
-    let names = |ids: &BTreeSet<String>| -> BTreeSet<&'static str> {
-        case.documents()
-            .into_iter()
-            .filter(|(_, id)| ids.contains(*id))
-            .map(|(name, _)| name)
-            .collect()
-    };
+    let names = |ids: &BTreeSet<String>| case.names(ids);
 
     // Search, one per page, with accurate totals on every page.
     let mut found = BTreeSet::new();

@@ -16,6 +16,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use conformance::consent_case::*;
 use conformance::server::{fresh_database, start_server_on, start_server_with, TestServer};
 use conformance::smart::{cli, BackendClient, SigningKey};
 use conformance::smart_flow::*;
@@ -234,8 +235,6 @@ fn a_signing_key_rotated_while_replicas_run_is_published_and_accepted_by_each_at
 
 // ------------------------------------------------------------- Consent
 
-const LOINC: &str = "http://loinc.org";
-const CONFIDENTIALITY: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
 const DOCTOR_SCOPES: &str = "openid fhirUser user/*.cruds";
 const PATIENT_SCOPES: &str = "openid fhirUser patient/*.cruds";
 
@@ -278,81 +277,29 @@ impl Doctor {
 /// A patient of hospital A with three documents (a note, a restricted lab
 /// report, an image with its Binary), and the patient's own token.
 struct Case {
-    patient: String,
+    documents: PatientDocuments,
     token: String,
-    note: String,
-    lab: String,
-    img: String,
-    binary: String,
 }
 
-impl Case {
-    fn documents(&self) -> [(&'static str, &str); 3] {
-        [("note", &self.note), ("lab", &self.lab), ("img", &self.img)]
+impl std::ops::Deref for Case {
+    type Target = PatientDocuments;
+
+    fn deref(&self) -> &PatientDocuments {
+        &self.documents
     }
-}
-
-fn document_of(patient: &str, code: &str, date: &str) -> Value {
-    json!({
-        "resourceType": "DocumentReference",
-        "identifier": [{ "system": "urn:test", "value": uid() }],
-        "status": "current",
-        "type": { "coding": [{ "system": LOINC, "code": code }] },
-        "subject": { "reference": format!("Patient/{patient}") },
-        "date": date,
-        "content": [{ "attachment": { "contentType": "text/plain", "data": "aGVsbG8=" } }]
-    })
 }
 
 fn new_case() -> Case {
     let w = world();
-    let patient = new_patient_in(&w.org_a, "Replicated");
-    let note = id_of(&create(&document_of(
-        &patient,
-        "11506-3",
-        "2024-05-01T10:00:00Z",
-    )));
-    let mut lab = document_of(&patient, "11502-2", "2023-01-10T10:00:00Z");
-    lab["meta"] = json!({ "security": [{ "system": CONFIDENTIALITY, "code": "R" }] });
-    let lab = id_of(&create(&lab));
-    let resp = post("Binary")
-        .content_type("application/pdf")
-        .bytes(b"%PDF-1.4 image".to_vec())
-        .send();
-    resp.assert_status(201);
-    let location = resp.required_header("location");
-    let binary = location
-        .strip_prefix(&format!("{}/Binary/", base()))
-        .and_then(|r| r.split('/').next())
-        .unwrap_or_else(|| resp.fail("no Binary id in Location"))
-        .to_string();
-    let mut img = document_of(&patient, "18748-4", "2022-06-01T10:00:00Z");
-    img["content"] = json!([{ "attachment": {
-        "contentType": "application/pdf", "url": format!("Binary/{binary}") } }]);
-    let img = id_of(&create(&img));
+    let documents = PatientDocuments::create(&w.org_a, "Replicated");
     let user = TestUser::create(
         server(),
         "patient",
         Some(&w.org_a),
-        Some(&format!("Patient/{patient}")),
+        Some(&format!("Patient/{}", documents.patient)),
     );
     let token = tokens_for(server(), &w.client, &user, PATIENT_SCOPES).access_token();
-    Case {
-        patient,
-        token,
-        note,
-        lab,
-        img,
-        binary,
-    }
-}
-
-fn actor(reference: &str) -> Value {
-    json!({
-        "role": { "coding": [{
-            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP" }] },
-        "reference": { "reference": reference }
-    })
+    Case { documents, token }
 }
 
 /// The patient records a Consent with this provision at replica `s`;
@@ -366,30 +313,6 @@ fn patient_records(s: &'static TestServer, case: &Case, provision: Value) -> Val
         .send();
     resp.assert_status(201);
     resp.resource("Consent")
-}
-
-fn status_of(resp: &Response) -> bool {
-    match resp.status {
-        200 => true,
-        404 => false,
-        _ => resp.fail("expected 200 or 404"),
-    }
-}
-
-fn doc_ids(bundle: &Value) -> BTreeSet<String> {
-    entries(bundle)
-        .iter()
-        .filter(|e| e["resource"]["resourceType"] == "DocumentReference")
-        .filter_map(|e| e["resource"]["id"].as_str().map(str::to_string))
-        .collect()
-}
-
-fn names(case: &Case, ids: &BTreeSet<String>) -> BTreeSet<&'static str> {
-    case.documents()
-        .into_iter()
-        .filter(|(_, id)| ids.contains(*id))
-        .map(|(name, _)| name)
-        .collect()
 }
 
 /// Which of the case's documents `token` reads at replica `s`: direct reads
@@ -427,7 +350,7 @@ fn sees_at(s: &'static TestServer, token: &str, case: &Case) -> BTreeSet<&'stati
             s.public_base
         ));
     }
-    if names(case, &doc_ids(&bundle)) != by_read {
+    if case.names(&doc_ids(&bundle)) != by_read {
         resp.fail(&format!(
             "the search at {} disagrees with the reads {by_read:?}",
             s.public_base
@@ -466,7 +389,7 @@ fn paged(
         resp.assert_status(200);
         let page = resp.resource("Bundle");
         totals.push(page["total"].as_u64().unwrap_or(99));
-        found.extend(names(case, &doc_ids(&page)));
+        found.extend(case.names(&doc_ids(&page)));
         next = link(&page, "next").map(|l| via(&server().public_base, then, &l));
     }
     (totals, found)
