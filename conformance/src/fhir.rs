@@ -243,3 +243,27 @@ pub fn url_encode(s: &str) -> String {
         })
         .collect()
 }
+
+/// Puts `replacement` in place of one value somewhere in `v`: at each level
+/// it stops with probability `stop` (replacing the child it picked) or goes
+/// one level deeper, and replaces a leaf or an empty container it reaches.
+/// For the fuzzing tests, which spoil valid resources one value at a time.
+pub fn replace_somewhere(rng: &mut impl Rng, v: &mut Value, replacement: Value, stop: f64) {
+    let here = rng.gen_bool(stop);
+    let child = match v {
+        Value::Object(map) if !map.is_empty() => {
+            let i = rng.gen_range(0..map.len());
+            map.values_mut().nth(i)
+        }
+        Value::Array(items) if !items.is_empty() => {
+            let i = rng.gen_range(0..items.len());
+            items.get_mut(i)
+        }
+        _ => None,
+    };
+    match child {
+        Some(c) if here => *c = replacement,
+        Some(c) => replace_somewhere(rng, c, replacement, stop),
+        None => *v = replacement,
+    }
+}

@@ -281,27 +281,7 @@ fn confuse(rng: &mut StdRng, v: &mut Value) {
         6 => json!([[{"x": null}]]),
         _ => json!("9".repeat(400)),
     };
-    replace_somewhere(rng, v, replacement);
-}
-
-fn replace_somewhere(rng: &mut StdRng, v: &mut Value, replacement: Value) {
-    let here = rng.gen_bool(0.35);
-    let child = match v {
-        Value::Object(map) if !map.is_empty() => {
-            let i = rng.gen_range(0..map.len());
-            map.values_mut().nth(i)
-        }
-        Value::Array(items) if !items.is_empty() => {
-            let i = rng.gen_range(0..items.len());
-            items.get_mut(i)
-        }
-        _ => None,
-    };
-    match child {
-        Some(c) if here => *c = replacement,
-        Some(c) => replace_somewhere(rng, c, replacement),
-        None => *v = replacement,
-    }
+    replace_somewhere(rng, v, replacement, 0.35);
 }
 
 fn mutate_bytes(rng: &mut StdRng, mut bytes: Vec<u8>) -> Vec<u8> {

@@ -1862,27 +1862,6 @@ fn valid_target(target: &str) -> bool {
     true
 }
 
-/// A replaced value somewhere in `v` (from fuzz.rs).
-fn replace_somewhere(rng: &mut StdRng, v: &mut Value, replacement: Value) {
-    let here = rng.gen_bool(0.35);
-    let child = match v {
-        Value::Object(map) if !map.is_empty() => {
-            let i = rng.gen_range(0..map.len());
-            map.values_mut().nth(i)
-        }
-        Value::Array(items) if !items.is_empty() => {
-            let i = rng.gen_range(0..items.len());
-            items.get_mut(i)
-        }
-        _ => None,
-    };
-    match child {
-        Some(c) if here => *c = replacement,
-        Some(c) => replace_somewhere(rng, c, replacement),
-        None => *v = replacement,
-    }
-}
-
 /// Exact request bytes: a start line, fields (hostile ones go right after
 /// `Host`), and a body.
 struct Wire1 {
@@ -2102,7 +2081,7 @@ fn broken_json(g: &mut Gen) {
                 };
                 what = format!("a value somewhere replaced by {replacement}");
                 let mut v2 = v.clone();
-                replace_somewhere(&mut g.rng, &mut v2, replacement);
+                replace_somewhere(&mut g.rng, &mut v2, replacement, 0.35);
                 bytes = v2.to_string().into_bytes();
             }
             5 => {
