@@ -11,6 +11,7 @@ use diesel::sql_types::{Array, BigInt, Text, Timestamptz};
 use fhir_profiles::search::IndexRows;
 
 use crate::index::{bind_index_rows, insert_ctes};
+use crate::prepared::PreparedSql;
 use crate::tx::{now, Method, StoredVersion, Tx};
 use crate::StoreError;
 
@@ -130,7 +131,7 @@ fn insert_index_rows(
         .zip(resources)
         .map(|(&res_id, r)| (res_id, r.index))
         .collect();
-    let query = diesel::sql_query(format!("WITH {} SELECT 1", insert_ctes(1))).into_boxed();
+    let query = PreparedSql::new(format!("WITH {} SELECT 1", insert_ctes(1)));
     bind_index_rows(query, &rows).execute(tx.conn)?;
     Ok(())
 }

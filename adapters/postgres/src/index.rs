@@ -4,11 +4,11 @@
 
 use std::borrow::Cow;
 
-use diesel::pg::Pg;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamptz};
 use fhir_profiles::search::record_sort::record_dates;
 use fhir_profiles::search::IndexRows;
+
+use crate::prepared::PreparedSql;
 
 /// CTEs that replace the index rows of the resource whose row key is `$7` (its new
 /// version is `$3`; version 1 has no old rows to delete) with the arrays bound from `$8`
@@ -62,10 +62,7 @@ pub(crate) fn insert_ctes(first_array: usize) -> String {
 
 /// Binds the 28 column arrays of [`insert_ctes`], in order, for the index rows of each
 /// resource (given by its row key).
-pub(crate) fn bind_index_rows<'a>(
-    query: BoxedSqlQuery<'a, Pg, SqlQuery>,
-    resources: &[(i64, &IndexRows)],
-) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+pub(crate) fn bind_index_rows(query: PreparedSql, resources: &[(i64, &IndexRows)]) -> PreparedSql {
     let mut t = (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut s = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut d = (Vec::new(), Vec::new(), Vec::new(), Vec::new());

@@ -14,6 +14,7 @@ mod error;
 mod index;
 mod ledger;
 mod migrate;
+mod prepared;
 mod reindex;
 mod schema;
 mod search;

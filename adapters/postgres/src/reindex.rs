@@ -7,6 +7,7 @@ use diesel::PgConnection;
 use fhir_profiles::search::IndexRows;
 
 use crate::index::{bind_index_rows, index_ctes};
+use crate::prepared::PreparedSql;
 use crate::{PgStore, StoreError};
 
 /// Resources rebuilt per transaction.
@@ -93,9 +94,7 @@ fn live_batch(conn: &mut PgConnection, after: i64) -> Result<Vec<LiveRow>, Store
 
 fn replace_rows(conn: &mut PgConnection, res_id: i64, index: &IndexRows) -> Result<(), StoreError> {
     let sql = format!("WITH {} SELECT 1", index_ctes("2", "$1", 2));
-    let query = diesel::sql_query(sql)
-        .into_boxed()
-        .bind::<BigInt, _>(res_id);
+    let query = PreparedSql::new(sql).bind::<BigInt, _>(res_id);
     bind_index_rows(query, &[(res_id, index)]).execute(conn)?;
     Ok(())
 }

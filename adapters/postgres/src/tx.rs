@@ -15,6 +15,7 @@ use fhir_profiles::search::IndexRows;
 use fhir_profiles::search::query::{Criterion, SearchRequest, Visibility};
 
 use crate::index::{bind_index_rows, index_write_ctes};
+use crate::prepared::PreparedSql;
 use crate::schema::{resource_versions, resources};
 use crate::search::SearchPage;
 use crate::StoreError;
@@ -543,13 +544,12 @@ impl<'c> Tx<'c> {
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
             index_write_ctes()
         );
-        let query = diesel::sql_query(sql)
-            .into_boxed()
-            .bind::<Text, _>(resource_type)
-            .bind::<Text, _>(id)
+        let query = PreparedSql::new(sql)
+            .bind::<Text, _>(resource_type.to_string())
+            .bind::<Text, _>(id.to_string())
             .bind::<BigInt, _>(version.version_id)
             .bind::<Timestamptz, _>(version.ts)
-            .bind::<Text, _>(version.method.as_str())
+            .bind::<Text, _>(version.method.as_str().to_string())
             .bind::<Nullable<Text>, _>(content.clone())
             .bind::<BigInt, _>(version.res_id);
         let row =
