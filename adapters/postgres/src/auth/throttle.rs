@@ -36,14 +36,6 @@ struct CountedRequest {
 }
 
 #[derive(QueryableByName)]
-struct Counted {
-    #[diesel(sql_type = Integer)]
-    failures: i32,
-    #[diesel(sql_type = Nullable<Timestamptz>)]
-    locked_now: Option<DateTime<Utc>>,
-}
-
-#[derive(QueryableByName)]
 struct Locked {
     #[diesel(sql_type = Nullable<Timestamptz>)]
     until: Option<DateTime<Utc>>,
@@ -74,34 +66,24 @@ impl PgStore {
         window_seconds: i64,
         lock_seconds: i64,
     ) -> Result<FailureCount, StoreError> {
-        let counted: Counted = diesel::sql_query(
-            "INSERT INTO sign_in_throttle AS t (key, failures, window_start) \
-             VALUES ($1, 1, now()) \
-             ON CONFLICT (key) DO UPDATE SET \
-               failures = CASE WHEN t.window_start < now() - make_interval(secs => $3) \
-                               THEN 1 ELSE t.failures + 1 END, \
-               window_start = CASE WHEN t.window_start < now() - make_interval(secs => $3) \
-                                   THEN now() ELSE t.window_start END \
-             RETURNING failures, \
-               CASE WHEN failures >= $2 THEN now() + make_interval(secs => $4) END AS locked_now",
+        let failures = self.count_request(key, window_seconds)?.requests;
+        if failures < max_failures {
+            return Ok(FailureCount {
+                failures,
+                locked_until: None,
+            });
+        }
+        let locked: Locked = diesel::sql_query(
+            "UPDATE sign_in_throttle \
+             SET locked_until = now() + make_interval(secs => $2), failures = 0, window_start = now() \
+             WHERE key = $1 RETURNING locked_until AS until",
         )
         .bind::<Text, _>(key)
-        .bind::<Integer, _>(max_failures)
-        .bind::<BigInt, _>(window_seconds)
         .bind::<BigInt, _>(lock_seconds)
         .get_result(&mut *self.conn()?)?;
-        if let Some(until) = counted.locked_now {
-            diesel::sql_query(
-                "UPDATE sign_in_throttle SET locked_until = $2, failures = 0, window_start = now() \
-                 WHERE key = $1",
-            )
-            .bind::<Text, _>(key)
-            .bind::<Timestamptz, _>(until)
-            .execute(&mut *self.conn()?)?;
-        }
         Ok(FailureCount {
-            failures: counted.failures,
-            locked_until: counted.locked_now,
+            failures,
+            locked_until: locked.until,
         })
     }
 
