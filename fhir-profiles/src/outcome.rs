@@ -154,7 +154,7 @@ impl Issue {
 
 /// `text` as a FHIR string may hold it: control characters other than tab,
 /// line feed and carriage return (which FHIR strings and XML 1.0 both
-/// refuse) written out as `\u{…}`. Diagnostics often quote what a client
+/// refuse), and DEL, U+FFFE and U+FFFF, written out as `\u{…}`. Diagnostics often quote what a client
 /// sent, and an outcome that could not be rendered in XML would reach an XML
 /// client as JSON.
 pub fn fhir_string(text: &str) -> String {

@@ -76,28 +76,44 @@ impl Query for PreparedSql {
 impl<Conn> RunQueryDsl<Conn> for PreparedSql {}
 
 impl QueryFragment<Pg> for PreparedSql {
-    /// The text with each `$n` handed to diesel as the n-th value, so diesel
-    /// numbers the parameters itself (and a number used twice is bound twice).
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let mut rest: &str = &self.text;
-        while let Some(at) = rest.find('$') {
-            let digits = rest[at + 1..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-            let Ok(number) = rest[at + 1..at + 1 + digits].parse::<usize>() else {
-                out.push_sql(&rest[..=at]);
-                rest = &rest[at + 1..];
-                continue;
-            };
-            out.push_sql(&rest[..at]);
-            let bind = self.binds.get(number.wrapping_sub(1)).ok_or_else(|| {
-                diesel::result::Error::QueryBuilderError(format!("no value for ${number}").into())
-            })?;
-            bind.push(out.reborrow())?;
-            rest = &rest[at + 1 + digits..];
-        }
-        out.push_sql(rest);
-        Ok(())
+    fn walk_ast<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        push_numbered(&self.text, out, |number, out| {
+            self.binds
+                .get(number.wrapping_sub(1))
+                .ok_or_else(|| no_value(number))?
+                .push(out)
+        })
     }
+}
+
+/// Pushes `text` with each `$n` handed to `bind` as the n-th value, so diesel
+/// numbers the parameters itself (a number used twice is bound twice) and
+/// may cache the statement. A `$` not followed by digits stays text.
+pub(crate) fn push_numbered<'b>(
+    text: &'b str,
+    mut out: AstPass<'_, 'b, Pg>,
+    mut bind: impl FnMut(usize, AstPass<'_, 'b, Pg>) -> QueryResult<()>,
+) -> QueryResult<()> {
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        let digits = rest[at + 1..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        let Ok(number) = rest[at + 1..at + 1 + digits].parse::<usize>() else {
+            out.push_sql(&rest[..=at]);
+            rest = &rest[at + 1..];
+            continue;
+        };
+        out.push_sql(&rest[..at]);
+        bind(number, out.reborrow())?;
+        rest = &rest[at + 1 + digits..];
+    }
+    out.push_sql(rest);
+    Ok(())
+}
+
+/// A placeholder without its value.
+pub(crate) fn no_value(number: usize) -> diesel::result::Error {
+    diesel::result::Error::QueryBuilderError(format!("no value for ${number}").into())
 }

@@ -12,6 +12,7 @@ use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamptz, Untyped};
 use diesel::{QueryResult, RunQueryDsl};
 
 use crate::index::pg_text;
+use crate::prepared::{no_value, push_numbered};
 
 /// A value bound to a `$n` parameter.
 #[derive(Debug, Clone)]
@@ -154,7 +155,8 @@ fn cacheable_shape(text: &str) -> bool {
 }
 
 /// [`Sql`] as a diesel query. Its `$n` placeholders are handed to diesel one by one, in
-/// the order they appear, so diesel numbers them itself and may cache the statement.
+/// the order they appear ([`push_numbered`]), so diesel numbers them itself and may cache
+/// the statement.
 pub(crate) struct CachedQuery<'a> {
     text: Cow<'a, str>,
     binds: &'a [Bind],
@@ -177,36 +179,20 @@ impl QueryFragment<Pg> for CachedQuery<'_> {
         if !self.cacheable {
             out.unsafe_to_cache_prepared();
         }
-        let mut rest: &str = &self.text;
-        while let Some(at) = rest.find('$') {
-            let digits = rest[at + 1..]
-                .bytes()
-                .take_while(u8::is_ascii_digit)
-                .count();
-            let number: usize = match rest[at + 1..at + 1 + digits].parse() {
-                Ok(n) => n,
-                Err(_) => {
-                    out.push_sql(&rest[..=at]);
-                    rest = &rest[at + 1..];
-                    continue;
-                }
-            };
-            out.push_sql(&rest[..at]);
-            let bind = self.binds.get(number.wrapping_sub(1)).ok_or_else(|| {
-                diesel::result::Error::QueryBuilderError(format!("no value for ${number}").into())
-            })?;
-            match bind {
-                Bind::Text(v) => out.push_bind_param::<Text, _>(v)?,
-                Bind::Texts(v) => out.push_bind_param::<Array<Text>, _>(v)?,
-                Bind::Ints(v) => out.push_bind_param::<Array<Integer>, _>(v)?,
-                Bind::BigInt(v) => out.push_bind_param::<BigInt, _>(v)?,
-                Bind::BigInts(v) => out.push_bind_param::<Array<BigInt>, _>(v)?,
-                Bind::Instant(v) => out.push_bind_param::<Timestamptz, _>(v)?,
+        push_numbered(&self.text, out, |number, mut out| {
+            match self
+                .binds
+                .get(number.wrapping_sub(1))
+                .ok_or_else(|| no_value(number))?
+            {
+                Bind::Text(v) => out.push_bind_param::<Text, _>(v),
+                Bind::Texts(v) => out.push_bind_param::<Array<Text>, _>(v),
+                Bind::Ints(v) => out.push_bind_param::<Array<Integer>, _>(v),
+                Bind::BigInt(v) => out.push_bind_param::<BigInt, _>(v),
+                Bind::BigInts(v) => out.push_bind_param::<Array<BigInt>, _>(v),
+                Bind::Instant(v) => out.push_bind_param::<Timestamptz, _>(v),
             }
-            rest = &rest[at + 1 + digits..];
-        }
-        out.push_sql(rest);
-        Ok(())
+        })
     }
 }
 
