@@ -552,12 +552,15 @@ fn a_replica_or_the_database_leader_killed_under_load_loses_no_acknowledged_writ
         "BEGIN; LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE",
     )
     .expect("the trail locked");
+    // Released at the first refusal: creates wait for the lock inside their
+    // own transaction, and a stall longer than the clients' 30 s timeout
+    // (seen once in CI while waiting for six refusals) cuts them client-side.
     wait_until("reads refused while the trail stalls", wait, || {
         seen.errors_in(stalled_at, Instant::now())
             .iter()
             .filter(|e| e.starts_with("503"))
             .count()
-            >= 6
+            >= 1
     });
     diesel::connection::SimpleConnection::batch_execute(&mut conn, "ROLLBACK")
         .expect("the trail released");
